@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch==2.13.0 is the CPU wheel these machines keep on disk; elsewhere pip takes
+# the plain wheel from PyPI. Installed first so that no dependency pulls another build.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet "torch==2.13.0" || $(BIN)/pip install --quiet "torch>=2.4"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/n2n-core run presets/quickstart.yaml
+
+test: setup
+	$(BIN)/ruff check n2n_core n2n_tui tests benchmarks
+	$(BIN)/ruff format --check n2n_core n2n_tui tests benchmarks
+	$(BIN)/python -m pytest
+
+format: setup
+	$(BIN)/ruff format n2n_core n2n_tui tests benchmarks
+	$(BIN)/ruff check --fix n2n_core n2n_tui tests benchmarks
+
+bench: setup
+	$(BIN)/n2n-core bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,304 @@
+"""Presets: YAML files validated by pydantic models.
+
+A preset is data, not code. Unknown keys and bad values are errors that name the
+key (``noise.sigma: unknown key``). ``--set a.b=c`` overrides any key by dotted
+path before validation, so an override is checked exactly like the file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Range = tuple[float, float]
+
+
+def _check_range(v: Range, lo: float, hi: float) -> Range:
+    a, b = v
+    if not (lo <= a <= b <= hi):
+        raise ValueError(f"must be [min, max] with {lo} <= min <= max <= {hi}")
+    return v
+
+
+class GaussianNoise(_Strict):
+    """Additive white Gaussian noise; sigmas on the 0..255 scale."""
+
+    type: Literal["gaussian"] = "gaussian"
+    train_sigma: Range = (0.0, 50.0)
+    val_sigma: float = Field(25.0, ge=0, le=255)
+
+    @field_validator("train_sigma")
+    @classmethod
+    def _r(cls, v: Range) -> Range:
+        return _check_range(v, 0.0, 255.0)
+
+
+class PoissonNoise(_Strict):
+    """Shot noise ``poisson(lam * (x + 0.5)) / lam - 0.5`` (the reference's form)."""
+
+    type: Literal["poisson"] = "poisson"
+    train_lam: Range = (0.001, 50.0)
+    val_lam: float = Field(30.0, gt=0, le=1e6)
+
+    @field_validator("train_lam")
+    @classmethod
+    def _r(cls, v: Range) -> Range:
+        if v[0] <= 0:
+            raise ValueError("lam must be > 0")
+        return _check_range(v, 0.0, 1e6)
+
+
+class TextNoise(_Strict):
+    """Random strings drawn over the image until a fraction of pixels is covered."""
+
+    type: Literal["text"] = "text"
+    train_coverage: Range = (0.0, 0.5)
+    val_coverage: float = Field(0.25, ge=0, le=0.95)
+
+    @field_validator("train_coverage")
+    @classmethod
+    def _r(cls, v: Range) -> Range:
+        return _check_range(v, 0.0, 0.95)
+
+
+class ImpulseNoise(_Strict):
+    """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour."""
+
+    type: Literal["impulse"] = "impulse"
+    train_p: Range = (0.0, 0.95)
+    val_p: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("train_p")
+    @classmethod
+    def _r(cls, v: Range) -> Range:
+        return _check_range(v, 0.0, 1.0)
+
+
+class BernoulliSpectralNoise(_Strict):
+    """MRI: k-space undersampling with a keep-probability falling off from the centre."""
+
+    type: Literal["bernoulli_spectral"] = "bernoulli_spectral"
+    p_at_edge: float = Field(0.025, gt=0, le=1)
+
+
+class NoNoise(_Strict):
+    """No synthetic corruption: the data is already noisy (own-data modes)."""
+
+    type: Literal["none"] = "none"
+
+
+NoiseConfig = Annotated[
+    GaussianNoise | PoissonNoise | TextNoise | ImpulseNoise | BernoulliSpectralNoise | NoNoise,
+    Field(discriminator="type"),
+]
+
+
+class DataConfig(_Strict):
+    train: str = "builtin:photos"
+    val: str | None = "builtin:photos-val"
+    val_max_images: int | None = Field(None, ge=1)
+    samples: int = Field(3, ge=0, le=64)
+
+
+class TrainConfig(_Strict):
+    steps: int = Field(..., ge=1)
+    batch: int = Field(4, ge=1, le=4096)
+    crop: int = Field(256, ge=32, le=4096)
+    lr: float = Field(3e-4, gt=0, le=1.0)
+    rampdown: float = Field(0.3, ge=0, le=1)
+    rampup: float = Field(0.0, ge=0, le=1)
+    seed: int = Field(0, ge=0)
+    val_every: int = Field(1000, ge=0)
+    snapshot_every: int = Field(0, ge=0)
+    log_every: int = Field(10, ge=1)
+    loss: Literal["auto", "l2", "l1", "l0"] = "auto"
+
+    @field_validator("crop")
+    @classmethod
+    def _crop32(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError("must be a multiple of 32 (the U-Net pools five times)")
+        return v
+
+    @field_validator("lr")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _ramps(self) -> TrainConfig:
+        if self.rampup + self.rampdown > 1:
+            raise ValueError("rampup + rampdown must not exceed 1")
+        return self
+
+
+class RuntimeConfig(_Strict):
+    device: Literal["auto", "cpu", "cuda", "npu", "mps"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    math: Literal["high_precision", "high_performance"] = "high_performance"
+    nproc: int = Field(1, ge=1, le=1024)
+    nnodes: int = Field(1, ge=1)
+    node_rank: int = Field(0, ge=0)
+    rdzv_endpoint: str | None = None
+    threads: int | None = Field(None, ge=1, le=1024)
+    channels_last: bool = True
+    compile: bool = False
+
+
+class Preset(_Strict):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    description: str = ""
+    task: Literal["image", "mri"] = "image"
+    noise: NoiseConfig = Field(default_factory=GaussianNoise)
+    targets: Literal["noisy", "clean"] = "noisy"
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Preset:
+        if self.noise.type == "bernoulli_spectral" and self.task != "mri":
+            raise ValueError("noise.type bernoulli_spectral needs task: mri")
+        if self.runtime.node_rank >= self.runtime.nnodes:
+            raise ValueError("runtime.node_rank must be < runtime.nnodes")
+        return self
+
+    def resolved_loss(self) -> str:
+        """The paper's loss for the noise when ``train.loss: auto``."""
+        if self.train.loss != "auto":
+            return self.train.loss
+        return {"text": "l1", "impulse": "l0"}.get(self.noise.type, "l2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------------
+# loading, overrides, error messages
+
+
+def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        # pydantic inserts the discriminator value of a tagged union ("gaussian")
+        # into the location; it is not a key the user wrote.
+        if isinstance(node, dict) and item not in node and isinstance(item, str):
+            if item in ("gaussian", "poisson", "text", "impulse", "bernoulli_spectral", "none"):
+                continue
+        parts.append(str(item))
+        node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def format_validation_error(err: ValidationError, data: Any, source: str) -> str:
+    first = err.errors()[0]
+    loc = _format_loc(tuple(first["loc"]), data)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind == "union_tag_invalid":
+        msg = (
+            "unsupported value "
+            f"{first.get('input', {}).get('type')!r}; expected one of: "
+            "gaussian, poisson, text, impulse, bernoulli_spectral, none"
+        )
+        loc = loc + ".type" if not loc.endswith(".type") else loc
+    elif kind == "union_tag_not_found":
+        msg = "needs a 'type' key"
+    else:
+        msg = first["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if "input" in first and kind.startswith("literal"):
+            msg = f"unsupported value {first['input']!r}; {msg[0].lower() + msg[1:]}"
+    more = len(err.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {loc}: {msg}{tail}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=200")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise UserError(f"--set {text!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"--set {text!r}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def validate_preset(data: Any, source: str = "preset") -> Preset:
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise UserError(f"{source}: expected a mapping of preset keys at top level, got {kind}")
+    try:
+        return Preset.model_validate(data)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, data, source)) from None
+
+
+def read_preset_data(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: preset file not found")
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory, expected a preset .yaml file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{p}: cannot read preset ({e.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise UserError(f"{p}: YAML syntax error{where}: {problem}") from None
+    if data is None or not isinstance(data, dict):
+        kind = "empty file" if data is None else f"a {type(data).__name__}"
+        raise UserError(f"{p}: expected a mapping of preset keys at top level, got {kind}")
+    return data
+
+
+def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
+    data = read_preset_data(path)
+    data = apply_overrides(data, list(overrides or []))
+    return validate_preset(data, str(path))
+
+
+def dump_preset(preset: Preset) -> str:
+    return yaml.safe_dump(preset.to_dict(), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,15 @@
+"""Training and validation data: image files, packed sets, the built-in photos."""
+
+from .images import list_images, load_image, save_image
+from .sources import CropSampler, ValImage, load_images, open_train, open_val
+
+__all__ = [
+    "CropSampler",
+    "ValImage",
+    "list_images",
+    "load_image",
+    "load_images",
+    "open_train",
+    "open_val",
+    "save_image",
+]

@@ -1,0 +1,42 @@
+"""The embedded default data set: the colour photographs scikit-image ships.
+
+``builtin:photos`` trains on six of them; ``builtin:photos-val`` holds three
+back (never seen in training) for validation. The files are read from the
+installed package's ``data`` folder, so no download is ever needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from ..errors import UserError
+
+TRAIN = (
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "retina.jpg",
+    "rocket.jpg",
+)
+VAL = ("astronaut.png", "chelsea.png", "coffee.png")
+
+
+def skimage_data_dir() -> Path:
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("builtin:photos needs scikit-image (pip install scikit-image)")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def builtin_files(name: str) -> list[Path]:
+    table = {"photos": TRAIN, "photos-val": VAL, "photos-all": TRAIN + VAL}
+    if name not in table:
+        raise UserError(f"builtin:{name}: unknown built-in data set (have: {', '.join(table)})")
+    root = skimage_data_dir()
+    files = [root / f for f in table[name]]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise UserError(f"{missing[0]}: built-in photo missing from the scikit-image install")
+    return files

@@ -1,0 +1,105 @@
+"""Devices, precision and the distributed backend for each device.
+
+``auto`` picks the best present device: cuda, then npu (Ascend, through the
+optional ``torch_npu`` package), then mps, then cpu.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import torch
+
+from .errors import UserError
+
+BACKENDS = {"cpu": "gloo", "cuda": "nccl", "npu": "hccl", "mps": "gloo"}
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _npu_available() -> bool:
+    try:
+        importlib.import_module("torch_npu")
+    except Exception:
+        return False
+    return bool(getattr(torch, "npu", None) and torch.npu.is_available())
+
+
+def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
+    """A concrete torch.device for ``auto|cpu|cuda|npu|mps``; absent hardware is a UserError."""
+    if kind == "auto":
+        if torch.cuda.is_available():
+            kind = "cuda"
+        elif _npu_available():
+            kind = "npu"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            kind = "mps"
+        else:
+            kind = "cpu"
+    if kind == "cpu":
+        return torch.device("cpu")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("runtime.device: cuda requested but no CUDA device is available")
+        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    if kind == "npu":
+        try:
+            importlib.import_module("torch_npu")
+        except ImportError:
+            raise UserError(
+                "runtime.device: npu needs the torch_npu package (pip install 'n2n[npu]' on an Ascend host)"
+            ) from None
+        if not torch.npu.is_available():
+            raise UserError("runtime.device: npu requested but no Ascend NPU is available")
+        return torch.device("npu", local_rank % max(torch.npu.device_count(), 1))
+    if kind == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError("runtime.device: mps requested but Metal is not available")
+        return torch.device("mps")
+    raise UserError(f"runtime.device: unsupported device {kind!r}")
+
+
+def backend_for(device: torch.device) -> str:
+    return BACKENDS.get(device.type, "gloo")
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """Fail early, with the key named, where a device cannot run a precision."""
+    dtype = AUTOCAST_DTYPES[precision]
+    if dtype is None:
+        return
+    try:
+        with torch.autocast(device.type, dtype=dtype):
+            a = torch.ones(2, 2, device=device)
+            (a @ a).sum().item()
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise UserError(
+            f"runtime.precision: {precision} is not supported on {device.type} ({str(e).splitlines()[0][:120]})"
+        ) from None
+
+
+def apply_math_mode(device: torch.device, math: str) -> None:
+    """The seed's --op-select-implmode: high_precision keeps full fp32 math."""
+    fast = math == "high_performance"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = fast
+        torch.backends.cudnn.allow_tf32 = fast
+        torch.backends.cudnn.benchmark = fast
+    elif device.type == "npu":  # pragma: no cover - needs Ascend hardware
+        npu = getattr(torch, "npu", None)
+        if npu is not None and hasattr(npu, "config"):
+            npu.config.allow_internal_format = fast
+            if hasattr(npu, "matmul"):
+                npu.matmul.allow_hf32 = fast
+            if hasattr(npu.conv, "allow_hf32"):
+                npu.conv.allow_hf32 = fast
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+        return
+    # Under torchrun several ranks share the cores; give each its share.
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))

@@ -1,0 +1,87 @@
+"""The paper's U-Net (Lehtinen et al. 2018, appendix table; NVlabs ``autoencoder``).
+
+Encoder: 48 features, 3x3 convolutions, five 2x2 max-pools. Decoder: 96 features,
+nearest-neighbour x2 upsampling with skip concatenation (the last one with the
+raw input), then 64 -> 32 -> a linear output layer. LeakyReLU(0.1) everywhere
+else; He-normal weights with zero biases, the output layer with gain 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=3, padding=1)
+
+
+class UNet(nn.Module):
+    def __init__(self, in_channels: int = 3, out_channels: int | None = None):
+        super().__init__()
+        cin, cout = in_channels, out_channels or in_channels
+        self.in_channels, self.out_channels = cin, cout
+        self.enc_conv0 = _conv(cin, 48)
+        self.enc_conv1 = _conv(48, 48)
+        self.enc_conv2 = _conv(48, 48)
+        self.enc_conv3 = _conv(48, 48)
+        self.enc_conv4 = _conv(48, 48)
+        self.enc_conv5 = _conv(48, 48)
+        self.enc_conv6 = _conv(48, 48)
+        self.dec_conv5 = _conv(96, 96)
+        self.dec_conv5b = _conv(96, 96)
+        self.dec_conv4 = _conv(144, 96)
+        self.dec_conv4b = _conv(96, 96)
+        self.dec_conv3 = _conv(144, 96)
+        self.dec_conv3b = _conv(96, 96)
+        self.dec_conv2 = _conv(144, 96)
+        self.dec_conv2b = _conv(96, 96)
+        self.dec_conv1a = _conv(96 + cin, 64)
+        self.dec_conv1b = _conv(64, 32)
+        self.dec_conv1 = _conv(32, cout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+                gain = 1.0 if name == "dec_conv1" else math.sqrt(2.0)
+                nn.init.normal_(m.weight, 0.0, gain / math.sqrt(fan_in))
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def act(t: torch.Tensor) -> torch.Tensor:
+            return F.leaky_relu(t, 0.1)
+
+        def up(t: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(t, scale_factor=2.0, mode="nearest")
+
+        pool = F.max_pool2d
+        x0 = x
+        x = act(self.enc_conv0(x))
+        p1 = pool(act(self.enc_conv1(x)), 2)
+        p2 = pool(act(self.enc_conv2(p1)), 2)
+        p3 = pool(act(self.enc_conv3(p2)), 2)
+        p4 = pool(act(self.enc_conv4(p3)), 2)
+        x = pool(act(self.enc_conv5(p4)), 2)
+        x = act(self.enc_conv6(x))
+
+        x = torch.cat([up(x), p4], dim=1)
+        x = act(self.dec_conv5b(act(self.dec_conv5(x))))
+        x = torch.cat([up(x), p3], dim=1)
+        x = act(self.dec_conv4b(act(self.dec_conv4(x))))
+        x = torch.cat([up(x), p2], dim=1)
+        x = act(self.dec_conv3b(act(self.dec_conv3(x))))
+        x = torch.cat([up(x), p1], dim=1)
+        x = act(self.dec_conv2b(act(self.dec_conv2(x))))
+        x = torch.cat([up(x), x0], dim=1)
+        x = act(self.dec_conv1a(x))
+        x = act(self.dec_conv1b(x))
+        return self.dec_conv1(x)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,227 @@
+"""Corruption models, as small objects with a training and a validation draw.
+
+Images live in [-0.5, 0.5] (the reference's convention); noise is added in float
+and never clipped. ``train`` corrupts a batch (N, C, H, W) on its own device with
+a per-image random strength, the way the reference draws sigma / lambda per
+image; ``val`` corrupts one (C, H, W) numpy image at the fixed validation
+strength from a seeded ``numpy.random.Generator``, so validation is reproducible
+to the bit.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .config import (
+    BernoulliSpectralNoise,
+    GaussianNoise,
+    ImpulseNoise,
+    NoNoise,
+    PoissonNoise,
+    TextNoise,
+)
+
+
+def _uniform_per_image(
+    n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    u = torch.rand((n, 1, 1, 1), generator=gen, device=device)
+    return lo + (hi - lo) * u
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """x + N(0, sigma^2); sigma ~ U[train_sigma] / 255 per training image."""
+
+    train_sigma: tuple[float, float] = (0.0, 50.0)
+    val_sigma: float = 25.0
+    name: str = "gaussian"
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
+        lo, hi = self.train_sigma
+        sigma = _uniform_per_image(x.shape[0], lo / 255.0, hi / 255.0, gen, x.device)
+        noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+        return noise.mul_(sigma).add_(x)
+
+    def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return (
+            x + rng.standard_normal(x.shape, dtype=np.float32) * (self.val_sigma / 255.0)
+        ).astype(np.float32)
+
+    def describe(self) -> str:
+        return f"gaussian sigma={self.val_sigma:g}"
+
+
+@dataclass(frozen=True)
+class Poisson:
+    """poisson(lam * (x + 0.5)) / lam - 0.5; lam ~ U[train_lam] per training image."""
+
+    train_lam: tuple[float, float] = (0.001, 50.0)
+    val_lam: float = 30.0
+    name: str = "poisson"
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
+        lo, hi = self.train_lam
+        lam = _uniform_per_image(x.shape[0], lo, hi, gen, x.device)
+        rate = (x + 0.5).clamp_min_(0.0) * lam
+        return torch.poisson(rate, generator=gen).div_(lam).sub_(0.5)
+
+    def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        lam = self.val_lam
+        rate = np.maximum(x + 0.5, 0.0) * lam
+        return (rng.poisson(rate) / lam - 0.5).astype(np.float32)
+
+    def describe(self) -> str:
+        return f"poisson lambda={self.val_lam:g}"
+
+
+@dataclass(frozen=True)
+class Impulse:
+    """Random-valued impulse noise: each pixel, with probability p, gets a uniform random colour."""
+
+    train_p: tuple[float, float] = (0.0, 0.95)
+    val_p: float = 0.5
+    name: str = "impulse"
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
+        n, c, h, w = x.shape
+        p = _uniform_per_image(n, *self.train_p, gen, x.device)
+        hit = torch.rand((n, 1, h, w), generator=gen, device=x.device) < p
+        colours = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) - 0.5
+        return torch.where(hit, colours, x)
+
+    def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        c, h, w = x.shape
+        hit = rng.random((1, h, w)) < self.val_p
+        colours = rng.random((c, h, w), dtype=np.float32) - 0.5
+        return np.where(hit, colours, x).astype(np.float32)
+
+    def describe(self) -> str:
+        return f"impulse p={self.val_p:g}"
+
+
+_ALPHABET = string.ascii_letters + string.digits + string.punctuation + " "
+
+
+@lru_cache(maxsize=64)
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: fixed bitmap font
+        return ImageFont.load_default()
+
+
+def text_overlay(
+    h: int, w: int, coverage: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random strings (random length, size, colour, place) until ``coverage`` of pixels is hidden.
+
+    Returns (mask (h, w) bool, colours (3, h, w) float32 in [-0.5, 0.5]).
+    """
+    from PIL import Image, ImageDraw
+
+    mask_img = Image.new("L", (w, h), 0)
+    col_img = Image.new("RGB", (w, h), (0, 0, 0))
+    dm, dc = ImageDraw.Draw(mask_img), ImageDraw.Draw(col_img)
+    target = coverage * h * w
+    covered = 0.0
+    lo = max(6, min(h, w) // 24)
+    hi = max(lo + 1, min(h, w) // 5)
+    for i in range(10_000):
+        if covered >= target:
+            break
+        size = int(rng.integers(lo, hi))
+        n = int(rng.integers(3, 16))
+        text = "".join(_ALPHABET[j] for j in rng.integers(0, len(_ALPHABET), n))
+        xy = (int(rng.integers(-w // 8, w)), int(rng.integers(-size // 2, h)))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        font = _font(size)
+        dm.text(xy, text, fill=255, font=font)
+        dc.text(xy, text, fill=colour, font=font)
+        if i % 4 == 3 or target - covered < 0.05 * h * w:
+            covered = float(np.count_nonzero(np.asarray(mask_img) > 127))
+    mask = np.asarray(mask_img) > 127
+    colours = np.asarray(col_img, dtype=np.float32).transpose(2, 0, 1) / 255.0 - 0.5
+    return mask, colours
+
+
+@dataclass(frozen=True)
+class Text:
+    """Text overlay: random strings covering a fraction of the image (the paper's Sec. 3.2)."""
+
+    train_coverage: tuple[float, float] = (0.0, 0.5)
+    val_coverage: float = 0.25
+    name: str = "text"
+
+    def _apply(self, x: np.ndarray, coverage: float, rng: np.random.Generator) -> np.ndarray:
+        c, h, w = x.shape
+        mask, colours = text_overlay(h, w, coverage, rng)
+        if c != 3:
+            colours = colours.mean(axis=0, keepdims=True).repeat(c, axis=0)
+        return np.where(mask[None], colours, x).astype(np.float32)
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
+        # Text is rasterised with PIL on the CPU; the batch goes back to its device.
+        arr = x.detach().float().cpu().numpy()
+        out = np.empty_like(arr)
+        for i in range(arr.shape[0]):
+            out[i] = self._apply(arr[i], float(rng.uniform(*self.train_coverage)), rng)
+        return torch.from_numpy(out).to(x.device, x.dtype)
+
+    def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self._apply(x, self.val_coverage, rng)
+
+    def describe(self) -> str:
+        return f"text coverage={self.val_coverage:g}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """No synthetic noise: the data is already corrupted."""
+
+    name: str = "none"
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
+        return x.clone()
+
+    def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return x.astype(np.float32, copy=True)
+
+    def describe(self) -> str:
+        return "none"
+
+
+def make_noise(cfg) -> Gaussian | Poisson | Impulse | Text | Identity:
+    """The noise object for a preset's ``noise:`` section."""
+    if isinstance(cfg, GaussianNoise):
+        return Gaussian(tuple(cfg.train_sigma), cfg.val_sigma)
+    if isinstance(cfg, PoissonNoise):
+        return Poisson(tuple(cfg.train_lam), cfg.val_lam)
+    if isinstance(cfg, ImpulseNoise):
+        return Impulse(tuple(cfg.train_p), cfg.val_p)
+    if isinstance(cfg, TextNoise):
+        return Text(tuple(cfg.train_coverage), cfg.val_coverage)
+    if isinstance(cfg, NoNoise):
+        return Identity()
+    if isinstance(cfg, BernoulliSpectralNoise):
+        raise ValueError("bernoulli_spectral is the MRI corruption; see n2n_core.mri")
+    raise ValueError(f"unknown noise {cfg!r}")
+
+
+def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text | Identity:
+    """For the CLI's ``--noise``: ``gaussian``, ``poisson``, ``text``, ``impulse`` or ``none``."""
+    table = {
+        "gaussian": GaussianNoise,
+        "poisson": PoissonNoise,
+        "text": TextNoise,
+        "impulse": ImpulseNoise,
+        "none": NoNoise,
+    }
+    return make_noise(table[name](**params))

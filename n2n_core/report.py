@@ -1,0 +1,131 @@
+"""Headless views of run folders: the ``runs`` table and ``replay`` (rich)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .console import fmt_duration
+from .runs import (
+    MetricsSummary,
+    RunSummary,
+    read_metrics,
+    replay_records,
+    resolve_run_dir,
+    summarize_run,
+)
+
+STATUS_STYLE = {
+    "running": "bold cyan",
+    "finished": "green",
+    "failed": "bold red",
+    "stopped": "yellow",
+    "interrupted": "magenta",
+}
+
+
+def _db(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "—"
+    return fmt_duration(time.time() - float(ts)) + " ago"
+
+
+def runs_table(runs: list[RunSummary], results_dir, console: Console | None = None) -> None:
+    console = console or Console()
+    if not runs:
+        console.print(f"no runs in {results_dir}")
+        return
+    t = Table(title=f"runs in {results_dir}", header_style="bold")
+    for col in (
+        "id",
+        "name",
+        "status",
+        "device",
+        "step",
+        "best dB",
+        "last dB",
+        "ms/step",
+        "started",
+    ):
+        t.add_column(
+            col,
+            justify="right" if col in ("id", "step", "best dB", "last dB", "ms/step") else "left",
+        )
+    for r in runs:
+        total = f"/{r.total_steps}" if r.total_steps else ""
+        t.add_row(
+            f"{r.run_id:05d}",
+            r.name,
+            f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]",
+            f"{r.device} x{r.world_size}",
+            f"{r.step}{total}",
+            _db(r.best_psnr),
+            _db(r.last_psnr),
+            "—" if r.ms_per_step is None else f"{r.ms_per_step:.1f}",
+            _age(r.started),
+        )
+    console.print(t)
+
+
+def _summary_table(agg: MetricsSummary, total: int | None, name: str) -> Table:
+    t = Table(title=name, show_header=False, box=None, padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("step", f"{agg.step}" + (f" / {total}" if total else ""))
+    t.add_row("loss", "—" if agg.last_loss is None else f"{agg.last_loss:.5f}")
+    t.add_row("lr", "—" if agg.lr is None else f"{agg.lr:.2e}")
+    t.add_row("ms/step", "—" if agg.ms_per_step is None else f"{agg.ms_per_step:.1f}")
+    t.add_row("PSNR last / best", f"{_db(agg.last_psnr)} / {_db(agg.best_psnr)} dB")
+    t.add_row("noisy input PSNR", f"{_db(agg.input_psnr)} dB")
+    return t
+
+
+def replay(run_dir: str | Path, speed: float = 0.0, console: Console | None = None) -> int:
+    """Play a run's metrics log; ``speed`` 0 shows the final state at once."""
+    console = console or Console()
+    path = resolve_run_dir(run_dir)
+    summary = summarize_run(path)
+    records = read_metrics(path / "metrics.jsonl")
+    agg = MetricsSummary()
+    name = f"{path.name} ({summary.status})"
+    if speed <= 0:
+        agg.feed(records)
+        _print_vals(console, records)
+        console.print(_summary_table(agg, summary.total_steps, name))
+        return 0
+    with Live(
+        _summary_table(agg, summary.total_steps, name), console=console, refresh_per_second=8
+    ) as live:
+        for rec in replay_records(records, speed):
+            agg.feed([rec])
+            if rec.get("kind") == "val":
+                live.console.print(f"step {rec.get('step')}: val PSNR {_db(rec.get('psnr'))} dB")
+            elif rec.get("kind") == "event":
+                live.console.print(f"step {rec.get('step')}: {rec.get('msg')}")
+            live.update(_summary_table(agg, summary.total_steps, name))
+    return 0
+
+
+def _print_vals(console: Console, records: list[dict]) -> None:
+    vals = [r for r in records if r.get("kind") == "val"]
+    if not vals:
+        return
+    t = Table(title="validation", header_style="bold")
+    t.add_column("step", justify="right")
+    t.add_column("PSNR dB", justify="right")
+    t.add_column("input dB", justify="right")
+    step = max(1, len(vals) // 20)  # at most ~20 rows for long runs
+    shown = vals[::step]
+    if shown[-1] is not vals[-1]:
+        shown.append(vals[-1])
+    for r in shown:
+        t.add_row(str(r.get("step")), _db(r.get("psnr")), _db(r.get("input_psnr")))
+    console.print(t)

@@ -1,0 +1,225 @@
+"""Snapshots: safetensors files holding weights and, for resuming, the whole training state.
+
+Nothing here ever unpickles: tensors are read with safetensors, everything else
+is JSON in the safetensors metadata. A snapshot holds
+
+- ``net.*``: the network weights (all that ``validate``/``infer``/``freeze`` read);
+- ``optim.*``: Adam's moments and step counts, per parameter;
+- ``rng.torch``: the global torch RNG state; numpy's and Python's in metadata;
+- metadata: format, step, the resolved preset, task, noise, targets, channels,
+  the last validation PSNR, optimizer hyper-parameters, the loss scaler.
+
+Writes are atomic (temp file, fsync, rename), so a crash or a full disk leaves
+the previous snapshot intact.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as st_save
+
+from .errors import UserError
+from .runs import atomic_write_bytes
+
+FORMAT = "n2n-snapshot/1"
+SNAPSHOT_RE = re.compile(r"^snapshot-(\d{8})\.safetensors$")
+
+
+def snapshot_name(step: int) -> str:
+    return f"snapshot-{step:08d}.safetensors"
+
+
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DDP / torch.compile wrappers."""
+    net = getattr(net, "module", net)
+    return getattr(net, "_orig_mod", net)
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    meta = {
+        "rng_numpy": json.dumps([np_state[0], np_state[1].tolist(), *np_state[2:]]),
+        "rng_python": json.dumps([py_state[0], list(py_state[1]), py_state[2]]),
+    }
+    return {"rng.torch": torch.get_rng_state()}, meta
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
+    if "rng_numpy" in meta:
+        s = json.loads(meta["rng_numpy"])
+        np.random.set_state((s[0], np.array(s[1], dtype=np.uint32), *s[2:]))
+    if "rng_python" in meta:
+        v, state, gauss = json.loads(meta["rng_python"])
+        random.setstate((v, tuple(state), gauss))
+
+
+def save_snapshot(
+    path: str | Path,
+    net: torch.nn.Module,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any = None,
+) -> Path:
+    """Write a snapshot atomically. ``meta`` values are stored as JSON strings."""
+    path = Path(path)
+    net = unwrap(net)
+    tensors: dict[str, torch.Tensor] = {
+        f"net.{k}": v.detach().to("cpu", torch.float32).contiguous()
+        for k, v in net.state_dict().items()
+    }
+    md: dict[str, str] = {"format": FORMAT}
+    md.update({k: json.dumps(v) for k, v in meta.items()})
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for idx, st in state["state"].items():
+            for k, v in st.items():
+                t = v if torch.is_tensor(v) else torch.tensor(v)
+                tensors[f"optim.{idx}.{k}"] = t.detach().cpu().contiguous()
+        groups = [{k: v for k, v in g.items()} for g in state["param_groups"]]
+        md["optim_groups"] = json.dumps(groups)
+        rng_t, rng_md = _rng_state()
+        tensors.update(rng_t)
+        md.update(rng_md)
+    if scaler is not None and scaler.is_enabled():
+        md["scaler"] = json.dumps(
+            {k: v for k, v in scaler.state_dict().items() if not torch.is_tensor(v)}
+        )
+    atomic_write_bytes(path, st_save(tensors, metadata=md))
+    return path
+
+
+@dataclass
+class Snapshot:
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]  # decoded JSON values
+    raw_meta: dict[str, str]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta.get("step", 0))
+
+    @property
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k[4:]: v for k, v in self.tensors.items() if k.startswith("net.")}
+
+    @property
+    def in_channels(self) -> int:
+        w = self.tensors.get("net.enc_conv0.weight")
+        return int(w.shape[1]) if w is not None else int(self.meta.get("in_channels", 3))
+
+    @property
+    def preset(self) -> dict[str, Any]:
+        p = self.meta.get("preset")
+        return p if isinstance(p, dict) else {}
+
+
+def read_snapshot(path: str | Path, weights_only: bool = True) -> Snapshot:
+    """Read a snapshot; any problem with the file is a ``UserError`` naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: snapshot not found")
+    if p.is_dir():
+        raise UserError(f"{p}: is a folder, expected a .safetensors snapshot")
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise UserError(f"{p}: cannot read snapshot ({e.strerror})") from None
+    if size == 0:
+        raise UserError(f"{p}: snapshot is empty (0 bytes)")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise UserError(f"{p}: cannot read snapshot ({e.strerror})") from None
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise UserError(
+            f"{p}: looks like a pickle / torch.save file; refusing to unpickle it (n2n reads safetensors only)"
+        )
+    try:
+        tensors: dict[str, torch.Tensor] = {}
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            raw = dict(f.metadata() or {})
+            for k in f.keys():
+                if weights_only and not k.startswith("net."):
+                    continue
+                tensors[k] = f.get_tensor(k)
+    except Exception:  # safetensors raises several types for damaged files
+        raise UserError(f"{p}: not a valid safetensors snapshot (truncated or corrupt)") from None
+    if raw.get("format") != FORMAT or not any(k.startswith("net.") for k in tensors):
+        raise UserError(f"{p}: safetensors file is not an n2n snapshot (no n2n weights in it)")
+    meta: dict[str, Any] = {}
+    for k, v in raw.items():
+        try:
+            meta[k] = json.loads(v)
+        except ValueError:
+            meta[k] = v
+    return Snapshot(p, tensors, meta, raw)
+
+
+def load_network(path: str | Path, device: str | torch.device = "cpu"):
+    """(network, snapshot) ready for inference; wrong architecture is a ``UserError``."""
+    from .network import UNet
+
+    snap = read_snapshot(path)
+    cin = snap.in_channels
+    net = UNet(cin)
+    try:
+        net.load_state_dict(snap.weights, strict=True)
+    except RuntimeError as e:
+        first = str(e).split("\n")
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise UserError(
+            f"{snap.path}: snapshot does not match the n2n U-Net ({detail[:160]})"
+        ) from None
+    net.to(device).eval()
+    return net, snap
+
+
+def restore_training_state(
+    snap: Snapshot, net: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any = None
+) -> None:
+    """Put weights, Adam state, scaler and RNGs back exactly as they were saved."""
+    unwrap(net).load_state_dict(snap.weights, strict=True)
+    groups = json.loads(snap.raw_meta.get("optim_groups", "[]"))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in snap.tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    if groups:
+        current = optimizer.state_dict()
+        for g, saved in zip(current["param_groups"], groups, strict=False):
+            for key, val in saved.items():
+                if key != "params":
+                    g[key] = tuple(val) if key == "betas" else val
+        current["state"] = state
+        optimizer.load_state_dict(current)
+    if scaler is not None and "scaler" in snap.raw_meta and scaler.is_enabled():
+        scaler.load_state_dict(json.loads(snap.raw_meta["scaler"]))
+    restore_rng(snap.tensors, snap.raw_meta)
+
+
+def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of the periodic snapshots of a run, oldest first."""
+    d = Path(run_dir) / "snapshots"
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = SNAPSHOT_RE.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)

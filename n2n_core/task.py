@@ -1,0 +1,111 @@
+"""What a training step feeds the network and how a run is validated, per task.
+
+The training loop (``train.py``) is task-agnostic: it asks the task for the
+batch of a step, the learning rate of a step, the loss, and a validation. The
+image task lives here; the MRI task in ``mri/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Preset
+from .data.sources import open_train, open_val
+from .evaluate import ValResult, validate
+from .losses import compute_loss
+from .noise import make_noise
+from .schedule import learning_rate
+
+
+def step_seed(seed: int, rank: int, step: int, stream: int = 0) -> int:
+    """A 63-bit seed that is a pure function of (seed, rank, step, stream)."""
+    return int(
+        np.random.SeedSequence([seed, rank, step, stream]).generate_state(2, np.uint64)[0] >> 1
+    )
+
+
+class ImageTask:
+    """Synthetic-noise image denoising (Gaussian, Poisson, text, impulse)."""
+
+    channels = 3
+
+    def __init__(self, preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
+        self.preset = preset
+        self.device = device
+        self.rank = rank
+        t = preset.train
+        self.noise = make_noise(preset.noise)
+        self.loss_name = preset.resolved_loss()
+        self.sampler = open_train(preset.data.train, t.crop, self.channels)
+        self.val_images = []
+        if load_val and preset.data.val:
+            self.val_images = open_val(preset.data.val, self.channels, preset.data.val_max_images)
+        self._buf = np.empty((t.batch, t.crop, t.crop, self.channels), np.uint8)
+        self._pin = device.type == "cuda"
+
+    # -- training -------------------------------------------------------------
+
+    def lr(self, step: int) -> float:
+        t = self.preset.train
+        return learning_rate(step, t.steps, t.lr, t.rampdown, t.rampup)
+
+    def adam_beta1(self, step: int) -> float | None:
+        return None  # constant 0.9
+
+    def clean_batch(self, step: int) -> torch.Tensor:
+        """The clean crops of ``step`` as float (N, C, H, W) in [-0.5, 0.5], channels-last on device."""
+        rng = np.random.default_rng(step_seed(self.preset.train.seed, self.rank, step))
+        u8 = torch.from_numpy(self.sampler.sample(self.preset.train.batch, rng, self._buf))
+        if self._pin:
+            u8 = u8.pin_memory()
+        # NHWC uint8 -> NCHW view: already channels-last in memory, no copy.
+        x = u8.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        return x.float().div_(255.0).sub_(0.5)
+
+    def make_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(network input, training target) for ``step``: two independent draws for N2N."""
+        seed = step_seed(self.preset.train.seed, self.rank, step, stream=1)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        clean = self.clean_batch(step)
+        noisy = self.noise.train(clean, gen, rng)
+        target = self.noise.train(clean, gen, rng) if self.preset.targets == "noisy" else clean
+        return noisy, target
+
+    def forward(self, net: torch.nn.Module, inp: torch.Tensor) -> torch.Tensor:
+        return net(inp)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
+        return compute_loss(self.loss_name, pred, target, step / max(self.preset.train.steps, 1))
+
+    # -- validation -----------------------------------------------------------
+
+    def validate(
+        self, run, samples_dir: Path | None = None, tag: str = "", seed: int = 0
+    ) -> ValResult | None:
+        if not self.val_images:
+            return None
+        return validate(
+            run,
+            self.val_images,
+            self.noise,
+            seed=seed,
+            samples_dir=samples_dir,
+            samples=self.preset.data.samples,
+            tag=tag,
+        )
+
+    @property
+    def val_dataset(self) -> str:
+        return self.preset.data.val or ""
+
+
+def make_task(preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
+    if preset.task == "mri":
+        from .mri.task import MriTask
+
+        return MriTask(preset, device, rank, load_val=load_val)
+    return ImageTask(preset, device, rank, load_val=load_val)

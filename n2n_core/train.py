@@ -1,0 +1,456 @@
+"""The training loop: one function, readable top to bottom.
+
+Every rank runs :func:`train_worker`. Under torchrun (``WORLD_SIZE > 1``) the
+network is wrapped in DDP, each rank draws its own crops (the data order is a
+pure function of seed, rank and step), and ``train.batch`` is per process. Only
+rank 0 writes the run folder: metrics, log, samples, snapshots.
+
+Stopping: SIGINT/SIGTERM set a flag; ranks agree on it at the next log step,
+rank 0 writes a snapshot and the run ends ``stopped`` (a second Ctrl-C exits at
+once). A non-finite loss ends the run ``failed`` (in fp16 the loss scaler skips
+such steps instead) without overwriting the last good snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .config import Preset, dump_preset
+from .console import RunConsole, fmt_duration
+from .device import (
+    AUTOCAST_DTYPES,
+    apply_math_mode,
+    backend_for,
+    check_precision,
+    resolve_device,
+    set_threads,
+)
+from .errors import UserError
+from .evaluate import torch_runner
+from .network import UNet
+from .runs import MetricsWriter, read_run_json, update_run_json, write_run_json
+from .snapshots import (
+    list_snapshots,
+    read_snapshot,
+    restore_training_state,
+    save_snapshot,
+    snapshot_name,
+)
+from .task import make_task
+
+ADAM_BETAS = (0.9, 0.99)
+ADAM_EPS = 1e-8
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> Dist:
+    return Dist(
+        rank=int(os.environ.get("RANK", "0")),
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
+
+
+class StopFlag:
+    """SIGINT/SIGTERM -> graceful stop at the next agreed step; a second SIGINT exits now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+        self._old: dict[int, object] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread (tests)
+                pass
+
+    def uninstall(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            os._exit(130)
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+
+def newest_resumable_snapshot(run_dir: Path):
+    """The newest periodic snapshot that reads back whole (a torn newest one is skipped)."""
+    for _, path in reversed(list_snapshots(run_dir)):
+        try:
+            snap = read_snapshot(path, weights_only=False)
+        except UserError:
+            continue
+        if "optim_groups" in snap.raw_meta:
+            return snap
+    return None
+
+
+def _set_beta1(optimizer: torch.optim.Optimizer, beta1: float | None) -> None:
+    if beta1 is None:
+        return
+    for g in optimizer.param_groups:
+        g["betas"] = (beta1, g["betas"][1])
+
+
+def train_worker(run_dir: Path, resume: bool = False) -> str:
+    """Train the preset saved in ``run_dir``; returns the final status (rank 0's view)."""
+    from .config import load_preset
+
+    run_dir = Path(run_dir)
+    preset: Preset = load_preset(run_dir / "preset.yaml")
+    d = dist_from_env()
+    rt, t = preset.runtime, preset.train
+
+    device = resolve_device(rt.device, d.local_rank)
+    if d.world_size > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend_for(device))
+    set_threads(rt.threads)
+    apply_math_mode(device, rt.math)
+    check_precision(device, rt.precision)
+    torch.manual_seed(t.seed + d.rank)
+
+    con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
+    if d.is_main:
+        update_run_json(run_dir, device=device.type, world_size=d.world_size, status="running")
+    stop = StopFlag()
+    stop.install()
+    writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
+    status, exit_code = "failed", 1
+    try:
+        task = make_task(preset, device, d.rank, load_val=d.is_main)
+        net = UNet(task.channels).to(device)
+        if rt.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(net.parameters(), lr=t.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        scaler = torch.amp.GradScaler(device.type, enabled=rt.precision == "fp16")
+        amp_dtype = AUTOCAST_DTYPES[rt.precision]
+
+        start = 0
+        if resume:
+            snap = newest_resumable_snapshot(run_dir)
+            if snap is not None:
+                restore_training_state(snap, net, optimizer, scaler)
+                start = snap.step
+        model = net
+        if d.world_size > 1:
+            model = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        if rt.compile:
+            model = _maybe_compile(model, con)
+
+        if d.is_main:
+            what = f"resumed at step {start}" if resume else "started"
+            con.print(
+                f"{preset.name}: {what} on {device.type} x{d.world_size}, {rt.precision}, "
+                f"{t.steps} steps, batch {t.batch}x{d.world_size}, crop {t.crop}, "
+                f"noise {task.noise.describe()}, targets {preset.targets}, loss {task.loss_name}"
+            )
+            writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")
+
+        status = _loop(
+            preset,
+            task,
+            model,
+            net,
+            optimizer,
+            scaler,
+            amp_dtype,
+            device,
+            d,
+            start,
+            run_dir,
+            writer,
+            con,
+            stop,
+        )
+        exit_code = 0 if status in ("finished", "stopped") else 1
+        return status
+    except UserError as e:
+        if writer:
+            writer.event(0, f"error: {e}", level="error")
+        con.print(f"error: {e}", style="red")
+        exit_code = 2
+        raise
+    except Exception as e:
+        if writer:
+            writer.event(0, f"crashed: {e.__class__.__name__}: {e}", level="error")
+        raise
+    finally:
+        stop.uninstall()
+        if d.is_main:
+            update_run_json(run_dir, status=status, ended=time.time(), exit_code=exit_code)
+        if writer:
+            writer.close()
+        con.close()
+        if d.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _maybe_compile(model, con: RunConsole):
+    try:
+        return torch.compile(model)
+    except Exception as e:  # no compiler toolchain: eager is always correct
+        con.print(f"torch.compile unavailable ({e.__class__.__name__}); running eager")
+        return model
+
+
+def _loop(
+    preset,
+    task,
+    model,
+    net,
+    optimizer,
+    scaler,
+    amp_dtype,
+    device,
+    d,
+    start,
+    run_dir,
+    writer,
+    con,
+    stop,
+):
+    t = preset.train
+    snap_dir = run_dir / "snapshots"
+    samples_dir = run_dir / "samples"
+    if d.is_main:
+        snap_dir.mkdir(exist_ok=True)
+        samples_dir.mkdir(exist_ok=True)
+
+    def meta(step: int, val_psnr: float | None) -> dict:
+        return {
+            "step": step,
+            "preset": preset.to_dict(),
+            "task": preset.task,
+            "noise": preset.noise.type,
+            "targets": preset.targets,
+            "in_channels": task.channels,
+            "val_psnr": None if val_psnr is None else round(val_psnr, 2),
+            "world_size": d.world_size,
+        }
+
+    last_psnr: float | None = None
+
+    def run_validation(step: int) -> None:
+        nonlocal last_psnr
+        if not d.is_main:
+            return
+        net.eval()
+        res = task.validate(
+            torch_runner(net, device, preset.runtime.channels_last),
+            samples_dir,
+            f"step-{step:08d}-",
+        )
+        net.train()
+        if res is None:
+            return
+        last_psnr = res.psnr
+        writer.write(
+            {
+                "kind": "val",
+                "step": step,
+                "time": time.time(),
+                "psnr": round(res.psnr, 4),
+                "input_psnr": round(res.input_psnr, 4),
+                "dataset": task.val_dataset,
+                "images": res.images,
+            }
+        )
+        con.print(
+            f"step {step:>8d}  val PSNR {res.psnr:.2f} dB (noisy input {res.input_psnr:.2f} dB)"
+        )
+
+    def write_snapshot(path: Path, step: int, with_state: bool = True) -> bool:
+        try:
+            save_snapshot(
+                path, net, meta(step, last_psnr), optimizer if with_state else None, scaler
+            )
+            return True
+        except OSError as e:
+            writer.event(step, f"snapshot failed at step {step}: {e.strerror or e}", level="error")
+            con.print(f"error: {path}: cannot write snapshot ({e.strerror or e})", style="red")
+            return False
+
+    net.train()
+    loss_sum = torch.zeros((), device=device)
+    n_sum = 0
+    t_last = time.perf_counter()
+    t_begin = time.time()
+    steps_timed = 0
+    ms_avg: float | None = None
+    step = start
+    status = "finished"
+
+    while step < t.steps:
+        lr = task.lr(step)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        _set_beta1(optimizer, task.adam_beta1(step))
+
+        inp, target = task.make_batch(step)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            pred = task.forward(model, inp)
+        loss = task.loss(pred, target, step)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss_sum += loss.detach()
+        n_sum += 1
+        step += 1
+        steps_timed += 1
+
+        boundary = step % t.log_every == 0 or step == t.steps
+        if boundary:
+            stats = torch.stack(
+                [loss_sum / max(n_sum, 1), torch.tensor(float(stop.requested), device=device)]
+            )
+            if d.world_size > 1:
+                dist.all_reduce(stats)
+                stats[0] /= d.world_size
+            mean_loss = float(stats[0])
+            stop_now = float(stats[1]) > 0
+            now = time.perf_counter()
+            ms = (now - t_last) * 1000.0 / max(steps_timed, 1)
+            ms_avg = ms if ms_avg is None else 0.9 * ms_avg + 0.1 * ms
+            t_last, steps_timed = now, 0
+            loss_sum.zero_()
+            n_sum = 0
+
+            if not math.isfinite(mean_loss) and amp_dtype is not torch.float16:
+                if d.is_main:
+                    writer.write(
+                        {
+                            "kind": "train",
+                            "step": step,
+                            "time": time.time(),
+                            "loss": mean_loss,
+                            "lr": lr,
+                            "ms_per_step": round(ms, 3),
+                        }
+                    )
+                    writer.event(
+                        step,
+                        f"non-finite loss at step {step}; stopped, last good snapshot kept",
+                        level="error",
+                    )
+                    con.print(
+                        f"error: non-finite loss ({mean_loss}) at step {step}; run failed",
+                        style="red",
+                    )
+                return "failed"
+            if d.is_main:
+                writer.write(
+                    {
+                        "kind": "train",
+                        "step": step,
+                        "time": time.time(),
+                        "loss": mean_loss,
+                        "lr": lr,
+                        "ms_per_step": round(ms, 3),
+                    }
+                )
+                if step % (t.log_every * 10) == 0 or step == t.steps or step - start == t.log_every:
+                    eta = ms_avg * (t.steps - step) / 1000.0
+                    con.print(
+                        f"step {step:>8d}/{t.steps}  loss {mean_loss:.5f}  lr {lr:.2e}  "
+                        f"{ms:7.1f} ms/step  ETA {fmt_duration(eta)}"
+                    )
+            if stop_now and step < t.steps:
+                if d.is_main:
+                    ok = write_snapshot(snap_dir / snapshot_name(step), step)
+                    writer.event(
+                        step,
+                        f"stopped by {stop.signal_name or 'signal'} at step {step}; resume with `n2n-core resume {run_dir}`",
+                    )
+                    con.print(f"stopped at step {step}; snapshot {'written' if ok else 'FAILED'}")
+                return "stopped"
+
+        if t.val_every and step % t.val_every == 0 and step < t.steps:
+            run_validation(step)
+        if t.snapshot_every and step % t.snapshot_every == 0 and step < t.steps and d.is_main:
+            if not write_snapshot(snap_dir / snapshot_name(step), step):
+                return "failed"
+        if d.world_size > 1 and (t.val_every and step % t.val_every == 0):
+            dist.barrier()
+
+    run_validation(step)
+    if d.is_main:
+        if t.snapshot_every and step % t.snapshot_every == 0:
+            if not write_snapshot(snap_dir / snapshot_name(step), step):
+                return "failed"
+        if not write_snapshot(snap_dir / "final.safetensors", step):
+            return "failed"
+        took = time.time() - t_begin
+        writer.event(step, f"finished in {fmt_duration(took)}")
+        con.print(f"finished {step} steps in {fmt_duration(took)}")
+    return status
+
+
+# ---------------------------------------------------------------------------
+# starting a run (what `n2n-core run` and `resume` call)
+
+
+def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv: list[str]) -> Path:
+    """Allocate the run folder and write preset.yaml and run.json (status running)."""
+    from .runs import allocate_run_dir
+
+    run_dir = allocate_run_dir(results_dir, name or preset.name)
+    (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
+    world = preset.runtime.nproc * preset.runtime.nnodes
+    write_run_json(
+        run_dir,
+        {
+            "status": "running",
+            "name": name or preset.name,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": argv,
+            "device": preset.runtime.device,
+            "world_size": world,
+            "precision": preset.runtime.precision,
+            "total_steps": preset.train.steps,
+            "started": time.time(),
+            "ended": None,
+            "exit_code": None,
+        },
+    )
+    return run_dir
+
+
+def record_device(run_dir: Path, device: str) -> None:
+    info = read_run_json(run_dir) or {}
+    if info.get("device") in (None, "auto"):
+        update_run_json(run_dir, device=device)
+
+
+def python_exe() -> str:
+    return sys.executable

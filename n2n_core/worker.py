@@ -1,0 +1,37 @@
+"""Entry point of one training rank: ``python -m n2n_core.worker RUN_DIR [--resume]``.
+
+``n2n-core run --nproc N`` starts N of these through torchrun; each reads the
+resolved preset from the run folder, so every rank trains the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    resume = "--resume" in args
+    paths = [a for a in args if not a.startswith("--")]
+    if len(paths) != 1:
+        print("usage: python -m n2n_core.worker RUN_DIR [--resume]", file=sys.stderr)
+        return 2
+    from .train import train_worker
+
+    try:
+        status = train_worker(Path(paths[0]), resume=resume)
+    except UserError as e:
+        if os.environ.get("N2N_DEBUG") == "1":
+            raise
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+    return {"finished": 0, "stopped": 0}.get(status, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""``n2n-tui``: the terminal experiment manager, a view over run folders.
+
+Runs are started as detached ``n2n-core`` processes and followed by tailing their
+run folders, so a run started headless (or before the TUI was opened) looks the
+same as one started here, and quitting never stops training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from .procs import Started
+from .runindex import RunIndex, RunRow
+from .widgets.common import ErrorModal
+
+
+class N2NApp(App):
+    """The application: a run watcher shared by all screens, and the screens."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "n2n"
+    SUB_TITLE = "Noise2Noise experiments"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        results_dir: str | Path = "results",
+        presets_dir: str | Path = "presets",
+        replay: str | Path | None = None,
+        speed: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 1.0,
+    ):
+        super().__init__()
+        self.results_dir = Path(results_dir)
+        self.presets_dir = Path(presets_dir)
+        self.replay_dir = Path(replay) if replay else None
+        self.replay_speed = speed
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.rows: list[RunRow] = []
+        self.rows_loaded = False
+        self.runs_changed: Signal[list[RunRow]] = Signal(self, "runs-changed")
+        self.children_started: list[Started] = []
+        self._wake = threading.Event()
+        self._index = RunIndex(self.results_dir)
+
+    # -- screens -------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from .screens.dashboard import DashboardScreen
+        from .screens.runs import RunsScreen
+
+        if self.replay_dir is not None:
+            self.push_screen(DashboardScreen(self.replay_dir, replay_speed=self.replay_speed))
+        else:
+            self.push_screen(RunsScreen())
+            self.watch_runs()
+
+    def action_help(self) -> None:
+        from .screens.help import help_text
+        from .widgets.common import TextModal
+
+        if isinstance(self.screen, TextModal):
+            return
+        self.push_screen(TextModal("n2n-tui — keys", help_text(self.screen)))
+
+    # -- the run watcher -------------------------------------------------------
+
+    def rescan(self) -> None:
+        """Scan the results dir now (after a launch, stop or delete)."""
+        self._wake.set()
+
+    def forget_run(self, path: Path) -> None:
+        self._index.forget(path)
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def watch_runs(self) -> None:
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        last: list[RunRow] | None = None
+        while not worker.is_cancelled:
+            self._reap_children()
+            try:
+                rows = self._index.scan()
+            except OSError as e:
+                self.call_from_thread(self.notify, f"cannot read {self.results_dir}: {e}", severity="error")
+                rows = []
+            if rows != last:
+                last = rows
+                self.call_from_thread(self._publish_rows, rows)
+            if not self._index.pending:
+                self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _publish_rows(self, rows: list[RunRow]) -> None:
+        self.rows = rows
+        self.rows_loaded = True
+        self.runs_changed.publish(rows)
+
+    def _reap_children(self) -> None:
+        # Children we started are waited for, so they never linger as zombies
+        # (a zombie's pid still answers kill(pid, 0) and would look alive).
+        self.children_started = [c for c in self.children_started if c.proc.poll() is None]
+
+    # -- failures of workers ---------------------------------------------------
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        err = event.worker.error
+        what = event.worker.name or "background task"
+        self.push_screen(
+            ErrorModal(f"{what} failed", f"{type(err).__name__}: {err}" if err else "unknown error")
+        )
+
+    async def action_quit(self) -> None:
+        self._wake.set()
+        self.workers.cancel_all()
+        self.exit()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="n2n-tui",
+        description="Terminal experiment manager for n2n: presets, launch, live runs, replay.",
+    )
+    p.add_argument("--results-dir", default="results", help="folder of run folders (default: results)")
+    p.add_argument("--presets-dir", default="presets", help="folder of preset .yaml files (default: presets)")
+    p.add_argument("--replay", metavar="RUN_DIR", help="play a finished run's log through the dashboard")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="replay speed: 1 real time, 50 faster, 0 the final state at once (default: 1)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.speed < 0:
+        print("error: --speed must be >= 0", file=sys.stderr)
+        return 2
+    if args.replay:
+        from n2n_core.errors import UserError
+        from n2n_core.runs import resolve_run_dir
+
+        try:
+            resolve_run_dir(args.replay)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    app = N2NApp(
+        results_dir=args.results_dir,
+        presets_dir=args.presets_dir,
+        replay=args.replay,
+        speed=args.speed,
+    )
+    app.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Replay of a recorded ``metrics.jsonl`` into a :class:`RunFeed`, with pause, seek and speed.
+
+Time in the log (the records' ``time`` fields) advances at ``speed`` times the
+wall clock. Seeking backwards rebuilds the feed from the start of the file at
+full speed up to the target; ``speed 0`` ingests the whole file at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from n2n_core.runs import parse_metric_line
+
+from .feed import RunFeed, read_records
+
+CHUNK = 1 << 20
+
+
+def log_time_span(path: Path) -> tuple[float | None, float | None]:
+    """First and last ``time`` in the file (reads only its head and tail)."""
+
+    def first_time(lines: list[bytes]) -> float | None:
+        for line in lines:
+            rec = parse_metric_line(line) if line.strip() else None
+            t = rec.get("time") if rec else None
+            if isinstance(t, int | float):
+                return float(t)
+        return None
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - (1 << 16)))
+            tail = f.read()
+    except OSError:
+        return None, None
+    return first_time(head.split(b"\n")), first_time(tail.split(b"\n")[::-1])
+
+
+class ReplayPlayer:
+    """Plays a metrics file into ``feed`` on a thread; controls are thread-safe."""
+
+    def __init__(self, path: str | Path, feed: RunFeed, speed: float = 1.0):
+        self.path = Path(path)
+        self.feed = feed
+        self.speed = max(0.0, speed)
+        self.paused = False
+        self.done = False
+        self.t0, self.t1 = log_time_span(self.path)
+        self._cv = threading.Condition()
+        self._stop = False
+        self._log_now = self.t0 or 0.0  # the replay's position in log time
+        self._anchor_wall = time.monotonic()
+        self._anchor_log = self._log_now
+        self._seek_to: float | None = None
+
+    # -- controls (any thread) ---------------------------------------------------
+
+    def position(self) -> float:
+        """Current position in log time."""
+        with self._cv:
+            return self._now_locked()
+
+    def _now_locked(self) -> float:
+        if self.paused or self.speed <= 0 or self.done:
+            return self._log_now
+        return self._anchor_log + (time.monotonic() - self._anchor_wall) * self.speed
+
+    def _reanchor(self) -> None:
+        self._log_now = self._now_locked()
+        self._anchor_wall, self._anchor_log = time.monotonic(), self._log_now
+
+    def toggle_pause(self) -> None:
+        with self._cv:
+            self._reanchor()
+            self.paused = not self.paused
+            self._cv.notify_all()
+
+    def set_speed(self, speed: float) -> None:
+        with self._cv:
+            self._reanchor()
+            self.speed = max(0.0, speed)
+            self._cv.notify_all()
+
+    def seek(self, log_time: float) -> None:
+        with self._cv:
+            if self.t0 is not None and self.t1 is not None:
+                log_time = min(max(log_time, self.t0), self.t1)
+            self._seek_to = log_time
+            self._cv.notify_all()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+
+    # -- the thread ----------------------------------------------------------------
+
+    def run(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+        if self.speed <= 0:
+            self.feed.ingest(read_records(self.path))
+            with self._cv:
+                self.done = True
+                self._log_now = self.t1 or self._log_now
+            return
+        self._play(cancelled)
+
+    def _play(self, cancelled: Callable[[], bool]) -> None:
+        f = None
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - reopened on backwards seeks
+            pending: list[dict] = []
+            partial = b""
+            eof = False
+            while True:
+                with self._cv:
+                    if self._stop or cancelled():
+                        return
+                    if self._seek_to is not None:
+                        target, self._seek_to = self._seek_to, None
+                        if target < self._now_locked() or self.done:
+                            f.seek(0)
+                            pending, partial, eof = [], b"", False
+                            self.feed.reset()
+                        self._log_now = self._anchor_log = target
+                        self._anchor_wall = time.monotonic()
+                        self.done = False
+                    now = self._now_locked()
+                if not pending and not eof:
+                    data = f.read(CHUNK)
+                    if not data:
+                        eof = True
+                        if partial.strip():
+                            rec = parse_metric_line(partial)
+                            pending = [rec] if rec else []
+                            partial = b""
+                    else:
+                        lines = (partial + data).split(b"\n")
+                        partial = lines.pop()
+                        pending = _parse_lines(lines)
+                        continue
+                # Feed everything due by `now`.
+                i = 0
+                for i, rec in enumerate(pending):  # noqa: B007
+                    t = rec.get("time")
+                    if isinstance(t, int | float) and t > now:
+                        break
+                else:
+                    i = len(pending)
+                if i:
+                    self.feed.ingest(pending[:i])
+                    del pending[:i]
+                if not pending and eof:
+                    with self._cv:
+                        self.done = True
+                        self._log_now = self.t1 or now
+                        self._cv.wait()
+                    continue
+                if pending and i == 0:
+                    t = pending[0]["time"]
+                    with self._cv:
+                        if self.paused:
+                            self._cv.wait()
+                        else:
+                            wait = (t - self._now_locked()) / max(self.speed, 1e-9)
+                            self._cv.wait(min(max(wait, 0.0), 0.1))
+        except OSError:
+            with self._cv:
+                self.done = True
+        finally:
+            if f is not None:
+                f.close()
+
+
+def _parse_lines(lines: list[bytes]) -> list[dict]:
+    body = b",".join(ln for ln in lines if ln.strip())
+    if not body:
+        return []
+    try:
+        recs = json.loads(b"[" + body + b"]")
+        return [r for r in recs if type(r) is dict and isinstance(r.get("kind"), str)]
+    except (ValueError, UnicodeDecodeError):
+        out = []
+        for ln in lines:
+            if ln.strip():
+                rec = parse_metric_line(ln)
+                if rec is not None:
+                    out.append(rec)
+        return out

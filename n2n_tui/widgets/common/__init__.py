@@ -1,0 +1,4 @@
+from .modals import ConfirmModal, ErrorModal, PathModal, TextModal
+from .table import RunsTable
+
+__all__ = ["ConfirmModal", "ErrorModal", "PathModal", "RunsTable", "TextModal"]

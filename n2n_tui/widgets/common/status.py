@@ -1,0 +1,25 @@
+"""Status words and their colours, shared by the run list and the dashboard."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import App
+
+_ROLE = {
+    "running": "success",
+    "finished": "primary",
+    "failed": "error",
+    "stopped": "warning",
+    "interrupted": "warning",
+}
+
+
+def status_text(app: App, status: str, exit_code: int | None = None) -> Text:
+    theme = app.current_theme
+    role = _ROLE.get(status)
+    colour = getattr(theme, role) if role else ("grey62" if theme.dark else "grey42")
+    word = status
+    if status == "failed" and exit_code not in (None, 0):
+        word = f"failed ({exit_code})"
+    mark = {"running": "● ", "finished": "✓ ", "failed": "✗ ", "stopped": "■ "}.get(status, "· ")
+    return Text(mark + word, style=f"bold {colour}" if role else colour)

@@ -1,0 +1,165 @@
+"""The dashboard's panels: run header, current values, the four charts, replay bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Grid
+from textual.widgets import Static
+
+from ... import formatting as fmt
+from ...feed import FeedValues, RunFeed
+from ..charts import Chart, Line
+from ..charts.chart import muted_colour, theme_colour
+from ..common.status import status_text
+
+
+def progress_bar(frac: float, width: int) -> Text:
+    frac = min(max(frac, 0.0), 1.0)
+    full = int(frac * width)
+    t = Text("━" * full, style="bold")
+    if full < width:
+        t.append("╺" + "━" * (width - full - 1), style="dim")
+    return t
+
+
+class RunHeader(Static):
+    """Name, status, where it runs, progress and ETA."""
+
+    def show(
+        self,
+        title: str,
+        status: str,
+        info: dict[str, Any],
+        v: FeedValues,
+        now: float,
+        note: str = "",
+    ) -> None:
+        app = self.app
+        total = info.get("total_steps") if isinstance(info.get("total_steps"), int) else None
+        t = Text()
+        t.append(title, style="bold")
+        t.append("  ")
+        exit_code = info.get("exit_code") if isinstance(info.get("exit_code"), int) else None
+        t.append_text(status_text(app, status, exit_code))
+        dev = info.get("device")
+        if dev:
+            t.append(f"   {dev}×{info.get('world_size', 1)}  {info.get('precision', '')}")
+        host = info.get("host")
+        if host:
+            t.append(f"  @{host}", style="dim")
+        t.append("\n")
+        if total:
+            frac = v.step / total if total else 0
+            t.append_text(progress_bar(frac, 40))
+            t.append(f"  step {v.step:,} / {total:,}  {frac:6.1%}")
+        else:
+            t.append(f"step {v.step:,}")
+        started = info.get("started")
+        ended = info.get("ended")
+        if isinstance(started, int | float):
+            end = ended if isinstance(ended, int | float) and status != "running" else None
+            if end is None and status == "running":
+                end = now
+            if end is not None:
+                t.append(f"   elapsed {fmt.duration(end - started)}")
+        if status == "running" or note:
+            t.append(f"   ETA {fmt.eta(v.step, total, v.ms_per_step)}")
+        if note:
+            t.append(f"   {note}", style="italic")
+        self.update(t)
+
+
+class RunValues(Static):
+    """Current values in one row: loss, PSNR (best), input PSNR and gain, lr, ms/step."""
+
+    def show(self, v: FeedValues) -> None:
+        app = self.app
+        grid = Table.grid(padding=(0, 3), expand=False)
+        cells = []
+        label = muted_colour(app)
+
+        def cell(name: str, value: str, style: str = "bold") -> Text:
+            t = Text(f"{name} ", style=label)
+            t.append(value, style=style)
+            return t
+
+        cells.append(cell("loss", fmt.num(v.loss)))
+        psnr = fmt.psnr(v.psnr)
+        cells.append(cell("PSNR", psnr, f"bold {theme_colour(app, 'primary')}"))
+        best = fmt.psnr(v.best_psnr)
+        if v.best_step is not None:
+            best += f" @{fmt.count(v.best_step)}"
+        cells.append(cell("best", best))
+        cells.append(cell("input", fmt.psnr(v.input_psnr)))
+        if v.psnr is not None and v.input_psnr is not None:
+            gain = v.psnr - v.input_psnr
+            cells.append(cell("gain", f"{gain:+.2f} dB", f"bold {theme_colour(app, 'success')}"))
+        cells.append(cell("lr", fmt.num(v.lr)))
+        cells.append(cell("ms/step", fmt.ms(v.ms_per_step)))
+        if v.dataset:
+            cells.append(cell("val", v.dataset, ""))
+        for _ in cells:
+            grid.add_column()
+        grid.add_row(*cells)
+        self.update(grid)
+
+
+class MetricCharts(Grid):
+    """Loss, PSNR (with input PSNR as a dashed reference), lr and ms/step against step."""
+
+    DEFAULT_CSS = """
+    MetricCharts { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Chart("loss", log_y=True, id="chart-loss")
+        yield Chart("PSNR (dB)", id="chart-psnr", empty="no validation yet")
+        yield Chart("learning rate", id="chart-lr")
+        yield Chart("ms / step", id="chart-ms")
+
+    def draw(self, feed: RunFeed, total: int | None) -> None:
+        app = self.app
+        with feed.lock:
+            loss = feed.loss.points()
+            psnr = feed.psnr.points()
+            inp = feed.input_psnr.points()
+            lr = feed.lr.points()
+            ms = feed.ms.points()
+            v = feed.values
+            step = v.step
+            last_psnr, last_inp = v.psnr, v.input_psnr
+        x_range = (0.0, float(max(step, 1)))
+        c = self.query_one("#chart-loss", Chart)
+        c.set_lines([Line(*loss, theme_colour(app, "warning"))], x_range)
+        lines = []
+        if inp[0]:
+            lines.append(Line(*inp, muted_colour(app), label="input", dashed=True))
+        lines.append(Line(*psnr, theme_colour(app, "primary"), label="denoised"))
+        c = self.query_one("#chart-psnr", Chart)
+        c.border_subtitle = (
+            f"{fmt.psnr(last_psnr)} dB  ┄ input {fmt.psnr(last_inp)}" if last_psnr is not None else ""
+        )
+        c.set_lines(lines, x_range)
+        self.query_one("#chart-lr", Chart).set_lines([Line(*lr, theme_colour(app, "accent"))], x_range)
+        self.query_one("#chart-ms", Chart).set_lines([Line(*ms, theme_colour(app, "success"))], x_range)
+
+
+class ReplayBar(Static):
+    """Replay position, speed and state."""
+
+    def show(self, pos: float, t0: float | None, t1: float | None, speed: float, paused: bool, done: bool) -> None:
+        t = Text()
+        state = "done" if done else ("paused" if paused else "playing")
+        icon = {"done": "■", "paused": "❚❚", "playing": "▶"}[state]
+        t.append(f" {icon} replay {state}", style="bold")
+        t.append(f"   speed {speed:g}×" if speed > 0 else "   final state")
+        if t0 is not None and t1 is not None and t1 > t0:
+            frac = (pos - t0) / (t1 - t0)
+            t.append("   ")
+            t.append_text(progress_bar(frac, 30))
+            t.append(f"  {fmt.duration(pos - t0)} / {fmt.duration(t1 - t0)}")
+        self.update(t)
