@@ -8,6 +8,7 @@ path before validation, so an override is checked exactly like the file.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -123,6 +124,9 @@ class TrainConfig(_Strict):
     snapshot_every: int = Field(0, ge=0)
     log_every: int = Field(10, ge=1)
     loss: Literal["auto", "l2", "l1", "l0"] = "auto"
+    # Neighbor2Neighbor (data.train: noisy:DIR): weight of the regulariser, reached at the
+    # end of training (it rises linearly from 0). The paper's 2 suits Gaussian-like noise.
+    nb2nb_gamma: float = Field(2.0, ge=0, le=100)
 
     @field_validator("crop")
     @classmethod
@@ -168,12 +172,27 @@ class Preset(_Strict):
     train: TrainConfig
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _own_data_defaults(cls, data: Any) -> Any:
+        """With data.train pairs:/noisy: the data is already noisy: a left-out ``noise`` is
+        none and a left-out ``data.val`` is no validation set (samples from the training
+        images), instead of the synthetic-noise defaults."""
+        section = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(section, dict) or not own_data_mode(section.get("train")):
+            return data
+        data = dict(data)
+        data.setdefault("noise", {"type": "none"})
+        data["data"] = {"val": None, **section}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Preset:
         if self.noise.type == "bernoulli_spectral" and self.task != "mri":
             raise ValueError("noise.type bernoulli_spectral needs task: mri")
         if self.runtime.node_rank >= self.runtime.nnodes:
             raise ValueError("runtime.node_rank must be < runtime.nnodes")
+        _check_own_data(self)
         return self
 
     def resolved_loss(self) -> str:
@@ -184,6 +203,67 @@ class Preset(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+OWN_DATA_HELP = "pairs:DIR (noisy/noisy pairs) or noisy:DIR (single noisy images)"
+
+
+def own_data_mode(spec: str | None) -> str | None:
+    """``"pairs"`` or ``"noisy"`` when a data spec names the user's own noisy data, else None."""
+    if not isinstance(spec, str):
+        return None
+    kind, colon, _ = spec.partition(":")
+    return kind if colon and kind in ("pairs", "noisy") else None
+
+
+def _check_own_data(p: Preset) -> None:
+    """The rules of the own-data modes (see docs/own-data.md); messages start with the key."""
+    train, val = p.data.train, p.data.val
+    mode = own_data_mode(train)
+    if train.startswith("clean:"):
+        raise ValueError(
+            f"data.train: {train}: clean:DIR holds validation references; train on {OWN_DATA_HELP}"
+        )
+    if mode and not train.partition(":")[2].strip():
+        raise ValueError(f"data.train: {train} needs a folder, e.g. {mode}:datasets/own-{mode}")
+    if not mode:
+        if p.noise.type == "none":
+            raise ValueError(
+                f"noise.type: none (no synthetic noise) needs data.train {OWN_DATA_HELP}; "
+                "with clean training images choose a noise to add"
+            )
+        if val and val.partition(":")[0] in ("clean", "noisy", "pairs") and ":" in val:
+            raise ValueError(f"data.val: {val} needs data.train {OWN_DATA_HELP}")
+        return
+    if p.noise.type != "none":
+        raise ValueError(
+            f"noise.type: must be none with data.train {train} (the data is already noisy; "
+            f"got {p.noise.type})"
+        )
+    if p.task != "image":
+        raise ValueError(f"task: data.train {train} needs task: image")
+    if p.targets != "noisy":
+        raise ValueError(
+            f"targets: clean needs clean training images; data.train {train} needs targets: noisy"
+        )
+    if val and not (val.startswith("clean:") or val.startswith("noisy:")):
+        raise ValueError(
+            f"data.val: {val}: with data.train {train} use clean:DIR (DIR/clean/NAME + "
+            "DIR/noisy/NAME, scored) or noisy:DIR (samples only), or leave it out"
+        )
+    if val and not val.partition(":")[2].strip():
+        raise ValueError(f"data.val: {val} needs a folder, e.g. clean:datasets/own-val")
+    if mode == "noisy":
+        if p.train.crop % 64:
+            raise ValueError(
+                f"train.crop: {p.train.crop}: must be a multiple of 64 with data.train noisy: "
+                "(Neighbor2Neighbor trains on half-size sub-images)"
+            )
+        if p.train.loss not in ("auto", "l2"):
+            raise ValueError(
+                f"train.loss: {p.train.loss}: data.train noisy: trains with the "
+                "Neighbor2Neighbor L2 loss; use auto or l2"
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -208,6 +288,10 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
     first = err.errors()[0]
     loc = _format_loc(tuple(first["loc"]), data)
     kind = first["type"]
+    text = first["msg"].removeprefix("Value error, ")
+    if not first["loc"] and kind == "value_error" and re.match(r"^[a-z_]+(\.[a-z0-9_]+)*: ", text):
+        # A cross-key check whose message already starts with the key it blames.
+        return f"{source}: {text}"
     if kind == "extra_forbidden":
         msg = "unknown key"
     elif kind == "missing":

@@ -108,4 +108,8 @@ def make_task(preset: Preset, device: torch.device, rank: int = 0, load_val: boo
         from .mri.task import MriTask
 
         return MriTask(preset, device, rank, load_val=load_val)
+    if preset.data.train.startswith(("pairs:", "noisy:")):
+        from .owndata import OwnDataTask  # the user's own noisy data, no synthetic noise
+
+        return OwnDataTask(preset, device, rank, load_val=load_val)
     return ImageTask(preset, device, rank, load_val=load_val)

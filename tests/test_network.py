@@ -1,0 +1,63 @@
+import torch
+
+from n2n_core.network import UNet, count_parameters
+
+
+def test_parameter_count_matches_paper():
+    # The paper's network has ~0.99 M parameters (RGB in/out).
+    assert count_parameters(UNet(3)) == 991_203
+    assert count_parameters(UNet(1)) == 988_609
+
+
+def test_layer_shapes():
+    net = UNet(3)
+    shapes = {
+        n: tuple(m.weight.shape) for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)
+    }
+    assert shapes["enc_conv0"] == (48, 3, 3, 3)
+    for i in range(1, 7):
+        assert shapes[f"enc_conv{i}"] == (48, 48, 3, 3)
+    assert shapes["dec_conv5"] == (96, 96, 3, 3)  # upsampled 48 + pool4 48
+    for i in (4, 3, 2):
+        assert shapes[f"dec_conv{i}"] == (96, 144, 3, 3)  # upsampled 96 + pool 48
+        assert shapes[f"dec_conv{i}b"] == (96, 96, 3, 3)
+    assert shapes["dec_conv1a"] == (64, 99, 3, 3)  # upsampled 96 + raw input 3
+    assert shapes["dec_conv1b"] == (32, 64, 3, 3)
+    assert shapes["dec_conv1"] == (3, 32, 3, 3)
+
+
+def test_output_shape_and_channels():
+    x = torch.randn(2, 1, 64, 96)
+    assert UNet(1)(x).shape == (2, 1, 64, 96)
+
+
+def test_he_init_and_zero_bias():
+    torch.manual_seed(0)
+    net = UNet(3)
+    w = net.dec_conv2.weight
+    fan_in = w.shape[1] * 9
+    assert abs(w.std().item() - (2.0 / fan_in) ** 0.5) < 0.01
+    out = net.dec_conv1.weight  # linear output layer: gain 1
+    assert abs(out.std().item() - (1.0 / (32 * 9)) ** 0.5) < 0.02
+    assert all(
+        float(m.bias.detach().abs().max()) == 0
+        for m in net.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    )
+
+
+def test_leaky_relu_slope():
+    # A network whose first layer is the identity: negative inputs pass with slope 0.1.
+    net = UNet(1)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.zero_()
+        net.dec_conv1a.weight[0, 96, 1, 1] = 1.0  # copy the raw input
+        net.dec_conv1b.weight[0, 0, 1, 1] = 1.0
+        net.dec_conv1.weight[0, 0, 1, 1] = 1.0
+    x = torch.full((1, 1, 32, 32), -1.0)
+    with torch.no_grad():
+        # two LeakyReLU(0.1) layers (dec_conv1a, dec_conv1b), then a linear output
+        assert torch.allclose(net(x), torch.full_like(x, -0.01))
+        assert torch.allclose(net(-x), -x)

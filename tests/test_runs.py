@@ -1,0 +1,80 @@
+import json
+import threading
+
+from n2n_core.runs import (
+    MetricsTail,
+    MetricsWriter,
+    allocate_run_dir,
+    list_runs,
+    read_metrics,
+    summarize_run,
+)
+
+
+def test_run_ids_are_sequential_and_five_digits(tmp_path):
+    a = allocate_run_dir(tmp_path, "a")
+    b = allocate_run_dir(tmp_path, "b")
+    assert a.name == "00000-a" and b.name == "00001-b"
+    (tmp_path / "00041-old").mkdir()
+    assert allocate_run_dir(tmp_path, "c").name == "00042-c"
+
+
+def test_concurrent_allocation_gives_distinct_ids(tmp_path):
+    out, lock = [], threading.Lock()
+
+    def go(i):
+        p = allocate_run_dir(tmp_path, f"r{i}")
+        with lock:
+            out.append(p.name[:5])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(out)) == 16
+
+
+def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    with MetricsWriter(p) as w:
+        w.write({"kind": "train", "step": 1, "loss": 0.5})
+        w.write({"kind": "val", "step": 2, "psnr": 30.0, "input_psnr": 20.0})
+    with open(p, "a") as f:
+        f.write('garbage line\n[1, 2]\n{"no_kind": 1}\n\x00\x00\n')
+        f.write('{"kind": "train", "step": 3, "lo')  # torn last line
+    recs = read_metrics(p)
+    assert [r["step"] for r in recs] == [1, 2]
+
+
+def test_tail_holds_back_partial_line(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    tail = MetricsTail(p)
+    assert tail.read_new() == []
+    p.write_text('{"kind":"train","step":1}\n{"kind":"tr')
+    assert [r["step"] for r in tail.read_new()] == [1]
+    with open(p, "a") as f:
+        f.write('ain","step":2}\n')
+    assert [r["step"] for r in tail.read_new()] == [2]
+    p.write_text('{"kind":"train","step":9}\n')  # rewritten shorter: start over
+    assert [r["step"] for r in tail.read_new()] == [9]
+
+
+def test_summary_without_run_json(tmp_path):
+    d = tmp_path / "00003-x"
+    d.mkdir()
+    (d / "metrics.jsonl").write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"kind": "train", "step": 10, "loss": 0.1, "ms_per_step": 5.0},
+                {"kind": "val", "step": 10, "psnr": 28.0, "input_psnr": 20.2},
+                {"kind": "val", "step": 20, "psnr": 27.5, "input_psnr": 20.2},
+            ]
+        )
+        + "\n"
+    )
+    s = summarize_run(d)
+    assert s.status == "unknown"
+    assert (s.step, s.best_psnr, s.last_psnr, s.ms_per_step) == (20, 28.0, 27.5, 5.0)
+    assert [r.name for r in list_runs(tmp_path)] == ["x"]
