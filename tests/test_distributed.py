@@ -12,9 +12,8 @@ import time
 import pytest
 import torch
 import torch.multiprocessing as mp
-from safetensors.torch import load_file, save_file
-
 from cli_helpers import n2n
+from safetensors.torch import load_file, save_file
 
 pytestmark = pytest.mark.slow
 
