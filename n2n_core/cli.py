@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .errors import UserError
@@ -231,9 +232,11 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
             signal.signal(s, h)
     info = read_run_json(run_dir) or {}
     status = info.get("status", "failed")
-    if proc.returncode != 0 and status == "running":
-        status = "failed"
-        update_run_json(run_dir, status=status, exit_code=proc.returncode)
+    if status == "running":
+        # Rank 0 records how a run ended; on the other nodes of a multi-node run
+        # this launcher is the only one left to say it.
+        status = "finished" if proc.returncode == 0 else "failed"
+        update_run_json(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
     if proc.returncode == 2 and status == "failed":
         raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
     return _report(run_dir, status)

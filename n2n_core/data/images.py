@@ -32,6 +32,8 @@ IMAGE_EXTENSIONS = (
 MAX_PIXELS = 16384 * 16384
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# PIL's own bomb check uses the same limit (it warns at 1x and refuses at 2x).
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def is_image_file(path: Path) -> bool:
