@@ -300,6 +300,7 @@ def _loop(
             return False
 
     net.train()
+    con.start_progress(t.steps, start)
     loss_sum = torch.zeros((), device=device)
     n_sum = 0
     t_last = time.perf_counter()
@@ -378,12 +379,21 @@ def _loop(
                         "ms_per_step": round(ms, 3),
                     }
                 )
+                eta = ms_avg * (t.steps - step) / 1000.0
+                psnr_txt = "" if last_psnr is None else f"  PSNR {last_psnr:.2f} dB"
+                con.update_progress(
+                    step,
+                    f"loss {mean_loss:.5f}{psnr_txt}  lr {lr:.2e}  {ms:.1f} ms/step  ETA {fmt_duration(eta)}",
+                )
                 if step % (t.log_every * 10) == 0 or step == t.steps or step - start == t.log_every:
-                    eta = ms_avg * (t.steps - step) / 1000.0
-                    con.print(
+                    line = (
                         f"step {step:>8d}/{t.steps}  loss {mean_loss:.5f}  lr {lr:.2e}  "
                         f"{ms:7.1f} ms/step  ETA {fmt_duration(eta)}"
                     )
+                    if con.live:  # the bar shows it; keep the log file complete
+                        con.log_only(line)
+                    else:
+                        con.print(line)
             if stop_now and step < t.steps:
                 if d.is_main:
                     ok = write_snapshot(snap_dir / snapshot_name(step), step)
