@@ -18,11 +18,10 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.signal import Signal
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from .procs import Started
 from .runindex import RunIndex, RunRow
-from .widgets.common import ErrorModal
 
 
 class N2NApp(App):
@@ -99,7 +98,9 @@ class N2NApp(App):
             try:
                 rows = self._index.scan()
             except OSError as e:
-                self.call_from_thread(self.notify, f"cannot read {self.results_dir}: {e}", severity="error")
+                self.call_from_thread(
+                    self.notify, f"cannot read {self.results_dir}: {e}", severity="error"
+                )
                 rows = []
             if rows != last:
                 last = rows
@@ -122,13 +123,9 @@ class N2NApp(App):
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        err = event.worker.error
-        what = event.worker.name or "background task"
-        self.push_screen(
-            ErrorModal(f"{what} failed", f"{type(err).__name__}: {err}" if err else "unknown error")
-        )
+        from .screens.base import worker_failed
+
+        worker_failed(self, event)
 
     async def action_quit(self) -> None:
         self._wake.set()
@@ -141,9 +138,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="n2n-tui",
         description="Terminal experiment manager for n2n: presets, launch, live runs, replay.",
     )
-    p.add_argument("--results-dir", default="results", help="folder of run folders (default: results)")
-    p.add_argument("--presets-dir", default="presets", help="folder of preset .yaml files (default: presets)")
-    p.add_argument("--replay", metavar="RUN_DIR", help="play a finished run's log through the dashboard")
+    p.add_argument(
+        "--results-dir", default="results", help="folder of run folders (default: results)"
+    )
+    p.add_argument(
+        "--presets-dir", default="presets", help="folder of preset .yaml files (default: presets)"
+    )
+    p.add_argument(
+        "--replay", metavar="RUN_DIR", help="play a finished run's log through the dashboard"
+    )
     p.add_argument(
         "--speed",
         type=float,

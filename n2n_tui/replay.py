@@ -109,7 +109,13 @@ class ReplayPlayer:
             with self._cv:
                 self.done = True
                 self._log_now = self.t1 or self._log_now
-            return
+                # The final state is shown; a seek starts playing from there.
+                while self._seek_to is None:
+                    if self._stop or cancelled():
+                        return
+                    self._cv.wait(0.5)
+                if self.speed <= 0:
+                    self.speed = 1.0
         self._play(cancelled)
 
     def _play(self, cancelled: Callable[[], bool]) -> None:
@@ -161,13 +167,13 @@ class ReplayPlayer:
                     with self._cv:
                         self.done = True
                         self._log_now = self.t1 or now
-                        self._cv.wait()
+                        self._cv.wait(0.5)
                     continue
                 if pending and i == 0:
                     t = pending[0]["time"]
                     with self._cv:
                         if self.paused:
-                            self._cv.wait()
+                            self._cv.wait(0.5)
                         else:
                             wait = (t - self._now_locked()) / max(self.speed, 1e-9)
                             self._cv.wait(min(max(wait, 0.0), 0.1))

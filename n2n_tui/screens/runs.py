@@ -9,13 +9,13 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from .. import formatting as fmt
 from ..runindex import RunRow, is_local
 from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
 from ..widgets.common.status import status_text
+from .base import BaseScreen
 
 COLUMNS = (
     ("", 1),
@@ -32,7 +32,7 @@ COLUMNS = (
 )
 
 
-class RunsScreen(Screen):
+class RunsScreen(BaseScreen):
     """The run list: open, filter, mark for compare, delete."""
 
     HELP = (

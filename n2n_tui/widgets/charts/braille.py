@@ -134,18 +134,24 @@ def render_chart(
     out = Text(no_wrap=True, overflow="crop")
     label_rows = {0: labels[0], (ph - 1) // 2: labels[1], ph - 1: labels[2]}
     for cy in range(ph):
-        out.append(label_rows.get(cy, "").rjust(lw) + "┤" if cy in label_rows else " " * lw + "│", axis)
+        out.append(
+            label_rows.get(cy, "").rjust(lw) + "┤" if cy in label_rows else " " * lw + "│", axis
+        )
         bits, owner = canvas.bits[cy], canvas.owner[cy]
         run_who, run = None, []
         for cx in range(pw):
             who = owner[cx] if bits[cx] else -1
             if who != run_who and run:
-                out.append("".join(run), styles[run_who] if run_who is not None and run_who >= 0 else None)
+                out.append(
+                    "".join(run), styles[run_who] if run_who is not None and run_who >= 0 else None
+                )
                 run = []
             run_who = who
             run.append(chr(0x2800 + bits[cx]) if bits[cx] else " ")
         if run:
-            out.append("".join(run), styles[run_who] if run_who is not None and run_who >= 0 else None)
+            out.append(
+                "".join(run), styles[run_who] if run_who is not None and run_who >= 0 else None
+            )
         out.append("\n")
     left, right = fmt.count(int(xlo)), fmt.count(int(xhi))
     mid = fmt.count(int((xlo + xhi) / 2))

@@ -56,9 +56,7 @@ class Chart(Widget):
         self._lines: list[Line] = []
         self._x_range: tuple[float, float] | None = None
 
-    def set_lines(
-        self, lines: Sequence[Line], x_range: tuple[float, float] | None = None
-    ) -> None:
+    def set_lines(self, lines: Sequence[Line], x_range: tuple[float, float] | None = None) -> None:
         self._lines = list(lines)
         self._x_range = x_range
         self.refresh()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
@@ -78,7 +77,6 @@ class RunValues(Static):
 
     def show(self, v: FeedValues) -> None:
         app = self.app
-        grid = Table.grid(padding=(0, 3), expand=False)
         cells = []
         label = muted_colour(app)
 
@@ -102,10 +100,7 @@ class RunValues(Static):
         cells.append(cell("ms/step", fmt.ms(v.ms_per_step)))
         if v.dataset:
             cells.append(cell("val", v.dataset, ""))
-        for _ in cells:
-            grid.add_column()
-        grid.add_row(*cells)
-        self.update(grid)
+        self.update(Text("   ").join(cells))
 
 
 class MetricCharts(Grid):
@@ -141,17 +136,25 @@ class MetricCharts(Grid):
         lines.append(Line(*psnr, theme_colour(app, "primary"), label="denoised"))
         c = self.query_one("#chart-psnr", Chart)
         c.border_subtitle = (
-            f"{fmt.psnr(last_psnr)} dB  ┄ input {fmt.psnr(last_inp)}" if last_psnr is not None else ""
+            f"{fmt.psnr(last_psnr)} dB  ┄ input {fmt.psnr(last_inp)}"
+            if last_psnr is not None
+            else ""
         )
         c.set_lines(lines, x_range)
-        self.query_one("#chart-lr", Chart).set_lines([Line(*lr, theme_colour(app, "accent"))], x_range)
-        self.query_one("#chart-ms", Chart).set_lines([Line(*ms, theme_colour(app, "success"))], x_range)
+        self.query_one("#chart-lr", Chart).set_lines(
+            [Line(*lr, theme_colour(app, "accent"))], x_range
+        )
+        self.query_one("#chart-ms", Chart).set_lines(
+            [Line(*ms, theme_colour(app, "success"))], x_range
+        )
 
 
 class ReplayBar(Static):
     """Replay position, speed and state."""
 
-    def show(self, pos: float, t0: float | None, t1: float | None, speed: float, paused: bool, done: bool) -> None:
+    def show(
+        self, pos: float, t0: float | None, t1: float | None, speed: float, paused: bool, done: bool
+    ) -> None:
         t = Text()
         state = "done" if done else ("paused" if paused else "playing")
         icon = {"done": "■", "paused": "❚❚", "playing": "▶"}[state]

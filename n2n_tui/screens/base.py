@@ -1,0 +1,24 @@
+"""The base of every screen: failures of its workers become an error dialog, never a traceback."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from ..widgets.common import ErrorModal
+
+
+def worker_failed(screen_or_app, event: Worker.StateChanged) -> None:
+    if event.state != WorkerState.ERROR:
+        return
+    err = event.worker.error
+    what = event.worker.name or "background task"
+    message = f"{type(err).__name__}: {err}" if err else "unknown error"
+    screen_or_app.app.push_screen(ErrorModal(f"{what} failed", message))
+
+
+class BaseScreen(Screen):
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        worker_failed(self, event)

@@ -1,0 +1,317 @@
+"""Launch: pick a preset, processes, device, precision and a name; see the exact command."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import (
+    Button,
+    Footer,
+    Header,
+    Input,
+    Label,
+    RadioButton,
+    RadioSet,
+    Select,
+    Static,
+)
+
+from n2n_core.runs import list_run_dirs
+
+from ..procs import LaunchSpec, launch_log_path, split_overrides, start_detached, tail_text
+from ..widgets.common import ErrorModal
+from .base import BaseScreen
+from .presets import PresetEntry, load_presets
+
+DEVICES = ("auto", "cpu", "cuda", "npu", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+APPEAR_TIMEOUT_S = 120.0
+
+
+class LaunchScreen(BaseScreen):
+    """Builds an ``n2n-core run`` command and starts it detached."""
+
+    HELP = (
+        "The command shown at the bottom is exactly what is started, as a separate "
+        "process: closing the TUI does not stop it. Once its run folder appears the "
+        "dashboard opens."
+    )
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+l", "launch", "Launch"),
+    ]
+
+    @dataclass
+    class Launched(Message):
+        run_dir: Path
+
+    @dataclass
+    class Failed(Message):
+        title: str
+        message: str
+        lines: list[str]
+
+    def __init__(self, preset: Path | None = None):
+        super().__init__()
+        self.initial = preset
+        self.entries: list[PresetEntry] = []
+        self.launching = False
+
+    def compose(self) -> ComposeResult:
+        self.entries = [e for e in load_presets(self.app.presets_dir) if e.preset is not None]
+        options = [
+            (f"{e.path.name}  —  {e.preset.description or e.preset.name}", str(e.path))
+            for e in self.entries
+        ]
+        initial = str(self.initial) if self.initial else (options[0][1] if options else Select.NULL)
+        if initial not in {v for _, v in options}:
+            initial = options[0][1] if options else Select.NULL
+        blink = not self.app.is_headless
+        yield Header()
+        with Vertical(id="launch-form"):
+            with Horizontal(classes="field-row"):
+                yield Label("preset", classes="field-label")
+                yield Select(
+                    options,
+                    value=initial,
+                    allow_blank=not options,
+                    id="launch-preset",
+                    classes="field-editor -wide",
+                )
+            with Horizontal(classes="field-row"):
+                yield Label("processes", classes="field-label")
+                with RadioSet(id="launch-nproc"):
+                    yield RadioButton("1", value=True, id="nproc-1")
+                    yield RadioButton("8", id="nproc-8")
+                    yield RadioButton("custom", id="nproc-custom")
+                custom = Input("2", placeholder="N", id="launch-nproc-n", classes="field-short")
+                custom.cursor_blink = blink
+                yield custom
+            with Horizontal(classes="field-row"):
+                yield Label("device", classes="field-label")
+                yield Select(
+                    [(d, d) for d in DEVICES],
+                    value="auto",
+                    allow_blank=False,
+                    id="launch-device",
+                    classes="field-editor",
+                )
+            with Horizontal(classes="field-row"):
+                yield Label("precision", classes="field-label")
+                yield Select(
+                    [(p, p) for p in PRECISIONS],
+                    value="fp32",
+                    allow_blank=False,
+                    id="launch-precision",
+                    classes="field-editor",
+                )
+            with Horizontal(classes="field-row"):
+                yield Label("name", classes="field-label")
+                name = Input(
+                    placeholder="default: the preset name",
+                    id="launch-name",
+                    classes="field-editor",
+                )
+                name.cursor_blink = blink
+                yield name
+            with Horizontal(classes="field-row"):
+                yield Label("overrides", classes="field-label")
+                over = Input(
+                    placeholder="KEY=VALUE …   e.g. train.steps=200 train.batch=8",
+                    id="launch-overrides",
+                    classes="field-editor -wide",
+                )
+                over.cursor_blink = blink
+                yield over
+            yield Static("", id="launch-error", classes="field-error")
+            yield Label("command", classes="dialog-sub")
+            yield Static("", id="launch-command", classes="command-box")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Launch (ctrl+l)", variant="primary", id="launch-go")
+            yield Static("", id="launch-status", classes="info-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "launch"
+        self.sub_title = f"results: {self.app.results_dir}"
+        if not self.entries:
+            self.query_one("#launch-error", Static).update(
+                f"no valid presets in {self.app.presets_dir}; create one in Presets (p)"
+            )
+        self._apply_preset_defaults()
+        self.query_one("#launch-preset", Select).focus()
+
+    # -- the spec ------------------------------------------------------------------
+
+    def entry(self) -> PresetEntry | None:
+        value = self.query_one("#launch-preset", Select).value
+        return next((e for e in self.entries if str(e.path) == value), None)
+
+    def _apply_preset_defaults(self) -> None:
+        e = self.entry()
+        if e is None or e.preset is None:
+            self.refresh_command()
+            return
+        rt = e.preset.runtime
+        self.query_one("#launch-device", Select).value = rt.device
+        self.query_one("#launch-precision", Select).value = rt.precision
+        button = {1: "#nproc-1", 8: "#nproc-8"}.get(rt.nproc, "#nproc-custom")
+        if button == "#nproc-custom":
+            self.query_one("#launch-nproc-n", Input).value = str(rt.nproc)
+        self.query_one(button, RadioButton).value = True
+        self.query_one("#launch-name", Input).placeholder = f"default: {e.preset.name}"
+        self.refresh_command()
+
+    def nproc(self) -> int | None:
+        pressed = self.query_one("#launch-nproc", RadioSet).pressed_button
+        bid = pressed.id if pressed else "nproc-1"
+        if bid == "nproc-custom":
+            text = self.query_one("#launch-nproc-n", Input).value.strip()
+            return int(text) if text.isdigit() and int(text) > 0 else None
+        return 8 if bid == "nproc-8" else 1
+
+    def spec(self) -> tuple[LaunchSpec | None, str]:
+        e = self.entry()
+        if e is None or e.preset is None:
+            return None, "pick a preset"
+        rt = e.preset.runtime
+        n = self.nproc()
+        if n is None:
+            return None, "processes: enter a whole number ≥ 1"
+        name = self.query_one("#launch-name", Input).value.strip() or e.preset.name
+        if not NAME_RE.match(name):
+            return None, "name: letters, digits, . _ - (up to 64, starting with a letter or digit)"
+        device = self.query_one("#launch-device", Select).value
+        precision = self.query_one("#launch-precision", Select).value
+        overrides = split_overrides(self.query_one("#launch-overrides", Input).value)
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            return None, f"overrides: {bad[0]!r} is not KEY=VALUE"
+        spec = LaunchSpec(
+            preset=e.path,
+            name=name,
+            nproc=n if n != rt.nproc else None,
+            device=str(device) if device != rt.device else None,
+            precision=str(precision) if precision != rt.precision else None,
+            overrides=overrides,
+            results_dir=self.app.results_dir,
+        )
+        return spec, ""
+
+    def refresh_command(self) -> None:
+        spec, problem = self.spec()
+        self.query_one("#launch-error", Static).update(problem)
+        cmd = self.query_one("#launch-command", Static)
+        cmd.update(Text(spec.display() if spec else "—", style="bold"))
+        self.query_one("#launch-go", Button).disabled = spec is None or self.launching
+
+    @on(Select.Changed, "#launch-preset")
+    def _preset_changed(self) -> None:
+        self._apply_preset_defaults()
+
+    @on(Select.Changed)
+    @on(Input.Changed)
+    @on(RadioSet.Changed)
+    def _changed(self) -> None:
+        self.refresh_command()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#launch-go")
+    def _go(self) -> None:
+        self.action_launch()
+
+    # -- launching -----------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_launch(self) -> None:
+        spec, problem = self.spec()
+        if spec is None:
+            self.notify(problem, title="Cannot launch", severity="error")
+            return
+        if self.launching:
+            return
+        self.launching = True
+        self.refresh_command()
+        self.query_one("#launch-status", Static).update(f"starting: {spec.display()}")
+        self.start(spec)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False, name="launch")
+    def start(self, spec: LaunchSpec) -> None:
+        before = {p.name for p in list_run_dirs(spec.results_dir)}
+        out = launch_log_path(spec.results_dir, spec.name)
+        try:
+            started = start_detached(spec.args(), out)
+        except OSError as e:
+            self.post_message(
+                self.Failed("Launch failed", f"cannot start n2n-core: {e.strerror or e}", [])
+            )
+            return
+        self.app.children_started.append(started)
+        deadline = time.monotonic() + APPEAR_TIMEOUT_S
+        suffix = f"-{spec.name}"
+        while time.monotonic() < deadline:
+            new = [
+                p
+                for p in list_run_dirs(spec.results_dir)
+                if p.name not in before and p.name.endswith(suffix)
+            ]
+            if new:
+                self.app.rescan()
+                self.post_message(self.Launched(new[-1]))
+                return
+            code = started.proc.poll()
+            if code is not None:
+                # Give a folder created just before exiting one more look.
+                new = [
+                    p
+                    for p in list_run_dirs(spec.results_dir)
+                    if p.name not in before and p.name.endswith(suffix)
+                ]
+                if new:
+                    self.app.rescan()
+                    self.post_message(self.Launched(new[-1]))
+                    return
+                self.post_message(
+                    self.Failed(
+                        "Run did not start",
+                        f"{spec.display()}\n\nexited with status {code} before creating a run folder.\n"
+                        f"full output: {out}",
+                        tail_text(out),
+                    )
+                )
+                return
+            time.sleep(0.1)
+        self.post_message(
+            self.Failed(
+                "Run folder did not appear",
+                f"n2n-core (pid {started.proc.pid}) is running but no run folder appeared in "
+                f"{spec.results_dir} after {APPEAR_TIMEOUT_S:.0f}s. Output: {out}",
+                tail_text(out),
+            )
+        )
+
+    @on(Launched)
+    def _launched(self, event: Launched) -> None:
+        from .dashboard import DashboardScreen
+
+        self.launching = False
+        self.app.switch_screen(DashboardScreen(event.run_dir))
+
+    @on(Failed)
+    def _failed(self, event: Failed) -> None:
+        self.launching = False
+        self.refresh_command()
+        self.query_one("#launch-status", Static).update(Text(event.title, style="bold red"))
+        self.app.push_screen(ErrorModal(event.title, event.message, event.lines))

@@ -1,0 +1,313 @@
+"""Presets: the YAML files in the presets dir, and the editor that saves new ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Header, Input, Label, Static
+
+from n2n_core.config import Preset, read_preset_data, validate_preset
+from n2n_core.errors import UserError
+
+from .. import presetform as pf
+from ..widgets.common import RunsTable
+from ..widgets.presets import PresetForm
+from ..widgets.presets.diff import diff_text
+from .base import BaseScreen
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    path: Path
+    data: dict[str, Any] | None
+    preset: Preset | None
+    error: str | None
+
+
+def load_presets(folder: Path) -> list[PresetEntry]:
+    try:
+        files = sorted(p for p in folder.glob("*.yaml") if p.is_file())
+    except OSError:
+        return []
+    out = []
+    for p in files:
+        try:
+            data = read_preset_data(p)
+            out.append(PresetEntry(p, data, validate_preset(data, p.name), None))
+        except UserError as e:
+            out.append(PresetEntry(p, None, None, str(e)))
+    return out
+
+
+class PresetsScreen(BaseScreen):
+    """The preset files; edit one (saved as a new file) or launch it."""
+
+    HELP = (
+        "Preset files (YAML) in the presets dir. e opens the editor, which checks "
+        "every field against the schema as you type and saves a new preset after "
+        "showing the diff. l opens Launch with the preset selected."
+    )
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("e,enter", "edit", "Edit"),
+        Binding("l", "launch", "Launch"),
+        Binding("g", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[PresetEntry] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield RunsTable(id="presets-table")
+        yield Static("", id="preset-detail", classes="detail-box")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "presets"
+        self.sub_title = str(self.app.presets_dir)
+        table = self.query_one(RunsTable)
+        for label, width in (
+            ("File", 26),
+            ("Name", 20),
+            ("Task", 5),
+            ("Noise", 18),
+            ("Targets", 7),
+            ("Steps", 8),
+            ("Description", 56),
+        ):
+            table.add_column(label, width=width, key=label)
+        self.reload()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        self.entries = load_presets(self.app.presets_dir)
+        rows = []
+        err_style = f"bold {self.app.current_theme.error}"
+        for e in self.entries:
+            if e.preset is None:
+                cells = (
+                    e.path.name,
+                    Text("invalid", style=err_style),
+                    "",
+                    "",
+                    "",
+                    "",
+                    e.error or "",
+                )
+            else:
+                p = e.preset
+                cells = (
+                    e.path.name,
+                    p.name,
+                    p.task,
+                    p.noise.type,
+                    p.targets,
+                    f"{p.train.steps:,}",
+                    p.description,
+                )
+            rows.append((e.path.name, cells))
+        self.query_one(RunsTable).sync(rows)
+        if not self.entries:
+            self.query_one("#preset-detail", Static).update(
+                f"no presets in {self.app.presets_dir} (expected *.yaml files)"
+            )
+        else:
+            self._detail()
+
+    @on(RunsTable.RowHighlighted)
+    def _detail(self) -> None:
+        e = self.selected()
+        box = self.query_one("#preset-detail", Static)
+        if e is None:
+            return
+        if e.error:
+            box.update(Text(e.error, style=self.app.current_theme.error or "red"))
+        else:
+            try:
+                box.update(Text(e.path.read_text(encoding="utf-8").rstrip()))
+            except (OSError, UnicodeDecodeError) as err:
+                box.update(f"{e.path}: {err}")
+
+    def selected(self) -> PresetEntry | None:
+        key = self.query_one(RunsTable).current_key()
+        return next((e for e in self.entries if e.path.name == key), None)
+
+    @on(RunsTable.RowSelected)
+    def _selected(self) -> None:
+        self.action_edit()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_edit(self) -> None:
+        e = self.selected()
+        if e is None:
+            return
+        if e.preset is None or e.data is None:
+            self.notify(e.error or "invalid preset", title="Cannot edit", severity="error")
+            return
+        self.app.push_screen(PresetEditorScreen(e.path, e.data, e.preset))
+
+    def action_launch(self) -> None:
+        from .launch import LaunchScreen
+
+        e = self.selected()
+        self.app.push_screen(LaunchScreen(e.path if e else None))
+
+
+class PresetEditorScreen(BaseScreen):
+    """A form generated from the preset schema; saves a new preset after showing the diff."""
+
+    HELP = (
+        "Every key of the preset schema. Messages appear beside a field as soon as "
+        "its value is wrong. ctrl+s saves a new preset file (the original is never "
+        "overwritten) after showing the diff from the original."
+    )
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+s", "save", "Save as new"),
+    ]
+
+    def __init__(self, path: Path, data: dict[str, Any], preset: Preset):
+        super().__init__()
+        self.path, self.data, self.preset = path, data, preset
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="editor-status", classes="info-line")
+        yield PresetForm(self.data, self.preset, id="preset-form")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "edit preset"
+        self.sub_title = str(self.path)
+        self._status(self.query_one(PresetForm))
+
+    @on(PresetForm.Changed)
+    def _changed(self, event: PresetForm.Changed) -> None:
+        self._status(event.form)
+
+    def _status(self, form: PresetForm) -> None:
+        theme = self.app.current_theme
+        t = Text()
+        if form.errors:
+            n = len(form.errors)
+            t.append(f"✗ {n} problem{'s' if n > 1 else ''}", style=f"bold {theme.error}")
+            t.append("  — fix them to save")
+        else:
+            t.append("✓ valid", style=f"bold {theme.success}")
+            changed = form.changed_keys()
+            t.append(f"  · {len(changed)} change{'s' if len(changed) != 1 else ''}")
+            if changed:
+                t.append(": " + ", ".join(changed[:6]) + (" …" if len(changed) > 6 else ""))
+            t.append("  · ctrl+s to save as a new preset")
+        self.query_one("#editor-status", Static).update(t)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_save(self) -> None:
+        form = self.query_one(PresetForm)
+        if form.preset is None:
+            self.notify("fix the fields marked in red first", title="Not saved", severity="error")
+            return
+        new_data = pf.edited_data(self.data, self.preset, form.preset)
+        default_name = (
+            form.preset.name if form.preset.name != self.preset.name else f"{self.path.stem}-2"
+        )
+        target = self.path.parent / f"{default_name}.yaml"
+
+        def saved(path: Path | None) -> None:
+            if path:
+                self.notify(f"saved {path}", title="Preset saved")
+                self.app.pop_screen()
+
+        self.app.push_screen(SavePresetModal(self.path, self.data, new_data, target), saved)
+
+
+class SavePresetModal(ModalScreen[Path | None]):
+    """File name for the new preset and the diff from the original."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, original: Path, old: dict[str, Any], new: dict[str, Any], target: Path):
+        super().__init__(classes="dialog")
+        self.original, self.old, self.new, self.target = original, old, new, target
+
+    def compose(self) -> ComposeResult:
+        old_text, new_text = pf.dump(self.old), pf.dump(self.new)
+        lines = pf.diff(old_text, new_text, self.original.name, "new preset")
+        with Vertical(classes="dialog-box -wide"):
+            yield Label("Save as a new preset", classes="dialog-title")
+            yield Input(str(self.target), id="save-path")
+            yield Static("", id="save-error", classes="field-error")
+            yield Label(f"changes from {self.original.name}:", classes="dialog-sub")
+            with VerticalScroll(classes="dialog-scroll"):
+                yield Static(diff_text(lines, self.app) if lines else "no changes (saves a copy)")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save (enter)", variant="primary", id="save")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        inp = self.query_one(Input)
+        inp.cursor_blink = not self.app.is_headless
+        inp.focus()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.save()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.save()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def save(self) -> None:
+        err = self.query_one("#save-error", Static)
+        text = self.query_one(Input).value.strip()
+        if not text:
+            err.update("enter a file name")
+            return
+        path = Path(text)
+        if path.suffix not in (".yaml", ".yml"):
+            path = path.with_name(path.name + ".yaml")
+        if not path.is_absolute() and path.parent == Path("."):
+            path = self.original.parent / path
+        if path.exists():
+            err.update(f"{path} exists; presets are saved as new files — pick another name")
+            return
+        self.write(path)
+
+    @work(thread=True, exclusive=True, group="save", exit_on_error=False, name="save preset")
+    def write(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "x", encoding="utf-8") as f:
+                f.write(pf.dump(self.new))
+        except OSError as e:
+            self.app.call_from_thread(
+                self.query_one("#save-error", Static).update, f"{path}: {e.strerror or e}"
+            )
+            return
+        self.app.call_from_thread(self.dismiss, path)

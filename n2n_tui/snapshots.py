@@ -1,0 +1,83 @@
+"""A run's snapshots with the PSNR measured at their step, and the log line for results."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .feed import read_records
+
+SNAP_RE = re.compile(r"^snapshot-(\d+)\.safetensors$")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    step: int | None
+    psnr: float | None
+    size: int
+    mtime: float
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def list_snapshots(run_dir: Path) -> list[Snapshot]:
+    """Periodic snapshots by step, then ``final``; PSNR of the validation at that step."""
+    folder = Path(run_dir) / "snapshots"
+    try:
+        files = [p for p in folder.iterdir() if p.suffix == ".safetensors"]
+    except OSError:
+        return []
+    val: dict[int, float] = {}
+    last_step, last_psnr = 0, None
+    for rec in read_records(Path(run_dir) / "metrics.jsonl"):
+        if type(rec) is not dict:
+            continue
+        step = rec.get("step")
+        if isinstance(step, int):
+            last_step = max(last_step, step)
+        if rec.get("kind") == "val" and isinstance(step, int):
+            psnr = rec.get("psnr")
+            if isinstance(psnr, int | float):
+                val[step] = float(psnr)
+                last_psnr = float(psnr)
+    out = []
+    for p in files:
+        m = SNAP_RE.match(p.name)
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if m:
+            step = int(m.group(1))
+            psnr = val.get(step)
+        elif p.name == "final.safetensors":
+            step, psnr = last_step or None, last_psnr
+        else:
+            step, psnr = None, None
+        out.append(Snapshot(p, step, psnr, st.st_size, st.st_mtime))
+    out.sort(key=lambda s: (s.name == "final.safetensors", s.step or 0, s.name))
+    return out
+
+
+def validation_line(snapshot: Path, dataset: Path, result: dict[str, Any], when: float) -> str:
+    """The line appended to the run's log.txt after a validation from the TUI."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    psnr = result.get("psnr")
+    psnr_s = f"{psnr:.2f} dB" if isinstance(psnr, int | float) else "?"
+    extras = []
+    for key in ("images", "noise", "seed"):
+        if key in result:
+            extras.append(f"{key} {result[key]}")
+    more = f" ({', '.join(extras)})" if extras else ""
+    return f"[{stamp}] n2n-tui validate {snapshot.name} on {dataset}: PSNR {psnr_s}{more}"
+
+
+def append_log(run_dir: Path, line: str) -> None:
+    with open(Path(run_dir) / "log.txt", "a", encoding="utf-8") as f:
+        f.write(line.rstrip("\n") + "\n")

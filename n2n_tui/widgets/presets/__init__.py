@@ -1,0 +1,3 @@
+from .form import PresetForm
+
+__all__ = ["PresetForm"]

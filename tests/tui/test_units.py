@@ -1,0 +1,107 @@
+"""Pure parts of the TUI: series, log reading, charts, commands, formatting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from n2n_tui import formatting as fmt
+from n2n_tui.feed import LogTail, RunFeed, read_records
+from n2n_tui.procs import LaunchSpec, split_overrides
+from n2n_tui.series import Series
+from n2n_tui.widgets.charts import Line, render_chart
+
+
+def test_series_stays_bounded_and_keeps_the_whole_history():
+    s = Series(capacity=64)
+    for i in range(500_000):
+        s.append(i, 1.0)
+    xs, ys = s.points()
+    assert len(xs) <= 64
+    assert xs[0] < 20_000 and xs[-1] == 499_999  # start and end of the run both present
+    assert all(y == 1.0 for y in ys)
+    assert s.count == 500_000
+
+
+def test_series_averages_when_downsampling():
+    s = Series(capacity=4)
+    for i, y in enumerate([0, 2, 4, 6, 8, 10]):
+        s.append(i, y)
+    xs, ys = s.points()
+    assert ys[:2] == [1.0, 5.0]
+
+
+def test_read_records_skips_torn_and_garbage_lines(tmp_path: Path):
+    p = tmp_path / "m.jsonl"
+    good = [{"kind": "train", "step": i, "loss": 0.1} for i in range(3)]
+    p.write_text(
+        json.dumps(good[0])
+        + "\nnot json\n"
+        + json.dumps(good[1])
+        + "\n\n[1,2]\n"
+        + json.dumps(good[2])
+        + '\n{"kind": "tr'
+    )
+    feed = RunFeed()
+    feed.ingest(read_records(p))
+    assert feed.values.step == 2 and feed.values.records == 3
+
+
+def test_read_records_fast_path(tmp_path: Path):
+    p = tmp_path / "m.jsonl"
+    p.write_text(
+        "".join(json.dumps({"kind": "val", "step": i, "psnr": 20 + i}) + "\n" for i in range(5))
+    )
+    feed = RunFeed()
+    feed.ingest(read_records(p))
+    assert feed.values.best_psnr == 24 and feed.values.best_step == 4
+
+
+def test_log_tail_holds_back_partial_lines(tmp_path: Path):
+    p = tmp_path / "log.txt"
+    p.write_text("one\ntw")
+    t = LogTail(p)
+    t.poll()
+    assert list(t.lines) == ["one"]
+    with open(p, "a") as f:
+        f.write("o\n\rprogress 10%\rprogress 20%\n")
+    t.poll()
+    assert list(t.lines) == ["one", "two", "progress 20%"]
+
+
+def test_render_chart_has_the_requested_size():
+    xs = list(range(0, 10_000, 10))
+    ys = [30 - 10 / (1 + x / 500) for x in xs]
+    t = render_chart(
+        [Line(xs, ys, "red"), Line(xs, [20.0] * len(xs), "grey50", dashed=True)], 60, 12
+    )
+    lines = t.plain.split("\n")
+    assert len(lines) == 12 and all(len(ln) == 60 for ln in lines)
+    assert "10k" in lines[-1] or "9990" in lines[-1]
+    empty = render_chart([], 40, 6, empty="nothing yet").plain
+    assert "nothing yet" in empty
+
+
+def test_launch_spec_is_the_exact_command():
+    spec = LaunchSpec(
+        preset=Path("presets/quick.yaml"),
+        name="try-1",
+        nproc=8,
+        device="cuda",
+        precision="bf16",
+        overrides=split_overrides("train.steps=200 --set train.batch=8"),
+        results_dir=Path("results"),
+    )
+    assert spec.display() == (
+        "n2n-core run presets/quick.yaml --set train.steps=200 --set train.batch=8 "
+        "--set runtime.precision=bf16 --nproc 8 --device cuda --results-dir results --name try-1"
+    )
+
+
+def test_formatting():
+    assert fmt.psnr(31.8249) == "31.82"
+    assert fmt.psnr(None) == fmt.DASH
+    assert fmt.steps(123_400, 500_000) == "123k/500k"
+    assert fmt.age(100.0, 100.0 + 180) == "3m ago"
+    assert fmt.eta(1000, 2000, 60.0) == "1m 00s"
+    assert fmt.duration(3 * 86400 + 7200) == "3d 02h"
