@@ -130,6 +130,8 @@ def text_overlay(
     mask_img = Image.new("L", (w, h), 0)
     col_img = Image.new("RGB", (w, h), (0, 0, 0))
     dm, dc = ImageDraw.Draw(mask_img), ImageDraw.Draw(col_img)
+    # No anti-aliasing: every covered pixel gets exactly the string's colour.
+    dm.fontmode = dc.fontmode = "1"
     target = coverage * h * w
     covered = 0.0
     lo = max(6, min(h, w) // 24)

@@ -200,6 +200,28 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def drop_metrics_after(path: str | Path, step: int) -> int:
+    """Remove train/val records past ``step`` (work lost in a crash); returns how many.
+
+    Resuming from the snapshot at ``step`` redoes those steps, so their old records
+    would otherwise appear twice. Events are kept: they are the run's history.
+    Rewritten atomically; torn lines are dropped on the way.
+    """
+    p = Path(path)
+    if not p.exists():
+        return 0
+    keep, dropped = [], 0
+    for rec in read_metrics(p):
+        s = rec.get("step")
+        if rec.get("kind") in ("train", "val") and isinstance(s, int) and s > step:
+            dropped += 1
+            continue
+        keep.append(rec)
+    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep)
+    atomic_write_text(p, text)
+    return dropped
+
+
 class MetricsTail:
     """Follows a growing metrics.jsonl from a remembered offset.
 

@@ -38,7 +38,7 @@ from .device import (
 from .errors import UserError
 from .evaluate import torch_runner
 from .network import UNet
-from .runs import MetricsWriter, read_run_json, update_run_json, write_run_json
+from .runs import MetricsWriter, drop_metrics_after, read_run_json, update_run_json, write_run_json
 from .snapshots import (
     list_snapshots,
     read_snapshot,
@@ -155,9 +155,15 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         start = 0
         if resume:
             snap = newest_resumable_snapshot(run_dir)
-            if snap is not None:
-                restore_training_state(snap, net, optimizer, scaler)
-                start = snap.step
+            if snap is None:
+                raise UserError(
+                    f"{run_dir}: no complete snapshot to resume from "
+                    "(train.snapshot_every was 0 and the run did not stop cleanly); start a new run"
+                )
+            restore_training_state(snap, net, optimizer, scaler)
+            start = snap.step
+            if d.is_main:
+                drop_metrics_after(run_dir / "metrics.jsonl", start)
         model = net
         if d.world_size > 1:
             model = torch.nn.parallel.DistributedDataParallel(
@@ -329,7 +335,14 @@ def _loop(
         step += 1
         steps_timed += 1
 
-        boundary = step % t.log_every == 0 or step == t.steps
+        # Validation and snapshot steps are log steps too: the loss is checked for
+        # non-finite values (and ranks agree on a stop) before anything is saved.
+        boundary = (
+            step % t.log_every == 0
+            or step == t.steps
+            or bool(t.val_every and step % t.val_every == 0)
+            or bool(t.snapshot_every and step % t.snapshot_every == 0)
+        )
         if boundary:
             stats = torch.stack(
                 [loss_sum / max(n_sum, 1), torch.tensor(float(stop.requested), device=device)]
@@ -404,13 +417,18 @@ def _loop(
                     con.print(f"stopped at step {step}; snapshot {'written' if ok else 'FAILED'}")
                 return "stopped"
 
+        paused = False
         if t.val_every and step % t.val_every == 0 and step < t.steps:
             run_validation(step)
+            paused = True
         if t.snapshot_every and step % t.snapshot_every == 0 and step < t.steps and d.is_main:
             if not write_snapshot(snap_dir / snapshot_name(step), step):
                 return "failed"
+            paused = True
         if d.world_size > 1 and (t.val_every and step % t.val_every == 0):
             dist.barrier()
+        if paused:  # ms/step measures training only, not validation or snapshot I/O
+            t_last = time.perf_counter()
 
     run_validation(step)
     if d.is_main:

@@ -78,3 +78,20 @@ def test_summary_without_run_json(tmp_path):
     assert s.status == "unknown"
     assert (s.step, s.best_psnr, s.last_psnr, s.ms_per_step) == (20, 28.0, 27.5, 5.0)
     assert [r.name for r in list_runs(tmp_path)] == ["x"]
+
+
+def test_drop_metrics_after_keeps_events_and_earlier_steps(tmp_path):
+    from n2n_core.runs import drop_metrics_after
+
+    p = tmp_path / "metrics.jsonl"
+    with MetricsWriter(p) as w:
+        for s in (10, 20, 30):
+            w.write({"kind": "train", "step": s})
+        w.write({"kind": "val", "step": 30, "psnr": 1.0})
+        w.event(25, "something happened")
+    assert drop_metrics_after(p, 20) == 2
+    assert [(r["kind"], r["step"]) for r in read_metrics(p)] == [
+        ("train", 10),
+        ("train", 20),
+        ("event", 25),
+    ]

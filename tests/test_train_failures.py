@@ -62,3 +62,11 @@ def test_disk_full_during_snapshot_keeps_previous(make_preset, tmp_path, monkeyp
     assert any("No space left on device" in e["msg"] for e in _events(run_dir))
     read_snapshot(run_dir / "snapshots" / "snapshot-00000002.safetensors")  # still valid
     assert not (run_dir / "snapshots" / "snapshot-00000004.safetensors").exists()
+
+
+def test_resume_without_a_snapshot_is_a_clear_error(make_preset, tmp_path):
+    from cli_helpers import assert_user_error, n2n
+
+    p = make_preset(train__snapshot_every=0)
+    run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
+    assert_user_error(n2n("resume", run_dir), "no complete snapshot to resume from")

@@ -25,7 +25,12 @@ ALIGN = 64
 
 
 def build_packed(src: str | Path, out: str | Path, channels: int = 3, progress=None) -> dict:
-    """Pack every image of ``src`` into ``out``; returns a summary. Atomic: a failure leaves no file."""
+    """Pack every image of ``src`` into ``out``; returns a summary.
+
+    Streams: each image is decoded and appended to a temporary body file, so
+    memory holds one image at a time (ImageNet-val is ~25 GB of pixels). The
+    final file is header + body, renamed into place: a failure leaves no file.
+    """
     files = list_images(src)
     if not files:
         raise UserError(f"{src}: no images found (looked for png, jpg, bmp, tif, webp, ppm, gif)")
@@ -34,32 +39,39 @@ def build_packed(src: str | Path, out: str | Path, channels: int = 3, progress=N
         raise UserError(f"{out}: is a folder, expected an output file name")
     if not out.parent.exists():
         raise UserError(f"{out.parent}: folder not found")
-    entries, offset = [], 0
-    arrays = []
-    for i, f in enumerate(files):
-        arr = load_image(f, channels)  # raises UserError naming a bad file
-        entries.append(
-            {"name": f.name, "h": int(arr.shape[0]), "w": int(arr.shape[1]), "offset": offset}
-        )
-        offset += arr.nbytes
-        arrays.append(arr)
-        if progress:
-            progress(i + 1, len(files))
-    header = json.dumps({"channels": channels, "images": entries}).encode()
-    start = len(MAGIC) + 8 + len(header)
-    pad = (-start) % ALIGN
+    body = out.with_name(f".{out.name}.body-{os.getpid()}")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    entries, offset = [], 0
     try:
-        with open(tmp, "wb") as fh:
+        with open(body, "wb") as fb:
+            for i, f in enumerate(files):
+                arr = load_image(f, channels)  # raises UserError naming a bad file
+                entries.append(
+                    {
+                        "name": f.name,
+                        "h": int(arr.shape[0]),
+                        "w": int(arr.shape[1]),
+                        "offset": offset,
+                    }
+                )
+                fb.write(arr.tobytes())
+                offset += arr.nbytes
+                if progress:
+                    progress(i + 1, len(files))
+        header = json.dumps({"channels": channels, "images": entries}).encode()
+        pad = (-(len(MAGIC) + 8 + len(header))) % ALIGN
+        with open(tmp, "wb") as fh, open(body, "rb") as fb:
             fh.write(MAGIC + struct.pack("<Q", len(header) + pad) + header + b" " * pad)
-            for arr in arrays:
-                fh.write(arr.tobytes())
+            while chunk := fb.read(1 << 24):
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"{out}: cannot write data set ({e.strerror or e})") from None
+    finally:
+        body.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return {
         "images": len(entries),
         "bytes": out.stat().st_size,
