@@ -160,6 +160,34 @@ class RuntimeConfig(_Strict):
     threads: int | None = Field(None, ge=1, le=1024)
     channels_last: bool = True
     compile: bool = False
+    # Also write TensorBoard events to RUN_DIR/tensorboard/ (needs the tensorboard extra).
+    tensorboard: bool = False
+
+
+class MriConfig(_Strict):
+    """The MRI task's reference schedule and options (NVlabs ``config_mri.py``/``train_mri.py``).
+
+    ``train.steps`` is split into ``epochs`` equal schedule epochs: the learning
+    rate (max ``train.lr``) warms up over ``rampup_epochs`` and ramps down over the
+    last ``rampdown_epochs``, where Adam's beta1 also goes from ``beta1_initial``
+    to ``beta1_final``. ``translate``: random roll augmentation of up to this many
+    pixels per axis. ``post_op: fspec`` writes the measured frequencies back into
+    the network output (data consistency).
+    """
+
+    epochs: int = Field(300, ge=1)
+    rampup_epochs: int = Field(10, ge=0)
+    rampdown_epochs: int = Field(30, ge=0)
+    beta1_initial: float = Field(0.9, ge=0, lt=1)
+    beta1_final: float = Field(0.5, ge=0, lt=1)
+    translate: int = Field(64, ge=0, le=4096)
+    post_op: Literal["fspec", "none"] = "fspec"
+
+    @model_validator(mode="after")
+    def _ramps(self) -> MriConfig:
+        if self.rampup_epochs + self.rampdown_epochs > self.epochs:
+            raise ValueError("rampup_epochs + rampdown_epochs must not exceed epochs")
+        return self
 
 
 class Preset(_Strict):
@@ -171,6 +199,7 @@ class Preset(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    mri: MriConfig | None = None  # task: mri only; left out means the reference values
 
     @model_validator(mode="before")
     @classmethod
@@ -190,6 +219,8 @@ class Preset(_Strict):
     def _consistent(self) -> Preset:
         if self.noise.type == "bernoulli_spectral" and self.task != "mri":
             raise ValueError("noise.type bernoulli_spectral needs task: mri")
+        if self.task == "mri" and self.noise.type != "bernoulli_spectral":
+            raise ValueError("task: mri needs noise.type bernoulli_spectral")
         if self.runtime.node_rank >= self.runtime.nnodes:
             raise ValueError("runtime.node_rank must be < runtime.nnodes")
         _check_own_data(self)

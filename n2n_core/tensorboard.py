@@ -1,0 +1,138 @@
+"""TensorBoard event files for a run: written live during training, or exported afterwards.
+
+``metrics.jsonl`` stays the run's record; this module only mirrors it into
+``RUN_DIR/tensorboard/`` for people who live in TensorBoard. Scalars:
+``train/loss``, ``train/lr``, ``train/ms_per_step``, ``val/psnr``,
+``val/input_psnr``; images: the noisy | denoised | clean sample strips as
+``samples/<image>``. ``tensorboard`` is an optional extra (``pip install
+'n2n[tensorboard]'``); without it both paths stop with a ``UserError`` saying so.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+TB_DIR = "tensorboard"
+SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
+INSTALL_HINT = "install it with: pip install 'n2n[tensorboard]' (or pip install tensorboard)"
+
+
+def _summary_writer_class():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(f"tensorboard: package not installed; {INSTALL_HINT}") from None
+    return SummaryWriter
+
+
+class TBWriter:
+    """The run's scalars and sample images as TensorBoard events under ``log_dir``."""
+
+    def __init__(self, log_dir: str | Path):
+        cls = _summary_writer_class()
+        self.log_dir = Path(log_dir)
+        try:
+            self._w = cls(log_dir=str(self.log_dir), flush_secs=10)
+        except OSError as e:
+            raise UserError(f"{self.log_dir}: cannot write TensorBoard events ({e})") from None
+
+    def train(
+        self, step: int, loss: float, lr: float, ms: float, walltime: float | None = None
+    ) -> None:
+        self._w.add_scalar("train/loss", loss, step, walltime=walltime)
+        self._w.add_scalar("train/lr", lr, step, walltime=walltime)
+        self._w.add_scalar("train/ms_per_step", ms, step, walltime=walltime)
+
+    def val(self, step: int, psnr: float, input_psnr: float, walltime: float | None = None) -> None:
+        self._w.add_scalar("val/psnr", psnr, step, walltime=walltime)
+        self._w.add_scalar("val/input_psnr", input_psnr, step, walltime=walltime)
+        self._w.flush()  # validations are rare and the ones people wait for
+
+    def image(self, step: int, tag: str, img_u8_hwc: np.ndarray) -> None:
+        img = np.asarray(img_u8_hwc, dtype=np.uint8)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        self._w.add_image(tag, img, step, dataformats="HWC")
+
+    def sample_images(self, step: int, samples_dir: str | Path) -> int:
+        """Log the strips validation wrote at ``step`` (``step-%08d-<name>.png``); their count."""
+        n = 0
+        for path, s, name in sample_files(samples_dir):
+            if s == step:
+                self.image(step, f"samples/{name}", _read_png(path))
+                n += 1
+        return n
+
+    def close(self) -> None:
+        self._w.close()
+
+
+def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
+    """(path, step, image name) of the sample strips in a folder, by step then name."""
+    d = Path(samples_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = SAMPLE_RE.match(p.name)
+        if m:
+            out.append((p, int(m.group(1)), m.group(2)))
+    return sorted(out, key=lambda t: (t[1], t[2]))
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from .data.images import load_image
+
+    return load_image(path, 3)
+
+
+def _num(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v)
+
+
+def export_run(run_dir: str | Path) -> Path:
+    """Convert a run's metrics.jsonl and sample strips into ``RUN_DIR/tensorboard/``.
+
+    Earlier event files in that folder (a live run's, or a previous export) are
+    replaced, so exporting twice does not show every point twice.
+    """
+    from .runs import read_metrics, resolve_run_dir
+
+    run = resolve_run_dir(run_dir)
+    _summary_writer_class()  # fail before touching anything when the package is missing
+    out = run / TB_DIR
+    try:
+        out.mkdir(exist_ok=True)
+        for old in out.glob("events.out.tfevents.*"):
+            old.unlink()
+    except OSError as e:
+        raise UserError(f"{out}: cannot write TensorBoard events ({e.strerror or e})") from None
+    tb = TBWriter(out)
+    try:
+        for rec in read_metrics(run / "metrics.jsonl"):
+            step, t = rec.get("step"), _num(rec.get("time"))
+            if not isinstance(step, int):
+                continue
+            if rec["kind"] == "train":
+                vals = [_num(rec.get(k)) for k in ("loss", "lr", "ms_per_step")]
+                if all(v is not None for v in vals):
+                    tb.train(step, *vals, walltime=t)
+            elif rec["kind"] == "val":
+                psnr, inp = _num(rec.get("psnr")), _num(rec.get("input_psnr"))
+                if psnr is not None and inp is not None:
+                    tb.val(step, psnr, inp, walltime=t)
+        for path, step, name in sample_files(run / "samples"):
+            try:
+                tb.image(step, f"samples/{name}", _read_png(path))
+            except UserError:
+                continue  # a torn sample PNG is not worth failing the export for
+    finally:
+        tb.close()
+    return out
