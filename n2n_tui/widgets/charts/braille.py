@@ -71,9 +71,12 @@ def _ylabel(v: float, log: bool) -> str:
 def nice_range(lo: float, hi: float) -> tuple[float, float]:
     if lo == hi:
         pad = abs(lo) * 0.05 or 1.0
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.06
-    return lo - pad, hi + pad
+        out = lo - pad, hi + pad
+    else:
+        pad = (hi - lo) * 0.06
+        out = lo - pad, hi + pad
+    # A series that never goes negative (ms/step, lr, PSNR) keeps a non-negative axis.
+    return (max(out[0], 0.0) if lo >= 0 else out[0]), out[1]
 
 
 def render_chart(
