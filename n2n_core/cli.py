@@ -18,6 +18,13 @@ from pathlib import Path
 
 from .errors import UserError
 
+# OpenMP worker threads that spin at barriers burn their time slice while a partner
+# thread waits for a core; on a shared 2-core machine that made a 2-thread training
+# step 9x slower (3097 vs 334 ms/step, benchmarks/RESULTS.md); its cost on a quiet
+# machine is what `n2n-core bench` there shows. Read when torch loads OpenMP, so set
+# before any import of torch; the user's own setting wins; training workers inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 DEFAULT_RESULTS = "results"
 EXIT_STOPPED = 130
 

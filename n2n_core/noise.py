@@ -45,8 +45,10 @@ class Gaussian:
     def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
         lo, hi = self.train_sigma
         sigma = _uniform_per_image(x.shape[0], lo / 255.0, hi / 255.0, gen, x.device)
-        noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-        return noise.mul_(sigma).add_(x)
+        # Drawn in x's own memory layout (channels-last from the task) and combined in
+        # one in-place pass: no layout conversion before the first convolution.
+        noise = torch.empty_like(x).normal_(generator=gen)
+        return torch.addcmul(x, noise, sigma, out=noise)
 
     def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return (
