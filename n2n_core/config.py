@@ -233,7 +233,10 @@ class Preset(_Strict):
         return {"text": "l1", "impulse": "l0"}.get(self.noise.type, "l2")
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if data.get("mri") is None:  # image presets carry no MRI section
+            data.pop("mri", None)
+        return data
 
 
 OWN_DATA_HELP = "pairs:DIR (noisy/noisy pairs) or noisy:DIR (single noisy images)"

@@ -111,9 +111,13 @@ def roll_with_phase(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Roll each image (N, h, w) by its own (dy, dx) and shift its spectrum to match."""
     rolled = torch.stack(
-        [torch.roll(im, (int(a), int(b)), dims=(-2, -1)) for im, a, b in zip(img, dy, dx)]
+        [
+            torch.roll(im, (int(a), int(b)), dims=(-2, -1))
+            for im, a, b in zip(img, dy.tolist(), dx.tolist(), strict=True)
+        ]
     )
-    return rolled, spec * phase_ramp(img.shape[-2], img.shape[-1], dy, dx).to(spec.dtype)
+    ramp = phase_ramp(img.shape[-2], img.shape[-1], dy.cpu(), dx.cpu())
+    return rolled, spec * ramp.to(spec.device, spec.dtype)
 
 
 # ---------------------------------------------------------------------------
