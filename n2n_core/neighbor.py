@@ -35,7 +35,9 @@ def neighbour_choice(
     n: int, h: int, w: int, gen: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-cell pixel indices (i1, i2), each long (n, 1, h // 2, w // 2), with i1 != i2 adjacent."""
-    pick = torch.randint(0, len(NEIGHBOUR_PAIRS), (n, 1, h // 2, w // 2), generator=gen, device=device)
+    pick = torch.randint(
+        0, len(NEIGHBOUR_PAIRS), (n, 1, h // 2, w // 2), generator=gen, device=device
+    )
     pairs = NEIGHBOUR_PAIRS.to(device)[pick]  # (n, 1, h/2, w/2, 2)
     return pairs[..., 0], pairs[..., 1]
 
@@ -46,7 +48,9 @@ def subsample(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     if h % 2 or w % 2:
         raise ValueError(f"sub-sampling needs even height and width, got {h}x{w}")
     cells = (
-        x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
+        x.reshape(n, c, h // 2, 2, w // 2, 2)
+        .permute(0, 1, 2, 4, 3, 5)
+        .reshape(n, c, h // 2, w // 2, 4)
     )
     idx = index.unsqueeze(-1).expand(n, c, h // 2, w // 2, 1)
     return torch.gather(cells, 4, idx).squeeze(4)

@@ -249,8 +249,7 @@ def _write_preset(path: Path, data: dict, train: dict) -> Path:
     preset = {
         "name": "own-test",
         "data": data,
-        "train": {"batch": 4, "lr": 0.001, "rampdown": 0.3, "val_every": 0, "log_every": 5}
-        | train,
+        "train": {"batch": 4, "lr": 0.001, "rampdown": 0.3, "val_every": 0, "log_every": 5} | train,
         "runtime": {"device": "cpu", "threads": 1},
     }
     path.write_text(yaml.safe_dump(preset))
@@ -260,12 +259,13 @@ def _write_preset(path: Path, data: dict, train: dict) -> Path:
 def test_pairs_from_photos_train_and_improve_psnr_on_held_out_photos(tmp_path):
     train_photos = _photos(tmp_path / "photos", builtin_files("photos"), 96)
     val_photos = _photos(tmp_path / "held-out", builtin_files("photos-val"), 64)
-    make_demo_pairs(train_photos, tmp_path / "pairs", sigma=25, seed=1)
-    make_demo_noisy(val_photos, tmp_path / "val-noisy", sigma=25, seed=2, refs=tmp_path / "refs")
+    # Strong noise (sigma 50) so that the gain is unmistakable after only 100 small steps.
+    make_demo_pairs(train_photos, tmp_path / "pairs", sigma=50, seed=1)
+    make_demo_noisy(val_photos, tmp_path / "val-noisy", sigma=50, seed=2, refs=tmp_path / "refs")
     preset = _write_preset(
         tmp_path / "p.yaml",
         {"train": f"pairs:{tmp_path / 'pairs'}", "val": f"clean:{tmp_path / 'refs'}"},
-        {"steps": 150, "crop": 32},
+        {"steps": 100, "crop": 32},
     )
     assert main(["run", str(preset), "--results-dir", str(tmp_path / "res")]) == 0
     (run,) = (tmp_path / "res").iterdir()

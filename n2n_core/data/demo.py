@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{len(files)} {a.mode} image(s) written to {a.out}")
+    what = "pair(s)" if a.mode == "pairs" else "noisy image(s)"
+    print(
+        f"{len(files)} {what} written to {a.out}" + (f", references in {a.refs}" if a.refs else "")
+    )
     return 0
 
 

@@ -63,9 +63,7 @@ def _match_by_name(dir_a: Path, dir_b: Path, spec: str) -> list[PairFiles]:
         lonely = sorted(set(mine) - set(theirs))
         if lonely:
             more = f" (and {len(lonely) - 1} more)" if len(lonely) > 1 else ""
-            raise UserError(
-                f"{spec}: {here / lonely[0]} has no partner {there / lonely[0]}{more}"
-            )
+            raise UserError(f"{spec}: {here / lonely[0]} has no partner {there / lonely[0]}{more}")
     return [PairFiles(n, files_a[n], files_b[n]) for n in sorted(files_a)]
 
 
