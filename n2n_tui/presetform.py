@@ -103,6 +103,36 @@ def noise_fields(noise_type: str) -> list[FieldSpec]:
 
 
 # ---------------------------------------------------------------------------
+# data modes (the prefix of data.train)
+
+DATA_MODES = {
+    "builtin": "built-in photos",
+    "folder": "clean images + synthetic noise",
+    "pairs": "pairs:  noisy/noisy pairs (N2N)",
+    "noisy": "noisy:  single noisy images (Nb2Nb)",
+}
+
+
+def data_mode(spec: str) -> str:
+    head = spec.split(":", 1)[0] if ":" in spec else ""
+    if head == "builtin":
+        return "builtin"
+    return head if head in ("pairs", "noisy") else "folder"
+
+
+def with_data_mode(spec: str, mode: str) -> str:
+    """``spec`` moved to ``mode``, keeping its path where there is one."""
+    path = spec.split(":", 1)[1] if data_mode(spec) in ("builtin", "pairs", "noisy") else spec
+    if data_mode(spec) == "builtin":
+        path = ""
+    if mode == "builtin":
+        return "builtin:photos"
+    if mode == "folder":
+        return path or "datasets/my-clean-images"
+    return f"{mode}:{path or 'datasets/own-' + mode}"
+
+
+# ---------------------------------------------------------------------------
 # values
 
 

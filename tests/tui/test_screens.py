@@ -214,6 +214,15 @@ async def test_presets_list_and_editor_validate_as_you_type(make_app, presets: P
         await pilot.pause()
         assert text_of(editor.query_one("#err-f-train-crop")) == ""
         assert "train.crop" in text_of(editor.query_one("#editor-status"))
+        # Own data: the mode rewrites data.train's prefix and turns synthetic noise off.
+        editor.query_one("#data-mode").value = "pairs"
+        await pilot.pause(0.2)
+        assert editor.query_one("#f-data-train", Input).value.startswith("pairs:")
+        assert editor.query_one("#f-noise-type").value == "none"
+        editor.query_one("#data-mode").value = "builtin"
+        await pilot.pause(0.2)
+        assert editor.query_one("#f-data-train", Input).value == "builtin:photos"
+        assert editor.query_one("#f-noise-type").value == "gaussian"
         # Another noise model brings its own fields.
         editor.query_one("#f-noise-type").value = "poisson"
         await pilot.pause(0.2)

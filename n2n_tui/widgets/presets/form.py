@@ -96,6 +96,18 @@ class PresetForm(VerticalScroll):
             if section == pf.NOISE_KEY:
                 yield Static("", classes="form-doc", id="noise-doc")
                 yield Vertical(id="noise-fields")
+            if section == "data":
+                # Where the training data comes from decides the prefix of data.train.
+                mode = pf.data_mode(str(self.values.get("data.train") or ""))
+                with Horizontal(classes="field-row"):
+                    yield Label("mode", classes="field-label")
+                    yield Select(
+                        [(label, key) for key, label in pf.DATA_MODES.items()],
+                        value=mode,
+                        allow_blank=False,
+                        id="data-mode",
+                        classes="field-editor",
+                    )
             for spec in specs:
                 self.specs[spec.widget_id] = spec
                 yield FieldRow(spec, self.values.get(spec.key), blink)
@@ -156,7 +168,22 @@ class PresetForm(VerticalScroll):
     async def _select(self, event: Select.Changed) -> None:
         event.stop()
         value = None if event.value is Select.NULL else event.value
+        if event.select.id == "data-mode":
+            self._data_mode(str(value))
+            return
         await self._edited(event.select.id, value)
+
+    def _data_mode(self, mode: str) -> None:
+        """Rewrite data.train's prefix for the chosen mode; own data means no synthetic noise."""
+        current = str(self.values.get("data.train") or "")
+        if pf.data_mode(current) == mode:
+            return
+        self.query_one("#f-data-train", Input).value = pf.with_data_mode(current, mode)
+        noise = self.query_one("#f-noise-type", Select)
+        if mode in ("pairs", "noisy"):
+            noise.value = "none"
+        elif noise.value == "none":
+            noise.value = "gaussian"
 
     @on(Switch.Changed)
     async def _switch(self, event: Switch.Changed) -> None:
