@@ -260,7 +260,7 @@ def _report(run_dir: Path, status: str) -> int:
     if final.exists():
         print(f"final snapshot: {final}")
     if samples:
-        print(f"denoised sample (noisy | denoised | clean): {samples[-1]}")
+        print(f"denoised sample: {samples[-1]}")
     if status == "stopped":
         print(f"stopped; continue with: n2n-core resume {run_dir}")
         return EXIT_STOPPED
@@ -289,6 +289,10 @@ def _val_noise(name: str | None, snap_meta: dict):
     from .noise import noise_from_name
 
     kind = name or snap_meta.get("noise") or "gaussian"
+    if kind == "none" and not name:
+        # Trained on the user's own noisy data: no synthetic noise is known, so
+        # clean images are scored at the reference's Gaussian sigma 25.
+        kind = "gaussian"
     if kind == "bernoulli_spectral":
         raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
     preset_noise = (snap_meta.get("preset") or {}).get("noise") or {}

@@ -171,7 +171,10 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             restore_training_state(snap, net, optimizer, scaler)
             start = snap.step
             if d.is_main:
+                # The file is rewritten: the writer must reopen it, not keep the old inode.
+                writer.close()
                 drop_metrics_after(run_dir / "metrics.jsonl", start)
+                writer = MetricsWriter(run_dir / "metrics.jsonl")
         model = net
         if d.world_size > 1:
             model = torch.nn.parallel.DistributedDataParallel(

@@ -144,6 +144,8 @@ def test_sigkill_after_snapshot_then_resume_is_bit_identical(make_preset, tmp_pa
     assert info["status"] == "finished"
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("resumed at step" in r.get("msg", "") for r in recs if r["kind"] == "event")
+    steps = [r["step"] for r in recs if r["kind"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 60  # no step logged twice
 
 
 def test_sigterm_stops_with_snapshot_and_resume_completes(make_preset, tmp_path):
