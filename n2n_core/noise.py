@@ -34,6 +34,23 @@ def _uniform_per_image(
     return lo + (hi - lo) * u
 
 
+def _normal_like(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped and laid out like ``x``.
+
+    Drawn on a contiguous tensor and only then viewed as channels-last: on the
+    CPU, ``normal_`` on a permuted view takes ~8x longer than on plain memory.
+    """
+    if (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        n, c, h, w = x.shape
+        buf = torch.empty((n, h, w, c), dtype=x.dtype, device=x.device).normal_(generator=gen)
+        return buf.permute(0, 3, 1, 2)
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device).normal_(generator=gen)
+
+
 @dataclass(frozen=True)
 class Gaussian:
     """x + N(0, sigma^2); sigma ~ U[train_sigma] / 255 per training image."""
@@ -45,9 +62,9 @@ class Gaussian:
     def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
         lo, hi = self.train_sigma
         sigma = _uniform_per_image(x.shape[0], lo / 255.0, hi / 255.0, gen, x.device)
-        # Drawn in x's own memory layout (channels-last from the task) and combined in
-        # one in-place pass: no layout conversion before the first convolution.
-        noise = torch.empty_like(x).normal_(generator=gen)
+        # Laid out like x (channels-last from the task) and combined in one in-place
+        # pass: no layout conversion before the first convolution.
+        noise = _normal_like(x, gen)
         return torch.addcmul(x, noise, sigma, out=noise)
 
     def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
