@@ -176,6 +176,7 @@ class DashboardScreen(BaseScreen):
         self._log_shown = sig
         log.clear()
         log.write_lines(lines[-200:])
+        log.scroll_end(animate=False)  # follow the tail like `tail -f`
 
     # -- actions -----------------------------------------------------------------
 

@@ -73,9 +73,13 @@ class LaunchScreen(BaseScreen):
             (f"{e.path.name}  —  {e.preset.description or e.preset.name}", str(e.path))
             for e in self.entries
         ]
-        initial = str(self.initial) if self.initial else (options[0][1] if options else Select.NULL)
-        if initial not in {v for _, v in options}:
-            initial = options[0][1] if options else Select.NULL
+        values = [v for _, v in options]
+        # A new user's first launch should be the one that finishes in minutes.
+        quick = [v for v in values if v.endswith("/quickstart.yaml") or v == "quickstart.yaml"]
+        fallback = quick[0] if quick else (values[0] if values else Select.NULL)
+        initial = str(self.initial) if self.initial else fallback
+        if initial not in values:
+            initial = fallback
         blink = not self.app.is_headless
         yield Header()
         with Vertical(id="launch-form"):
