@@ -144,7 +144,13 @@ def read_snapshot(path: str | Path, weights_only: bool = True) -> Snapshot:
             head = f.read(16)
     except OSError as e:
         raise UserError(f"{p}: cannot read snapshot ({e.strerror})") from None
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+    # A safetensors file is an 8-byte header length, then a JSON header: "{" at byte 8.
+    # Anything else that starts like a pickle (protocol 2-5) or a torch.save zip is
+    # named as such; nothing here would ever unpickle it either way.
+    looks_pickled = (
+        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    ) or head[:4] == b"PK\x03\x04"
+    if head[8:9] != b"{" and looks_pickled:
         raise UserError(
             f"{p}: looks like a pickle / torch.save file; refusing to unpickle it (n2n reads safetensors only)"
         )

@@ -364,3 +364,20 @@ def test_runs_and_replay_survive_damaged_run_folders(tmp_path):
 def test_unknown_verb_and_bad_flags():
     assert_user_error(n2n("frobnicate"), "invalid choice")
     assert_user_error(n2n("replay", "x", "--speed", "fast"), "--speed")
+
+
+def test_snapshot_whose_header_length_starts_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
+    # A safetensors file opens with its header length (u64 LE); a low byte of 0x80
+    # must not look like a pickle's protocol marker.
+    from n2n_core.network import UNet
+    from n2n_core.snapshots import read_snapshot, save_snapshot
+
+    net = UNet(3)
+    for pad in range(300):
+        p = tmp_path / f"s{pad}.safetensors"
+        save_snapshot(p, net, {"step": 1, "pad": "a" * pad})
+        if p.read_bytes()[:1] == b"\x80":
+            assert read_snapshot(p).step == 1
+            return
+        p.unlink()
+    pytest.fail("no header length with a 0x80 low byte in 300 tries")
