@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .console import fmt_duration
 from .runs import (
     MetricsSummary,
     RunSummary,
@@ -35,11 +34,21 @@ def _db(v: float | None) -> str:
 def _age(ts: float | None) -> str:
     if not ts:
         return "—"
-    return fmt_duration(time.time() - float(ts)) + " ago"
+    sec = max(0.0, time.time() - float(ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if sec >= size:
+            return f"{int(sec // size)}{unit} ago"
+    return f"{int(sec)}s ago"
+
+
+def _console() -> Console:
+    # Piped output (a log, `| less`) is not cut to 80 columns.
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
 
 
 def runs_table(runs: list[RunSummary], results_dir, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     if not runs:
         console.print(f"no runs in {results_dir}")
         return
@@ -90,7 +99,7 @@ def _summary_table(agg: MetricsSummary, total: int | None, name: str) -> Table:
 
 def replay(run_dir: str | Path, speed: float = 0.0, console: Console | None = None) -> int:
     """Play a run's metrics log; ``speed`` 0 shows the final state at once."""
-    console = console or Console()
+    console = console or _console()
     path = resolve_run_dir(run_dir)
     summary = summarize_run(path)
     records = read_metrics(path / "metrics.jsonl")
