@@ -88,6 +88,9 @@ class Poisson:
         lo, hi = self.train_lam
         lam = _uniform_per_image(x.shape[0], lo, hi, gen, x.device)
         rate = (x + 0.5).clamp_min_(0.0) * lam
+        if x.device.type == "mps":  # no Poisson sampler on Metal: draw on the CPU
+            counts = torch.from_numpy(rng.poisson(rate.cpu().numpy()).astype(np.float32))
+            return counts.to(x.device).div_(lam).sub_(0.5)
         return torch.poisson(rate, generator=gen).div_(lam).sub_(0.5)
 
     def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
