@@ -185,9 +185,10 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
 
         if d.is_main:
             what = f"resumed at step {start}" if resume else "started"
+            crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(
                 f"{preset.name}: {what} on {device.type} x{d.world_size}, {rt.precision}, "
-                f"{t.steps} steps, batch {t.batch}x{d.world_size}, crop {t.crop}, "
+                f"{t.steps} steps, batch {t.batch}x{d.world_size}{crop_txt}, "
                 f"noise {task.noise.describe()}, targets {preset.targets}, loss {task.loss_name}"
             )
             writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")

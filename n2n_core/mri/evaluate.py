@@ -128,6 +128,9 @@ def validate_mri(
         )
         if samples_dir is not None and k in pictured:
             picture = sample_picture(zero_filled.numpy(), y.numpy(), clean.numpy(), keep)
+            if picture.shape[0] < 256:  # small slices (phantoms): enlarge so they can be seen
+                k_up = -(-256 // picture.shape[0])
+                picture = picture.repeat(k_up, axis=0).repeat(k_up, axis=1)
             save_image(Path(samples_dir) / f"{tag}{name}.png", picture)
     return ValResult(
         psnr=float(np.mean(out_db)),
