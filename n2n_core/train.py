@@ -193,23 +193,8 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             )
             writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")
 
-        status = _loop(
-            preset,
-            task,
-            model,
-            net,
-            optimizer,
-            scaler,
-            amp_dtype,
-            device,
-            d,
-            start,
-            run_dir,
-            writer,
-            con,
-            stop,
-            tb,
-        )
+        run = Training(preset, task, model, net, optimizer, scaler, amp_dtype, device, d, run_dir)
+        status = _loop(run, start, writer, con, stop, tb)
         exit_code = 0 if status in ("finished", "stopped") else 1
         return status
     except UserError as e:
@@ -244,23 +229,26 @@ def _maybe_compile(model, device: torch.device, con: RunConsole):
     )
 
 
-def _loop(
-    preset,
-    task,
-    model,
-    net,
-    optimizer,
-    scaler,
-    amp_dtype,
-    device,
-    d,
-    start,
-    run_dir,
-    writer,
-    con,
-    stop,
-    tb=None,
-):
+@dataclass
+class Training:
+    """What one run trains with: the preset, the task, the network (plain and wrapped), the optimizer."""
+
+    preset: Preset
+    task: object
+    model: torch.nn.Module  # what the step calls: DDP / compiled wrapper, or net itself
+    net: torch.nn.Module  # the plain network: snapshots, validation
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    device: torch.device
+    d: Dist
+    run_dir: Path
+
+
+def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb=None) -> str:
+    preset, task, model, net = run.preset, run.task, run.model, run.net
+    optimizer, scaler, amp_dtype = run.optimizer, run.scaler, run.amp_dtype
+    device, d, run_dir = run.device, run.d, run.run_dir
     t = preset.train
     snap_dir = run_dir / "snapshots"
     samples_dir = run_dir / "samples"
