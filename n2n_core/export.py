@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import UserError
 from .evaluate import Runner, ValResult
+from .filecheck import looks_pickled, read_head
 
 FROZEN_FORMAT = "n2n-frozen/1"
 OPSET = 17
@@ -153,18 +154,8 @@ def _runner(session) -> tuple[Runner, int]:
 
 def _check_file(p: Path) -> None:
     """Refuse what is plainly not an ONNX file before handing it to onnxruntime."""
-    if not p.exists():
-        raise UserError(f"{p}: model not found")
-    if p.is_dir():
-        raise UserError(f"{p}: is a folder, expected an .onnx model file")
-    try:
-        with open(p, "rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise UserError(f"{p}: cannot read model ({e.strerror})") from None
-    if not head:
-        raise UserError(f"{p}: model file is empty (0 bytes)")
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+    head = read_head(p, "model", "an .onnx model file")
+    if looks_pickled(head):
         raise UserError(f"{p}: looks like a pickle / torch.save file, not an ONNX model")
     if len(head) > 8 and head[8:9] == b"{" and p.suffix == ".safetensors":
         raise UserError(f"{p}: is a snapshot; freeze it first: n2n-core freeze --snapshot {p}")

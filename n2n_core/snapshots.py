@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from .errors import UserError
+from .filecheck import looks_pickled, read_head
 from .runs import atomic_write_bytes
 
 FORMAT = "n2n-snapshot/1"
@@ -129,28 +130,9 @@ class Snapshot:
 def read_snapshot(path: str | Path, weights_only: bool = True) -> Snapshot:
     """Read a snapshot; any problem with the file is a ``UserError`` naming it."""
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: snapshot not found")
-    if p.is_dir():
-        raise UserError(f"{p}: is a folder, expected a .safetensors snapshot")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise UserError(f"{p}: cannot read snapshot ({e.strerror})") from None
-    if size == 0:
-        raise UserError(f"{p}: snapshot is empty (0 bytes)")
-    try:
-        with open(p, "rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise UserError(f"{p}: cannot read snapshot ({e.strerror})") from None
+    head = read_head(p, "snapshot", "a .safetensors snapshot")
     # A safetensors file is an 8-byte header length, then a JSON header: "{" at byte 8.
-    # Anything else that starts like a pickle (protocol 2-5) or a torch.save zip is
-    # named as such; nothing here would ever unpickle it either way.
-    looks_pickled = (
-        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-    ) or head[:4] == b"PK\x03\x04"
-    if head[8:9] != b"{" and looks_pickled:
+    if head[8:9] != b"{" and looks_pickled(head):
         raise UserError(
             f"{p}: looks like a pickle / torch.save file; refusing to unpickle it (n2n reads safetensors only)"
         )
