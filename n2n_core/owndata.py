@@ -29,7 +29,6 @@ from .data.aligned import AlignedCropSampler
 from .data.images import load_image, save_image
 from .data.pairs import detect_channels, find_clean_refs, find_noisy, find_pairs, load_pair
 from .evaluate import Runner, ValResult, clip_to_uint8, infer_uint8, psnr, sample_strip, to_float
-from .losses import compute_loss
 from .neighbor import (
     NeighbourBatch,
     neighbour_choice,
@@ -38,8 +37,7 @@ from .neighbor import (
     regulariser_weight,
 )
 from .noise import make_noise
-from .schedule import learning_rate
-from .task import step_seed
+from .task import Task, step_seed, to_unit_float
 
 # Samples drawn from the training images (no validation folder) are centre crops of at
 # most this size, so validation stays cheap on multi-megapixel captures.
@@ -117,13 +115,11 @@ def open_noisy_val(
     ]
 
 
-class OwnDataTask:
+class OwnDataTask(Task):
     """Denoising learned from the user's noisy images alone (pairs or single captures)."""
 
     def __init__(self, preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
-        self.preset = preset
-        self.device = device
-        self.rank = rank
+        super().__init__(preset, device, rank)
         self.mode = own_data_mode(preset.data.train)
         self.noise = make_noise(preset.noise)  # Identity: the data is already noisy
         t = preset.train
@@ -150,13 +146,6 @@ class OwnDataTask:
 
     # -- training -------------------------------------------------------------
 
-    def lr(self, step: int) -> float:
-        t = self.preset.train
-        return learning_rate(step, t.steps, t.lr, t.rampdown, t.rampup)
-
-    def adam_beta1(self, step: int) -> float | None:
-        return None
-
     def _crops(self, step: int) -> tuple[np.ndarray, np.random.Generator]:
         rng = np.random.default_rng(step_seed(self.preset.train.seed, self.rank, step))
         return self.sampler.sample(self.preset.train.batch, rng), rng
@@ -166,8 +155,7 @@ class OwnDataTask:
         t = torch.from_numpy(np.ascontiguousarray(u8))
         if self.device.type == "cuda":
             t = t.pin_memory()
-        x = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        return x.float().div_(255.0).sub_(0.5)
+        return to_unit_float(t.to(self.device, non_blocking=True))
 
     def make_batch(self, step: int):
         crops, rng = self._crops(step)
@@ -190,11 +178,10 @@ class OwnDataTask:
         return neighbour_forward(net, inp)
 
     def loss(self, pred, target, step: int) -> torch.Tensor:
-        t = self.preset.train
-        progress = step / max(t.steps, 1)
         if self.mode == "pairs":
-            return compute_loss(self.loss_name, pred, target, progress)
-        return neighbour_loss(pred, regulariser_weight(t.nb2nb_gamma, progress))
+            return super().loss(pred, target, step)
+        gamma = self.preset.train.nb2nb_gamma
+        return neighbour_loss(pred, regulariser_weight(gamma, self.progress(step)))
 
     # -- validation -----------------------------------------------------------
 
@@ -204,7 +191,3 @@ class OwnDataTask:
         return validate_noisy_files(
             run, self.val_images, samples_dir, self.preset.data.samples, tag
         )
-
-    @property
-    def val_dataset(self) -> str:
-        return self.preset.data.val or ""

@@ -27,15 +27,51 @@ def step_seed(seed: int, rank: int, step: int, stream: int = 0) -> int:
     )
 
 
-class ImageTask:
+def to_unit_float(u8: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, C) on its device -> float (N, C, H, W) in [-0.5, 0.5].
+
+    The permute is a view: the result is channels-last in memory, with no copy.
+    uint8 / 255 computes in float32 in one pass.
+    """
+    return torch.div(u8.permute(0, 3, 1, 2), 255.0).sub_(0.5)
+
+
+class Task:
+    """The hooks every task shares; a task overrides what it does differently."""
+
+    preset: Preset
+    loss_name: str
+
+    def __init__(self, preset: Preset, device: torch.device, rank: int = 0):
+        self.preset = preset
+        self.device = device
+        self.rank = rank
+
+    def lr(self, step: int) -> float:
+        t = self.preset.train
+        return learning_rate(step, t.steps, t.lr, t.rampdown, t.rampup)
+
+    def adam_beta1(self, step: int) -> float | None:
+        return None  # constant 0.9
+
+    def progress(self, step: int) -> float:
+        return step / max(self.preset.train.steps, 1)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
+        return compute_loss(self.loss_name, pred, target, self.progress(step))
+
+    @property
+    def val_dataset(self) -> str:
+        return self.preset.data.val or ""
+
+
+class ImageTask(Task):
     """Synthetic-noise image denoising (Gaussian, Poisson, text, impulse)."""
 
     channels = 3
 
     def __init__(self, preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
-        self.preset = preset
-        self.device = device
-        self.rank = rank
+        super().__init__(preset, device, rank)
         t = preset.train
         self.noise = make_noise(preset.noise)
         self.loss_name = preset.resolved_loss()
@@ -56,13 +92,6 @@ class ImageTask:
 
     # -- training -------------------------------------------------------------
 
-    def lr(self, step: int) -> float:
-        t = self.preset.train
-        return learning_rate(step, t.steps, t.lr, t.rampdown, t.rampup)
-
-    def adam_beta1(self, step: int) -> float | None:
-        return None  # constant 0.9
-
     def clean_batch(self, step: int) -> torch.Tensor:
         """The clean crops of ``step`` as float (N, C, H, W) in [-0.5, 0.5], channels-last on device."""
         rng = np.random.default_rng(step_seed(self.preset.train.seed, self.rank, step))
@@ -72,13 +101,11 @@ class ImageTask:
         if self._pinned and self._copied[k] is not None:
             self._copied[k].synchronize()  # the previous copy from this buffer is done
         self.sampler.sample(self.preset.train.batch, rng, u8.numpy())
-        # NHWC uint8 -> NCHW view: already channels-last in memory, no copy.
-        x = u8.to(self.device, non_blocking=self._pinned).permute(0, 3, 1, 2)
+        x = u8.to(self.device, non_blocking=self._pinned)
         if self._pinned:
             self._copied[k] = torch.cuda.Event()
             self._copied[k].record()
-        # uint8 / 255 computes in float32 in one pass (same values as .float().div_(255)).
-        return torch.div(x, 255.0).sub_(0.5)
+        return to_unit_float(x)
 
     def make_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(network input, training target) for ``step``: two independent draws for N2N."""
@@ -92,9 +119,6 @@ class ImageTask:
 
     def forward(self, net: torch.nn.Module, inp: torch.Tensor) -> torch.Tensor:
         return net(inp)
-
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
-        return compute_loss(self.loss_name, pred, target, step / max(self.preset.train.steps, 1))
 
     # -- validation -----------------------------------------------------------
 
@@ -112,10 +136,6 @@ class ImageTask:
             samples=self.preset.data.samples,
             tag=tag,
         )
-
-    @property
-    def val_dataset(self) -> str:
-        return self.preset.data.val or ""
 
 
 def make_task(preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):

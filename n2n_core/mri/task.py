@@ -22,8 +22,7 @@ import torch
 
 from ..config import MriConfig, Preset
 from ..evaluate import ValResult
-from ..losses import compute_loss
-from ..task import step_seed
+from ..task import Task, step_seed
 from .dataset import MriSlices, open_mri_slices
 from .evaluate import odd_crop, pad_background, validate_mri
 from .schedule import mri_adam_beta1, mri_learning_rate
@@ -79,13 +78,11 @@ class EpochOrder:
         return np.array([self._perm(int(p // self.n))[p % self.n] for p in pos])
 
 
-class MriTask:
+class MriTask(Task):
     channels = 1
 
     def __init__(self, preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
-        self.preset = preset
-        self.device = device
-        self.rank = rank
+        super().__init__(preset, device, rank)
         self.cfg = preset.mri or MriConfig()
         self.loss_name = preset.resolved_loss()
         self.train: MriSlices = open_mri_slices(preset.data.train, "train")
@@ -155,9 +152,6 @@ class MriTask:
             y = fspec(y[:, 0], inp.kept, inp.keep)[:, None]
         return y
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
-        return compute_loss(self.loss_name, pred, target, step / max(self.preset.train.steps, 1))
-
     # -- validation -----------------------------------------------------------
 
     def validate(
@@ -175,7 +169,3 @@ class MriTask:
             samples=self.preset.data.samples,
             tag=tag,
         )
-
-    @property
-    def val_dataset(self) -> str:
-        return self.preset.data.val or ""
