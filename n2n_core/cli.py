@@ -47,6 +47,13 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from typing import get_args
+
+    from .config import NOISE_TYPES, Device, Precision
+
+    devices = list(get_args(Device))
+    # what --noise can name: every noise.type but `none` (own data has no model to score with)
+    noises = [n for n in NOISE_TYPES if n != "none"]
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -58,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--nnodes", type=int)
     r.add_argument("--node-rank", type=int)
     r.add_argument("--rdzv-endpoint")
-    r.add_argument("--device", choices=["auto", "cpu", "cuda", "npu", "mps"])
-    r.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    r.add_argument("--device", choices=devices)
+    r.add_argument("--precision", choices=list(get_args(Precision)))
     r.add_argument("--results-dir", default=DEFAULT_RESULTS)
     r.add_argument("--name")
 
@@ -69,11 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="PSNR of a snapshot on a folder of clean images")
     v.add_argument("--snapshot", required=True)
     v.add_argument("--dataset-dir", required=True)
-    v.add_argument(
-        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
-    )
+    v.add_argument("--noise", choices=noises)
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
+    v.add_argument("--device", default="cpu", choices=devices)
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
     v.add_argument("--json", action="store_true")
 
@@ -81,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--snapshot", required=True)
     i.add_argument("--image", required=True)
     i.add_argument("--out", required=True)
-    i.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
+    i.add_argument("--device", default="cpu", choices=devices)
     i.add_argument(
         "--tile", type=int, default=0, help="tile size for large images (0: whole image)"
     )
@@ -94,9 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     vf = sub.add_parser("validate-frozen", help="PSNR of a frozen ONNX model")
     vf.add_argument("--model", required=True)
     vf.add_argument("--dataset-dir", required=True)
-    vf.add_argument(
-        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
-    )
+    vf.add_argument("--noise", choices=noises)
     vf.add_argument("--seed", type=int, default=0)
     vf.add_argument("--json", action="store_true")
 
@@ -172,14 +175,10 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
 
 def _check_data_paths(preset) -> None:
     """Fail before creating a run folder when a data path does not exist."""
-    for key in ("train", "val"):
-        spec = getattr(preset.data, key)
-        if not spec or spec.startswith("builtin:"):
+    for key, spec in (("train", preset.data.train_spec), ("val", preset.data.val_spec)):
+        if spec is None or spec.path is None:
             continue
-        path = (
-            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
-        )
-        if not Path(path).expanduser().exists():
+        if not spec.path.exists():
             raise UserError(f"data.{key}: {spec}: path not found")
 
 
@@ -290,23 +289,6 @@ def cmd_resume(a: argparse.Namespace) -> int:
     return _launch(run_dir, preset, resume=True)
 
 
-def _val_noise(name: str | None, snap_meta: dict):
-    from .noise import noise_from_name
-
-    kind = name or snap_meta.get("noise") or "gaussian"
-    if kind == "none" and not name:
-        # Trained on the user's own noisy data: no synthetic noise is known, so
-        # clean images are scored at the reference's Gaussian sigma 25.
-        kind = "gaussian"
-    if kind == "bernoulli_spectral":
-        raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
-    preset_noise = (snap_meta.get("preset") or {}).get("noise") or {}
-    params = {}
-    if preset_noise.get("type") == kind:
-        params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
-    return noise_from_name(kind, **params)
-
-
 def _print_val(res, as_json: bool, what: str) -> None:
     if as_json:
         print(json.dumps(res.to_json()))
@@ -321,6 +303,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
     from .data.sources import open_val
     from .device import resolve_device
     from .evaluate import torch_runner, validate
+    from .noise import validation_noise
     from .snapshots import load_network
 
     device = resolve_device(a.device)
@@ -330,7 +313,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
         res = validate_mri_snapshot(net, snap, a.dataset_dir, seed=a.seed, device=device)
     else:
-        noise = _val_noise(a.noise, snap.meta)
+        noise = validation_noise(a.noise, snap.meta)
         images = open_val(a.dataset_dir, snap.in_channels)
         samples = Path(a.samples_dir) if a.samples_dir else None
         if samples:

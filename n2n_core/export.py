@@ -209,9 +209,9 @@ def validate_frozen(
         from .mri.evaluate import validate_mri_frozen
 
         return validate_mri_frozen(fm.runner, fm.meta, dataset_dir, seed)
-    from .cli import _val_noise
     from .data.sources import open_val
     from .evaluate import validate
+    from .noise import validation_noise
 
     images = open_val(str(dataset_dir), fm.channels)
-    return validate(fm.runner, images, _val_noise(noise, fm.meta), seed)
+    return validate(fm.runner, images, validation_noise(noise, fm.meta), seed)

@@ -25,6 +25,7 @@ from .config import (
     PoissonNoise,
     TextNoise,
 )
+from .errors import UserError
 
 
 def _uniform_per_image(
@@ -249,3 +250,22 @@ def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text 
         "none": NoNoise,
     }
     return make_noise(table[name](**params))
+
+
+def validation_noise(name: str | None, snap_meta: dict):
+    """The noise a snapshot (or frozen model) is validated with: ``--noise`` or what it trained on.
+
+    The preset's ``val_*`` parameters apply when the noise is the one it trained on.
+    """
+    kind = name or snap_meta.get("noise") or "gaussian"
+    if kind == "none" and not name:
+        # Trained on the user's own noisy data: no synthetic noise is known, so
+        # clean images are scored at the reference's Gaussian sigma 25.
+        kind = "gaussian"
+    if kind == "bernoulli_spectral":
+        raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
+    preset_noise = (snap_meta.get("preset") or {}).get("noise") or {}
+    params = {}
+    if preset_noise.get("type") == kind:
+        params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
+    return noise_from_name(kind, **params)
