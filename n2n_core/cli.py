@@ -141,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from .config import apply_overrides, read_preset_data, validate_preset
+    from .config import apply_overrides, check_name, read_preset_data, validate_preset
 
+    if a.name is not None:
+        check_name(a.name, "--name")
     data = read_preset_data(a.preset)
     data = apply_overrides(data, a.overrides)
     rt = (

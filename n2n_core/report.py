@@ -8,10 +8,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .runs import (
     MetricsSummary,
     RunSummary,
+    num_or,
     read_metrics,
     replay_records,
     resolve_run_dir,
@@ -50,9 +52,9 @@ def _console() -> Console:
 def runs_table(runs: list[RunSummary], results_dir, console: Console | None = None) -> None:
     console = console or _console()
     if not runs:
-        console.print(f"no runs in {results_dir}")
+        console.print(f"no runs in {results_dir}", markup=False, highlight=False)
         return
-    t = Table(title=f"runs in {results_dir}", header_style="bold")
+    t = Table(title=Text(f"runs in {results_dir}"), header_style="bold")
     for col in (
         "id",
         "name",
@@ -72,9 +74,9 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         total = f"/{r.total_steps}" if r.total_steps else ""
         t.add_row(
             f"{r.run_id:05d}",
-            r.name,
-            f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]",
-            f"{r.device} x{r.world_size}",
+            Text(r.name),
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+            Text(f"{r.device} x{r.world_size}"),
             f"{r.step}{total}",
             _db(r.best_psnr),
             _db(r.last_psnr),
@@ -85,7 +87,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
 
 
 def _summary_table(agg: MetricsSummary, total: int | None, name: str) -> Table:
-    t = Table(title=name, show_header=False, box=None, padding=(0, 2))
+    t = Table(title=Text(name), show_header=False, box=None, padding=(0, 2))
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_row("step", f"{agg.step}" + (f" / {total}" if total else ""))
@@ -116,9 +118,12 @@ def replay(run_dir: str | Path, speed: float = 0.0, console: Console | None = No
         for rec in replay_records(records, speed):
             agg.feed([rec])
             if rec.get("kind") == "val":
-                live.console.print(f"step {rec.get('step')}: val PSNR {_db(rec.get('psnr'))} dB")
+                live.console.print(
+                    f"step {rec.get('step')}: val PSNR {_db(num_or(rec.get('psnr'), None))} dB",
+                    markup=False,
+                )
             elif rec.get("kind") == "event":
-                live.console.print(f"step {rec.get('step')}: {rec.get('msg')}")
+                live.console.print(f"step {rec.get('step')}: {rec.get('msg')}", markup=False)
             live.update(_summary_table(agg, summary.total_steps, name))
     return 0
 
@@ -136,5 +141,9 @@ def _print_vals(console: Console, records: list[dict]) -> None:
     if shown[-1] is not vals[-1]:
         shown.append(vals[-1])
     for r in shown:
-        t.add_row(str(r.get("step")), _db(r.get("psnr")), _db(r.get("input_psnr")))
+        t.add_row(
+            Text(str(r.get("step"))),
+            _db(num_or(r.get("psnr"), None)),
+            _db(num_or(r.get("input_psnr"), None)),
+        )
     console.print(t)

@@ -13,6 +13,7 @@ line; every reader here skips torn and garbage lines.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -137,7 +138,8 @@ def effective_status(info: dict[str, Any] | None) -> str:
     """The status a person should see: a ``running`` run whose process is gone is ``interrupted``."""
     if not info:
         return "unknown"
-    status = str(info.get("status", "unknown"))
+    status = info.get("status")
+    status = status if status in STATUSES else "unknown"
     if status == "running" and info.get("host") == socket.gethostname():
         if not pid_alive(info.get("pid")):
             return "interrupted"
@@ -301,10 +303,10 @@ class RunSummary:
             "precision": self.precision,
             "step": self.step,
             "total_steps": self.total_steps,
-            "best_psnr": None if self.best_psnr is None else round(self.best_psnr, 2),
-            "last_psnr": None if self.last_psnr is None else round(self.last_psnr, 2),
-            "input_psnr": None if self.input_psnr is None else round(self.input_psnr, 2),
-            "ms_per_step": None if self.ms_per_step is None else round(self.ms_per_step, 2),
+            "best_psnr": _rounded(self.best_psnr),
+            "last_psnr": _rounded(self.last_psnr),
+            "input_psnr": _rounded(self.input_psnr),
+            "ms_per_step": _rounded(self.ms_per_step),
             "started": self.started,
             "ended": self.ended,
             "exit_code": self.exit_code,
@@ -334,25 +336,43 @@ class MetricsSummary:
                 self.step = step
             if kind == "train":
                 self.train_records += 1
-                self.last_loss = _num(rec.get("loss"), self.last_loss)
-                self.ms_per_step = _num(rec.get("ms_per_step"), self.ms_per_step)
-                self.lr = _num(rec.get("lr"), self.lr)
+                self.last_loss = num_or(rec.get("loss"), self.last_loss)
+                self.ms_per_step = num_or(rec.get("ms_per_step"), self.ms_per_step)
+                self.lr = num_or(rec.get("lr"), self.lr)
             elif kind == "val":
                 self.val_records += 1
-                psnr = _num(rec.get("psnr"), None)
-                if psnr is not None:
+                psnr = num_or(rec.get("psnr"), None)
+                if psnr is not None and math.isfinite(psnr):
                     self.last_psnr = psnr
                     if self.best_psnr is None or psnr > self.best_psnr:
                         self.best_psnr = psnr
-                self.input_psnr = _num(rec.get("input_psnr"), self.input_psnr)
+                self.input_psnr = num_or(rec.get("input_psnr"), self.input_psnr)
             elif kind == "event":
                 self.events += 1
 
 
-def _num(v: Any, default: float | None) -> float | None:
+def num_or(v: Any, default: float | None) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return default
     return float(v)
+
+
+def _finite(v: Any) -> float | None:
+    x = num_or(v, None)
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _rounded(v: float | None) -> float | None:
+    """Two decimals for JSON output; NaN/inf (not valid JSON) become null."""
+    return None if v is None or not math.isfinite(v) else round(v, 2)
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _text(v: Any, default: str) -> str:
+    return v if isinstance(v, str) and v else default
 
 
 def summarize_run(run_dir: str | Path) -> RunSummary:
@@ -364,14 +384,16 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     agg.feed(read_metrics(path / "metrics.jsonl"))
     s = RunSummary(path=path, run_id=run_id, name=name, status=effective_status(info))
     if info:
+        # run.json is data a crash, an editor or another version may have damaged:
+        # a field of the wrong type is shown as unknown, never trusted or raised on.
         s.info = info
-        s.device = str(info.get("device", "?"))
-        s.world_size = int(info.get("world_size", 1) or 1)
-        s.precision = str(info.get("precision", "?"))
-        s.total_steps = info.get("total_steps")
-        s.started = info.get("started")
-        s.ended = info.get("ended")
-        s.exit_code = info.get("exit_code")
+        s.device = _text(info.get("device"), "?")
+        s.world_size = _int(info.get("world_size")) or 1
+        s.precision = _text(info.get("precision"), "?")
+        s.total_steps = _int(info.get("total_steps"))
+        s.started = _finite(info.get("started"))
+        s.ended = _finite(info.get("ended"))
+        s.exit_code = _int(info.get("exit_code"))
     s.step = agg.step
     s.best_psnr, s.last_psnr, s.input_psnr = agg.best_psnr, agg.last_psnr, agg.input_psnr
     s.last_loss, s.ms_per_step = agg.last_loss, agg.ms_per_step

@@ -7,6 +7,7 @@ file. Cases run in-process where that is enough (image loading).
 
 from __future__ import annotations
 
+import json
 import pickle
 import struct
 import zlib
@@ -381,3 +382,245 @@ def test_snapshot_whose_header_length_starts_with_0x80_is_not_mistaken_for_a_pic
             return
         p.unlink()
     pytest.fail("no header length with a 0x80 low byte in 300 tries")
+
+
+# ---------------------------------------------------------------------------
+# hostile presets (issue 18): bounded size, alias expansion, nesting; duplicate keys
+
+
+def _alias_bomb(levels: int, width: int = 9) -> str:
+    lines = ["name: x", "train: {steps: 1}", f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
+def make_bad_preset(kind: str, d: Path) -> tuple[Path, str]:
+    """(path, what the error line must say) for one hostile preset."""
+    p = d / f"{kind}.yaml"
+    if kind == "alias-bomb":
+        p.write_text(_alias_bomb(9))  # 9^9 values once expanded, from under 1 KB
+        return p, "alias"
+    if kind == "alias-bomb-in-value":
+        p.write_text(_alias_bomb(6, 12).replace("name: x", "name: *l5"))
+        return p, "alias"
+    if kind == "merge-key-bomb":
+        lines = ["name: x", "train: {steps: 1}", "m0: &m0 {a: 1, b: 2, c: 3, d: 4}"]
+        lines += [f"m{i}: &m{i} {{x: *m{i - 1}, y: *m{i - 1}, z: *m{i - 1}}}" for i in range(1, 12)]
+        p.write_text("\n".join(lines) + "\n")
+        return p, "alias"
+    if kind == "alias-cycle":
+        p.write_text("name: x\ntrain: &t {steps: 1, again: *t}\n")
+        return p, "cycle"
+    if kind == "deep-nesting":
+        p.write_text("name: x\ndescription: " + "[" * 5000 + "]" * 5000 + "\n")
+        return p, "nested"
+    if kind == "deep-mapping":
+        p.write_text("name: x\nmri: " + "{a: " * 100 + "1" + "}" * 100 + "\n")
+        return p, "nested"
+    if kind == "huge-file":
+        p.write_text("name: x\ntrain: {steps: 1}\ndescription: " + "a" * (2 << 20) + "\n")
+        return p, "larger than"
+    if kind == "duplicate-top-key":
+        p.write_text("name: x\ntrain: {steps: 1}\ntrain: {steps: 2}\n")
+        return p, "duplicate key 'train'"
+    if kind == "duplicate-nested-key":
+        p.write_text("name: x\ntrain:\n  steps: 1\n  lr: 0.1\n  lr: 0.2\n")
+        return p, "duplicate key 'lr'"
+    if kind == "duplicate-flow-key":
+        p.write_text("name: x\ntrain: {steps: 1, steps: 3}\n")
+        return p, "duplicate key 'steps'"
+    if kind == "fifo":
+        import os
+
+        os.mkfifo(p)
+        return p, "FIFO"
+    if kind == "folder":
+        p.mkdir()
+        return p, "folder"
+    if kind == "not-utf8":
+        p.write_bytes(b"name: \xff\xfe\n")
+        return p, "UTF-8"
+    raise ValueError(kind)
+
+
+BAD_PRESETS = [
+    "alias-bomb",
+    "alias-bomb-in-value",
+    "merge-key-bomb",
+    "alias-cycle",
+    "deep-nesting",
+    "deep-mapping",
+    "huge-file",
+    "duplicate-top-key",
+    "duplicate-nested-key",
+    "duplicate-flow-key",
+    "fifo",
+    "folder",
+    "not-utf8",
+]
+
+
+@pytest.mark.parametrize("kind", BAD_PRESETS)
+def test_hostile_presets_are_refused_at_once(kind, tmp_path):
+    from n2n_core.config import read_preset_data
+
+    p, needle = make_bad_preset(kind, tmp_path)
+    with pytest.raises(UserError) as e:
+        read_preset_data(p)
+    msg = str(e.value)
+    assert str(p) in msg and needle in msg, msg
+    assert len(msg) < 400, "an error message must not grow with the input"
+
+
+@pytest.mark.parametrize("kind", ["alias-bomb", "fifo", "duplicate-nested-key"])
+def test_hostile_presets_cli(kind, tmp_path):
+    p, needle = make_bad_preset(kind, tmp_path)
+    r = n2n("run", p, "--results-dir", tmp_path / "res", timeout=60)
+    assert_user_error(r, p.name, needle)
+    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())
+
+
+def test_special_files_as_preset(tmp_path):
+    for dev in ("/dev/zero", "/dev/null"):
+        if Path(dev).exists():
+            assert_user_error(n2n("run", dev, timeout=60), dev, "character device")
+
+
+def test_alias_merge_and_long_values_still_work(tmp_path):
+    from n2n_core.config import load_preset
+
+    p = tmp_path / "ok.yaml"
+    p.write_text(
+        "name: ok\n"
+        "base: &b {steps: 5, lr: 0.001}\n"
+        "train:\n  <<: *b\n  lr: 0.002\n"  # an explicit key overrides a merged one
+    )
+    with pytest.raises(UserError, match="base: unknown key"):
+        load_preset(p)
+    p.write_text(
+        "name: ok\n"
+        "description: &d " + "x" * 50_000 + "\n"
+        "train: &t\n  steps: 5\n"
+        "runtime: {device: cpu}\n"
+    )
+    pre = load_preset(p)
+    assert pre.train.steps == 5 and len(pre.description) == 50_000
+
+
+def test_error_messages_do_not_embed_large_values(tmp_path):
+    from n2n_core.config import load_preset
+
+    p = tmp_path / "big.yaml"
+    p.write_text("name: ok\ntrain: {steps: 5}\ntask: " + "x" * 100_000 + "\n")
+    with pytest.raises(UserError) as e:
+        load_preset(p)
+    assert "task" in str(e.value) and len(str(e.value)) < 400
+    p.write_text("name: ok\ntrain: {steps: 5}\n" + "k" * 1000 + ": 1\n")
+    with pytest.raises(UserError) as e:
+        load_preset(p)
+    assert "unknown key" in str(e.value) and len(str(e.value)) < 400
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "-x", "", "x" * 65, ".hidden", "white space"])
+def test_bad_name_blames_the_name_flag(name, tmp_path, make_preset):
+    p = make_preset()
+    r = n2n("run", p, "--name", name, "--results-dir", tmp_path / "res")
+    assert_user_error(r, "--name")
+    assert p.name not in r.err
+    assert not (tmp_path / "res").exists()
+
+
+def test_merge_key_override_is_not_a_duplicate(tmp_path):
+    from n2n_core.config import load_preset
+
+    p = tmp_path / "merge.yaml"
+    p.write_text("name: ok\ntrain:\n  <<: {steps: 5, lr: 0.001}\n  lr: 0.002\n")
+    pre = load_preset(p)
+    assert pre.train.steps == 5 and pre.train.lr == 0.002
+
+
+# ---------------------------------------------------------------------------
+# damaged run folders and run data that looks like markup (issue 18)
+
+DAMAGED_RUN_JSON = {
+    "no-run-json": None,
+    "not-json": "{not json",
+    "a-list": "[1, 2]",
+    "wrong-types": json.dumps(
+        {
+            "status": "[red]x",
+            "pid": "abc",
+            "world_size": "two",
+            "started": "yesterday",
+            "ended": [1],
+            "total_steps": {"a": 1},
+            "device": ["cpu"],
+            "precision": 16,
+            "exit_code": 1.5,
+        }
+    ),
+    "nan-times": '{"status": "finished", "started": NaN, "ended": Infinity, "world_size": true}',
+    "not-utf8": b"\xff\xfe{",
+}
+
+
+def _damaged_results(root: Path) -> Path:
+    res = root / "results"
+    for i, (kind, content) in enumerate(DAMAGED_RUN_JSON.items()):
+        d = res / f"{i:05d}-{kind}"
+        d.mkdir(parents=True)
+        if content is not None:
+            (d / "run.json").write_bytes(
+                content if isinstance(content, bytes) else content.encode()
+            )
+        (d / "metrics.jsonl").write_text(
+            '{"kind":"event","step":1,"time":1,"msg":"[/bold] boom [link=file:///etc/passwd]x"}\n'
+            '{"kind":"val","step":"2","psnr":"high","input_psnr":[1]}\n'
+            '{"kind":"val","step":2,"psnr":NaN}\n'
+            '{"kind":"val","step":3,"psnr":25.5,"input_psnr":20.0}\n'
+        )
+    evil = res / "00031-[bold red]evil"
+    evil.mkdir()
+    (evil / "run.json").write_text('{"status": "finished", "device": "[/]"}')
+    good = res / "00040-good"
+    good.mkdir()
+    (good / "run.json").write_text('{"status": "finished", "device": "cpu", "world_size": 1}')
+    return res
+
+
+def test_runs_list_survives_every_damaged_run_folder(tmp_path):
+    res = _damaged_results(tmp_path)
+    r = n2n("runs", "--results-dir", res, "--json")
+    assert r.code == 0, r.err
+    runs = {x["name"]: x for x in json.loads(r.out)["runs"]}  # strict JSON: no NaN
+    assert set(runs) == {*DAMAGED_RUN_JSON, "[bold red]evil", "good"}
+    assert runs["good"]["status"] == "finished"
+    assert runs["wrong-types"]["status"] == "unknown" and runs["wrong-types"]["world_size"] == 1
+    assert all(x["best_psnr"] == 25.5 for k, x in runs.items() if k in DAMAGED_RUN_JSON)
+    r = n2n("runs", "--results-dir", res)
+    assert r.code == 0 and not r.err, r.err
+    assert "[bold red]evil" in r.out and "00040" in r.out
+
+
+@pytest.mark.parametrize("speed", ["0", "1000"])
+def test_replay_survives_damaged_runs_and_prints_no_markup(tmp_path, speed):
+    res = _damaged_results(tmp_path)
+    for d in sorted(res.iterdir()):
+        r = n2n("replay", d, "--speed", speed)
+        assert r.code == 0 and not r.err, (d, r.err)
+        if speed != "0" and (d / "metrics.jsonl").exists():
+            assert "[/bold] boom [link=file:///etc/passwd]x" in r.out
+    r = n2n("replay", res / "00031-[bold red]evil", "--speed", "0")
+    assert "00031-[bold red]evil" in r.out
+
+
+def test_tui_tables_show_cells_as_plain_text():
+    from rich.text import Text
+
+    from n2n_tui.widgets.common.table import _plain
+
+    cell = _plain("00031-[bold red]evil")
+    assert isinstance(cell, Text) and cell.plain == "00031-[bold red]evil" and not cell.spans
+    styled = Text("x", style="red")
+    assert _plain(styled) is styled

@@ -197,7 +197,9 @@ class DashboardScreen(BaseScreen):
             self.notify("this run is not running", title="Stop")
             return
         if not is_local(row):
-            self.notify(f"runs on {row.host}; stop it there", title="Stop", severity="warning")
+            self.notify(
+                f"runs on {row.host}; stop it there", title="Stop", severity="warning", markup=False
+            )
             return
         body = (
             f"Stop {self.run_dir.name} (pid {row.pid})?\n\nSIGTERM goes to its process group; "
@@ -224,7 +226,9 @@ class DashboardScreen(BaseScreen):
             return
         self._note = ""
         self.app.rescan()
-        self.app.call_from_thread(self.notify, f"{self.run_dir.name}: {result}", title="Stop")
+        self.app.call_from_thread(
+            self.notify, f"{self.run_dir.name}: {result}", title="Stop", markup=False
+        )
 
     def action_resume(self) -> None:
         if self.status not in ("stopped", "interrupted", "failed"):
