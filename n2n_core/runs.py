@@ -12,6 +12,7 @@ line; every reader here skips torn and garbage lines.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -55,6 +56,33 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+_TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def remove_orphan_temps(folder: Path) -> list[Path]:
+    """Delete the temp files of :func:`atomic_write_bytes` left in ``folder`` by dead writers.
+
+    Only names of our own pattern (``.NAME.tmp-PID``) whose PID no longer runs
+    here: a live writer's temp file is never touched. Returns what was removed.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_RE.match(p.name)
+        if not m or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
+            continue
+        try:
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 # ---------------------------------------------------------------------------
 # run folders
 
@@ -71,18 +99,27 @@ def allocate_run_dir(results_dir: str | Path, name: str) -> Path:
     id, because the loser's ``mkdir`` fails and it takes the next number.
     """
     root = Path(results_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: results directory is not a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"{root}: cannot create results directory ({e.strerror})") from None
     for _ in range(1000):
-        ids = [i for i in (run_id_of(p) for p in root.iterdir()) if i is not None]
+        try:
+            ids = [i for i in (run_id_of(p) for p in root.iterdir()) if i is not None]
+        except OSError as e:
+            raise UserError(f"{root}: cannot read results directory ({e.strerror})") from None
         nxt = max(ids, default=-1) + 1
         path = root / f"{nxt:05d}-{name}"
         try:
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as e:  # read-only, immutable, full, quota
+            raise UserError(
+                f"{root}: cannot create a run folder in the results directory ({e.strerror})"
+            ) from None
         # A different name with the same id may have been created concurrently.
         same = [p for p in root.iterdir() if run_id_of(p) == nxt and p != path]
         if same:
@@ -110,7 +147,21 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def write_run_json(run_dir: str | Path, data: dict[str, Any]) -> None:
-    atomic_write_text(Path(run_dir) / "run.json", json.dumps(data, indent=2) + "\n")
+    p = Path(run_dir) / "run.json"
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        atomic_write_text(p, text)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not p.is_file():
+            raise
+        # A full disk has no room for the temp file, but rewriting the few hundred
+        # bytes of the old run.json in place needs no new blocks: the run's end
+        # ("failed" and why) is recorded instead of staying "running" for good.
+        with open(p, "r+b") as f:
+            f.write(text.encode("utf-8"))
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def update_run_json(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
@@ -156,18 +207,33 @@ class MetricsWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self.broken = False
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record; the first failed write (disk full) raises, later ones are dropped.
+
+        After a failed write the file may end in a torn line; appending more would
+        glue the next record to it, so the writer stops instead.
+        """
+        if self.broken:
+            return
         line = json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n"
-        self._f.write(line)  # one write per line: a crash tears at most this line
-        self._f.flush()
+        try:
+            self._f.write(line)  # one write per line: a crash tears at most this line
+            self._f.flush()
+        except OSError:
+            self.broken = True
+            raise
 
     def event(self, step: int, msg: str, level: str = "info") -> None:
         self.write({"kind": "event", "step": step, "time": time.time(), "msg": msg, "level": level})
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:  # the buffered tail of a failed write: already reported
+                pass
 
     def __enter__(self) -> MetricsWriter:
         return self

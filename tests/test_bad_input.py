@@ -624,3 +624,328 @@ def test_tui_tables_show_cells_as_plain_text():
     assert isinstance(cell, Text) and cell.plain == "00031-[bold red]evil" and not cell.spans
     styled = Text("x", style="red")
     assert _plain(styled) is styled
+
+
+# ---------------------------------------------------------------------------
+# weights and metadata a snapshot must not be trusted with (issue 18)
+
+
+def _resave(good: Path, out: Path, tensors=None, meta=None) -> Path:
+    """``good`` with some tensors / metadata replaced (metadata values are JSON text)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(good), framework="pt") as f:
+        t = {k: f.get_tensor(k) for k in f.keys()}
+        md = dict(f.metadata())
+    t.update(tensors or {})
+    md.update(meta or {})
+    save_file(t, out, metadata=md)
+    return out
+
+
+def make_damaged_snapshot(kind: str, d: Path, good: Path) -> Path:
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as f:
+        w = f.get_tensor("net.enc_conv3.weight")
+    p = d / f"{kind}.safetensors"
+    if kind in ("nan", "inf", "-inf"):
+        bad = w.clone()
+        bad[0, 0, 0, 0] = float(kind)
+        return _resave(good, p, {"net.enc_conv3.weight": bad})
+    if kind in ("int32", "int64", "uint8", "bool"):
+        return _resave(good, p, {"net.enc_conv3.weight": w.to(getattr(torch, kind))})
+    if kind == "five-channels":
+        return _resave(good, p, {"net.enc_conv0.weight": torch.zeros(48, 5, 3, 3)})
+    if kind == "flat-first-layer":
+        return _resave(good, p, {"net.enc_conv0.weight": torch.zeros(48)})
+    meta = {
+        "step-is-text": {"step": '"abc"'},
+        "step-negative": {"step": "-5"},
+        "step-is-bool": {"step": "true"},
+        "task-is-list": {"task": "[1]"},
+        "task-unknown": {"task": '"video"'},
+        "noise-is-number": {"noise": "5"},
+        "preset-is-list": {"preset": "[1, 2]"},
+        "preset-noise-is-text": {"preset": '{"noise": "gaussian"}'},
+        "deeply-nested": {"preset": "[" * 100_000 + "]" * 100_000},
+        "val-psnr-is-text": {"val_psnr": '"high"'},
+        "noise-unknown": {"noise": '"purple"'},
+        "noise-params-wrong": {"preset": '{"noise": {"type": "gaussian", "val_sigma": "x"}}'},
+    }[kind]
+    return _resave(good, p, meta=meta)
+
+
+DAMAGED_SNAPSHOTS = {
+    "nan": "NaN or infinite",
+    "inf": "NaN or infinite",
+    "-inf": "NaN or infinite",
+    "int32": "dtype int32",
+    "int64": "dtype int64",
+    "uint8": "dtype uint8",
+    "bool": "dtype bool",
+    "five-channels": "1 or 3 channels",
+    "flat-first-layer": "1 or 3 channels",
+    "step-is-text": "'step'",
+    "step-negative": "'step'",
+    "step-is-bool": "'step'",
+    "task-is-list": "'task'",
+    "task-unknown": "'task'",
+    "noise-is-number": "'noise'",
+    "preset-is-list": "'preset'",
+    "preset-noise-is-text": "'preset.noise'",
+    "deeply-nested": "nested too deeply",
+    "val-psnr-is-text": "'val_psnr'",
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGED_SNAPSHOTS))
+def test_damaged_weights_and_metadata_are_refused(kind, tmp_path, snapshot):
+    from n2n_core.snapshots import load_network
+
+    p = make_damaged_snapshot(kind, tmp_path, snapshot)
+    with pytest.raises(UserError) as e:
+        load_network(p)
+    assert str(p) in str(e.value) and DAMAGED_SNAPSHOTS[kind] in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["nan", "bool"])
+def test_damaged_weights_validate_infer_freeze(kind, tmp_path, snapshot, val_dir):
+    p = make_damaged_snapshot(kind, tmp_path, snapshot)
+    img = _good_png(tmp_path / "in.png")
+    needle = DAMAGED_SNAPSHOTS[kind]
+    assert_user_error(n2n("validate", "--snapshot", p, "--dataset-dir", val_dir), p.name, needle)
+    r = n2n("infer", "--snapshot", p, "--image", img, "--out", tmp_path / "o.png")
+    assert_user_error(r, p.name, needle)
+    r = n2n("freeze", "--snapshot", p, "--out", tmp_path / "m.onnx")
+    assert_user_error(r, p.name, needle)
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("kind", ["noise-unknown", "noise-params-wrong"])
+def test_recorded_noise_that_cannot_be_used(kind, tmp_path, snapshot, val_dir):
+    p = make_damaged_snapshot(kind, tmp_path, snapshot)
+    r = n2n("validate", "--snapshot", p, "--dataset-dir", val_dir)
+    assert_user_error(r, p.name, "noise")
+    # --noise names a usable noise: the recorded one is not needed
+    if kind == "noise-unknown":
+        r = n2n("validate", "--snapshot", p, "--dataset-dir", val_dir, "--noise", "gaussian")
+        assert r.code == 0, r.err
+
+
+# ---------------------------------------------------------------------------
+# ONNX models that are not n2n image models (issue 18)
+
+
+def make_bad_onnx(kind: str, path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    c = {"five-channels": 5, "two-channels": 2}.get(kind, 3)
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", c, "H", "W"])
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, None)
+    inits = []
+    if kind in ("five-channels", "two-channels"):
+        nodes = [helper.make_node("Identity", ["input"], ["output"])]
+    elif kind == "shrinks":
+        nodes = [
+            helper.make_node("MaxPool", ["input"], ["output"], kernel_shape=[2, 2], strides=[2, 2])
+        ]
+    elif kind == "drops-channels":
+        nodes = [helper.make_node("ReduceMean", ["input"], ["output"], axes=[1], keepdims=1)]
+    elif kind == "huge-memory":  # asks onnxruntime for 1.2e14 floats at run time
+        shape = [100000, 3, 10000, 10000]
+        inits = [helper.make_tensor("shape", TensorProto.INT64, [4], shape)]
+        nodes = [
+            helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+            helper.make_node("Add", ["input", "big"], ["output"]),
+        ]
+    else:
+        raise ValueError(kind)
+    g = helper.make_graph(nodes, "g", [inp], [out], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+BAD_ONNX = {
+    "five-channels": "5 channels",
+    "two-channels": "2 channels",
+    "shrinks": "output",
+    "drops-channels": "output",
+    "huge-memory": "model failed",
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_ONNX))
+def test_onnx_models_that_are_not_n2n_image_models(kind, tmp_path):
+    from n2n_core.export import onnx_runner
+    from n2n_core.infer import denoise_files
+
+    m = make_bad_onnx(kind, tmp_path / f"{kind}.onnx")
+    img = _good_png(tmp_path / "in.png", (90, 70))
+    with pytest.raises(UserError) as e:
+        runner, channels = onnx_runner(m)
+        list(denoise_files(runner, [(img, tmp_path / "o.png")], channels))
+    assert str(m) in str(e.value) and BAD_ONNX[kind] in str(e.value), str(e.value)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_infer_frozen_that_changes_the_size_cli(tmp_path):
+    m = make_bad_onnx("shrinks", tmp_path / "shrinks.onnx")
+    img = _good_png(tmp_path / "in.png", (90, 70))
+    r = n2n("infer-frozen", "--model", m, "--image", img, "--out", tmp_path / "o.png")
+    assert_user_error(r, "shrinks.onnx", "output")
+    assert not (tmp_path / "o.png").exists()
+
+
+# ---------------------------------------------------------------------------
+# outputs never replace inputs; special files; flags that must be checked (issue 18)
+
+
+def test_infer_never_overwrites_its_input(tmp_path, snapshot):
+    img = _good_png(tmp_path / "in.png")
+    before = img.read_bytes()
+    (tmp_path / "link.png").symlink_to(img)
+    import os
+
+    os.link(img, tmp_path / "hard.png")
+    for out in (img, tmp_path / "link.png", tmp_path / "hard.png", tmp_path):
+        r = n2n("infer", "--snapshot", snapshot, "--image", img, "--out", out)
+        assert_user_error(r, "overwrite the input")
+    folder = tmp_path / "f"
+    folder.mkdir()
+    _good_png(folder / "a.png")
+    r = n2n("infer", "--snapshot", snapshot, "--image", folder, "--out", folder)
+    assert_user_error(r, "overwrite the input")
+    assert img.read_bytes() == before
+
+
+def test_infer_frozen_never_overwrites_its_input(tmp_path, snapshot):
+    from n2n_core.export import freeze
+
+    model = freeze(snapshot, tmp_path / "m.onnx")
+    img = _good_png(tmp_path / "in.png")
+    before = img.read_bytes()
+    r = n2n("infer-frozen", "--model", model, "--image", img, "--out", img)
+    assert_user_error(r, "overwrite the input")
+    assert img.read_bytes() == before
+
+
+def test_folder_output_names_are_distinct(tmp_path):
+    from n2n_core.cli import image_jobs
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.gif", "a.png", "b.gif", "c.jpg", "c.png"):
+        Image.new("RGB", (8, 8)).save(src / name)
+    jobs = image_jobs(str(src), str(tmp_path / "out"))
+    names = {s.name: o.name for s, o in jobs}
+    assert names == {
+        "a.gif": "a.gif.png",
+        "a.png": "a.png.png",
+        "b.gif": "b.png",
+        "c.jpg": "c.jpg",
+        "c.png": "c.png",
+    }
+    assert len({o for _, o in jobs}) == len(jobs)
+    # the gif rename must not land on an input either
+    jobs = image_jobs(str(src / "b.gif"), str(tmp_path / "out"))
+    assert jobs[0][1].name == "b.gif"
+
+
+def test_exif_orientation_is_applied_on_load(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8)  # 40 wide, 20 high, left half bright
+    arr[:, :20] = 255
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    im.save(tmp_path / "rot.png", exif=exif)
+    for name in ("rot.jpg", "rot.png"):
+        got = load_image(tmp_path / name)
+        assert got.shape == (40, 20, 3), name  # upright: taller than wide
+        assert got[:20].mean() > 200 and got[20:].mean() < 50, name  # left half is now on top
+
+
+@pytest.mark.parametrize("flag", ["--snapshot", "--image"])
+def test_fifo_and_devices_as_inputs_fail_at_once(flag, tmp_path, snapshot):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    img = _good_png(tmp_path / "in.png")
+    args = {"--snapshot": snapshot, "--image": img, "--out": tmp_path / "o.png"}
+    for special, needle in ((fifo, "FIFO"), (Path("/dev/zero"), "character device")):
+        r = n2n(
+            "infer", *[x for k, v in {**args, flag: special}.items() for x in (k, v)], timeout=60
+        )
+        assert_user_error(r, str(special), needle)
+
+
+def test_fifo_as_frozen_model_fails_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    img = _good_png(tmp_path / "in.png")
+    r = n2n(
+        "infer-frozen", "--model", fifo, "--image", img, "--out", tmp_path / "o.png", timeout=60
+    )
+    assert_user_error(r, "model.onnx", "FIFO")
+    for special in (fifo, tmp_path, Path("/dev/null")):
+        with pytest.raises(UserError, match="expected"):
+            from n2n_core.export import open_frozen
+
+            open_frozen(special)
+
+
+def test_validate_flags_checked(tmp_path, snapshot, val_dir):
+    afile = tmp_path / "samples"
+    afile.write_text("x")
+    r = n2n("validate", "--snapshot", snapshot, "--dataset-dir", val_dir, "--samples-dir", afile)
+    assert_user_error(r, "samples", "--samples-dir")
+    for seed in ("-1", "4294967296", "x"):
+        r = n2n("validate", "--snapshot", snapshot, "--dataset-dir", val_dir, "--seed", seed)
+        assert_user_error(r, "--seed")
+        r = n2n("validate-frozen", "--model", "m.onnx", "--dataset-dir", val_dir, "--seed", seed)
+        assert_user_error(r, "--seed")
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_results_dir(tmp_path, make_preset):
+    res = tmp_path / "ro"
+    res.mkdir()
+    res.chmod(0o555)
+    try:
+        r = n2n("run", make_preset(), "--results-dir", res)
+        assert_user_error(r, str(res))
+    finally:
+        res.chmod(0o755)
+
+
+def test_unwritable_results_dir_in_process(tmp_path, make_preset, monkeypatch):
+    """The same as a read-only or immutable folder, for CI that runs as root."""
+    import errno
+    import pathlib
+
+    from n2n_core.config import load_preset
+    from n2n_core.train import prepare_run
+
+    res = tmp_path / "res"
+    res.mkdir()
+    real = pathlib.Path.mkdir
+
+    def mkdir(self, *a, **k):
+        if self.parent == res:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    with pytest.raises(UserError, match="results directory .*Read-only"):
+        prepare_run(load_preset(make_preset()), res, None, ["test"])
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(UserError, match="not a folder"):
+        prepare_run(load_preset(make_preset()), afile, None, ["test"])
