@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .atomic import remove_orphan_temps
 from .config import Preset, dump_preset
 from .console import RunConsole, fmt_duration
 from .device import (
@@ -39,14 +39,8 @@ from .device import (
 from .errors import UserError
 from .evaluate import torch_runner
 from .network import UNet
-from .runs import (
-    MetricsWriter,
-    drop_metrics_after,
-    read_run_json,
-    remove_orphan_temps,
-    update_run_json,
-    write_run_json,
-)
+from .runinfo import update_run_info
+from .runs import MetricsWriter, drop_metrics_after
 from .snapshots import (
     list_snapshots,
     read_snapshot,
@@ -166,7 +160,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
     if d.is_main:
-        update_run_json(run_dir, device=device.type, world_size=d.world_size, status="running")
+        update_run_info(run_dir, device=device.type, world_size=d.world_size, status="running")
         for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
             remove_orphan_temps(folder)  # half-written files of a writer that was killed
     stop = StopFlag()
@@ -261,7 +255,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             if reason:
                 fields["reason"] = reason.splitlines()[0][:500] if reason.strip() else reason
             try:
-                update_run_json(run_dir, **fields)
+                update_run_info(run_dir, **fields)
             except OSError as e:
                 _quietly(con.print, f"error: cannot record the run's end in run.json ({e})")
         if writer:
@@ -353,17 +347,7 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
         if res is None:
             return
         last_psnr = res.psnr
-        writer.write(
-            {
-                "kind": "val",
-                "step": step,
-                "time": time.time(),
-                "psnr": round(res.psnr, 4),
-                "input_psnr": round(res.input_psnr, 4),
-                "dataset": task.val_dataset,
-                "images": res.images,
-            }
-        )
+        writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images)
         if tb:
             tb.val(step, res.psnr, res.input_psnr)
             tb.sample_images(step, samples_dir)
@@ -443,18 +427,10 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
             loss_sum.zero_()
             n_sum = 0
 
+            if d.is_main:
+                writer.train(step, mean_loss, lr, ms)
             if not math.isfinite(mean_loss) and amp_dtype is not torch.float16:
                 if d.is_main:
-                    writer.write(
-                        {
-                            "kind": "train",
-                            "step": step,
-                            "time": time.time(),
-                            "loss": mean_loss,
-                            "lr": lr,
-                            "ms_per_step": round(ms, 3),
-                        }
-                    )
                     writer.event(
                         step,
                         f"non-finite loss at step {step}; stopped, last good snapshot kept",
@@ -467,16 +443,6 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
                 run.reason = f"non-finite loss at step {step}; last good snapshot kept"
                 return "failed"
             if d.is_main:
-                writer.write(
-                    {
-                        "kind": "train",
-                        "step": step,
-                        "time": time.time(),
-                        "loss": mean_loss,
-                        "lr": lr,
-                        "ms_per_step": round(ms, 3),
-                    }
-                )
                 if tb:
                     tb.train(step, mean_loss, lr, ms)
                 eta = ms_avg * (t.steps - step) / 1000.0
@@ -548,37 +514,24 @@ def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv:
     world = preset.runtime.nproc * preset.runtime.nnodes
     try:
         (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
-        write_run_json(run_dir, _new_run_info(preset, name, argv, world))
+        update_run_info(
+            run_dir,
+            status="running",
+            name=name or preset.name,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            command=argv,
+            device=preset.runtime.device,
+            world_size=world,
+            precision=preset.runtime.precision,
+            total_steps=preset.train.steps,
+            started=time.time(),
+            ended=None,
+            exit_code=None,
+        )
     except OSError as e:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)  # ours: created just above, still empty of work
         raise UserError(f"{run_dir}: cannot write the run folder ({e.strerror or e})") from None
     return run_dir
-
-
-def _new_run_info(preset: Preset, name: str | None, argv: list[str], world: int) -> dict:
-    return {
-        "status": "running",
-        "name": name or preset.name,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "command": argv,
-        "device": preset.runtime.device,
-        "world_size": world,
-        "precision": preset.runtime.precision,
-        "total_steps": preset.train.steps,
-        "started": time.time(),
-        "ended": None,
-        "exit_code": None,
-    }
-
-
-def record_device(run_dir: Path, device: str) -> None:
-    info = read_run_json(run_dir) or {}
-    if info.get("device") in (None, "auto"):
-        update_run_json(run_dir, device=device)
-
-
-def python_exe() -> str:
-    return sys.executable

@@ -122,19 +122,19 @@ def test_disk_full_while_logging_fails_the_run_and_keeps_snapshots(
 
 
 def test_disk_full_writing_samples_fails_the_run(make_preset, tmp_path, monkeypatch):
-    import n2n_core.runs as runs
+    import n2n_core.atomic as atomic
     from n2n_core.errors import UserError
 
     p = make_preset(train__steps=4, train__val_every=2, train__snapshot_every=2)
     run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
-    real = runs.atomic_write_bytes
+    real = atomic.atomic_write_bytes
 
     def write(path, data):
         if path.parent.name == "samples":
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(runs, "atomic_write_bytes", write)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", write)
     with pytest.raises(UserError, match="No space left"):
         train_worker(run_dir)
     info = json.loads((run_dir / "run.json").read_text())
@@ -142,17 +142,17 @@ def test_disk_full_writing_samples_fails_the_run(make_preset, tmp_path, monkeypa
 
 
 def test_run_json_is_rewritten_in_place_when_the_disk_is_full(tmp_path, monkeypatch):
-    import n2n_core.runs as runs
+    import n2n_core.runinfo as runinfo
 
-    runs.write_run_json(tmp_path, {"status": "running", "pid": 1, "note": "x" * 200})
+    runinfo.update_run_info(tmp_path, status="running", pid=1, name="x" * 200)
 
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs, "atomic_write_text", full)
-    runs.update_run_json(tmp_path, status="failed", reason="disk full")
-    info = runs.read_run_json(tmp_path)
-    assert info["status"] == "failed" and info["reason"] == "disk full"
+    monkeypatch.setattr(runinfo, "atomic_write_text", full)
+    runinfo.update_run_info(tmp_path, status="failed", reason="disk full")
+    info = runinfo.read_run_info(tmp_path)
+    assert info.status == "failed" and info.reason == "disk full" and info.name == "x" * 200
 
 
 def test_stop_whose_snapshot_cannot_be_written_is_a_failure(make_preset, tmp_path, monkeypatch):
