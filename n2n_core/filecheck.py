@@ -47,6 +47,15 @@ def check_regular(p: Path, what: str, expected: str) -> os.stat_result:
     return st
 
 
+def is_regular_file(p: str | Path) -> bool:
+    """Whether ``p`` is a regular file (symlinks followed): what tolerant readers of run
+    folders check first, so that a FIFO or device planted there cannot hang them."""
+    try:
+        return stat.S_ISREG(os.stat(p).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _open_regular(p: Path, what: str, expected: str):
     check_regular(p, what, expected)
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .atomic import atomic_write_text
+from .filecheck import is_regular_file
 from .records import field_spec, merged_json, split_fields
 
 RUN_JSON = "run.json"
@@ -71,6 +72,8 @@ RunInfo._names = frozenset(n for n, _ in RunInfo._spec)
 
 def read_run_info(run_dir: str | Path) -> RunInfo | None:
     """The run's ``run.json``; None when it is missing, unreadable or not an object."""
+    if not is_regular_file(Path(run_dir) / RUN_JSON):
+        return None
     try:
         data = json.loads((Path(run_dir) / RUN_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):

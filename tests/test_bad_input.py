@@ -949,3 +949,25 @@ def test_unwritable_results_dir_in_process(tmp_path, make_preset, monkeypatch):
     afile.write_text("x")
     with pytest.raises(UserError, match="not a folder"):
         prepare_run(load_preset(make_preset()), afile, None, ["test"])
+
+
+def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
+    import os
+
+    from n2n_core.tail import MetricsTail
+
+    res = tmp_path / "results"
+    d = res / "00000-fifos"
+    d.mkdir(parents=True)
+    os.mkfifo(d / "run.json")
+    os.mkfifo(d / "metrics.jsonl")
+    z = res / "00001-devices"
+    z.mkdir()
+    (z / "run.json").symlink_to("/dev/zero")
+    (z / "metrics.jsonl").symlink_to("/dev/zero")
+    r = n2n("runs", "--results-dir", res, "--json", timeout=60)
+    assert r.code == 0, r.err
+    assert {x["name"] for x in json.loads(r.out)["runs"]} == {"fifos", "devices"}
+    for run in (d, z):
+        assert n2n("replay", run, "--speed", "0", timeout=60).code == 0
+        assert MetricsTail(run / "metrics.jsonl").read_new().items == []
