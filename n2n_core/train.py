@@ -39,7 +39,7 @@ from .device import (
 from .errors import UserError
 from .evaluate import torch_runner
 from .network import UNet
-from .runinfo import update_run_info
+from .runinfo import pid_alive, update_run_info
 from .runs import MetricsWriter, drop_metrics_after
 from .snapshots import (
     list_snapshots,
@@ -162,7 +162,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     if d.is_main:
         update_run_info(run_dir, device=device.type, world_size=d.world_size, status="running")
         for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
-            remove_orphan_temps(folder)  # half-written files of a writer that was killed
+            remove_orphan_temps(folder, pid_alive)  # half-written files of a killed writer
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
