@@ -11,11 +11,14 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
+from .config import Executor
 from .errors import UserError
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -65,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rs = sub.add_parser("resume", help="continue an interrupted run in its folder")
     rs.add_argument("run_dir")
+    # One node of a multi-node run whose nodes share the run folder (a Slurm job's
+    # nodes): only node 0 writes it.
+    rs.add_argument("--nnodes", type=int, help=argparse.SUPPRESS)
+    rs.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
+    rs.add_argument("--rdzv-endpoint", help=argparse.SUPPRESS)
 
     v = sub.add_parser("validate", help="PSNR of a snapshot on a folder of clean images")
     v.add_argument("--snapshot", required=True)
@@ -122,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     ru = sub.add_parser("runs", help="list run folders")
     ru.add_argument("--results-dir", default=DEFAULT_RESULTS)
     ru.add_argument("--json", action="store_true")
+    ru.add_argument("--tag", action="append", default=[], help="only runs with this tag")
+    ru.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only runs whose preset key has this value, e.g. noise.type=poisson",
+    )
 
     rp = sub.add_parser("replay", help="replay a run's metrics log in the terminal")
     rp.add_argument("run_dir")
@@ -133,6 +149,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
+
+    sw = sub.add_parser(
+        "sweep",
+        help="run a preset over a grid of values (sweep PRESET) or manage a sweep "
+        "(sweep resume|status|cancel SWEEP_DIR)",
+    )
+    sw.add_argument("target", metavar="PRESET|resume|status|cancel")
+    sw.add_argument("sweep_dir", nargs="?", metavar="SWEEP_DIR")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--seeds", type=int, default=1)
+    sw.add_argument("--name")
+    sw.add_argument("--results-dir", default=DEFAULT_RESULTS)
+    sw.add_argument("--slots", type=int)
+    sw.add_argument("--devices", metavar="LIST", help="accelerator ids to use, e.g. 0,1,2,3")
+    sw.add_argument("--executor", choices=get_args(Executor), default="local")
+    sw.add_argument("--detach", action="store_true", help="run the scheduler in the background")
+    sw.add_argument("--json", action="store_true")
+
+    tg = sub.add_parser("tag", help="add (+TAG) or remove (-TAG) tags of a run")
+    tg.add_argument("run_dir")
+    tg.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG")
+
+    nt = sub.add_parser("note", help="set a run's note (an empty TEXT clears it)")
+    nt.add_argument("run_dir")
+    nt.add_argument("text", nargs="+", metavar="TEXT")
     return p
 
 
@@ -183,7 +225,12 @@ def _check_data_paths(preset) -> None:
             raise UserError(f"data.{key}: {spec}: path not found")
 
 
-def _launch(run_dir: Path, preset, resume: bool) -> int:
+def _launch(run_dir: Path, preset, resume: bool, discard_empty: bool = True) -> int:
+    """Train ``run_dir`` here (1 process) or through torchrun.
+
+    ``discard_empty``: a fresh run that fails before its first step is removed;
+    a sweep's point keeps its folder, which the sweep names.
+    """
     rt = preset.runtime
     if rt.nproc * rt.nnodes <= 1:
         from .train import train_worker
@@ -191,7 +238,7 @@ def _launch(run_dir: Path, preset, resume: bool) -> int:
         try:
             status = train_worker(run_dir, resume=resume)
         except UserError:
-            if not resume:
+            if not resume and discard_empty:
                 _discard_if_empty(run_dir)
             raise
         return _report(run_dir, status)
@@ -207,7 +254,8 @@ def _discard_if_empty(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
+def _launch_torchrun(run_dir: Path, preset, resume: bool, records: bool = True) -> int:
+    """``records``: False on the nodes > 0 of a run whose nodes share its folder."""
     import signal
 
     from .runs import read_run_json, update_run_json
@@ -237,6 +285,8 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if not records:
+        return 0 if proc.returncode == 0 else 1
     info = read_run_json(run_dir) or {}
     status = info.get("status", "failed")
     if status == "running":
@@ -278,11 +328,53 @@ def cmd_resume(a: argparse.Namespace) -> int:
     if not (run_dir / "preset.yaml").exists():
         raise UserError(f"{run_dir / 'preset.yaml'}: missing; cannot resume this run")
     preset = load_preset(run_dir / "preset.yaml")
+    if a.nnodes and a.nnodes > 1:
+        return _resume_node(a, run_dir, preset)
     info = read_run_json(run_dir) or {}
     if info.get("status") == "finished" and (run_dir / "snapshots" / "final.safetensors").exists():
         raise UserError(f"{run_dir}: run already finished; nothing to resume")
-    update_run_json(run_dir, status="running", pid=os.getpid(), ended=None, exit_code=None)
-    return _launch(run_dir, preset, resume=True)
+    # A queued run (a sweep's point, prepared but never started) starts at step 0.
+    queued = info.get("status") == "queued"
+    changes = {"started": time.time()} if queued else {}
+    update_run_json(
+        run_dir,
+        status="running",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        ended=None,
+        exit_code=None,
+        **changes,
+    )
+    return _launch(run_dir, preset, resume=not queued, discard_empty=not queued)
+
+
+def _resume_node(a: argparse.Namespace, run_dir: Path, preset) -> int:
+    """One node of a multi-node run sharing ``run_dir``: node 0 is the run (it records it);
+    the others only train, resuming exactly when a snapshot is there to resume from."""
+    if not a.rdzv_endpoint:
+        raise UserError("resume --nnodes: needs --rdzv-endpoint HOST:PORT of node 0")
+    if not 0 <= a.node_rank < a.nnodes:
+        raise UserError(f"--node-rank {a.node_rank}: must be in 0..{a.nnodes - 1}")
+    runtime = preset.runtime.model_copy(
+        update={"nnodes": a.nnodes, "node_rank": a.node_rank, "rdzv_endpoint": a.rdzv_endpoint}
+    )
+    preset = preset.model_copy(update={"runtime": runtime})
+    from .train import newest_resumable_snapshot
+
+    resume = newest_resumable_snapshot(run_dir) is not None
+    if a.node_rank == 0:
+        from .runs import update_run_json
+
+        update_run_json(
+            run_dir,
+            status="running",
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            world_size=preset.runtime.nproc * a.nnodes,
+            ended=None,
+            exit_code=None,
+        )
+    return _launch_torchrun(run_dir, preset, resume, records=a.node_rank == 0)
 
 
 def _val_noise(name: str | None, snap_meta: dict):
@@ -386,9 +478,11 @@ def cmd_dataset(a: argparse.Namespace) -> int:
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
+    from .runfilter import RunQuery
     from .runs import list_runs
 
-    runs = list_runs(a.results_dir)
+    query = RunQuery.from_flags(a.tag, a.where)
+    runs = [r for r in list_runs(a.results_dir) if query.matches(r.path, r.info)]
     if a.json:
         print(json.dumps({"results_dir": str(a.results_dir), "runs": [r.to_json() for r in runs]}))
         return 0
@@ -445,6 +539,40 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace, argv: list[str]) -> int:
+    from . import sweepcli
+
+    if a.target in ("resume", "status", "cancel"):
+        if not a.sweep_dir:
+            raise UserError(f"sweep {a.target}: SWEEP_DIR is missing")
+        return {
+            "resume": sweepcli.resume,
+            "status": sweepcli.status,
+            "cancel": sweepcli.cancel,
+        }[a.target](a)
+    if a.sweep_dir:
+        raise UserError(
+            f"sweep {a.target} {a.sweep_dir}: one preset; the actions are resume, status, cancel"
+        )
+    return sweepcli.start(a, ["n2n-core", *argv])
+
+
+def cmd_tag(a: argparse.Namespace) -> int:
+    from .runs import resolve_run_dir, retag_run
+
+    tags = retag_run(resolve_run_dir(a.run_dir), a.changes)
+    print(f"{a.run_dir}: tags {' '.join(tags) if tags else '(none)'}")
+    return 0
+
+
+def cmd_note(a: argparse.Namespace) -> int:
+    from .runs import resolve_run_dir, set_run_note
+
+    note = set_run_note(resolve_run_dir(a.run_dir), " ".join(a.text))
+    print(f"{a.run_dir}: note {'cleared' if not note else 'set'}")
+    return 0
+
+
 def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
     table = {
         "run": lambda: cmd_run(a, argv),
@@ -459,6 +587,9 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "replay": lambda: cmd_replay(a),
         "bench": lambda: cmd_bench(a),
         "export-tb": lambda: cmd_export_tb(a),
+        "sweep": lambda: cmd_sweep(a, argv),
+        "tag": lambda: cmd_tag(a),
+        "note": lambda: cmd_note(a),
     }
     return table[a.cmd]()
 
@@ -472,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -12,12 +12,14 @@ line; every reader here skips torn and garbage lines.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,11 +114,81 @@ def write_run_json(run_dir: str | Path, data: dict[str, Any]) -> None:
     atomic_write_text(Path(run_dir) / "run.json", json.dumps(data, indent=2) + "\n")
 
 
+@contextmanager
+def _run_json_locked(run_dir: str | Path) -> Iterator[None]:
+    """Serialise read-modify-write of run.json (the trainer, ``tag``, ``note``).
+
+    The lock is on the run folder itself (run.json is replaced on each write, so
+    a lock on it would guard a file nobody reads any more); no extra file.
+    """
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def update_run_json(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
-    data = read_run_json(run_dir) or {}
-    data.update(changes)
-    write_run_json(run_dir, data)
+    with _run_json_locked(run_dir):
+        data = read_run_json(run_dir) or {}
+        data.update(changes)
+        write_run_json(run_dir, data)
     return data
+
+
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+NOTE_MAX = 4000
+
+
+def retag_run(run_dir: Path, changes: list[str]) -> list[str]:
+    """Apply ``+TAG`` / ``-TAG`` changes to run.json's ``tags``; returns the new tags."""
+    if not changes:
+        raise UserError("tag: give +TAG to add or -TAG to remove, e.g. +baseline -draft")
+    for c in changes:
+        if c[:1] not in ("+", "-") or not TAG_RE.match(c[1:]):
+            raise UserError(
+                f"tag {c!r}: expected +TAG or -TAG; a tag is letters, digits and ._:/- "
+                "(at most 64, starting with a letter or digit)"
+            )
+    with _run_json_locked(run_dir):
+        data = read_run_json(run_dir)
+        if data is None:
+            raise UserError(f"{run_dir / 'run.json'}: missing or unreadable; cannot tag this run")
+        tags = [t for t in data.get("tags") or [] if isinstance(t, str)]
+        for c in changes:
+            if c[0] == "+" and c[1:] not in tags:
+                tags.append(c[1:])
+            elif c[0] == "-" and c[1:] in tags:
+                tags.remove(c[1:])
+        data["tags"] = tags
+        write_run_json(run_dir, data)
+    return tags
+
+
+def set_run_note(run_dir: Path, text: str) -> str:
+    """Set (an empty text clears) run.json's ``note``; control characters become spaces."""
+    note = "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in text).strip()
+    if len(note) > NOTE_MAX:
+        raise UserError(f"note: {len(note)} characters; at most {NOTE_MAX}")
+    with _run_json_locked(run_dir):
+        data = read_run_json(run_dir)
+        if data is None:
+            raise UserError(
+                f"{run_dir / 'run.json'}: missing or unreadable; cannot annotate this run"
+            )
+        data["note"] = note
+        write_run_json(run_dir, data)
+    return note
+
+
+def run_tags(info: dict[str, Any] | None) -> list[str]:
+    tags = (info or {}).get("tags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
 def pid_alive(pid: Any) -> bool:
@@ -308,6 +380,10 @@ class RunSummary:
             "started": self.started,
             "ended": self.ended,
             "exit_code": self.exit_code,
+            "tags": run_tags(self.info),
+            "note": self.info.get("note") or "",
+            "sweep": self.info.get("sweep"),
+            "params": self.info.get("params"),
         }
 
 

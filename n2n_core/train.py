@@ -457,8 +457,20 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
 # starting a run (what `n2n-core run` and `resume` call)
 
 
-def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv: list[str]) -> Path:
-    """Allocate the run folder and write preset.yaml and run.json (status running)."""
+def prepare_run(
+    preset: Preset,
+    results_dir: str | Path,
+    name: str | None,
+    argv: list[str],
+    queued: bool = False,
+    extra: dict | None = None,
+) -> Path:
+    """Allocate the run folder and write preset.yaml and run.json.
+
+    The status is ``running`` (this process trains it now), or ``queued`` for a
+    run that a scheduler starts later with ``n2n-core resume`` (a sweep's
+    points); ``extra`` adds fields such as a point's ``sweep`` and ``params``.
+    """
     from .runs import allocate_run_dir
 
     run_dir = allocate_run_dir(results_dir, name or preset.name)
@@ -467,18 +479,19 @@ def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv:
     write_run_json(
         run_dir,
         {
-            "status": "running",
+            "status": "queued" if queued else "running",
             "name": name or preset.name,
-            "pid": os.getpid(),
+            "pid": None if queued else os.getpid(),
             "host": socket.gethostname(),
             "command": argv,
             "device": preset.runtime.device,
             "world_size": world,
             "precision": preset.runtime.precision,
             "total_steps": preset.train.steps,
-            "started": time.time(),
+            "started": None if queued else time.time(),
             "ended": None,
             "exit_code": None,
+            **(extra or {}),
         },
     )
     return run_dir
