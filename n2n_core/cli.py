@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from .config import apply_overrides, read_preset_data, validate_preset
+    from .config import apply_overrides, check_data_paths, read_preset_data, validate_preset
 
     data = read_preset_data(a.preset)
     data = apply_overrides(data, a.overrides)
@@ -205,24 +205,11 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
     if a.name is not None:
         data["name"] = a.name
     preset = validate_preset(data, a.preset)
-    _check_data_paths(preset)
+    check_data_paths(preset)
     from .train import prepare_run
 
     run_dir = prepare_run(preset, a.results_dir, a.name, ["n2n-core", *argv])
     return _launch(run_dir, preset, resume=False)
-
-
-def _check_data_paths(preset) -> None:
-    """Fail before creating a run folder when a data path does not exist."""
-    for key in ("train", "val"):
-        spec = getattr(preset.data, key)
-        if not spec or spec.startswith("builtin:"):
-            continue
-        path = (
-            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
-        )
-        if not Path(path).expanduser().exists():
-            raise UserError(f"data.{key}: {spec}: path not found")
 
 
 def _launch(run_dir: Path, preset, resume: bool, discard_empty: bool = True) -> int:

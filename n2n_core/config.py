@@ -462,5 +462,18 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
     return validate_preset(data, str(path))
 
 
+def check_data_paths(preset: Preset) -> None:
+    """Fail before creating a run folder when a data path does not exist."""
+    for key in ("train", "val"):
+        spec = getattr(preset.data, key)
+        if not spec or spec.startswith("builtin:"):
+            continue
+        path = (
+            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
+        )
+        if not Path(path).expanduser().exists():
+            raise UserError(f"data.{key}: {spec}: path not found")
+
+
 def dump_preset(preset: Preset) -> str:
     return yaml.safe_dump(preset.to_dict(), sort_keys=False, default_flow_style=None)
