@@ -234,10 +234,10 @@ def _launch(run_dir: Path, preset, resume: bool, discard_empty: bool = True) -> 
 
 def _discard_if_empty(run_dir: Path) -> None:
     """A run that failed before its first step leaves nothing worth keeping."""
-    from .runs import read_metrics
+    from .records import TrainRecord, ValRecord, read_metrics
 
     recs = read_metrics(run_dir / "metrics.jsonl")
-    if not any(r.get("kind") in ("train", "val") for r in recs):
+    if not any(isinstance(r, TrainRecord | ValRecord) for r in recs):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -245,7 +245,7 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, records: bool = True) 
     """``records``: False on the nodes > 0 of a run whose nodes share its folder."""
     import signal
 
-    from .runs import read_run_json, update_run_json
+    from .runinfo import read_run_info, update_run_info
 
     rt = preset.runtime
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={rt.nproc}"]
@@ -274,13 +274,13 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, records: bool = True) 
             signal.signal(s, h)
     if not records:
         return 0 if proc.returncode == 0 else 1
-    info = read_run_json(run_dir) or {}
-    status = info.get("status", "failed")
+    info = read_run_info(run_dir)
+    status = (info and info.status) or "failed"
     if status == "running":
         # Rank 0 records how a run ended; on the other nodes of a multi-node run
         # this launcher is the only one left to say it.
         status = "finished" if proc.returncode == 0 else "failed"
-        update_run_json(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
+        update_run_info(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
     if proc.returncode == 2 and status == "failed":
         raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
     return _report(run_dir, status)
@@ -309,7 +309,8 @@ def _report(run_dir: Path, status: str) -> int:
 
 def cmd_resume(a: argparse.Namespace) -> int:
     from .config import load_preset
-    from .runs import read_run_json, resolve_run_dir, update_run_json
+    from .runinfo import read_run_info, update_run_info
+    from .runs import resolve_run_dir
 
     run_dir = resolve_run_dir(a.run_dir)
     if not (run_dir / "preset.yaml").exists():
@@ -317,13 +318,17 @@ def cmd_resume(a: argparse.Namespace) -> int:
     preset = load_preset(run_dir / "preset.yaml")
     if a.nnodes and a.nnodes > 1:
         return _resume_node(a, run_dir, preset)
-    info = read_run_json(run_dir) or {}
-    if info.get("status") == "finished" and (run_dir / "snapshots" / "final.safetensors").exists():
+    info = read_run_info(run_dir)
+    if (
+        info is not None
+        and info.status == "finished"
+        and (run_dir / "snapshots" / "final.safetensors").exists()
+    ):
         raise UserError(f"{run_dir}: run already finished; nothing to resume")
     # A queued run (a sweep's point, prepared but never started) starts at step 0.
-    queued = info.get("status") == "queued"
+    queued = info is not None and info.status == "queued"
     changes = {"started": time.time()} if queued else {}
-    update_run_json(
+    update_run_info(
         run_dir,
         status="running",
         pid=os.getpid(),
@@ -346,13 +351,12 @@ def _resume_node(a: argparse.Namespace, run_dir: Path, preset) -> int:
         update={"nnodes": a.nnodes, "node_rank": a.node_rank, "rdzv_endpoint": a.rdzv_endpoint}
     )
     preset = preset.model_copy(update={"runtime": runtime})
+    from .runinfo import update_run_info
     from .train import newest_resumable_snapshot
 
     resume = newest_resumable_snapshot(run_dir) is not None
     if a.node_rank == 0:
-        from .runs import update_run_json
-
-        update_run_json(
+        update_run_info(
             run_dir,
             status="running",
             pid=os.getpid(),
@@ -545,7 +549,8 @@ def cmd_sweep(a: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_tag(a: argparse.Namespace) -> int:
-    from .runs import resolve_run_dir, retag_run
+    from .runinfo import retag_run
+    from .runs import resolve_run_dir
 
     tags = retag_run(resolve_run_dir(a.run_dir), a.changes)
     print(f"{a.run_dir}: tags {' '.join(tags) if tags else '(none)'}")
@@ -553,7 +558,8 @@ def cmd_tag(a: argparse.Namespace) -> int:
 
 
 def cmd_note(a: argparse.Namespace) -> int:
-    from .runs import resolve_run_dir, set_run_note
+    from .runinfo import set_run_note
+    from .runs import resolve_run_dir
 
     note = set_run_note(resolve_run_dir(a.run_dir), " ".join(a.text))
     print(f"{a.run_dir}: note {'cleared' if not note else 'set'}")

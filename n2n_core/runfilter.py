@@ -21,7 +21,7 @@ import yaml
 
 from .config import parse_value
 from .errors import UserError
-from .runs import run_tags
+from .runinfo import RunInfo, run_tags
 
 RUN_KEYS = ("sweep", "note")
 
@@ -64,14 +64,14 @@ class RunQuery:
     def matches(
         self,
         run_dir: Path,
-        info: dict[str, Any] | None,
+        info: RunInfo | None,
         text: str = "",
         preset: dict[str, Any] | None = None,
     ) -> bool:
         """``preset``: the run's resolved preset if the caller has it (read here otherwise)."""
-        info = info or {}
+        note = (info.note if info else None) or ""
         if self.words:
-            hay = f"{text} {' '.join(run_tags(info))} {info.get('note') or ''}".lower()
+            hay = f"{text} {' '.join(run_tags(info))} {note}".lower()
             if not all(w in hay for w in self.words):
                 return False
         tags = run_tags(info)
@@ -81,11 +81,11 @@ class RunQuery:
             preset = read_run_preset(run_dir)
         for key, want in self.keys:
             if key == "sweep":
-                ref = str(info.get("sweep") or "").rsplit("/", 1)[-1]
+                ref = ((info.sweep if info else None) or "").rsplit("/", 1)[-1]
                 if not ref or want not in (ref, ref.split("-", 1)[-1]):
                     return False
             elif key == "note":
-                if want.lower() not in str(info.get("note") or "").lower():
+                if want.lower() not in note.lower():
                     return False
             elif not _equal(dotted(preset or {}, key), parse_value(want)):
                 return False

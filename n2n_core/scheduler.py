@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .runs import effective_status, pid_alive, read_run_json
+from .runinfo import effective_status, pid_alive, read_run_info
 from .sweep import (
     CANCEL_FILE,
     LOG_FILE,
@@ -195,7 +195,7 @@ def point_command(run_dir: Path) -> list[str]:
 
 def point_outcome(sweep_dir: Path, point: Point, exit_code: int | None) -> str:
     """A point's status once its process has ended, from what its run folder says."""
-    status = effective_status(read_run_json(point_dir(sweep_dir, point)))
+    status = effective_status(read_run_info(point_dir(sweep_dir, point)))
     if status in ("finished", "failed", "stopped"):
         return status
     return "stopped" if exit_code == EXIT_STOPPED else "failed"
@@ -212,7 +212,7 @@ def reconcile(sweep_dir: Path, sweep: Sweep) -> list[Point]:
     for p in sweep.points:
         if p.status in ("finished", "failed"):
             continue
-        status = effective_status(read_run_json(point_dir(sweep_dir, p)))
+        status = effective_status(read_run_info(point_dir(sweep_dir, p)))
         if status in ("finished", "failed"):
             p.status = status
         elif status == "running":
@@ -339,14 +339,14 @@ class LocalScheduler:
             self.log(f"point {index}: {p.status} (exit {code}), run {p.run}")
         for index, slot in list(self.adopted.items()):
             p = self.sweep.points[index]
-            info = read_run_json(point_dir(self.sweep_dir, p))
+            info = read_run_info(point_dir(self.sweep_dir, p))
             if effective_status(info) == "running":
                 continue
             del self.adopted[index]
             if slot is not None:
                 self.free.append(slot)
                 self.free.sort(key=lambda s: s.index)
-            p.status = point_outcome(self.sweep_dir, p, (info or {}).get("exit_code"))
+            p.status = point_outcome(self.sweep_dir, p, info.exit_code if info else None)
             if p.status == "stopped":
                 p.status = "pending"  # stopped outside our control: continue it
             p.ended = time.time()
@@ -426,8 +426,8 @@ def cancel_without_scheduler(sweep_dir: Path, sweep: Sweep, log) -> list[str]:
     try:
         for p in reconcile(sweep_dir, sweep):
             run_dir = point_dir(sweep_dir, p)
-            info = read_run_json(run_dir) or {}
-            pid = info.get("pid")
+            info = read_run_info(run_dir)
+            pid = info.pid if info else None
             if verified_point_process(run_dir, pid):
                 os.killpg(pid, signal.SIGTERM)
                 notes.append(f"point {p.index}: SIGTERM to run {p.run} (pid {pid})")

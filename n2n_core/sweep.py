@@ -29,9 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from .atomic import atomic_write_text
 from .config import Preset, parse_value, read_preset_data, set_key, validate_preset
 from .errors import UserError
-from .runs import allocate_run_dir, atomic_write_text, effective_status, read_run_json
+from .runinfo import effective_status, read_run_info
+from .runs import allocate_run_dir
 
 SWEEP_FILE = "sweep.json"
 LOG_FILE = "scheduler.log"
@@ -379,7 +381,7 @@ def scheduler_alive(sweep_dir: Path) -> bool:
 
 def run_status(sweep_dir: Path, point: Point) -> str:
     """The point's run as a person should see it (``interrupted`` when its process is gone)."""
-    return effective_status(read_run_json(point_dir(sweep_dir, point)))
+    return effective_status(read_run_info(point_dir(sweep_dir, point)))
 
 
 def final_status(sweep: Sweep, why: str) -> tuple[SweepStatus, str]:

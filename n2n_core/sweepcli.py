@@ -136,7 +136,7 @@ def cancel(a: argparse.Namespace) -> int:
         return 0
     if scheduler_alive(sweep_dir):
         # The scheduler holds its points' Popen objects: it stops them itself.
-        from .runs import atomic_write_text
+        from .atomic import atomic_write_text
 
         atomic_write_text(sweep_dir / CANCEL_FILE, f"{time.time()}\n")
         print(f"cancel requested; waiting for the scheduler to stop its points ({LOG_FILE})")
