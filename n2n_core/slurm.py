@@ -17,6 +17,7 @@ Job ids and states are recorded per point in ``sweep.json``.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +70,11 @@ def check_slurm(presets: list[Preset], devices: list[str] | None) -> None:
         raise UserError("--devices: with --executor slurm, Slurm assigns the devices")
     for p in presets:
         cfg = slurm_config(p)
+        if cfg.cluster == "slurm" and shutil.which("sbatch") is None:
+            raise UserError(
+                "slurm.cluster: slurm, but sbatch is not on PATH here (submit from a login "
+                "node; slurm.cluster: local tries the same sweep on this machine)"
+            )
         if p.runtime.nnodes > 1 and p.runtime.nnodes != cfg.nodes:
             raise UserError(
                 f"slurm.nodes: {cfg.nodes} but runtime.nnodes {p.runtime.nnodes}; "

@@ -305,7 +305,8 @@ def create_sweep(
             f"{name}-p{i:0{width}d}",
             argv,
             queued=True,
-            extra={"sweep": sweep_ref, "params": params},
+            sweep=sweep_ref,
+            params=params,
         )
         points.append(Point(index=i, params=params, run=run_dir.name))
     sweep = Sweep(

@@ -330,3 +330,41 @@ def test_slurm_path_through_submitit_local_executor(make_preset, tmp_path):
     assert point["job_state"] == "FINISHED"
     assert (sweep_dir / "slurm" / point["job_id"]).is_dir()  # submitit's job files
     assert json.loads((res / point["run"] / "run.json").read_text())["status"] == "finished"
+
+
+def test_slurm_keys_become_sbatch_options(monkeypatch, tmp_path):
+    submitit = pytest.importorskip("submitit")
+    from n2n_core.config import validate_preset
+    from n2n_core.slurm import PointJob, executor_parameters
+
+    preset = validate_preset(
+        {
+            "name": "big",
+            "train": {"steps": 10},
+            "runtime": {"device": "cuda", "nproc": 8},
+            "slurm": {"partition": "gpu", "nodes": 2, "account": "proj", "extra": {"qos": "high"}},
+        }
+    )
+    # Render the job script as on a cluster (there is no srun here).
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    ex = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="slurm")
+    ex.update_parameters(**executor_parameters(preset))
+    script = ex._executor._make_submission_file_text("python -m job", "uid")
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --nodes=2",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --account=proj",
+        "#SBATCH --qos=high",
+        "#SBATCH --time=1440",
+    ):
+        assert line in script, (line, script)
+    # Each node runs torchrun with its rank; the job's first host is the rendezvous.
+    cmd = PointJob("/shared/results/00007-big-p0", nodes=2).command(1, "node17")
+    assert cmd[-8:] == ["resume", "/shared/results/00007-big-p0", "--nnodes", "2"] + [
+        "--node-rank",
+        "1",
+        "--rdzv-endpoint",
+        "node17:29400",
+    ]
