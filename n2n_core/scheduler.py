@@ -128,6 +128,42 @@ def plan_slots(
     return [Slot(i, kind, (), threads) for i in range(n)]
 
 
+class DeviceClaim:
+    """Locks on a slot's devices, shared by every scheduler of one results dir.
+
+    Two sweeps (or a queued run, which is a one-point sweep) on the same machine
+    never train on the same device at once: a point starts only when its
+    scheduler holds ``RESULTS/sweeps/.devices/<kind><id>.lock`` for each of its
+    devices (on the CPU, one lock per slot). ``fcntl.flock``: the kernel drops
+    them when the scheduler exits, SIGKILL included.
+    """
+
+    def __init__(self, sweeps_dir: Path, slot: Slot):
+        names = [f"{slot.kind}{d}" for d in slot.devices] or [f"{slot.kind}-slot{slot.index}"]
+        self.paths = [Path(sweeps_dir) / ".devices" / f"{n}.lock" for n in names]
+        self._files: list = []
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self.paths[0].parent.mkdir(parents=True, exist_ok=True)
+        for path in self.paths:
+            f = open(path, "a")  # noqa: SIM115 - held while the point runs
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                self.release()
+                return False
+            self._files.append(f)
+        return True
+
+    def release(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []
+
+
 def detect_devices(kind: str) -> tuple[str, list[str]]:
     """The concrete device kind and the accelerator ids this process may hand out."""
     if kind == "auto":
@@ -234,7 +270,8 @@ class LocalScheduler:
         self.free = list(slots)
         self.log = log
         self.poll = poll
-        self.children: dict[int, tuple[subprocess.Popen, Slot]] = {}
+        self.children: dict[int, tuple[subprocess.Popen, Slot, DeviceClaim]] = {}
+        self._waiting_logged = False
         self.adopted: dict[int, Slot | None] = {}
         self.stop_reason: str | None = None
         self._stop_sent: float | None = None
@@ -291,13 +328,29 @@ class LocalScheduler:
                 return slot
         return self.free.pop(0) if self.free else None
 
+    def _claim_slot(self) -> tuple[Slot, DeviceClaim] | None:
+        """A free slot whose devices no other scheduler holds right now."""
+        for slot in self.free:
+            claim = DeviceClaim(self.sweep_dir.parent, slot)
+            if claim.acquire():
+                self.free.remove(slot)
+                self._waiting_logged = False
+                return slot, claim
+        if self.free and not self._waiting_logged:
+            self.log("waiting: another sweep or queued run holds the devices")
+            self._waiting_logged = True
+        return None
+
     def _start_pending(self) -> None:
         for p in self.sweep.points:
             if not self.free:
                 return
             if p.status != "pending":
                 continue
-            slot = self.free.pop(0)
+            claimed = self._claim_slot()
+            if claimed is None:
+                return
+            slot, claim = claimed
             run_dir = point_dir(self.sweep_dir, p)
             log_path = point_log(self.sweep_dir, p)
             env = {**os.environ, "PYTHONUNBUFFERED": "1", **slot.env()}
@@ -311,7 +364,7 @@ class LocalScheduler:
                     preexec_fn=_die_with_parent(os.getpid()),
                     env=env,
                 )
-            self.children[p.index] = (proc, slot)
+            self.children[p.index] = (proc, slot, claim)
             p.status, p.devices, p.started, p.ended, p.exit_code = (
                 "running",
                 list(slot.devices) or None,
@@ -325,11 +378,12 @@ class LocalScheduler:
             )
 
     def _reap(self) -> None:
-        for index, (proc, slot) in list(self.children.items()):
+        for index, (proc, slot, claim) in list(self.children.items()):
             code = proc.poll()
             if code is None:
                 continue
             del self.children[index]
+            claim.release()
             self.free.append(slot)
             self.free.sort(key=lambda s: s.index)
             p = self.sweep.points[index]
@@ -357,14 +411,14 @@ class LocalScheduler:
         now = time.monotonic()
         if self._stop_sent is None:
             self._stop_sent = now
-            for index, (proc, _) in self.children.items():
+            for index, (proc, _, _) in self.children.items():
                 self.log(f"point {index}: stopping (SIGTERM to its process group)")
                 _signal_child(proc, signal.SIGTERM)
             for index in self.adopted:
                 self.log(f"point {index}: not started by this scheduler; left running")
             self.adopted.clear()
         elif now - self._stop_sent > STOP_GRACE_S:
-            for index, (proc, _) in self.children.items():
+            for index, (proc, _, _) in self.children.items():
                 self.log(f"point {index}: still running after {STOP_GRACE_S:.0f}s; SIGKILL")
                 _signal_child(proc, signal.SIGKILL)
             self._stop_sent = now

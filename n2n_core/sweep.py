@@ -6,8 +6,9 @@ A sweep lives in ``RESULTS/sweeps/NNNNN-name/``::
     scheduler.log   what the scheduler did, one timestamped line per event
     points/         each point's console output (its run folder keeps log.txt as usual)
 
-Every point is an ordinary run folder in ``RESULTS`` (status ``queued`` until it
-starts) whose ``run.json`` names its ``sweep`` and ``params``, so everything that
+A sweep without a grid is one point: a run queued until its devices are free
+(see ``scheduler.DeviceClaim``). Every point is an ordinary run folder in
+``RESULTS`` (status ``queued`` until it starts) whose ``run.json`` names its ``sweep`` and ``params``, so everything that
 reads runs works unchanged. Every point is validated before anything is created:
 each bad grid value, and each combination the preset model rejects, is one
 problem of one :class:`UserError`.
@@ -298,11 +299,12 @@ def create_sweep(
     sweep_ref = f"{SWEEPS_DIR}/{sweep_dir.name}"
     points = []
     width = len(str(max(len(plan.presets) - 1, 0)))
+    single = len(plan.presets) == 1 and not plan.grid  # a queued run: named as the sweep
     for i, (params, preset) in enumerate(zip(plan.params or [{}], plan.presets, strict=True)):
         run_dir = prepare_run(
             preset,
             results,
-            f"{name}-p{i:0{width}d}",
+            name if single else f"{name}-p{i:0{width}d}",
             argv,
             queued=True,
             sweep=sweep_ref,

@@ -48,8 +48,6 @@ def start(a: argparse.Namespace, argv: list[str]) -> int:
     from .config import check_data_paths
     from .scheduler import parse_devices
 
-    if not a.grid:
-        raise UserError("sweep: give at least one --grid KEY=V1,V2")
     if a.json:
         raise UserError("sweep PRESET: --json is for sweep status")
     plan = plan_sweep(a.target, a.grid, a.overrides, a.seeds)

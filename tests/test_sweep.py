@@ -14,8 +14,8 @@ import pytest
 from cli_helpers import assert_user_error, n2n
 
 from n2n_core.errors import UserError
-from n2n_core.scheduler import Slot, parse_devices, plan_slots
-from n2n_core.sweep import parse_grid, plan_sweep, split_values
+from n2n_core.scheduler import DeviceClaim, Slot, parse_devices, plan_slots
+from n2n_core.sweep import parse_grid, plan_sweep, split_values, sweep_view
 
 EIGHT = [str(i) for i in range(8)]
 
@@ -61,6 +61,20 @@ def test_cpu_one_slot_by_default_and_cores_divided():
         plan_slots("cpu", [], nproc=1, slots=3, cores=2)
     with pytest.raises(UserError, match="no device list"):
         plan_slots("cpu", [], nproc=1, requested=["0"], cores=2)
+
+
+def test_device_claims_keep_two_schedulers_off_one_device(tmp_path):
+    a, b = plan_slots("cuda", EIGHT, nproc=4)
+    first = DeviceClaim(tmp_path, a)
+    assert first.acquire()
+    assert not DeviceClaim(tmp_path, a).acquire()  # a second sweep waits for these four
+    other = DeviceClaim(tmp_path, b)
+    assert other.acquire()  # ... but not for the other four
+    overlap = plan_slots("cuda", EIGHT, nproc=2)[1]  # devices 2,3: held by the first claim
+    assert not DeviceClaim(tmp_path, overlap).acquire()
+    first.release()
+    assert DeviceClaim(tmp_path, overlap).acquire()
+    other.release()
 
 
 # ---------------------------------------------------------------------------
@@ -128,10 +142,14 @@ def test_cli_prints_one_error_line_per_problem(make_preset, tmp_path):
 # tiny sweeps on the CPU (each point is a real `n2n-core resume` process)
 
 
-def _view(sweep_dir: Path) -> dict:
+def _cli_view(sweep_dir: Path) -> dict:
     r = n2n("sweep", "status", sweep_dir, "--json")
     assert r.code == 0, r.err
     return json.loads(r.out)
+
+
+def _view(sweep_dir: Path) -> dict:
+    return json.loads(json.dumps(sweep_view(sweep_dir)))  # as --json prints it
 
 
 def _wait(cond, timeout: float = 240.0, what: str = "condition"):
@@ -179,7 +197,7 @@ def test_two_by_two_sweep_gives_four_runs(make_preset, tmp_path):
     )
     assert r.code == 0, (r.out, r.err)
     sweep_dir = res / "sweeps" / "00000-grid"
-    view = _view(sweep_dir)
+    view = _cli_view(sweep_dir)
     assert view["status"] == "finished"
     points = view["points"]
     assert [p["status"] for p in points] == ["finished"] * 4
@@ -368,3 +386,23 @@ def test_slurm_keys_become_sbatch_options(monkeypatch, tmp_path):
         "--rdzv-endpoint",
         "node17:29400",
     ]
+
+
+@pytest.mark.slow
+def test_queued_run_waits_for_its_devices(make_preset, tmp_path):
+    res = tmp_path / "res"
+    held = DeviceClaim(res / "sweeps", plan_slots("cpu", [], nproc=1, cores=2)[0])
+    assert held.acquire()  # another sweep holds the CPU slot
+    try:
+        preset = make_preset(train__steps=2, train__val_every=0, train__snapshot_every=0)
+        r = n2n("sweep", preset, "--name", "later", "--detach", "--results-dir", res)
+        assert r.code == 0, r.err
+        sweep_dir = res / "sweeps" / "00000-later"
+        log = sweep_dir / "scheduler.log"
+        _wait(lambda: log.exists() and "waiting" in log.read_text(), what="the queue")
+        run = res / "00000-later"  # a one-point sweep: the run is named as it
+        assert json.loads((run / "run.json").read_text())["status"] == "queued"
+    finally:
+        held.release()
+    _wait(lambda: _sweep_json(sweep_dir).get("status") == "finished", what="the queued run")
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
