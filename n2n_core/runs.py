@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .procident import pid_alive, run_alive
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 STATUSES = ("running", "finished", "failed", "stopped")
@@ -119,27 +120,18 @@ def update_run_json(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
     return data
 
 
-def pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+def effective_status(info: dict[str, Any] | None, run_dir: str | Path | None = None) -> str:
+    """The status a person should see: a ``running`` run with no process left is ``interrupted``.
 
-
-def effective_status(info: dict[str, Any] | None) -> str:
-    """The status a person should see: a ``running`` run whose process is gone is ``interrupted``."""
+    With ``run_dir`` the answer comes from the run folder's lock and the recorded
+    process identities (:func:`procident.run_alive`); without it, from the bare pid.
+    """
     if not info:
         return "unknown"
     status = str(info.get("status", "unknown"))
     if status == "running" and info.get("host") == socket.gethostname():
-        if not pid_alive(info.get("pid")):
+        alive = pid_alive(info.get("pid")) if run_dir is None else run_alive(run_dir, info)
+        if not alive:
             return "interrupted"
     return status
 
@@ -362,7 +354,7 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     info = read_run_json(path)
     agg = MetricsSummary()
     agg.feed(read_metrics(path / "metrics.jsonl"))
-    s = RunSummary(path=path, run_id=run_id, name=name, status=effective_status(info))
+    s = RunSummary(path=path, run_id=run_id, name=name, status=effective_status(info, path))
     if info:
         s.info = info
         s.device = str(info.get("device", "?"))

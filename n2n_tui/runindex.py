@@ -123,7 +123,7 @@ class RunIndex:
         info = t.info or {}
         s = t.summary
         name = t.path.name.split("-", 1)[1] if "-" in t.path.name else t.path.name
-        status = effective_status(t.info) if t.info else "no run.json"
+        status = effective_status(t.info, t.path) if t.info else "no run.json"
         return RunRow(
             path=t.path,
             run_id=run_id_of(t.path) or 0,

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, Log
 from textual.worker import get_current_worker
 
+from n2n_core.errors import UserError
 from n2n_core.runs import effective_status, read_run_json
 
 from ..feed import LogTail, MetricsFollower, RunFeed
@@ -108,7 +109,7 @@ class DashboardScreen(BaseScreen):
     def _status(self) -> str:
         if self.replay:
             return str(self.info.get("status", "finished")) if self.info else "no run.json"
-        return effective_status(self.info) if self.info else "no run.json"
+        return effective_status(self.info, self.run_dir) if self.info else "no run.json"
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False, name="follow run")
     def follow(self) -> None:
@@ -200,31 +201,36 @@ class DashboardScreen(BaseScreen):
             self.notify(f"runs on {row.host}; stop it there", title="Stop", severity="warning")
             return
         body = (
-            f"Stop {self.run_dir.name} (pid {row.pid})?\n\nSIGTERM goes to its process group; "
-            "it writes a snapshot and ends. Press r later to resume."
+            f"Stop {self.run_dir.name} (pid {row.pid})?\n\nSIGTERM goes to its process group "
+            "and every rank; it writes a snapshot and ends. Press r later to resume."
         )
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.stop(row.pid)
+                self.stop()
 
         self.app.push_screen(ConfirmModal("Stop run", body, yes="Stop", danger=True), done)
 
     @work(thread=True, exclusive=True, group="stop", exit_on_error=False, name="stop")
-    def stop(self, pid: int) -> None:
+    def stop(self) -> None:
         self._note = "stopping…"
         try:
-            result = stop_run(pid)
-        except PermissionError:
+            result = stop_run(self.run_dir)
+        except (PermissionError, UserError) as e:
             self._note = ""
-            self.app.call_from_thread(
-                self.app.push_screen,
-                ErrorModal("Stop failed", f"no permission to signal pid {pid}"),
-            )
+            why = str(e) if isinstance(e, UserError) else "no permission to signal the run"
+            self.app.call_from_thread(self.app.push_screen, ErrorModal("Stop failed", why))
             return
         self._note = ""
         self.app.rescan()
-        self.app.call_from_thread(self.notify, f"{self.run_dir.name}: {result}", title="Stop")
+        if result.outcome == "refused":
+            self.app.call_from_thread(
+                self.app.push_screen, ErrorModal("Stop refused", result.reason)
+            )
+            return
+        self.app.call_from_thread(
+            lambda: self.notify(f"{self.run_dir.name}: {result}", title="Stop", markup=False)
+        )
 
     def action_resume(self) -> None:
         if self.status not in ("stopped", "interrupted", "failed"):
@@ -244,7 +250,10 @@ class DashboardScreen(BaseScreen):
             if code is not None:
                 break
             info = read_run_json(self.run_dir) or {}
-            if info.get("status") == "running" and effective_status(info) == "running":
+            if (
+                info.get("status") == "running"
+                and effective_status(info, self.run_dir) == "running"
+            ):
                 break
             time.sleep(0.1)
         self._note = ""
