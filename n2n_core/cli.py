@@ -205,16 +205,16 @@ def _launch(run_dir: Path, preset, resume: bool, lock) -> int:
 
 def _discard_if_empty(run_dir: Path) -> None:
     """A run that failed before its first step leaves nothing worth keeping."""
-    from .runs import read_metrics
+    from .records import TrainRecord, ValRecord, read_metrics
 
     recs = read_metrics(run_dir / "metrics.jsonl")
-    if not any(r.get("kind") in ("train", "val") for r in recs):
+    if not any(isinstance(r, TrainRecord | ValRecord) for r in recs):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _launch_torchrun(run_dir: Path, preset, resume: bool, lock) -> int:
     from .lifeline import LAUNCHER_ENV, dies_with, launcher_env
-    from .runs import read_run_json, update_run_json
+    from .runinfo import read_run_info, update_run_info
 
     rt = preset.runtime
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={rt.nproc}"]
@@ -256,14 +256,14 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock) -> int:
                 break
             except subprocess.TimeoutExpired:
                 stop.deliver()
-    info = read_run_json(run_dir) or {}
-    status = info.get("status", "failed")
+    info = read_run_info(run_dir)
+    status = (info and info.status) or "failed"
     if status == "running":
         # Rank 0 records how a run ended; when it could not (killed), or on the other
         # nodes of a multi-node run, this launcher is the only one left to say it.
         why = stop.why(code)
         status = "finished" if why is None else "failed"
-        update_run_json(run_dir, status=status, exit_code=code, ended=time.time(), reason=why)
+        update_run_info(run_dir, status=status, exit_code=code, ended=time.time(), reason=why)
     if code == 2 and status == "failed":
         raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
     return _report(run_dir, status)
@@ -331,7 +331,7 @@ class _StopForwarder:
 
 
 def _report(run_dir: Path, status: str) -> int:
-    from .runs import read_run_json
+    from .runinfo import read_run_info
 
     final = run_dir / "snapshots" / "final.safetensors"
     samples = (
@@ -348,8 +348,8 @@ def _report(run_dir: Path, status: str) -> int:
         print(f"stopped; continue with: n2n-core resume {run_dir}")
         return EXIT_STOPPED
     if status != "finished":
-        why = (read_run_json(run_dir) or {}).get("reason")
-        why = f" ({why})" if isinstance(why, str) and why else ""
+        info = read_run_info(run_dir)
+        why = f" ({info.reason})" if info is not None and info.reason else ""
         print(f"run {status}{why}; see {run_dir / 'log.txt'}", file=sys.stderr)
         return 1
     return 0
@@ -358,7 +358,8 @@ def _report(run_dir: Path, status: str) -> int:
 def cmd_resume(a: argparse.Namespace) -> int:
     from .config import load_preset
     from .folderlock import FolderLock
-    from .runs import read_run_json, resolve_run_dir, update_run_json
+    from .runinfo import read_run_info, update_run_info
+    from .runs import resolve_run_dir
     from .train import launch_identity
 
     run_dir = resolve_run_dir(a.run_dir)
@@ -368,24 +369,25 @@ def cmd_resume(a: argparse.Namespace) -> int:
     # Refuses while the run's launcher lives (issue 18.2); held until this process exits.
     with FolderLock() as lock:
         lock.acquire(run_dir)
-        info = read_run_json(run_dir) or {}
+        info = read_run_info(run_dir)
         if (
-            info.get("status") == "finished"
+            info is not None
+            and info.status == "finished"
             and (run_dir / "snapshots" / "final.safetensors").exists()
         ):
             raise UserError(f"{run_dir}: run already finished; nothing to resume")
-        _wait_for_old_ranks(run_dir, info)
-        update_run_json(run_dir, status="running", **launch_identity(), ended=None, exit_code=None)
+        _wait_for_old_ranks(run_dir, info and info.ranks)
+        update_run_info(run_dir, status="running", **launch_identity(), ended=None, exit_code=None)
         return _launch(run_dir, preset, resume=True, lock=lock)
 
 
-def _wait_for_old_ranks(run_dir: Path, info: dict, wait_s: float = 5.0) -> None:
+def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
     """Ranks of the previous launch die with their launcher within seconds; a resume
     never trains beside one that is still alive."""
     from .procident import live_ranks
 
     deadline = time.monotonic() + wait_s
-    while live := live_ranks(run_dir, info):
+    while live := live_ranks(run_dir, ranks):
         if time.monotonic() >= deadline:
             raise UserError(
                 f"{run_dir}: rank pid {live[0].ident.pid} of the previous launch is still "

@@ -290,7 +290,7 @@ def rank_claims(info: dict[str, Any] | None) -> list[Any]:
     return ranks if isinstance(ranks, list) else []
 
 
-def run_alive(run_dir: str | Path, info: dict[str, Any]) -> bool:
+def run_alive(run_dir: str | Path, process: Any, ranks: Any, pid: Any) -> bool:
     """Whether any process of a run that ``run.json`` calls running is still alive here.
 
     The launcher holds the run folder's lock for its life and the kernel drops it
@@ -301,9 +301,9 @@ def run_alive(run_dir: str | Path, info: dict[str, Any]) -> bool:
     held = is_held(run_dir)
     if held:
         return True
-    if held is None and ProcessIdentity.parse(info.get("process")) is None:
-        return pid_alive(info.get("pid"))
-    return bool(live_ranks(run_dir, info))
+    if held is None and ProcessIdentity.parse(process) is None:
+        return pid_alive(pid)
+    return bool(live_ranks(run_dir, ranks))
 
 
 def pid_alive(pid: Any) -> bool:
@@ -319,6 +319,7 @@ def pid_alive(pid: Any) -> bool:
     return True
 
 
-def live_ranks(run_dir: str | Path, info: dict[str, Any] | None) -> list[Verdict]:
+def live_ranks(run_dir: str | Path, ranks: Any) -> list[Verdict]:
     """The recorded ranks that are alive and provably this run's."""
-    return [v for v in (verify_rank(run_dir, c) for c in rank_claims(info)) if v.ours]
+    claims = ranks if isinstance(ranks, list) else []
+    return [v for v in (verify_rank(run_dir, c) for c in claims) if v.ours]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .procident import Verdict, live_ranks, verify_launcher
-from .runs import read_run_json
+from .runinfo import RunInfo, read_run_info
 
 STOP_GRACE_S = 20.0
 # After SIGKILL the kernel takes the ranks down with their launcher within this.
@@ -34,9 +34,10 @@ class StopResult:
         return f"{self.outcome}: {self.reason}" if self.reason else self.outcome
 
 
-def _launcher(run_dir: Path) -> tuple[Verdict, dict]:
-    info = read_run_json(run_dir) or {}
-    return verify_launcher(run_dir, info.get("process")), info
+def _launcher(run_dir: Path) -> tuple[Verdict, list | None]:
+    """The launcher's verdict and the recorded rank claims, as run.json says now."""
+    info = read_run_info(run_dir) or RunInfo()
+    return verify_launcher(run_dir, info.process), info.ranks
 
 
 def _signal_group(v: Verdict, sig: int) -> None:
@@ -49,21 +50,21 @@ def signal_run(run_dir: str | Path, sig: int) -> str:
     """Send ``sig`` to the run's launcher group, or to its orphan ranks when the launcher is
     gone; returns whom (``group`` / ``ranks``). Raises :class:`UserError` saying why not."""
     run_dir = Path(run_dir)
-    v, info = _launcher(run_dir)
+    v, ranks = _launcher(run_dir)
     if v.ours:
         _signal_group(v, sig)
         return "group"
-    ranks = live_ranks(run_dir, info)
-    if v.state == "gone" and ranks:
-        for r in ranks:
+    live = live_ranks(run_dir, ranks)
+    if v.state == "gone" and live:
+        for r in live:
             os.kill(r.ident.pid, sig)
         return "ranks"
     raise UserError(f"{run_dir}: not signalled: {v.reason}")
 
 
 def _anything_alive(run_dir: Path) -> bool:
-    v, info = _launcher(run_dir)
-    return v.ours or bool(live_ranks(run_dir, info))
+    v, ranks = _launcher(run_dir)
+    return v.ours or bool(live_ranks(run_dir, ranks))
 
 
 def stop_run(
@@ -74,9 +75,9 @@ def stop_run(
     Blocking: call it from a worker thread.
     """
     run_dir = Path(run_dir)
-    v, info = _launcher(run_dir)
-    ranks = live_ranks(run_dir, info)
-    if not v.ours and not (v.state == "gone" and ranks):
+    v, ranks = _launcher(run_dir)
+    live = live_ranks(run_dir, ranks)
+    if not v.ours and not (v.state == "gone" and live):
         if v.state == "gone":
             return StopResult("not running", v.reason)
         return StopResult("refused", v.reason)
@@ -90,14 +91,14 @@ def stop_run(
             return StopResult("stopped")
         sleep(poll)
     killed = False
-    v, info = _launcher(run_dir)
+    v, ranks = _launcher(run_dir)
     if v.ours:
         try:
             _signal_group(v, signal.SIGKILL)
             killed = True
         except ProcessLookupError:
             pass
-    for r in live_ranks(run_dir, info):
+    for r in live_ranks(run_dir, ranks):
         try:
             os.kill(r.ident.pid, signal.SIGKILL)
             killed = True

@@ -21,7 +21,7 @@ import torch
 from cli_helpers import n2n
 from safetensors.torch import load_file
 
-from n2n_core.runs import effective_status, read_run_json
+from n2n_core.runinfo import effective_status, read_run_info
 from n2n_tui import procs
 
 pytestmark = [
@@ -114,8 +114,8 @@ def _past_snapshot(run_dir: Path, step: int):
     snap = run_dir / "snapshots" / f"snapshot-{step:08d}.safetensors"
 
     def ready() -> bool:
-        info = read_run_json(run_dir) or {}
-        return isinstance(info.get("ranks"), list) and snap.exists()
+        info = read_run_info(run_dir)
+        return info is not None and info.ranks is not None and snap.exists()
 
     return ready
 
@@ -132,7 +132,7 @@ def _assert_nothing_left(run_dir: Path) -> None:
     times = [json.loads(x)["time"] for x in metrics.read_text().splitlines() if x.strip()]
     assert max(times) < t_dead
     assert not (run_dir / "snapshots" / "final.safetensors").exists(), "finished before the kill"
-    assert effective_status(read_run_json(run_dir), run_dir) == "interrupted"  # resumable
+    assert effective_status(read_run_info(run_dir), run_dir) == "interrupted"  # resumable
 
 
 def _resume(run_dir: Path) -> subprocess.Popen:
@@ -175,7 +175,7 @@ def test_killed_launcher_takes_every_rank_then_resume_is_bit_identical(
     assert reference.keys() == got.keys()
     for k in reference:
         assert torch.equal(reference[k], got[k]), k
-    assert read_run_json(run_dir)["status"] == "finished"
+    assert read_run_info(run_dir).status == "finished"
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in recs if r["kind"] == "train"]
     assert steps == sorted(set(steps)) and steps[-1] == STEPS
@@ -192,7 +192,7 @@ def test_ctrl_c_to_the_launcher_pid_stops_every_rank_cleanly(tmp_path, photo_dir
     assert proc.wait(timeout=120) == 130
     err = proc.stderr.read().decode()
     assert "Traceback" not in err and "SignalException" not in err, err
-    info = read_run_json(run_dir)
-    assert info["status"] == "stopped"
+    info = read_run_info(run_dir)
+    assert info.status == "stopped"
     assert list((run_dir / "snapshots").glob("snapshot-*.safetensors"))
     assert _processes_of(run_dir) == []

@@ -21,7 +21,7 @@ from n2n_core import runstop
 from n2n_core.errors import UserError
 from n2n_core.folderlock import FolderLock, is_held, lock_path
 from n2n_core.procident import identity_of, own_identity, verify_launcher, verify_rank
-from n2n_core.runs import effective_status, read_run_json, write_run_json
+from n2n_core.runinfo import effective_status, read_run_info
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 
@@ -71,6 +71,10 @@ def _holder(procs, run_dir, mode="plain") -> subprocess.Popen:
     return p
 
 
+def write_run_json(run_dir, data: dict) -> None:
+    (run_dir / "run.json").write_text(json.dumps(data))
+
+
 def _run_json(run_dir, pid: int, **extra) -> None:
     ident = identity_of(pid)
     data = {"status": "running", "pid": pid, "host": ident.host, "process": ident.to_json()}
@@ -101,7 +105,7 @@ def test_unrelated_process_with_the_recorded_pid_survives_a_stop(procs, tmp_path
         runstop.signal_run(tmp_path, signal.SIGTERM)
     time.sleep(0.2)
     assert _alive(victim)
-    assert effective_status(read_run_json(tmp_path), tmp_path) == "interrupted"
+    assert effective_status(read_run_info(tmp_path), tmp_path) == "interrupted"
 
 
 def test_bare_pid_of_an_unrelated_process_is_never_signalled(procs, tmp_path):
@@ -165,12 +169,12 @@ def test_recorded_before_a_reboot_is_not_running(procs, tmp_path, no_signals):
 def test_the_run_itself_is_stopped_and_its_status_follows(procs, tmp_path):
     holder = _holder(procs, tmp_path)
     _run_json(tmp_path, holder.pid)
-    assert verify_launcher(tmp_path, read_run_json(tmp_path)["process"]).ours
-    assert effective_status(read_run_json(tmp_path), tmp_path) == "running"
+    assert verify_launcher(tmp_path, read_run_info(tmp_path).process).ours
+    assert effective_status(read_run_info(tmp_path), tmp_path) == "running"
     res = runstop.stop_run(tmp_path, grace=10, poll=0.05)
     assert res.outcome == "stopped"
     assert holder.wait(5) == -signal.SIGTERM
-    assert effective_status(read_run_json(tmp_path), tmp_path) == "interrupted"
+    assert effective_status(read_run_info(tmp_path), tmp_path) == "interrupted"
 
 
 def test_stop_escalates_to_sigkill_after_the_grace_period(procs, tmp_path):
@@ -197,7 +201,7 @@ def test_orphan_rank_keeps_the_run_alive_and_is_stopped_directly(procs, tmp_path
     time.sleep(0.3)  # the children have exec'd: their command lines are final
     assert verify_rank(tmp_path, ranks[0]).ours
     assert not verify_rank(tmp_path, ranks[1]).ours  # names another folder
-    assert effective_status(read_run_json(tmp_path), tmp_path) == "running"
+    assert effective_status(read_run_info(tmp_path), tmp_path) == "running"
     assert runstop.stop_run(tmp_path, grace=10, poll=0.05).outcome == "stopped"
     assert rank.wait(5) == -signal.SIGTERM
     assert _alive(stranger)
