@@ -8,9 +8,11 @@ exactly one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -164,10 +166,13 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         data["name"] = a.name
     preset = validate_preset(data, a.preset)
     _check_data_paths(preset)
+    from .folderlock import FolderLock
     from .train import prepare_run
 
-    run_dir = prepare_run(preset, a.results_dir, a.name, ["n2n-core", *argv])
-    return _launch(run_dir, preset, resume=False)
+    # Held until this process exits: one writer per run folder (issue 18.2).
+    with FolderLock() as lock:
+        run_dir = prepare_run(preset, a.results_dir, a.name, ["n2n-core", *argv], lock=lock)
+        return _launch(run_dir, preset, resume=False, lock=lock)
 
 
 def _check_data_paths(preset) -> None:
@@ -183,7 +188,7 @@ def _check_data_paths(preset) -> None:
             raise UserError(f"data.{key}: {spec}: path not found")
 
 
-def _launch(run_dir: Path, preset, resume: bool) -> int:
+def _launch(run_dir: Path, preset, resume: bool, lock) -> int:
     rt = preset.runtime
     if rt.nproc * rt.nnodes <= 1:
         from .train import train_worker
@@ -195,7 +200,7 @@ def _launch(run_dir: Path, preset, resume: bool) -> int:
                 _discard_if_empty(run_dir)
             raise
         return _report(run_dir, status)
-    return _launch_torchrun(run_dir, preset, resume)
+    return _launch_torchrun(run_dir, preset, resume, lock)
 
 
 def _discard_if_empty(run_dir: Path) -> None:
@@ -207,9 +212,8 @@ def _discard_if_empty(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
-    import signal
-
+def _launch_torchrun(run_dir: Path, preset, resume: bool, lock) -> int:
+    from .lifeline import LAUNCHER_ENV, dies_with, launcher_env
     from .runinfo import read_run_info, update_run_info
 
     rt = preset.runtime
@@ -226,30 +230,109 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
         ]
     else:
         cmd += ["--standalone"]
-    cmd += ["-m", "n2n_core.worker", str(run_dir)] + (["--resume"] if resume else [])
+    # Absolute: a rank's command line then names this run folder (procident.verify_rank).
+    cmd += ["-m", "n2n_core.worker", str(run_dir.resolve())] + (["--resume"] if resume else [])
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // rt.nproc)))
-    # The ranks get SIGINT/SIGTERM from the process group themselves; this
-    # parent only waits for them so it can record how they ended.
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    env[LAUNCHER_ENV] = launcher_env()
+    stop = _StopForwarder()
+    with stop.installed():
+        # torchrun gets a session of its own, so a Ctrl-C or a signal to this group
+        # reaches only this process, which forwards it to the ranks: torchrun's agent
+        # never sees a signal (no traceback) and just waits for them to end. It dies
+        # with this process (and the ranks with it), however this process ends.
+        agent = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=dies_with(os.getpid()),
+            pass_fds=(lock.fd,),
+        )
+        stop.agent = agent
+        while True:
+            try:
+                code = agent.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                stop.deliver()
     info = read_run_info(run_dir)
     status = (info and info.status) or "failed"
     if status == "running":
-        # Rank 0 records how a run ended; on the other nodes of a multi-node run
-        # this launcher is the only one left to say it.
-        status = "finished" if proc.returncode == 0 else "failed"
-        update_run_info(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
-    if proc.returncode == 2 and status == "failed":
+        # Rank 0 records how a run ended; when it could not (killed), or on the other
+        # nodes of a multi-node run, this launcher is the only one left to say it.
+        why = stop.why(code)
+        status = "finished" if why is None else "failed"
+        update_run_info(run_dir, status=status, exit_code=code, ended=time.time(), reason=why)
+    if code == 2 and status == "failed":
         raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
     return _report(run_dir, status)
 
 
+class _StopForwarder:
+    """SIGINT/SIGTERM to the launcher -> SIGTERM to every rank (a graceful stop with a
+    snapshot, as for one process); a second SIGINT kills torchrun and with it the ranks."""
+
+    def __init__(self) -> None:
+        self.agent: subprocess.Popen | None = None
+        self.requested: str | None = None
+        self.forced = False
+        self._told: set[int] = set()
+        self._old: dict = {}
+
+    @contextlib.contextmanager
+    def installed(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for sig, old in self._old.items():
+                signal.signal(sig, old)
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.requested and signum == signal.SIGINT and self.agent is not None:
+            self.forced = True
+            # Our own child, not yet reaped, leading the session we gave it.
+            os.killpg(self.agent.pid, signal.SIGKILL)
+            return
+        self.requested = self.requested or name
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Tell ranks that have not heard of the stop yet (some may start late)."""
+        if not self.requested or self.forced or self.agent is None:
+            return
+        from .procident import children_of
+
+        for pid in children_of(self.agent.pid):
+            if pid not in self._told:
+                self._told.add(pid)
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def why(self, code: int) -> str | None:
+        """Why no rank recorded the end, or None when torchrun ended normally."""
+        if self.forced:
+            return (
+                "killed by a second SIGINT: ranks ended without a snapshot; "
+                "resume continues from the last periodic snapshot"
+            )
+        if code < 0:
+            return f"torchrun was killed by {signal.Signals(-code).name}; its ranks died with it"
+        if self.requested:
+            return f"stopped by {self.requested} before the ranks could record it (exit {code})"
+        if code != 0:
+            return f"the ranks ended without recording why (torchrun exit code {code})"
+        return None
+
+
 def _report(run_dir: Path, status: str) -> int:
+    from .runinfo import read_run_info
+
     final = run_dir / "snapshots" / "final.safetensors"
     samples = (
         sorted((run_dir / "samples").glob("*.png"), key=lambda p: p.stat().st_mtime)
@@ -265,29 +348,52 @@ def _report(run_dir: Path, status: str) -> int:
         print(f"stopped; continue with: n2n-core resume {run_dir}")
         return EXIT_STOPPED
     if status != "finished":
-        print(f"run {status}; see {run_dir / 'log.txt'}", file=sys.stderr)
+        info = read_run_info(run_dir)
+        why = f" ({info.reason})" if info is not None and info.reason else ""
+        print(f"run {status}{why}; see {run_dir / 'log.txt'}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
     from .config import load_preset
+    from .folderlock import FolderLock
     from .runinfo import read_run_info, update_run_info
     from .runs import resolve_run_dir
+    from .train import launch_identity
 
     run_dir = resolve_run_dir(a.run_dir)
     if not (run_dir / "preset.yaml").exists():
         raise UserError(f"{run_dir / 'preset.yaml'}: missing; cannot resume this run")
     preset = load_preset(run_dir / "preset.yaml")
-    info = read_run_info(run_dir)
-    if (
-        info is not None
-        and info.status == "finished"
-        and (run_dir / "snapshots" / "final.safetensors").exists()
-    ):
-        raise UserError(f"{run_dir}: run already finished; nothing to resume")
-    update_run_info(run_dir, status="running", pid=os.getpid(), ended=None, exit_code=None)
-    return _launch(run_dir, preset, resume=True)
+    # Refuses while the run's launcher lives (issue 18.2); held until this process exits.
+    with FolderLock() as lock:
+        lock.acquire(run_dir)
+        info = read_run_info(run_dir)
+        if (
+            info is not None
+            and info.status == "finished"
+            and (run_dir / "snapshots" / "final.safetensors").exists()
+        ):
+            raise UserError(f"{run_dir}: run already finished; nothing to resume")
+        _wait_for_old_ranks(run_dir, info and info.ranks)
+        update_run_info(run_dir, status="running", **launch_identity(), ended=None, exit_code=None)
+        return _launch(run_dir, preset, resume=True, lock=lock)
+
+
+def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
+    """Ranks of the previous launch die with their launcher within seconds; a resume
+    never trains beside one that is still alive."""
+    from .procident import live_ranks
+
+    deadline = time.monotonic() + wait_s
+    while live := live_ranks(run_dir, ranks):
+        if time.monotonic() >= deadline:
+            raise UserError(
+                f"{run_dir}: rank pid {live[0].ident.pid} of the previous launch is still "
+                "running; stop it first"
+            )
+        time.sleep(0.1)
 
 
 def _val_noise(name: str | None, snap_meta: dict):

@@ -157,6 +157,9 @@ class RuntimeConfig(_Strict):
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
     rdzv_endpoint: str | None = None
+    # How long a rank waits in a collective for a peer (one on a node whose launcher
+    # died) before failing; longer than the longest validation pause of rank 0.
+    collective_timeout_s: int = Field(600, ge=10, le=86400)
     threads: int | None = Field(None, ge=1, le=1024)
     channels_last: bool = True
     compile: bool = False

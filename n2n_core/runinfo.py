@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .atomic import atomic_write_text
+from .procident import pid_alive, run_alive
 from .records import field_spec, merged_json, split_fields
 
 RUN_JSON = "run.json"
@@ -46,6 +47,11 @@ class RunInfo:
     started: float | None = None
     ended: float | None = None
     exit_code: int | None = None
+    # What proves a live process is this run (procident): the launcher's identity,
+    # and every rank's of a torchrun run (recorded by rank 0).
+    process: dict | None = None
+    ranks: list | None = None
+    reason: str | None = None  # why a run ended failed when no rank could say it
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -104,25 +110,20 @@ def update_run_info(run_dir: str | Path, **changes: Any) -> RunInfo:
     return info
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) -> str:
+    """The status a person should see: a ``running`` run with no process left is ``interrupted``.
 
-
-def effective_status(info: RunInfo | None) -> str:
-    """The status a person should see: a ``running`` run whose process is gone is ``interrupted``."""
+    With ``run_dir`` the answer comes from the run folder's lock and the recorded
+    process identities (:func:`procident.run_alive`); without it, from the bare pid.
+    """
     if info is None:
         return "unknown"
     status = info.status or "unknown"
-    if status == "running" and info.host == socket.gethostname() and not pid_alive(info.pid):
-        return "interrupted"
+    if status == "running" and info.host == socket.gethostname():
+        if run_dir is None:
+            alive = pid_alive(info.pid)
+        else:
+            alive = run_alive(run_dir, info.process, info.ranks, info.pid)
+        if not alive:
+            return "interrupted"
     return status

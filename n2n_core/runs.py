@@ -180,7 +180,7 @@ class RunSummary:
             path=path,
             run_id=run_id,
             name=name,
-            status=effective_status(info),
+            status=effective_status(info, path),
             info=info,
             values=values,
             step=values.step,

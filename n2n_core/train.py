@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -36,7 +36,9 @@ from .device import (
 )
 from .errors import UserError
 from .evaluate import torch_runner
+from .folderlock import FolderLock
 from .network import UNet
+from .procident import own_identity
 from .runinfo import update_run_info
 from .runs import MetricsWriter, drop_metrics_after
 from .snapshots import (
@@ -130,15 +132,23 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     if d.world_size > 1:
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend_for(device))
+        # A peer that died (its node's launcher killed) fails the others' collectives
+        # after this long instead of leaving them waiting forever.
+        dist.init_process_group(
+            backend_for(device), timeout=timedelta(seconds=rt.collective_timeout_s)
+        )
     set_threads(rt.threads)
     apply_math_mode(device, rt.math)
     check_precision(device, rt.precision)
     torch.manual_seed(t.seed + d.rank)
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
+    ranks = _rank_identities(d)
     if d.is_main:
-        update_run_info(run_dir, device=device.type, world_size=d.world_size, status="running")
+        extra = {} if ranks is None else {"ranks": ranks}
+        update_run_info(
+            run_dir, device=device.type, world_size=d.world_size, status="running", **extra
+        )
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
@@ -218,6 +228,15 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         con.close()
         if d.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _rank_identities(d: Dist) -> list[dict] | None:
+    """Every rank's process identity (rank 0 records them so a stop can reach each one)."""
+    if d.world_size <= 1:
+        return None
+    out: list = [None] * d.world_size
+    dist.all_gather_object(out, own_identity().to_json())
+    return out
 
 
 def _maybe_compile(model, device: torch.device, con: RunConsole):
@@ -429,19 +448,30 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
 # starting a run (what `n2n-core run` and `resume` call)
 
 
-def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv: list[str]) -> Path:
-    """Allocate the run folder and write preset.yaml and run.json (status running)."""
+def prepare_run(
+    preset: Preset,
+    results_dir: str | Path,
+    name: str | None,
+    argv: list[str],
+    lock: FolderLock | None = None,
+) -> Path:
+    """Allocate the run folder and write preset.yaml and run.json (status running).
+
+    With ``lock``, the folder is locked for this process before anything is
+    written in it, so no other writer can ever see it running and unlocked.
+    """
     from .runs import allocate_run_dir
 
     run_dir = allocate_run_dir(results_dir, name or preset.name)
+    if lock is not None:
+        lock.acquire(run_dir)
     (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
     world = preset.runtime.nproc * preset.runtime.nnodes
     update_run_info(
         run_dir,
         status="running",
         name=name or preset.name,
-        pid=os.getpid(),
-        host=socket.gethostname(),
+        **launch_identity(),
         command=argv,
         device=preset.runtime.device,
         world_size=world,
@@ -452,3 +482,9 @@ def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv:
         exit_code=None,
     )
     return run_dir
+
+
+def launch_identity() -> dict:
+    """run.json's fields naming the launcher: ``pid``/``host`` to show, ``process`` to prove it."""
+    me = own_identity()
+    return {"pid": me.pid, "host": me.host, "process": me.to_json(), "ranks": None, "reason": None}
