@@ -48,6 +48,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= v < 2**32:  # what numpy's and torch's generators accept
+        raise argparse.ArgumentTypeError(f"must be in 0..{2**32 - 1}: {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
@@ -74,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
     )
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
     v.add_argument("--json", action="store_true")
@@ -99,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument(
         "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
     )
-    vf.add_argument("--seed", type=int, default=0)
+    vf.add_argument("--seed", type=_seed, default=0)
     vf.add_argument("--json", action="store_true")
 
     inf = sub.add_parser(
@@ -143,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from .config import apply_overrides, read_preset_data, validate_preset
+    from .config import apply_overrides, check_name, read_preset_data, validate_preset
 
+    if a.name is not None:
+        check_name(a.name, "--name")
     data = read_preset_data(a.preset)
     data = apply_overrides(data, a.overrides)
     rt = (
@@ -349,7 +361,7 @@ def _report(run_dir: Path, status: str) -> int:
         return EXIT_STOPPED
     if status != "finished":
         info = read_run_info(run_dir)
-        why = f" ({info.reason})" if info is not None and info.reason else ""
+        why = f": {info.reason}" if info is not None and info.reason else ""
         print(f"run {status}{why}; see {run_dir / 'log.txt'}", file=sys.stderr)
         return 1
     return 0
@@ -396,7 +408,8 @@ def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
         time.sleep(0.1)
 
 
-def _val_noise(name: str | None, snap_meta: dict):
+def _val_noise(name: str | None, snap_meta: dict, source: str):
+    """The validation noise: ``--noise``, else the one recorded in the model (``source``)."""
     from .noise import noise_from_name
 
     kind = name or snap_meta.get("noise") or "gaussian"
@@ -406,11 +419,15 @@ def _val_noise(name: str | None, snap_meta: dict):
         kind = "gaussian"
     if kind == "bernoulli_spectral":
         raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
-    preset_noise = (snap_meta.get("preset") or {}).get("noise") or {}
+    preset = snap_meta.get("preset")
+    preset_noise = preset.get("noise") if isinstance(preset, dict) else None
     params = {}
-    if preset_noise.get("type") == kind:
+    if isinstance(preset_noise, dict) and preset_noise.get("type") == kind:
         params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
-    return noise_from_name(kind, **params)
+    try:
+        return noise_from_name(str(kind), **params)
+    except UserError as e:
+        raise UserError(f"{source}: the noise recorded in it is unusable ({e})") from None
 
 
 def _print_val(res, as_json: bool, what: str) -> None:
@@ -436,11 +453,11 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
         res = validate_mri_snapshot(net, snap, a.dataset_dir, seed=a.seed, device=device)
     else:
-        noise = _val_noise(a.noise, snap.meta)
+        noise = _val_noise(a.noise, snap.meta, str(a.snapshot))
         images = open_val(a.dataset_dir, snap.in_channels)
         samples = Path(a.samples_dir) if a.samples_dir else None
         if samples:
-            samples.mkdir(parents=True, exist_ok=True)
+            _make_dir(samples, "--samples-dir")
         res = validate(
             torch_runner(net, device), images, noise, a.seed, samples, samples and len(images) or 0
         )
@@ -448,8 +465,27 @@ def cmd_validate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _make_dir(path: Path, flag: str) -> None:
+    """Create an output folder; an existing file or an unwritable parent is a UserError."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: {flag} is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path}: cannot create {flag} ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: {flag} is not writable")
+
+
 def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder."""
+    """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder.
+
+    Output names in folder mode: each input keeps its file name, except that a GIF
+    (which is not written) becomes NAME.png. When two inputs would get the same
+    output name (``a.gif`` and ``a.png``), every one of them keeps its full name and
+    gains ``.png`` (``a.gif.png``, ``a.png.png``), so no result replaces another.
+    No output may be one of the inputs (the same path, a hard link or a symlink to it).
+    """
     from .data.images import list_images
 
     src, dst = Path(image), Path(out)
@@ -461,15 +497,38 @@ def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
             raise UserError(f"{src}: no images found in folder")
         if dst.exists() and not dst.is_dir():
             raise UserError(f"{dst}: --out must be a folder when --image is a folder")
-        dst.mkdir(parents=True, exist_ok=True)
-        return [
-            (f, dst / (f.stem + ".png" if f.suffix.lower() in (".gif",) else f.name)) for f in files
+        names = [f.stem + ".png" if f.suffix.lower() == ".gif" else f.name for f in files]
+        clashes = {n for n in names if names.count(n) > 1}
+        jobs = [
+            (f, dst / (f.name + ".png" if n in clashes else n))
+            for f, n in zip(files, names, strict=True)
         ]
+        _refuse_overwriting_inputs(jobs)
+        _make_dir(dst, "--out")
+        return jobs
     if dst.is_dir():
-        return [(src, dst / src.name)]
-    if not dst.parent.exists():
-        raise UserError(f"{dst.parent}: output folder not found")
-    return [(src, dst)]
+        jobs = [(src, dst / src.name)]
+    else:
+        if not dst.parent.exists():
+            raise UserError(f"{dst.parent}: output folder not found")
+        jobs = [(src, dst)]
+    _refuse_overwriting_inputs(jobs)
+    return jobs
+
+
+def _refuse_overwriting_inputs(jobs: list[tuple[Path, Path]]) -> None:
+    inputs: dict[tuple[int, int], Path] = {}
+    for src, _ in jobs:
+        st = src.stat()
+        inputs[(st.st_dev, st.st_ino)] = src
+    for _, out in jobs:
+        try:
+            st = out.stat()
+        except OSError:
+            continue  # not there yet: cannot be an input
+        hit = inputs.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            raise UserError(f"{out}: --out would overwrite the input {hit}; choose another --out")
 
 
 def cmd_infer(a: argparse.Namespace) -> int:
