@@ -131,7 +131,6 @@ def _write(p: Path, text: str) -> None:
             os.fsync(f.fileno())
 
 
-
 def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) -> str:
     """The status a person should see: a ``running`` run with no process left is ``interrupted``.
 
