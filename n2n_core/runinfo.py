@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -23,6 +24,8 @@ from typing import Any, ClassVar
 
 from .atomic import atomic_write_text
 from .errors import UserError
+from .filecheck import is_regular_file
+from .procident import pid_alive, run_alive
 from .records import field_spec, merged_json, split_fields
 
 RUN_JSON = "run.json"
@@ -52,6 +55,12 @@ class RunInfo:
     note: str | None = None  # n2n-core note
     sweep: str | None = None  # a sweep's point: "sweeps/NNNNN-name", relative to the results dir
     params: dict[str, Any] | None = None  # a sweep's point: its grid values by preset key
+    # What proves a live process is this run (procident): the launcher's identity,
+    # and every rank's of a torchrun run (recorded by rank 0).
+    process: dict | None = None
+    ranks: list | None = None
+    # Why a run failed (or a stop could not be saved, or no rank was left to say), one line.
+    reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -75,6 +84,8 @@ RunInfo._names = frozenset(n for n, _ in RunInfo._spec)
 
 def read_run_info(run_dir: str | Path) -> RunInfo | None:
     """The run's ``run.json``; None when it is missing, unreadable or not an object."""
+    if not is_regular_file(Path(run_dir) / RUN_JSON):
+        return None
     try:
         data = json.loads((Path(run_dir) / RUN_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
@@ -114,31 +125,42 @@ def update_run_info(
         # A field set here replaces any unreadable raw value kept for it.
         extra = {k: v for k, v in info.extra.items() if k not in changes}
         info = dataclasses.replace(info, **changes, extra=extra)
-        atomic_write_text(run_dir / RUN_JSON, json.dumps(info.to_json(), indent=2) + "\n")
+        _write(run_dir / RUN_JSON, json.dumps(info.to_json(), indent=2) + "\n")
     return info
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+def _write(p: Path, text: str) -> None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+        atomic_write_text(p, text)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not p.is_file():
+            raise
+        # A full disk has no room for the temp file, but rewriting the few hundred
+        # bytes of the old run.json in place needs no new blocks: the run's end
+        # ("failed" and why) is recorded instead of staying "running" for good.
+        with open(p, "r+b") as f:
+            f.write(text.encode("utf-8"))
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
 
 
-def effective_status(info: RunInfo | None) -> str:
-    """The status a person should see: a ``running`` run whose process is gone is ``interrupted``."""
+def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) -> str:
+    """The status a person should see: a ``running`` run with no process left is ``interrupted``.
+
+    With ``run_dir`` the answer comes from the run folder's lock and the recorded
+    process identities (:func:`procident.run_alive`); without it, from the bare pid.
+    """
     if info is None:
         return "unknown"
-    status = info.status or "unknown"
-    if status == "running" and info.host == socket.gethostname() and not pid_alive(info.pid):
-        return "interrupted"
+    status = info.status if info.status in STATUSES else "unknown"
+    if status == "running" and info.host == socket.gethostname():
+        if run_dir is None:
+            alive = pid_alive(info.pid)
+        else:
+            alive = run_alive(run_dir, info.process, info.ranks, info.pid)
+        if not alive:
+            return "interrupted"
     return status
 
 

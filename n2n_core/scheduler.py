@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .runinfo import effective_status, pid_alive, read_run_info
+from .lifeline import dies_with
+from .runinfo import read_run_info
 from .sweep import (
     CANCEL_FILE,
     LOG_FILE,
@@ -38,6 +39,7 @@ from .sweep import (
     params_text,
     point_dir,
     point_log,
+    run_status,
     write_sweep,
 )
 
@@ -209,29 +211,13 @@ class SweepLog:
         self._f.close()
 
 
-def _die_with_parent(parent: int):
-    """preexec_fn: the child gets SIGTERM (a clean stop with a snapshot) when we die."""
-
-    def pre() -> None:
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # we died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return pre if sys.platform.startswith("linux") else None
-
-
 def point_command(run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "n2n_core.cli", "resume", str(run_dir)]
 
 
 def point_outcome(sweep_dir: Path, point: Point, exit_code: int | None) -> str:
     """A point's status once its process has ended, from what its run folder says."""
-    status = effective_status(read_run_info(point_dir(sweep_dir, point)))
+    status = run_status(sweep_dir, point)
     if status in ("finished", "failed", "stopped"):
         return status
     return "stopped" if exit_code == EXIT_STOPPED else "failed"
@@ -248,7 +234,7 @@ def reconcile(sweep_dir: Path, sweep: Sweep) -> list[Point]:
     for p in sweep.points:
         if p.status in ("finished", "failed"):
             continue
-        status = effective_status(read_run_info(point_dir(sweep_dir, p)))
+        status = run_status(sweep_dir, p)
         if status in ("finished", "failed"):
             p.status = status
         elif status == "running":
@@ -361,7 +347,7 @@ class LocalScheduler:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent(os.getpid()),
+                    preexec_fn=dies_with(os.getpid(), signal.SIGTERM),
                     env=env,
                 )
             self.children[p.index] = (proc, slot, claim)
@@ -394,7 +380,7 @@ class LocalScheduler:
         for index, slot in list(self.adopted.items()):
             p = self.sweep.points[index]
             info = read_run_info(point_dir(self.sweep_dir, p))
-            if effective_status(info) == "running":
+            if run_status(self.sweep_dir, p) == "running":
                 continue
             del self.adopted[index]
             if slot is not None:
@@ -412,8 +398,8 @@ class LocalScheduler:
         if self._stop_sent is None:
             self._stop_sent = now
             for index, (proc, _, _) in self.children.items():
-                self.log(f"point {index}: stopping (SIGTERM to its process group)")
-                _signal_child(proc, signal.SIGTERM)
+                self.log(f"point {index}: stopping (SIGTERM)")
+                self._stop_point(index, proc)
             for index in self.adopted:
                 self.log(f"point {index}: not started by this scheduler; left running")
             self.adopted.clear()
@@ -422,6 +408,18 @@ class LocalScheduler:
                 self.log(f"point {index}: still running after {STOP_GRACE_S:.0f}s; SIGKILL")
                 _signal_child(proc, signal.SIGKILL)
             self._stop_sent = now
+
+    def _stop_point(self, index: int, proc: subprocess.Popen) -> None:
+        """SIGTERM through the run's verified identity (runstop); a point that has not yet
+        recorded who it is gets it through the Popen we hold."""
+        from .runstop import signal_run
+
+        try:
+            signal_run(point_dir(self.sweep_dir, self.sweep.points[index]), signal.SIGTERM)
+        except UserError:
+            _signal_child(proc, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def _signal_child(proc: subprocess.Popen, sig: int) -> None:
@@ -474,20 +472,16 @@ def finish(sweep_dir: Path, sweep: Sweep, why: str, log) -> int:
 
 def cancel_without_scheduler(sweep_dir: Path, sweep: Sweep, log) -> list[str]:
     """Cancel a sweep whose scheduler is gone: pending points are cancelled; points whose
-    runs are still alive are stopped only when their process proves to be that run."""
+    runs are still alive are stopped through their verified identity (runstop)."""
+    from .runstop import stop_run
+
     lock = SchedulerLock(sweep_dir).acquire()
     notes = []
     try:
         for p in reconcile(sweep_dir, sweep):
-            run_dir = point_dir(sweep_dir, p)
-            info = read_run_info(run_dir)
-            pid = info.pid if info else None
-            if verified_point_process(run_dir, pid):
-                os.killpg(pid, signal.SIGTERM)
-                notes.append(f"point {p.index}: SIGTERM to run {p.run} (pid {pid})")
-                p.status = "stopped"
-            else:
-                notes.append(f"point {p.index}: run {p.run} is running elsewhere; left alone")
+            result = stop_run(point_dir(sweep_dir, p))
+            notes.append(f"point {p.index}: run {p.run} {result}")
+            p.status = "stopped" if result.outcome in ("stopped", "killed") else p.status
         for p in sweep.points:
             if p.status == "pending":
                 p.status = "cancelled"
@@ -497,18 +491,3 @@ def cancel_without_scheduler(sweep_dir: Path, sweep: Sweep, log) -> list[str]:
     finally:
         lock.release()
     return notes
-
-
-def verified_point_process(run_dir: Path, pid: object) -> bool:
-    """Whether ``pid`` is the session leader we started for this run: alive here, its own
-    process group, and its command line ``... n2n_core.cli resume RUN_DIR``."""
-    if not isinstance(pid, int) or pid <= 1 or not pid_alive(pid):
-        return False
-    try:
-        if os.getpgid(pid) != pid:
-            return False
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    want = [b"n2n_core.cli", b"resume", str(run_dir).encode()]
-    return any(argv[i : i + 3] == want for i in range(len(argv)))

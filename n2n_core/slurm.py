@@ -28,8 +28,7 @@ from typing import Any
 
 from .config import Preset, SlurmConfig
 from .errors import UserError
-from .runinfo import effective_status, read_run_info
-from .sweep import CANCEL_FILE, Point, SchedulerLock, Sweep, point_dir, write_sweep
+from .sweep import CANCEL_FILE, Point, SchedulerLock, Sweep, point_dir, run_status, write_sweep
 
 RDZV_PORT = 29400
 POLL_S = {"slurm": 15.0, "local": 0.5, "debug": 0.0}
@@ -154,7 +153,7 @@ class PointJob:
 
 
 def _outcome(sweep_dir: Path, p: Point) -> str:
-    status = effective_status(read_run_info(point_dir(sweep_dir, p)))
+    status = run_status(sweep_dir, p)
     return status if status in ("finished", "failed", "stopped") else "failed"
 
 
@@ -188,7 +187,7 @@ def run_slurm(sweep_dir: Path, sweep: Sweep, echo: bool) -> int:
                 p.status = "running"
                 log(f"point {p.index}: job {p.job_id} still {p.job_state}; following it")
                 continue
-            run_state = effective_status(read_run_info(point_dir(sweep_dir, p)))
+            run_state = run_status(sweep_dir, p)
             p.status = run_state if run_state in ("finished", "failed") else "pending"
         sweep.status, sweep.message, sweep.ended = "running", "", None
         sweep.scheduler = {
@@ -307,7 +306,7 @@ def cancel_jobs(sweep_dir: Path, sweep: Sweep) -> None:
                     )
                     log(f"point {p.index}: job {p.job_id} cancelled")
                 p.job_state = "CANCELLED"
-            run_state = effective_status(read_run_info(point_dir(sweep_dir, p)))
+            run_state = run_status(sweep_dir, p)
             p.status = run_state if run_state in ("finished", "failed") else "cancelled"
         finish(sweep_dir, sweep, "cancelled", log)
     finally:

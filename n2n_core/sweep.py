@@ -383,8 +383,10 @@ def scheduler_alive(sweep_dir: Path) -> bool:
 
 
 def run_status(sweep_dir: Path, point: Point) -> str:
-    """The point's run as a person should see it (``interrupted`` when its process is gone)."""
-    return effective_status(read_run_info(point_dir(sweep_dir, point)))
+    """The point's run as a person should see it (``interrupted`` when no process of it is
+    left, proved through the run folder's lock and recorded identities)."""
+    run_dir = point_dir(sweep_dir, point)
+    return effective_status(read_run_info(run_dir), run_dir)
 
 
 def final_status(sweep: Sweep, why: str) -> tuple[SweepStatus, str]:

@@ -173,7 +173,7 @@ class LaunchScreen(BaseScreen):
         self.sub_title = f"results: {self.app.results_dir}"
         if not self.entries:
             self.query_one("#launch-error", Static).update(
-                f"no valid presets in {self.app.presets_dir}; create one in Presets (p)"
+                Text(f"no valid presets in {self.app.presets_dir}; create one in Presets (p)")
             )
         self._apply_preset_defaults()
         self.query_one("#launch-preset", Select).focus()
@@ -244,7 +244,7 @@ class LaunchScreen(BaseScreen):
 
     def refresh_command(self) -> None:
         spec, problem = self.spec()
-        self.query_one("#launch-error", Static).update(problem)
+        self.query_one("#launch-error", Static).update(Text(problem))
         cmd = self.query_one("#launch-command", Static)
         cmd.update(Text(spec.display() if spec else "—", style="bold"))
         self.query_one("#launch-go", Button).disabled = spec is None or self.launching
@@ -272,13 +272,13 @@ class LaunchScreen(BaseScreen):
     def action_launch(self) -> None:
         spec, problem = self.spec()
         if spec is None:
-            self.notify(problem, title="Cannot launch", severity="error")
+            self.notify(problem, title="Cannot launch", severity="error", markup=False)
             return
         if self.launching:
             return
         self.launching = True
         self.refresh_command()
-        self.query_one("#launch-status", Static).update(f"starting: {spec.display()}")
+        self.query_one("#launch-status", Static).update(Text(f"starting: {spec.display()}"))
         self.start(spec)
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, name="launch")

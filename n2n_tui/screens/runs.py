@@ -180,7 +180,7 @@ class RunsScreen(BaseScreen):
     def _update_info(self, rows: list[RunSummary], visible: list[RunSummary]) -> None:
         info = self.query_one("#runs-info", Static)
         if not self.app.rows_loaded:
-            info.update(f"reading {self.app.results_dir} …")
+            info.update(Text(f"reading {self.app.results_dir} …"))
             return
         running = sum(1 for r in rows if r.status == "running")
         parts = [f"{len(rows)} run{'s' if len(rows) != 1 else ''}"]
@@ -193,7 +193,7 @@ class RunsScreen(BaseScreen):
         parts.append(f"results: {self.app.results_dir}")
         if not rows:
             parts.append("no runs yet — press l to launch one, p for presets")
-        info.update("  ·  ".join(parts))
+        info.update(Text("  ·  ".join(parts)))
 
     def _refresh_ages(self) -> None:
         self._rows_changed(self.app.rows)
@@ -333,6 +333,7 @@ class RunsScreen(BaseScreen):
                 f"{row.path.name} is running{where}; stop it first (open it, then x)",
                 title="Not deleted",
                 severity="warning",
+                markup=False,
             )
             return
         body = (

@@ -29,7 +29,7 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.body, classes="dialog-body")
+            yield Static(Text(self.body), classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
                     f"{self.yes} (y)", variant="error" if self.danger else "primary", id="yes"
@@ -161,9 +161,9 @@ class PathModal(ModalScreen[Path | None]):
             return
         p = Path(text).expanduser()
         if not p.exists():
-            err.update(f"{p}: does not exist")
+            err.update(Text(f"{p}: does not exist"))
         elif self.want_dir and not p.is_dir():
-            err.update(f"{p}: not a folder")
+            err.update(Text(f"{p}: not a folder"))
         else:
             self.dismiss(p)
 
