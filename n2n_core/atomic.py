@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,13 +32,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 _TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
-def remove_orphan_temps(folder: Path, pid_alive: Callable[[int], bool]) -> list[Path]:
+def remove_orphan_temps(folder: Path) -> list[Path]:
     """Delete the temp files of :func:`atomic_write_bytes` left in ``folder`` by dead writers.
 
     Only names of our own pattern (``.NAME.tmp-PID``) whose PID no longer runs
-    here (``pid_alive``): a live writer's temp file is never touched. Returns what
-    was removed.
+    here: a live writer's temp file is never touched. Returns what was removed.
     """
+    from .procident import pid_alive
+
     removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())

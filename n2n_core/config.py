@@ -158,6 +158,9 @@ class RuntimeConfig(_Strict):
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
     rdzv_endpoint: str | None = None
+    # How long a rank waits in a collective for a peer (one on a node whose launcher
+    # died) before failing; longer than the longest validation pause of rank 0.
+    collective_timeout_s: int = Field(600, ge=10, le=86400)
     threads: int | None = Field(None, ge=1, le=1024)
     channels_last: bool = True
     compile: bool = False
@@ -191,6 +194,32 @@ class MriConfig(_Strict):
         return self
 
 
+Executor = Literal["local", "slurm"]
+SlurmCluster = Literal["slurm", "local", "debug"]
+
+
+class SlurmConfig(_Strict):
+    """Where ``n2n-core sweep --executor slurm`` submits each point, through submitit.
+
+    ``cluster: local`` runs the very same submission path as local processes
+    (submitit's local executor) to try a sweep's Slurm set-up on one machine;
+    ``debug`` runs each job in the submitting process. A point with
+    ``runtime.nproc`` N asks for N GPUs per node unless ``gpus_per_node`` says
+    otherwise; ``nodes`` > 1 runs torchrun on every node of the job.
+    """
+
+    cluster: SlurmCluster = "slurm"
+    partition: str | None = None
+    time_min: int = Field(24 * 60, ge=1)
+    nodes: int = Field(1, ge=1, le=1024)
+    gpus_per_node: int | None = Field(None, ge=0, le=64)
+    cpus_per_task: int | None = Field(None, ge=1, le=1024)
+    mem_gb: int | None = Field(None, ge=1)
+    account: str | None = None
+    # Any other sbatch option, without the dashes: {"qos": "high", "constraint": "a100"}.
+    extra: dict[str, str | int] = Field(default_factory=dict)
+
+
 # A run folder is named after the preset: no path separators, no leading dot or dash.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -215,6 +244,7 @@ class Preset(_Strict):
     train: TrainConfig
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     mri: MriConfig | None = None  # task: mri only; left out means the reference values
+    slurm: SlurmConfig | None = None  # sweeps with --executor slurm only
 
     @model_validator(mode="before")
     @classmethod
@@ -249,8 +279,9 @@ class Preset(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        if data.get("mri") is None:  # image presets carry no MRI section
-            data.pop("mri", None)
+        for section in ("mri", "slurm"):  # optional sections left out stay out of the file
+            if data.get(section) is None:
+                data.pop(section, None)
         return data
 
 
@@ -374,6 +405,21 @@ def _tag_of(value: Any) -> Any:
     return value.get("type") if isinstance(value, dict) else value
 
 
+def parse_value(raw: str, source: str = "value") -> Any:
+    """A value typed on the command line, read as YAML (``0.1`` a number, ``[0, 50]`` a list)."""
+    try:
+        value = _load_yaml(raw, source) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+        # YAML 1.1 reads 1e-3 (no dot) as a string; on a command line it is a number.
+        return float(value)
+    return value
+
+
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=200")
@@ -381,25 +427,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not p for p in key.split(".")):
         raise UserError(f"--set {text!r}: bad key {key!r}")
-    try:
-        value = _load_yaml(raw, f"--set {_short(text)}") if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
+    return key.split("."), parse_value(raw, f"--set {_short(text)}")
+
+
+def set_key(data: dict[str, Any], path: list[str], value: Any, what: str) -> None:
+    """Set the dotted key ``path`` in a preset mapping; ``what`` names the flag in errors."""
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"{what}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides:
         path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise UserError(f"--set {text!r}: {part} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(data, path, value, f"--set {text!r}")
     return data
 
 
@@ -552,6 +599,19 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
     data = read_preset_data(path)
     data = apply_overrides(data, list(overrides or []))
     return validate_preset(data, str(path))
+
+
+def check_data_paths(preset: Preset) -> None:
+    """Fail before creating a run folder when a data path does not exist."""
+    for key in ("train", "val"):
+        spec = getattr(preset.data, key)
+        if not spec or spec.startswith("builtin:"):
+            continue
+        path = (
+            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
+        )
+        if not Path(path).expanduser().exists():
+            raise UserError(f"data.{key}: {spec}: path not found")
 
 
 def dump_preset(preset: Preset) -> str:

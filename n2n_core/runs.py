@@ -26,7 +26,7 @@ from typing import Any
 from .atomic import atomic_write_text
 from .errors import UserError
 from .records import EventRecord, Record, TrainRecord, ValRecord, read_metrics
-from .runinfo import RunInfo, effective_status, read_run_info
+from .runinfo import RunInfo, effective_status, read_run_info, run_tags
 from .runstate import RunState, RunValues
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
@@ -206,7 +206,7 @@ class RunSummary:
             path=path,
             run_id=run_id,
             name=name,
-            status=effective_status(info),
+            status=effective_status(info, path),
             info=info,
             values=values,
             step=values.step,
@@ -267,6 +267,10 @@ class RunSummary:
             "started": self.started,
             "ended": self.ended,
             "exit_code": self.exit_code,
+            "tags": run_tags(self.info),
+            "note": (self.info and self.info.note) or "",
+            "sweep": self.info.sweep if self.info else None,
+            "params": self.info.params if self.info else None,
         }
 
 

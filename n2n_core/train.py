@@ -17,9 +17,9 @@ import errno
 import math
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -38,8 +38,10 @@ from .device import (
 )
 from .errors import UserError
 from .evaluate import torch_runner
+from .folderlock import FolderLock
 from .network import UNet
-from .runinfo import pid_alive, update_run_info
+from .procident import own_identity
+from .runinfo import update_run_info
 from .runs import MetricsWriter, drop_metrics_after
 from .snapshots import (
     list_snapshots,
@@ -152,17 +154,25 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     if d.world_size > 1:
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend_for(device))
+        # A peer that died (its node's launcher killed) fails the others' collectives
+        # after this long instead of leaving them waiting forever.
+        dist.init_process_group(
+            backend_for(device), timeout=timedelta(seconds=rt.collective_timeout_s)
+        )
     set_threads(rt.threads)
     apply_math_mode(device, rt.math)
     check_precision(device, rt.precision)
     torch.manual_seed(t.seed + d.rank)
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
+    ranks = _rank_identities(d)
     if d.is_main:
-        update_run_info(run_dir, device=device.type, world_size=d.world_size, status="running")
+        extra = {} if ranks is None else {"ranks": ranks}
+        update_run_info(
+            run_dir, device=device.type, world_size=d.world_size, status="running", **extra
+        )
         for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
-            remove_orphan_temps(folder, pid_alive)  # half-written files of a killed writer
+            remove_orphan_temps(folder)  # half-written files of a writer that was killed
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
@@ -265,6 +275,15 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         con.close()
         if d.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _rank_identities(d: Dist) -> list[dict] | None:
+    """Every rank's process identity (rank 0 records them so a stop can reach each one)."""
+    if d.world_size <= 1:
+        return None
+    out: list = [None] * d.world_size
+    dist.all_gather_object(out, own_identity().to_json())
+    return out
 
 
 # errno values that mean "this write cannot be done": the run ends ``failed``, saying why.
@@ -506,28 +525,49 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
 # starting a run (what `n2n-core run` and `resume` call)
 
 
-def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv: list[str]) -> Path:
-    """Allocate the run folder and write preset.yaml and run.json (status running)."""
+def prepare_run(
+    preset: Preset,
+    results_dir: str | Path,
+    name: str | None,
+    argv: list[str],
+    lock: FolderLock | None = None,
+    queued: bool = False,
+    sweep: str | None = None,
+    params: dict | None = None,
+) -> Path:
+    """Allocate the run folder and write preset.yaml and run.json.
+
+    The status is ``running`` (this process trains it now), or ``queued`` for a
+    run that a scheduler starts later with ``n2n-core resume`` (a sweep's
+    points, which also name their ``sweep`` and ``params``). With ``lock``, the
+    folder is locked for this process before anything is written in it, so no
+    other writer can ever see it running and unlocked.
+    """
     from .runs import allocate_run_dir
 
     run_dir = allocate_run_dir(results_dir, name or preset.name)
+    if lock is not None:
+        lock.acquire(run_dir)
     world = preset.runtime.nproc * preset.runtime.nnodes
+    # A queued run has no process yet: `resume` records its launcher when it starts.
+    who = {"pid": None, "host": own_identity().host} if queued else launch_identity()
     try:
         (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
         update_run_info(
             run_dir,
-            status="running",
+            status="queued" if queued else "running",
             name=name or preset.name,
-            pid=os.getpid(),
-            host=socket.gethostname(),
+            **who,
             command=argv,
             device=preset.runtime.device,
             world_size=world,
             precision=preset.runtime.precision,
             total_steps=preset.train.steps,
-            started=time.time(),
+            started=None if queued else time.time(),
             ended=None,
             exit_code=None,
+            sweep=sweep,
+            params=params,
         )
     except OSError as e:
         import shutil
@@ -535,3 +575,9 @@ def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv:
         shutil.rmtree(run_dir, ignore_errors=True)  # ours: created just above, still empty of work
         raise UserError(f"{run_dir}: cannot write the run folder ({e.strerror or e})") from None
     return run_dir
+
+
+def launch_identity() -> dict:
+    """run.json's fields naming the launcher: ``pid``/``host`` to show, ``process`` to prove it."""
+    me = own_identity()
+    return {"pid": me.pid, "host": me.host, "process": me.to_json(), "ranks": None, "reason": None}

@@ -48,6 +48,11 @@ class RunsTable(DataTable):
                     self.update_cell(key, columns[i], b)
             self._cells[key] = cells
 
+    def reset_columns(self) -> None:
+        """Drop every column and row (the caller adds the new columns, then syncs rows)."""
+        self.clear(columns=True)
+        self._cells = {}
+
     def current_key(self) -> str | None:
         if not self.row_count:
             return None
