@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from .config import (
     BernoulliSpectralNoise,
@@ -24,6 +25,7 @@ from .config import (
     NoNoise,
     PoissonNoise,
     TextNoise,
+    format_validation_error,
 )
 from .errors import UserError
 
@@ -249,14 +251,18 @@ def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text 
         "impulse": ImpulseNoise,
         "none": NoNoise,
     }
-    return make_noise(table[name](**params))
+    if name not in table:
+        raise UserError(f"noise {name!r}: expected one of {', '.join(table)}")
+    try:
+        cfg = table[name](**params)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, params, f"noise {name}")) from None
+    return make_noise(cfg)
 
 
-def validation_noise(name: str | None, snap_meta: dict):
-    """The noise a snapshot (or frozen model) is validated with: ``--noise`` or what it trained on.
-
-    The preset's ``val_*`` parameters apply when the noise is the one it trained on.
-    """
+def validation_noise(name: str | None, snap_meta: dict, source: str):
+    """The noise a snapshot (or frozen model) is validated with: ``--noise``, else the one
+    recorded in it (``source``), with the preset's ``val_*`` parameters when it is that one."""
     kind = name or snap_meta.get("noise") or "gaussian"
     if kind == "none" and not name:
         # Trained on the user's own noisy data: no synthetic noise is known, so
@@ -264,8 +270,12 @@ def validation_noise(name: str | None, snap_meta: dict):
         kind = "gaussian"
     if kind == "bernoulli_spectral":
         raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
-    preset_noise = (snap_meta.get("preset") or {}).get("noise") or {}
+    preset = snap_meta.get("preset")
+    preset_noise = preset.get("noise") if isinstance(preset, dict) else None
     params = {}
-    if preset_noise.get("type") == kind:
+    if isinstance(preset_noise, dict) and preset_noise.get("type") == kind:
         params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
-    return noise_from_name(kind, **params)
+    try:
+        return noise_from_name(str(kind), **params)
+    except UserError as e:
+        raise UserError(f"{source}: the noise recorded in it is unusable ({e})") from None

@@ -47,13 +47,14 @@ CORE_LAYERS = [
     # the run model and the leaves everything else stands on (plain_unet: the
     # benchmark's baseline, on purpose built from nothing of ours)
     {"errors", "atomic", "records", "runinfo", "series", "runstate", "tail", "filecheck"}
-    | {"plain_unet"},
-    {"config", "device", "console", "schedule", "losses", "network", "neighbor", "runs"},
+    | {"folderlock", "procident", "plain_unet"},
+    {"config", "device", "console", "schedule", "losses", "network", "neighbor", "runs"}
+    | {"runstop", "lifeline", "runfilter"},
     {"noise", "data", "evaluate", "snapshots", "accel", "mri.schedule", "mri.spectral"},
     {"task", "owndata", "mri"},
     {"tasks", "export", "infer", "tensorboard", "report"},
-    {"train", "bench"},
-    {"worker", "cli"},
+    {"train", "bench", "sweep", "scheduler", "slurm"},
+    {"worker", "cli", "sweepcli"},
 ]
 
 
