@@ -971,3 +971,16 @@ def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
     for run in (d, z):
         assert n2n("replay", run, "--speed", "0", timeout=60).code == 0
         assert MetricsTail(run / "metrics.jsonl").read_new().items == []
+
+
+def test_run_flags_fill_an_empty_runtime_section(make_preset, tmp_path):
+    """`runtime:` left empty plus --device works as `--set runtime.device=` does (issue 12)."""
+    import yaml
+
+    p = make_preset()
+    data = yaml.safe_load(p.read_text())
+    data["runtime"] = None
+    data["train"]["steps"] = 0  # stops at validation, past the flags, without training
+    p.write_text(yaml.safe_dump(data))
+    r = n2n("run", p, "--device", "cpu", "--precision", "fp32", "--results-dir", tmp_path / "r")
+    assert_user_error(r, "train.steps")
