@@ -133,6 +133,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
+
+    ev = sub.add_parser(
+        "evaluate", help="PSNR matrix: snapshots x data sets x noise levels, beside baselines"
+    )
+    ev.add_argument("target", metavar="SNAPSHOT|RUN_DIR")
+    ev.add_argument(
+        "--dataset-dir", dest="dataset_dirs", action="append", required=True, metavar="DIR"
+    )
+    ev.add_argument(
+        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
+    )
+    ev.add_argument("--levels", help="noise strengths, e.g. 15,25,50 (sigma on 0..255)")
+    ev.add_argument("--all-snapshots", action="store_true", help="every snapshot of the run")
+    ev.add_argument(
+        "--baselines", default="", help="classical denoisers to score too: noisy,nlm,bm3d"
+    )
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
+    ev.add_argument("--json", action="store_true")
+
+    df = sub.add_parser("diff", help="the preset keys that differ between two runs")
+    df.add_argument("run_a")
+    df.add_argument("run_b")
+    df.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser(
+        "export", help="runs as CSV (every record), a plot of their curves, a Markdown table"
+    )
+    ex.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    ex.add_argument("--csv", metavar="FILE")
+    ex.add_argument("--plot", metavar="FILE.png|.svg")
+    ex.add_argument("--x", choices=["step", "time"], default="step", help="x axis of --plot")
+    ex.add_argument(
+        "--markdown", action="store_true", help="print the runs' best results as Markdown"
+    )
     return p
 
 
@@ -445,6 +480,85 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .device import resolve_device
+    from .evalmatrix import parse_levels, plan, resolve_snapshots, run_matrix, store
+    from .report import matrix_table, progress_on_stderr
+
+    run_dir, snapshots = resolve_snapshots(a.target, a.all_snapshots)
+    baselines = [b.strip() for b in a.baselines.split(",") if b.strip()]
+    p = plan(snapshots, a.dataset_dirs, a.noise, parse_levels(a.levels), baselines)
+    device = resolve_device(a.device)
+    with progress_on_stderr(p.total_images(), "evaluate") as tick:
+        m = run_matrix(p, device, a.seed, tick)
+    if run_dir is not None and not store(m, run_dir):
+        print(f"note: {run_dir} is still training; results not stored in it", file=sys.stderr)
+    if a.json:
+        print(json.dumps(m.to_json()))
+    else:
+        matrix_table(m)
+    return 0
+
+
+def _run_preset(path: str) -> dict:
+    from .config import read_preset_data
+    from .runs import resolve_run_dir
+
+    return read_preset_data(resolve_run_dir(path) / "preset.yaml")
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from .config import ABSENT, preset_diff
+
+    rows = preset_diff(_run_preset(a.run_a), _run_preset(a.run_b))
+    if a.json:
+        print(
+            json.dumps(
+                {
+                    "a": a.run_a,
+                    "b": a.run_b,
+                    "differ": [
+                        {
+                            "key": k,
+                            "a": None if va is ABSENT else va,
+                            "b": None if vb is ABSENT else vb,
+                        }
+                        for k, va, vb in rows
+                    ],
+                }
+            )
+        )
+        return 0
+    if not rows:
+        print("no preset keys differ")
+    for key, va, vb in rows:
+        print(f"{key}: {_show(va, ABSENT)} -> {_show(vb, ABSENT)}")
+    return 0
+
+
+def _show(value, absent) -> str:
+    # JSON keeps a value on one line and tells "1" from 1; absent keys say so.
+    return "(absent)" if value is absent else json.dumps(value)
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .runexport import check_output_path, markdown, summaries, write_csv, write_plot
+
+    dirs, runs = summaries(a.run_dirs)
+    for path, what in ((a.csv, "the CSV file"), (a.plot, "the plot")):
+        if path:
+            check_output_path(path, what)  # refuse before writing anything
+    if a.csv:
+        print(f"CSV: {write_csv(dirs, a.csv)}", file=sys.stderr if a.markdown else sys.stdout)
+    if a.plot:
+        print(
+            f"plot: {write_plot(dirs, a.plot, a.x)}", file=sys.stderr if a.markdown else sys.stdout
+        )
+    if a.markdown or not (a.csv or a.plot):
+        sys.stdout.write(markdown(runs))
+    return 0
+
+
 def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
     table = {
         "run": lambda: cmd_run(a, argv),
@@ -459,6 +573,9 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "replay": lambda: cmd_replay(a),
         "bench": lambda: cmd_bench(a),
         "export-tb": lambda: cmd_export_tb(a),
+        "evaluate": lambda: cmd_evaluate(a),
+        "diff": lambda: cmd_diff(a),
+        "export": lambda: cmd_export(a),
     }
     return table[a.cmd]()
 

@@ -105,6 +105,10 @@ NoiseConfig = Annotated[
 ]
 
 
+# What `n2n-core evaluate --baselines` can score beside the network.
+BaselineName = Literal["noisy", "nlm", "bm3d"]
+
+
 class DataConfig(_Strict):
     train: str = "builtin:photos"
     val: str | None = "builtin:photos-val"
@@ -420,3 +424,30 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
 
 def dump_preset(preset: Preset) -> str:
     return yaml.safe_dump(preset.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+# ---------------------------------------------------------------------------
+# comparing presets
+
+ABSENT = object()  # a key one preset has and the other does not
+
+
+def flat_keys(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested sections flattened to dotted keys (``train.lr``), the form ``--set`` takes."""
+    if not isinstance(data, dict) or (prefix and not data):
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flat_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def preset_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every key whose values differ, in key order."""
+    fa, fb = flat_keys(a), flat_keys(b)
+    keys = list(dict.fromkeys([*fa, *fb]))
+    return [
+        (k, fa.get(k, ABSENT), fb.get(k, ABSENT))
+        for k in keys
+        if fa.get(k, ABSENT) != fb.get(k, ABSENT)
+    ]

@@ -239,13 +239,50 @@ def make_noise(cfg) -> Gaussian | Poisson | Impulse | Text | Identity:
     raise ValueError(f"unknown noise {cfg!r}")
 
 
+_CONFIGS = {
+    "gaussian": GaussianNoise,
+    "poisson": PoissonNoise,
+    "text": TextNoise,
+    "impulse": ImpulseNoise,
+    "none": NoNoise,
+}
+
+# The one validation parameter that sets each noise's strength: what `evaluate --levels` sweeps.
+LEVEL_PARAM = {
+    "gaussian": "val_sigma",
+    "poisson": "val_lam",
+    "text": "val_coverage",
+    "impulse": "val_p",
+}
+
+
 def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text | Identity:
     """For the CLI's ``--noise``: ``gaussian``, ``poisson``, ``text``, ``impulse`` or ``none``."""
-    table = {
-        "gaussian": GaussianNoise,
-        "poisson": PoissonNoise,
-        "text": TextNoise,
-        "impulse": ImpulseNoise,
-        "none": NoNoise,
-    }
-    return make_noise(table[name](**params))
+    return make_noise(_CONFIGS[name](**params))
+
+
+def default_level(name: str, preset_noise: dict | None = None) -> float:
+    """The validation strength a snapshot was scored at (its preset's), else the default."""
+    param = LEVEL_PARAM[name]
+    preset_noise = preset_noise or {}
+    if preset_noise.get("type") == name and isinstance(preset_noise.get(param), int | float):
+        return float(preset_noise[param])
+    return float(_CONFIGS[name].model_fields[param].default)
+
+
+def noise_at_level(name: str, level: float) -> Gaussian | Poisson | Impulse | Text:
+    """The validation noise ``name`` at strength ``level``; out of its range is a ``UserError``."""
+    from pydantic import ValidationError
+
+    from .errors import UserError
+
+    param = LEVEL_PARAM.get(name)
+    if param is None:
+        raise UserError(f"--noise {name}: has no strength to set with --levels")
+    try:
+        return noise_from_name(name, **{param: level})
+    except ValidationError as e:
+        why = e.errors()[0]["msg"]
+        raise UserError(
+            f"--levels {level:g}: out of range for {name} {param.removeprefix('val_')} ({why})"
+        ) from None

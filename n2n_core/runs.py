@@ -160,6 +160,9 @@ class MetricsWriter:
         self._f.write(line)  # one write per line: a crash tears at most this line
         self._f.flush()
 
+    def eval(self, rec: EvalRecord) -> None:
+        self.write(rec.to_json())
+
     def event(self, step: int, msg: str, level: str = "info") -> None:
         self.write({"kind": "event", "step": step, "time": time.time(), "msg": msg, "level": level})
 
@@ -172,6 +175,75 @@ class MetricsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One cell of an evaluation matrix (``n2n-core evaluate``) stored in a run's log.
+
+    ``snapshot`` is the file name inside the run's ``snapshots/`` (the folder may
+    move); ``baselines`` maps a classical denoiser's name to its PSNR on the same
+    noisy images; ``seconds`` how long each column took; ``best`` marks the
+    snapshot with the highest mean PSNR of its evaluation.
+    """
+
+    step: int
+    time: float
+    snapshot: str
+    dataset: str
+    noise: str
+    level: float
+    psnr: float
+    input_psnr: float
+    images: int
+    baselines: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    best: bool = False
+    kind: str = "eval"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "eval",
+            "step": self.step,
+            "time": self.time,
+            "snapshot": self.snapshot,
+            "dataset": self.dataset,
+            "noise": self.noise,
+            "level": self.level,
+            "psnr": round(self.psnr, 4),
+            "input_psnr": round(self.input_psnr, 4),
+            "images": self.images,
+            "baselines": {k: round(v, 4) for k, v in self.baselines.items()},
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "best": self.best,
+        }
+
+    @classmethod
+    def from_json(cls, rec: dict[str, Any]) -> EvalRecord | None:
+        """The record, or None when a field is missing or of the wrong type."""
+        try:
+            out = cls(
+                step=int(rec["step"]),
+                time=float(rec["time"]),
+                snapshot=str(rec["snapshot"]),
+                dataset=str(rec["dataset"]),
+                noise=str(rec["noise"]),
+                level=float(rec["level"]),
+                psnr=float(rec["psnr"]),
+                input_psnr=float(rec["input_psnr"]),
+                images=int(rec["images"]),
+                baselines={str(k): float(v) for k, v in (rec.get("baselines") or {}).items()},
+                seconds={str(k): float(v) for k, v in (rec.get("seconds") or {}).items()},
+                best=bool(rec.get("best", False)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return out
+
+    @property
+    def key(self) -> tuple[str, str, str, float]:
+        """What a newer evaluation of the same cell replaces."""
+        return (self.snapshot, self.dataset, self.noise, self.level)
 
 
 def parse_metric_line(line: str | bytes) -> dict[str, Any] | None:
@@ -288,7 +360,16 @@ class RunSummary:
     started: float | None = None
     ended: float | None = None
     exit_code: int | None = None
+    evals: list[EvalRecord] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def eval_psnr(self) -> float | None:
+        """The best snapshot's mean PSNR over its latest evaluation cells."""
+        by: dict[str, list[float]] = {}
+        for e in self.evals:
+            by.setdefault(e.snapshot, []).append(e.psnr)
+        return max((sum(v) / len(v) for v in by.values()), default=None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -308,6 +389,8 @@ class RunSummary:
             "started": self.started,
             "ended": self.ended,
             "exit_code": self.exit_code,
+            "eval_psnr": None if self.eval_psnr is None else round(self.eval_psnr, 2),
+            "eval": [e.to_json() for e in self.evals],
         }
 
 
@@ -325,6 +408,7 @@ class MetricsSummary:
         self.train_records = 0
         self.val_records = 0
         self.events = 0
+        self.evals: dict[tuple[str, str, str, float], EvalRecord] = {}
 
     def feed(self, records: Iterable[dict[str, Any]]) -> None:
         for rec in records:
@@ -347,6 +431,11 @@ class MetricsSummary:
                 self.input_psnr = _num(rec.get("input_psnr"), self.input_psnr)
             elif kind == "event":
                 self.events += 1
+            elif kind == "eval":
+                ev = EvalRecord.from_json(rec)
+                if ev is not None:
+                    self.evals.pop(ev.key, None)  # re-inserted last: newest order
+                    self.evals[ev.key] = ev
 
 
 def _num(v: Any, default: float | None) -> float | None:
@@ -375,6 +464,7 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     s.step = agg.step
     s.best_psnr, s.last_psnr, s.input_psnr = agg.best_psnr, agg.last_psnr, agg.input_psnr
     s.last_loss, s.ms_per_step = agg.last_loss, agg.ms_per_step
+    s.evals = list(agg.evals.values())
     return s
 
 

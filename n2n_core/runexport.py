@@ -1,0 +1,180 @@
+"""Runs out of the terminal: metrics as CSV, curves as a picture, a Markdown table.
+
+``n2n-core export RUN_DIR... [--csv F] [--plot F.png|.svg] [--markdown]`` and the
+TUI's export action both call these. Every output file is written atomically
+and only where the user named it; a path that cannot be written is a
+``UserError`` naming it, and nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .runs import RunSummary, atomic_write_bytes, read_metrics, resolve_run_dir, summarize_run
+
+PLOT_SUFFIXES = (".png", ".svg")
+PLOT_HINT = "install the optional extra: pip install 'n2n[plot]' (or pip install matplotlib)"
+
+
+def _flat_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """Nested fields (an eval record's ``baselines``, ``seconds``) as ``baselines.nlm`` columns."""
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                out[f"{k}.{k2}"] = v2
+        else:
+            out[k] = v
+    return out
+
+
+def check_output_path(path: str | Path, what: str) -> Path:
+    """Refuse an output path whose folder is missing or which is a folder, before any work."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"{p}: is a folder; {what} needs a file name")
+    if not p.parent.is_dir():
+        raise UserError(f"{p}: cannot write {what} (folder {p.parent} not found)")
+    return p
+
+
+def _write(p: Path, data: bytes, what: str) -> None:
+    try:
+        atomic_write_bytes(p, data)
+    except OSError as e:
+        raise UserError(f"{p}: cannot write {what} ({e.strerror or e})") from None
+
+
+def csv_text(run_dirs: list[Path]) -> str:
+    """One row per record of every run, all fields; a ``run`` column says whose."""
+    rows, columns = [], {"run": None}
+    for d in run_dirs:
+        for rec in read_metrics(d / "metrics.jsonl"):
+            row = {"run": d.name, **_flat_record(rec)}
+            columns.update(dict.fromkeys(row))
+            rows.append(row)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: _cell(v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, list):
+        return json.dumps(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def write_csv(run_dirs: list[Path], out: str | Path) -> Path:
+    p = check_output_path(out, "the CSV file")
+    _write(p, csv_text(run_dirs).encode("utf-8"), "the CSV file")
+    return p
+
+
+def plot_bytes(run_dirs: list[Path], fmt: str, x: str = "step") -> bytes:
+    """Loss (EMA-smoothed, log scale), validation PSNR, lr and ms/step of the runs, one colour each."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UserError(f"--plot: matplotlib is not installed; {PLOT_HINT}") from None
+    matplotlib.use("Agg")  # files only: never open a window, work without a display
+    import matplotlib.pyplot as plt
+
+    from .curves import METRICS, X_LABELS, curve, ema
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    try:
+        for ax, metric in zip(axes.flat, METRICS.values(), strict=True):
+            for i, d in enumerate(run_dirs):
+                xs, ys = curve(read_metrics(d / "metrics.jsonl"), metric, x)  # type: ignore[arg-type]
+                if not xs:
+                    continue
+                colour = f"C{i % 10}"
+                if metric.smooth:
+                    ax.plot(xs, ys, color=colour, alpha=0.25, linewidth=0.8)
+                    ys = ema(ys)
+                ax.plot(xs, ys, color=colour, linewidth=1.5, label=d.name)
+            ax.set_title(metric.label)
+            ax.set_xlabel(X_LABELS[x])
+            if metric.log and ax.lines:
+                ax.set_yscale("log")
+            ax.grid(True, alpha=0.3)
+        # Each run has the same colour in every panel: one legend for the figure, taken
+        # from the panel that has the most runs.
+        handles, labels = max(
+            (ax.get_legend_handles_labels() for ax in axes.flat), key=lambda hl: len(hl[1])
+        )
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)))
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=110)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def write_plot(run_dirs: list[Path], out: str | Path, x: str = "step") -> Path:
+    p = check_output_path(out, "the plot")
+    if p.suffix.lower() not in PLOT_SUFFIXES:
+        raise UserError(f"{p}: --plot writes .png or .svg files, not {p.suffix or 'no suffix'}")
+    _write(p, plot_bytes(run_dirs, p.suffix.lower()[1:], x), "the plot")
+    return p
+
+
+def _md(v: Any) -> str:
+    """A table cell: pipes and newlines in names from run folders cannot break the table."""
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _db(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def markdown(summaries: list[RunSummary]) -> str:
+    """The runs with their best results, then each run's latest evaluation matrix."""
+    lines = [
+        "| run | status | steps | best val PSNR (dB) | noisy input (dB) | eval PSNR (dB) | ms/step |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in summaries:
+        steps = f"{s.step}" + (f"/{s.total_steps}" if s.total_steps else "")
+        ms = "—" if s.ms_per_step is None else f"{s.ms_per_step:.1f}"
+        lines.append(
+            f"| {_md(s.path.name)} | {s.status} | {steps} | {_db(s.best_psnr)} | "
+            f"{_db(s.input_psnr)} | {_db(s.eval_psnr)} | {ms} |"
+        )
+    for s in summaries:
+        if not s.evals:
+            continue
+        names = list(dict.fromkeys(b for e in s.evals for b in e.baselines))
+        lines += [
+            "",
+            f"**{_md(s.path.name)}** — evaluation (PSNR dB)",
+            "",
+            "| snapshot | step | dataset | noise | level | images | network | "
+            + "".join(f"{_md(n)} | " for n in names).rstrip(),
+            "|---|---:|---|---|---:|---:|---:|" + "---:|" * len(names),
+        ]
+        for e in s.evals:
+            mark = " (best)" if e.best else ""
+            lines.append(
+                f"| {_md(e.snapshot)}{mark} | {e.step} | {_md(e.dataset)} | {e.noise} | "
+                f"{e.level:g} | {e.images} | {e.psnr:.2f} | "
+                + "".join(f"{_db(e.baselines.get(n))} | " for n in names).rstrip()
+            )
+    return "\n".join(lines) + "\n"
+
+
+def summaries(run_dirs: list[str | Path]) -> tuple[list[Path], list[RunSummary]]:
+    dirs = [resolve_run_dir(d) for d in run_dirs]
+    return dirs, [summarize_run(d) for d in dirs]
