@@ -85,7 +85,7 @@ class Matrix:
 def resolve_snapshots(path: str | Path, all_snapshots: bool) -> tuple[Path | None, list[Path]]:
     """(run folder or None, snapshot files) for ``evaluate SNAPSHOT|RUN_DIR``."""
     from .runs import resolve_run_dir
-    from .snapshots import list_snapshots
+    from .snapshots import list_snapshots, read_snapshot
 
     p = Path(path)
     if not p.exists():
@@ -99,6 +99,9 @@ def resolve_snapshots(path: str | Path, all_snapshots: bool) -> tuple[Path | Non
     final = run_dir / "snapshots" / "final.safetensors"
     chosen = [path for _, path in periodic] if all_snapshots else []
     if final.exists():
+        # The periodic snapshot written at the final step holds the same weights.
+        step = read_snapshot(final).step
+        chosen = [path for s, path in periodic if s != step] if all_snapshots else []
         chosen.append(final)
     elif not all_snapshots and periodic:
         chosen.append(periodic[-1][1])
@@ -153,7 +156,7 @@ def snapshot_noise(snap, requested: str | None) -> str:
     trained = meta.get("noise") or (snap.preset.get("noise") or {}).get("type")
     if requested and trained not in (None, "none") and requested != trained:
         raise UserError(
-            f"{snap.path}: trained on {trained} noise, not {requested}; "
+            f"{snap.path}: trained on {trained} noise, which does not match --noise {requested}; "
             f"evaluate it with --noise {trained} (or leave --noise out)"
         )
     # Own noisy data has no synthetic noise: scored on clean images at Gaussian sigma 25,
