@@ -72,12 +72,15 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         "step",
         "best dB",
         "last dB",
+        "eval dB",
         "ms/step",
         "started",
     ):
         t.add_column(
             col,
-            justify="right" if col in ("id", "step", "best dB", "last dB", "ms/step") else "left",
+            justify="right"
+            if col in ("id", "step", "best dB", "last dB", "eval dB", "ms/step")
+            else "left",
         )
     for r in runs:
         total = f"/{r.total_steps}" if r.total_steps else ""
@@ -89,6 +92,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
             f"{r.step}{total}",
             _db(r.best_psnr),
             _db(r.last_psnr),
+            _db(r.eval_psnr),
             "—" if r.ms_per_step is None else f"{r.ms_per_step:.1f}",
             _age(r.started),
         )
