@@ -86,8 +86,9 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         total = f"/{r.total_steps}" if r.total_steps else ""
         t.add_row(
             f"{r.run_id:05d}",
-            r.name,
-            f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]",
+            # Names and statuses come from run folders: text, never markup.
+            Text(r.name),
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
             f"{r.device} x{r.world_size}",
             f"{r.step}{total}",
             _db(r.best_psnr),
