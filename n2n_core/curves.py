@@ -8,7 +8,7 @@ and whether it reads best on a log scale (the loss spans decades).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,20 +24,40 @@ class Metric:
     label: str
     log: bool = False
     smooth: bool = False  # noisy per-step values: drawn with EMA smoothing
+    companion: str | None = None  # drawn dashed on this metric's panel when asked
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("loss", "train", "loss", "training loss", log=True, smooth=True),
-        Metric("psnr", "val", "psnr", "validation PSNR (dB)"),
+        Metric("psnr", "val", "psnr", "validation PSNR (dB)", companion="input_psnr"),
         Metric("lr", "train", "lr", "learning rate"),
         Metric("ms_per_step", "train", "ms_per_step", "ms / step", smooth=True),
+        Metric("input_psnr", "val", "input_psnr", "noisy input PSNR (dB)"),
     )
 }
+# The metrics that get a panel of their own; the others ride on a panel as its companion.
+PANELS = tuple(m for m in METRICS.values() if m.name not in {x.companion for x in METRICS.values()})
 
 # Weight of the previous smoothed value: TensorBoard's default slider position.
 EMA_WEIGHT = 0.6
+
+
+def points(
+    rec: dict[str, Any], t0: float | None
+) -> Iterator[tuple[Metric, float, float | None, float]]:
+    """(metric, step, minutes since ``t0``, value) of every metric one record carries."""
+    kind = rec.get("kind")
+    step = rec.get("step")
+    if not _finite(step):
+        return
+    minutes = None if t0 is None else _minutes(rec.get("time"), t0)
+    for m in METRICS.values():
+        if m.kind == kind:
+            y = rec.get(m.field)
+            if _finite(y) and (not m.log or y > 0):
+                yield m, float(step), minutes, float(y)
 
 
 def curve(
@@ -49,16 +69,13 @@ def curve(
     ys: list[float] = []
     t0: float | None = None
     for rec in records:
-        t = rec.get("time")
-        if t0 is None and _finite(t):
-            t0 = float(t)
-        if rec.get("kind") != m.kind:
-            continue
-        y = rec.get(m.field)
-        xv = rec.get("step") if x == "step" else (None if t0 is None else _minutes(t, t0))
-        if _finite(y) and _finite(xv) and (not m.log or y > 0):
-            xs.append(float(xv))
-            ys.append(float(y))
+        if t0 is None and _finite(rec.get("time")):
+            t0 = float(rec["time"])
+        for pm, step, minutes, y in points(rec, t0):
+            xv = step if x == "step" else minutes
+            if pm == m and xv is not None:
+                xs.append(xv)
+                ys.append(y)
     return xs, ys
 
 

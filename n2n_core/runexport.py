@@ -82,7 +82,10 @@ def write_csv(run_dirs: list[Path], out: str | Path) -> Path:
 
 
 def plot_bytes(run_dirs: list[Path], fmt: str, x: str = "step") -> bytes:
-    """Loss (EMA-smoothed, log scale), validation PSNR, lr and ms/step of the runs, one colour each."""
+    """Loss (EMA-smoothed, log scale), validation PSNR (noisy input dashed), lr and ms/step.
+
+    One colour per run, the same in every panel.
+    """
     try:
         import matplotlib
     except ImportError:
@@ -90,16 +93,20 @@ def plot_bytes(run_dirs: list[Path], fmt: str, x: str = "step") -> bytes:
     matplotlib.use("Agg")  # files only: never open a window, work without a display
     import matplotlib.pyplot as plt
 
-    from .curves import METRICS, X_LABELS, curve, ema
+    from .curves import METRICS, PANELS, X_LABELS, curve, ema
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
     try:
-        for ax, metric in zip(axes.flat, METRICS.values(), strict=True):
-            for i, d in enumerate(run_dirs):
-                xs, ys = curve(read_metrics(d / "metrics.jsonl"), metric, x)  # type: ignore[arg-type]
+        records = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
+        for ax, metric in zip(axes.flat, PANELS, strict=True):
+            for i, (d, recs) in enumerate(zip(run_dirs, records, strict=True)):
+                colour = f"C{i % 10}"
+                if metric.companion:
+                    cx, cy = curve(recs, METRICS[metric.companion], x)  # type: ignore[arg-type]
+                    ax.plot(cx, cy, color=colour, linewidth=0.8, linestyle="--")
+                xs, ys = curve(recs, metric, x)  # type: ignore[arg-type]
                 if not xs:
                     continue
-                colour = f"C{i % 10}"
                 if metric.smooth:
                     ax.plot(xs, ys, color=colour, alpha=0.25, linewidth=0.8)
                     ys = ema(ys)
@@ -178,3 +185,44 @@ def markdown(summaries: list[RunSummary]) -> str:
 def summaries(run_dirs: list[str | Path]) -> tuple[list[Path], list[RunSummary]]:
     dirs = [resolve_run_dir(d) for d in run_dirs]
     return dirs, [summarize_run(d) for d in dirs]
+
+
+def _write_new(folder: Path, stem: str, suffix: str, data: bytes) -> Path:
+    """Write ``stem.suffix``, or ``stem-2.suffix``...: created exclusively, never an existing file."""
+    n = 1
+    while True:
+        p = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            with open(p, "xb") as f:
+                f.write(data)
+            return p
+        except FileExistsError:
+            n += 1
+        except OSError as e:
+            raise UserError(f"{p}: cannot write export ({e.strerror or e})") from None
+
+
+def export_bundle(
+    run_dirs: list[str | Path], out_dir: str | Path, stem: str, x: str = "step"
+) -> tuple[list[Path], str | None]:
+    """CSV, Markdown and (with matplotlib) a PNG of the runs in ``out_dir``, under new names.
+
+    What the TUI's export writes. Returns the files written and, when the picture
+    could not be drawn, why (the other files are still written).
+    """
+    dirs, runs = summaries(run_dirs)
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{folder}: cannot create export folder ({e.strerror or e})") from None
+    written = [
+        _write_new(folder, stem, ".csv", csv_text(dirs).encode("utf-8")),
+        _write_new(folder, stem, ".md", markdown(runs).encode("utf-8")),
+    ]
+    try:
+        png = plot_bytes(dirs, "png", x)
+    except UserError as e:
+        return written, e.message
+    written.append(_write_new(folder, stem, ".png", png))
+    return written, None

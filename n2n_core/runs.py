@@ -246,6 +246,14 @@ class EvalRecord:
         return (self.snapshot, self.dataset, self.noise, self.level)
 
 
+def best_eval_psnr(evals: Iterable[EvalRecord]) -> float | None:
+    """The best snapshot's mean PSNR over its evaluation cells (what a run's "eval dB" shows)."""
+    by: dict[str, list[float]] = {}
+    for e in evals:
+        by.setdefault(e.snapshot, []).append(e.psnr)
+    return max((sum(v) / len(v) for v in by.values()), default=None)
+
+
 def parse_metric_line(line: str | bytes) -> dict[str, Any] | None:
     """One record, or None for a blank, torn or garbage line."""
     try:
@@ -365,11 +373,7 @@ class RunSummary:
 
     @property
     def eval_psnr(self) -> float | None:
-        """The best snapshot's mean PSNR over its latest evaluation cells."""
-        by: dict[str, list[float]] = {}
-        for e in self.evals:
-            by.setdefault(e.snapshot, []).append(e.psnr)
-        return max((sum(v) / len(v) for v in by.values()), default=None)
+        return best_eval_psnr(self.evals)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -341,7 +341,7 @@ async def test_compare_overlays_psnr_of_marked_runs(make_app):
         screen = app.screen
         assert isinstance(screen, CompareScreen)
         assert [p.name for p in screen.run_dirs] == ["00000-gauss-baseline", "00001-poisson-8gpu"]
-        await wait_for(pilot, lambda: all(f.values.val_records for f in screen.feeds))
+        await wait_for(pilot, lambda: all(f.summary.val_records for f in screen.feeds))
         await pilot.pause(0.6)
         legend = text_of(screen.query_one("#cmp-legend"))
         assert "00001-poisson-8gpu 29.97" in legend and "00000-gauss-baseline 31.42" in legend
