@@ -46,6 +46,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
@@ -148,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--all-snapshots", action="store_true", help="every snapshot of the run")
     ev.add_argument(
         "--baselines", default="", help="classical denoisers to score too: noisy,nlm,bm3d"
+    )
+    ev.add_argument(
+        "--max-images", type=_positive_int, help="only the first N images of each folder, by name"
     )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
@@ -487,7 +500,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     run_dir, snapshots = resolve_snapshots(a.target, a.all_snapshots)
     baselines = [b.strip() for b in a.baselines.split(",") if b.strip()]
-    p = plan(snapshots, a.dataset_dirs, a.noise, parse_levels(a.levels), baselines)
+    p = plan(snapshots, a.dataset_dirs, a.noise, parse_levels(a.levels), baselines, a.max_images)
     device = resolve_device(a.device)
     with progress_on_stderr(p.total_images(), "evaluate") as tick:
         m = run_matrix(p, device, a.seed, tick)

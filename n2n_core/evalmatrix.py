@@ -110,8 +110,9 @@ def resolve_snapshots(path: str | Path, all_snapshots: bool) -> tuple[Path | Non
     return run_dir, chosen
 
 
-def open_dataset(spec: str, channels: int):
-    """The validation images of a folder; empty, mixed gray/colour or unreadable is a ``UserError``."""
+def open_dataset(spec: str, channels: int, max_images: int | None = None):
+    """The validation images of a folder (the first ``max_images`` by name when given);
+    empty, mixed gray/colour or unreadable is a ``UserError``."""
     from .data.images import is_gray_file, list_images
     from .data.sources import open_val
 
@@ -128,7 +129,7 @@ def open_dataset(spec: str, channels: int):
                 f"{spec}: mixes grayscale ({gray[0].name}) and colour ({colour.name}) images; "
                 "evaluate one kind per folder"
             )
-    return open_val(spec, channels)
+    return open_val(spec, channels, max_images)
 
 
 def parse_levels(text: str | None) -> list[float] | None:
@@ -193,6 +194,7 @@ def plan(
     noise: str | None,
     levels: list[float] | None,
     baselines: list[str],
+    max_images: int | None = None,
 ) -> Plan:
     from .baselines import check_baselines
     from .noise import default_level, noise_at_level
@@ -211,7 +213,7 @@ def plan(
     check_baselines(baselines, kind)
     p = Plan(snapshots, datasets, kind, levels, baselines)
     for d in dict.fromkeys(datasets):
-        p.images[d] = open_dataset(d, first.in_channels)
+        p.images[d] = open_dataset(d, first.in_channels, max_images)
     return p
 
 

@@ -208,3 +208,15 @@ def test_bad_input_is_one_error_line(tmp_path, snap, val_dir, capsys):
     ]
     for argv, needles in cases:
         assert_user_error(_cli(capsys, *argv), *needles)
+
+
+def test_max_images_takes_the_first_by_name(snap, val_dir, capsys):
+    r = _cli(capsys, "evaluate", snap, "--dataset-dir", val_dir, "--max-images", "1", "--json")
+    assert r.code == 0, r.err
+    (cell,) = json.loads(r.out)["results"]
+    net, _ = load_network(snap)
+    first = open_val(str(val_dir))[:1]
+    assert cell["images"] == 1
+    assert cell["psnr"] == round(
+        validate(torch_runner(net), first, noise_at_level("gaussian", 25)).psnr, 2
+    )
