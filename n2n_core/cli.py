@@ -521,7 +521,7 @@ def _run_preset(path: str) -> dict:
 
 
 def cmd_diff(a: argparse.Namespace) -> int:
-    from .config import ABSENT, preset_diff
+    from .config import ABSENT, preset_diff, show_value
 
     rows = preset_diff(_run_preset(a.run_a), _run_preset(a.run_b))
     if a.json:
@@ -545,13 +545,8 @@ def cmd_diff(a: argparse.Namespace) -> int:
     if not rows:
         print("no preset keys differ")
     for key, va, vb in rows:
-        print(f"{key}: {_show(va, ABSENT)} -> {_show(vb, ABSENT)}")
+        print(f"{key}: {show_value(va)} -> {show_value(vb)}")
     return 0
-
-
-def _show(value, absent) -> str:
-    # JSON keeps a value on one line and tells "1" from 1; absent keys say so.
-    return "(absent)" if value is absent else json.dumps(value)
 
 
 def cmd_export(a: argparse.Namespace) -> int:

@@ -442,6 +442,13 @@ def flat_keys(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def show_value(value: Any) -> str:
+    """A preset value on one line, as ``diff`` shows it: JSON tells "1" from 1; absent says so."""
+    import json
+
+    return "(absent)" if value is ABSENT else json.dumps(value)
+
+
 def preset_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(dotted key, value in a, value in b) for every key whose values differ, in key order."""
     fa, fb = flat_keys(a), flat_keys(b)

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import get_current_worker
 
-from n2n_core.config import ABSENT, flat_keys, preset_diff, read_preset_data
+from n2n_core.config import ABSENT, flat_keys, preset_diff, read_preset_data, show_value
 from n2n_core.curves import METRICS, PANELS, X_LABELS, ema
 from n2n_core.errors import UserError
 from n2n_core.runs import MetricsTail, best_eval_psnr
@@ -193,7 +193,7 @@ class CompareScreen(BaseScreen):
         for i, p in enumerate(self.run_dirs):
             t.add_column(Text(p.name, style=self.colour(i)))
         for k in keys:
-            t.add_row(Text(k), *(Text(_show(f.get(k, ABSENT))) for f in flat))
+            t.add_row(Text(k), *(Text(show_value(f.get(k, ABSENT))) for f in flat))
         return t
 
     # -- actions -----------------------------------------------------------------
@@ -244,12 +244,6 @@ def export_runs(app, run_dirs: list[Path], what: str, x: str = "step") -> None:
     app.call_from_thread(
         app.notify, body, title="Exported", severity="warning" if why_no_plot else "information"
     )
-
-
-def _show(value) -> str:
-    import json
-
-    return "(absent)" if value is ABSENT else json.dumps(value)
 
 
 def _best_step(feed: RunCurves) -> int | None:
