@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .records import Record
+
 XAxis = Literal["step", "time"]
 X_LABELS = {"step": "step", "time": "wall time (min)"}
 
@@ -44,24 +46,21 @@ PANELS = tuple(m for m in METRICS.values() if m.name not in {x.companion for x i
 EMA_WEIGHT = 0.6
 
 
-def points(
-    rec: dict[str, Any], t0: float | None
-) -> Iterator[tuple[Metric, float, float | None, float]]:
+def points(rec: Record, t0: float | None) -> Iterator[tuple[Metric, float, float | None, float]]:
     """(metric, step, minutes since ``t0``, value) of every metric one record carries."""
-    kind = rec.get("kind")
-    step = rec.get("step")
+    step = rec.step
     if not _finite(step):
         return
-    minutes = None if t0 is None else _minutes(rec.get("time"), t0)
+    minutes = None if t0 is None else _minutes(rec.time, t0)
     for m in METRICS.values():
-        if m.kind == kind:
-            y = rec.get(m.field)
+        if m.kind == rec.kind:
+            y = getattr(rec, m.field, None)
             if _finite(y) and (not m.log or y > 0):
                 yield m, float(step), minutes, float(y)
 
 
 def curve(
-    records: Iterable[dict[str, Any]], metric: str | Metric, x: XAxis = "step"
+    records: Iterable[Record], metric: str | Metric, x: XAxis = "step"
 ) -> tuple[list[float], list[float]]:
     """(xs, ys) of one metric; x is the step or the minutes since the run's first record."""
     m = METRICS[metric] if isinstance(metric, str) else metric
@@ -69,8 +68,8 @@ def curve(
     ys: list[float] = []
     t0: float | None = None
     for rec in records:
-        if t0 is None and _finite(rec.get("time")):
-            t0 = float(rec["time"])
+        if t0 is None and _finite(rec.time):
+            t0 = float(rec.time)
         for pm, step, minutes, y in points(rec, t0):
             xv = step if x == "step" else minutes
             if pm == m and xv is not None:

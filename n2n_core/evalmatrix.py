@@ -268,30 +268,27 @@ def store(m: Matrix, run_dir: Path) -> bool:
     A live run's log belongs to its trainer (a resume may rewrite it), so nothing
     is appended then.
     """
-    from .runs import EvalRecord, MetricsWriter, effective_status, read_run_json
+    from .runinfo import effective_status, read_run_info
+    from .runs import MetricsWriter
 
-    if effective_status(read_run_json(run_dir)) == "running":
+    if effective_status(read_run_info(run_dir)) == "running":
         return False
     path = run_dir / "metrics.jsonl"
-    now = time.time()
     try:
         with MetricsWriter(path) as w:
             for c in m.cells:
                 w.eval(
-                    EvalRecord(
-                        step=c.step,
-                        time=now,
-                        snapshot=Path(c.snapshot).name,
-                        dataset=c.dataset,
-                        noise=c.noise,
-                        level=c.level,
-                        psnr=c.psnr,
-                        input_psnr=c.input_psnr,
-                        images=c.images,
-                        baselines=c.baselines,
-                        seconds=c.seconds,
-                        best=c.best,
-                    )
+                    step=c.step,
+                    snapshot=Path(c.snapshot).name,
+                    dataset=c.dataset,
+                    noise=c.noise,
+                    level=c.level,
+                    psnr=c.psnr,
+                    input_psnr=c.input_psnr,
+                    images=c.images,
+                    baselines=c.baselines,
+                    seconds=c.seconds,
+                    best=c.best,
                 )
     except OSError as e:
         raise UserError(f"{path}: cannot store the evaluation ({e.strerror or e})") from None

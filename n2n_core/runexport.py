@@ -15,8 +15,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_bytes
 from .errors import UserError
-from .runs import RunSummary, atomic_write_bytes, read_metrics, resolve_run_dir, summarize_run
+from .records import read_metrics
+from .runs import RunSummary, resolve_run_dir, summarize_run
 
 PLOT_SUFFIXES = (".png", ".svg")
 PLOT_HINT = "install the optional extra: pip install 'n2n[plot]' (or pip install matplotlib)"
@@ -56,7 +58,7 @@ def csv_text(run_dirs: list[Path]) -> str:
     rows, columns = [], {"run": None}
     for d in run_dirs:
         for rec in read_metrics(d / "metrics.jsonl"):
-            row = {"run": d.name, **_flat_record(rec)}
+            row = {"run": d.name, **_flat_record(rec.to_json())}
             columns.update(dict.fromkeys(row))
             rows.append(row)
     buf = io.StringIO()
@@ -163,7 +165,7 @@ def markdown(summaries: list[RunSummary]) -> str:
     for s in summaries:
         if not s.evals:
             continue
-        names = list(dict.fromkeys(b for e in s.evals for b in e.baselines))
+        names = list(dict.fromkeys(b for e in s.evals for b in e.baseline_names))
         lines += [
             "",
             f"**{_md(s.path.name)}** — evaluation (PSNR dB)",
@@ -175,9 +177,9 @@ def markdown(summaries: list[RunSummary]) -> str:
         for e in s.evals:
             mark = " (best)" if e.best else ""
             lines.append(
-                f"| {_md(e.snapshot)}{mark} | {e.step} | {_md(e.dataset)} | {e.noise} | "
-                f"{e.level:g} | {e.images} | {e.psnr:.2f} | "
-                + "".join(f"{_db(e.baselines.get(n))} | " for n in names).rstrip()
+                f"| {_md(e.snapshot)}{mark} | {_md(e.step)} | {_md(e.dataset)} | {_md(e.noise)} | "
+                f"{_md('—' if e.level is None else f'{e.level:g}')} | {_md(e.images)} | "
+                f"{_db(e.psnr)} | " + "".join(f"{_db(e.baseline(n))} | " for n in names).rstrip()
             )
     return "\n".join(lines) + "\n"
 

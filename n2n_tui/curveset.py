@@ -1,22 +1,22 @@
-"""What Compare knows about one run: every metric's curve against step and wall time.
+"""What Compare knows about one run: the engine's :class:`RunState`, plus its curves by wall time.
 
 Filled from a background thread (a tail of ``metrics.jsonl``) and read by the UI
-on a timer, like :class:`feed.RunFeed`; which record field makes which curve is
-the engine's :mod:`n2n_core.curves`, and best / last values and the evaluation
-cells come from the engine's aggregator.
+on a timer, like :class:`feed.RunFeed`. The state gives the values, the
+evaluation cells and every metric's series against step; which record field
+makes which curve is the engine's :mod:`n2n_core.curves`, used here for the
+same metrics against the minutes since the run's first record.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Sequence
 
 from n2n_core.curves import METRICS, points
-from n2n_core.runs import MetricsSummary
-
-from .series import Series
+from n2n_core.records import Record
+from n2n_core.runstate import RunState, RunValues
+from n2n_core.series import Series
 
 
 class RunCurves:
@@ -27,36 +27,38 @@ class RunCurves:
         self._reset()
 
     def _reset(self) -> None:
-        self.series = {
-            (name, x): Series(self.capacity) for name in METRICS for x in ("step", "time")
-        }
-        self.summary = MetricsSummary()
+        self.state = RunState(self.capacity)
+        self.by_time = {name: Series(self.capacity) for name in METRICS}
         self.t0: float | None = None
-        self.records = 0
 
-    def reset(self) -> None:
+    def ingest(self, records: Sequence[Record], reset: bool = False) -> int:
+        """Feed records (after forgetting everything when ``reset``); how many were used."""
         with self.lock:
-            self._reset()
-            self.version += 1
-
-    def ingest(self, records: Iterable[Any]) -> None:
-        recs = [r for r in records if type(r) is dict]
-        if not recs:
-            return
-        with self.lock:
-            for rec in recs:
-                t = rec.get("time")
-                if self.t0 is None and isinstance(t, int | float) and math.isfinite(t):
+            if reset:
+                self._reset()
+            n = self.state.feed(records)
+            for rec in records:
+                t = rec.time
+                if self.t0 is None and t is not None and math.isfinite(t):
                     self.t0 = float(t)
-                for m, step, minutes, y in points(rec, self.t0):
-                    self.series[(m.name, "step")].append(step, y)
+                for m, _, minutes, y in points(rec, self.t0):
                     if minutes is not None:
-                        self.series[(m.name, "time")].append(minutes, y)
-            self.summary.feed(recs)
-            self.records += len(recs)
-            self.version += 1
+                        self.by_time[m.name].append(minutes, y)
+            if n or reset:
+                self.version += 1
+        return n
+
+    @property
+    def values(self) -> RunValues:
+        """The live values (the feeding thread changes them; :meth:`copy_values` for a redraw)."""
+        return self.state.values
 
     def curve(self, metric: str, x: str) -> tuple[list[float], list[float]]:
         with self.lock:
-            xs, ys = self.series[(metric, x)].points()
+            series = self.by_time[metric] if x == "time" else self.state.series[metric]
+            xs, ys = series.points()
             return list(xs), list(ys)
+
+    def copy_values(self) -> RunValues:
+        with self.lock:
+            return self.state.copy_values()

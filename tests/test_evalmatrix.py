@@ -22,7 +22,9 @@ from n2n_core.evalmatrix import plan, run_matrix, store
 from n2n_core.evaluate import torch_runner, validate
 from n2n_core.network import UNet
 from n2n_core.noise import noise_at_level
-from n2n_core.runs import read_metrics, summarize_run, write_run_json
+from n2n_core.records import EvalRecord, read_metrics
+from n2n_core.runinfo import update_run_info
+from n2n_core.runs import summarize_run
 from n2n_core.snapshots import load_network, save_snapshot, snapshot_name
 
 PRESET = {"name": "tiny-eval", "noise": {"type": "gaussian", "val_sigma": 25.0}}
@@ -41,8 +43,7 @@ def _run_dir(root: Path, snapshots: list[tuple[int, int]], status: str = "finish
     d = root / "00000-tiny-eval"
     (d / "snapshots").mkdir(parents=True)
     (d / "preset.yaml").write_text(yaml.safe_dump(PRESET))
-    info = {"status": status, "pid": os.getpid(), "host": socket.gethostname()}
-    write_run_json(d, info)
+    update_run_info(d, status=status, pid=os.getpid(), host=socket.gethostname())
     (d / "metrics.jsonl").write_text(
         json.dumps({"kind": "val", "step": 3, "time": time.time(), "psnr": 20.0}) + "\n"
     )
@@ -126,9 +127,10 @@ def test_run_dir_all_snapshots_marks_best_and_stores_eval_records(tmp_path, val_
     for c in cells:
         assert c["baselines"]["nlm"] > c["input_psnr"]
 
-    evals = [rec for rec in read_metrics(run / "metrics.jsonl") if rec["kind"] == "eval"]
+    evals = [rec for rec in read_metrics(run / "metrics.jsonl") if isinstance(rec, EvalRecord)]
     assert len(evals) == 4
-    assert {e["snapshot"] for e in evals} == {"snapshot-00000003.safetensors", "final.safetensors"}
+    assert {e.snapshot for e in evals} == {"snapshot-00000003.safetensors", "final.safetensors"}
+    assert evals[0].baseline("nlm") == pytest.approx(cells[0]["baselines"]["nlm"], abs=0.006)
     s = summarize_run(run)
     assert len(s.evals) == 4
     assert s.eval_psnr == pytest.approx(out["best"]["mean_psnr"], abs=0.006)

@@ -14,7 +14,8 @@ from cli_helpers import Result, assert_user_error
 from n2n_core.cli import main
 from n2n_core.config import ABSENT, flat_keys, preset_diff
 from n2n_core.curves import curve, ema
-from n2n_core.runs import EvalRecord, write_run_json
+from n2n_core.records import EvalRecord, parse_record
+from n2n_core.runinfo import update_run_info
 
 PRESET = {
     "name": "a",
@@ -58,7 +59,7 @@ def _run(root: Path, name: str, preset: dict) -> Path:
     d = root / name
     d.mkdir(parents=True)
     (d / "preset.yaml").write_text(yaml.safe_dump(preset))
-    write_run_json(d, {"status": "finished", "total_steps": 30})
+    update_run_info(d, status="finished", total_steps=30)
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _records()))
     return d
 
@@ -155,7 +156,7 @@ def test_export_bad_paths(runs, tmp_path, capsys):
 
 
 def test_curves_by_step_and_time_and_ema():
-    recs = _records()
+    recs = [parse_record(r) for r in _records()]
     assert curve(recs, "loss") == ([10.0, 20.0, 30.0], [0.01, 0.005, 0.1 / 30])
     xs, _ = curve(recs, "psnr", "time")
     assert xs == [pytest.approx(200 / 60)]  # minutes since the first record

@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 from n2n_core.config import ABSENT, flat_keys, preset_diff, read_preset_data, show_value
 from n2n_core.curves import METRICS, PANELS, X_LABELS, ema
 from n2n_core.errors import UserError
-from n2n_core.runs import MetricsTail, best_eval_psnr
+from n2n_core.tail import MetricsTail
 
 from .. import formatting as fmt
 from ..curveset import RunCurves
@@ -105,12 +105,9 @@ class CompareScreen(BaseScreen):
         while not worker.is_cancelled and not self._halt.is_set():
             more = False
             for tail, feed in zip(tails, self.feeds, strict=True):
-                before = tail.offset
-                records = tail.read_new(max_bytes=chunk)
-                if tail.offset < before:
-                    feed.reset()  # the file shrank: rewritten by a resume that dropped records
-                feed.ingest(records)
-                more |= tail.offset - before >= chunk
+                reset, records = tail.read_new(max_bytes=chunk)
+                feed.ingest(records, reset)  # reset: rewritten by a resume that dropped records
+                more |= tail.last_read >= chunk
             if not more:
                 self._halt.wait(2.0)
 
@@ -145,29 +142,24 @@ class CompareScreen(BaseScreen):
                 cx, cy = feed.curve(metric.companion, self.x)
                 if cx:
                     lines.append(Line(cx, cy, colour, label=f"{path.name} input", dashed=True))
-            with feed.lock:
-                s = feed.summary
-                best, last, inp, step = s.best_psnr, s.last_psnr, s.input_psnr, s.step
-                best_step = _best_step(feed)
-                evals = list(s.evals.values())
-            eval_db = best_eval_psnr(evals)
-            legend.append((f"{path.name} {fmt.psnr(best)}", colour))
+            v = feed.copy_values()
+            legend.append((f"{path.name} {fmt.psnr(v.best_psnr)}", colour))
             rows.append(
                 (
                     path.name,
                     (
                         Text("━━", style=colour),
                         Text(path.name),
-                        Text(fmt.psnr(best), style="bold"),
-                        fmt.count(best_step) if best_step is not None else fmt.DASH,
-                        fmt.psnr(last),
-                        fmt.psnr(inp),
-                        fmt.psnr(eval_db),
-                        fmt.count(step),
+                        Text(fmt.psnr(v.best_psnr), style="bold"),
+                        fmt.count(v.best_step) if v.best_step is not None else fmt.DASH,
+                        fmt.psnr(v.psnr),
+                        fmt.psnr(v.input_psnr),
+                        fmt.psnr(v.eval_psnr),
+                        fmt.count(v.step),
                     ),
                 )
             )
-            self.query_one(f"#cmp-eval-{i}", Static).update(_eval_table(path.name, evals, colour))
+            self.query_one(f"#cmp-eval-{i}", Static).update(_eval_table(path.name, v.evals, colour))
         chart = self.query_one(Chart)
         chart.border_title = self._chart_title()
         chart.log_y = metric.log
@@ -246,28 +238,20 @@ def export_runs(app, run_dirs: list[Path], what: str, x: str = "step") -> None:
     )
 
 
-def _best_step(feed: RunCurves) -> int | None:
-    """The step of the best validation PSNR (call with the feed's lock held)."""
-    xs, ys = feed.series[("psnr", "step")].points()
-    if not ys:
-        return None
-    return int(xs[max(range(len(ys)), key=ys.__getitem__)])
-
-
 def _eval_table(name: str, evals, colour: str) -> Group | Text:
     if not evals:
         return Text(f"{name}: not evaluated yet (n2n-core evaluate RUN_DIR --dataset-dir D)")
-    names = list(dict.fromkeys(b for e in evals for b in e.baselines))
+    names = list(dict.fromkeys(b for e in evals for b in e.baseline_names))
     t = Table(title=Text(name, style=colour), header_style="bold", expand=True)
     for col in ("snapshot", "data", "level", "net", *names):
         t.add_column(col, justify="left" if col in ("snapshot", "data") else "right")
     for e in evals:
-        snap = e.snapshot.removesuffix(".safetensors") + (" *" if e.best else "")
+        snap = (e.snapshot or "?").removesuffix(".safetensors") + (" *" if e.best else "")
         t.add_row(
             Text(snap),
-            Text(Path(e.dataset).name or e.dataset),
-            f"{e.level:g}",
+            Text(Path(e.dataset or "?").name or e.dataset or "?"),
+            fmt.DASH if e.level is None else f"{e.level:g}",
             Text(fmt.psnr(e.psnr), style="bold"),
-            *(fmt.psnr(e.baselines.get(n)) for n in names),
+            *(fmt.psnr(e.baseline(n)) for n in names),
         )
     return Group(t)

@@ -47,7 +47,7 @@ async def test_compare_metrics_axes_views_and_export(make_app, results):
         app.push_screen(CompareScreen(dirs))
         await pilot.pause()
         screen = app.screen
-        await wait_for(pilot, lambda: all(f.summary.val_records for f in screen.feeds))
+        await wait_for(pilot, lambda: all(f.values.val_records for f in screen.feeds))
         chart = screen.query_one(Chart)
         await wait_for(pilot, lambda: "validation PSNR" in chart.border_title)
         await pilot.press("m")  # the engine's panel order: loss, psnr, lr, ms/step

@@ -94,7 +94,7 @@ def test_compare_screen(snap_compare, make_app, results):
         pilot.app.push_screen(CompareScreen(runs))
         await pilot.pause()
         screen = pilot.app.screen
-        await wait_for(pilot, lambda: all(f.summary.val_records for f in screen.feeds))
+        await wait_for(pilot, lambda: all(f.values.val_records for f in screen.feeds))
         await pilot.pause(0.8)
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
