@@ -57,6 +57,11 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from typing import get_args
+
+    from .config import LEVEL_PARAM
+    from .curves import XAxis
+
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -151,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--dataset-dir", dest="dataset_dirs", action="append", required=True, metavar="DIR"
     )
-    ev.add_argument(
-        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
-    )
+    ev.add_argument("--noise", choices=list(LEVEL_PARAM))
     ev.add_argument("--levels", help="noise strengths, e.g. 15,25,50 (sigma on 0..255)")
     ev.add_argument("--all-snapshots", action="store_true", help="every snapshot of the run")
     ev.add_argument(
@@ -177,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     ex.add_argument("--csv", metavar="FILE")
     ex.add_argument("--plot", metavar="FILE.png|.svg")
-    ex.add_argument("--x", choices=["step", "time"], default="step", help="x axis of --plot")
+    ex.add_argument("--x", choices=get_args(XAxis), default="step", help="x axis of --plot")
     ex.add_argument(
         "--markdown", action="store_true", help="print the runs' best results as Markdown"
     )

@@ -105,6 +105,15 @@ NoiseConfig = Annotated[
 ]
 
 
+# The one validation key that sets each noise's strength: what `evaluate --levels` sweeps
+# (and so the noises `evaluate --noise` takes).
+LEVEL_PARAM = {
+    "gaussian": "val_sigma",
+    "poisson": "val_lam",
+    "text": "val_coverage",
+    "impulse": "val_p",
+}
+
 # What `n2n-core evaluate --baselines` can score beside the network.
 BaselineName = Literal["noisy", "nlm", "bm3d"]
 

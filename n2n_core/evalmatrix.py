@@ -181,11 +181,9 @@ class Plan:
     images: dict[str, list] = field(default_factory=dict)
 
     def total_images(self) -> int:
-        from .baselines import DENOISERS
-
+        """Images scored in all: each snapshot and each baseline once per data set and level."""
         per_level = sum(len(v) for v in self.images.values())
-        scorers = len(self.snapshots) + sum(1 for b in self.baselines if b in DENOISERS)
-        return per_level * len(self.levels) * scorers
+        return per_level * len(self.levels) * (len(self.snapshots) + len(self.baselines))
 
 
 def plan(

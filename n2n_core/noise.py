@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .config import (
+    LEVEL_PARAM,
     BernoulliSpectralNoise,
     GaussianNoise,
     ImpulseNoise,
@@ -245,14 +246,6 @@ _CONFIGS = {
     "text": TextNoise,
     "impulse": ImpulseNoise,
     "none": NoNoise,
-}
-
-# The one validation parameter that sets each noise's strength: what `evaluate --levels` sweeps.
-LEVEL_PARAM = {
-    "gaussian": "val_sigma",
-    "poisson": "val_lam",
-    "text": "val_coverage",
-    "impulse": "val_p",
 }
 
 

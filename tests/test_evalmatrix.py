@@ -222,3 +222,10 @@ def test_max_images_takes_the_first_by_name(snap, val_dir, capsys):
     assert cell["psnr"] == round(
         validate(torch_runner(net), first, noise_at_level("gaussian", 25)).psnr, 2
     )
+
+
+def test_progress_counts_every_image_scored(snap, val_dir):
+    ticks = []
+    p = plan([snap], [str(val_dir)], None, [15.0, 50.0], ["noisy"])
+    run_matrix(p, tick=lambda: ticks.append(1))
+    assert len(ticks) == p.total_images() == 2 * 2 * 2
