@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from .config import (
     LEVEL_PARAM,
@@ -25,7 +26,9 @@ from .config import (
     NoNoise,
     PoissonNoise,
     TextNoise,
+    format_validation_error,
 )
+from .errors import UserError
 
 
 def _uniform_per_image(
@@ -251,7 +254,13 @@ _CONFIGS = {
 
 def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text | Identity:
     """For the CLI's ``--noise``: ``gaussian``, ``poisson``, ``text``, ``impulse`` or ``none``."""
-    return make_noise(_CONFIGS[name](**params))
+    if name not in _CONFIGS:
+        raise UserError(f"noise {name!r}: expected one of {', '.join(_CONFIGS)}")
+    try:
+        cfg = _CONFIGS[name](**params)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, params, f"noise {name}")) from None
+    return make_noise(cfg)
 
 
 def default_level(name: str, preset_noise: dict | None = None) -> float:
@@ -265,17 +274,14 @@ def default_level(name: str, preset_noise: dict | None = None) -> float:
 
 def noise_at_level(name: str, level: float) -> Gaussian | Poisson | Impulse | Text:
     """The validation noise ``name`` at strength ``level``; out of its range is a ``UserError``."""
-    from pydantic import ValidationError
-
-    from .errors import UserError
-
     param = LEVEL_PARAM.get(name)
     if param is None:
         raise UserError(f"--noise {name}: has no strength to set with --levels")
     try:
-        return noise_from_name(name, **{param: level})
+        cfg = _CONFIGS[name](**{param: level})
     except ValidationError as e:
         why = e.errors()[0]["msg"]
         raise UserError(
             f"--levels {level:g}: out of range for {name} {param.removeprefix('val_')} ({why})"
         ) from None
+    return make_noise(cfg)
