@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from .config import NOISE_TYPES, Device, Executor, Precision
+from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, Precision
+from .curves import XAxis
 from .errors import UserError
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -47,6 +48,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if v < 0 or v != v:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
     return v
 
 
@@ -159,6 +170,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
+
+    ev = sub.add_parser(
+        "evaluate", help="PSNR matrix: snapshots x data sets x noise levels, beside baselines"
+    )
+    ev.add_argument("target", metavar="SNAPSHOT|RUN_DIR")
+    ev.add_argument(
+        "--dataset-dir", dest="dataset_dirs", action="append", required=True, metavar="DIR"
+    )
+    ev.add_argument("--noise", choices=list(LEVEL_PARAM))
+    ev.add_argument("--levels", help="noise strengths, e.g. 15,25,50 (sigma on 0..255)")
+    ev.add_argument("--all-snapshots", action="store_true", help="every snapshot of the run")
+    ev.add_argument(
+        "--baselines", default="", help="classical denoisers to score too: noisy,nlm,bm3d"
+    )
+    ev.add_argument(
+        "--max-images", type=_positive_int, help="only the first N images of each folder, by name"
+    )
+    ev.add_argument("--seed", type=_seed, default=0)
+    ev.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
+    ev.add_argument("--json", action="store_true")
+
+    df = sub.add_parser("diff", help="the preset keys that differ between two runs")
+    df.add_argument("run_a")
+    df.add_argument("run_b")
+    df.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser(
+        "export", help="runs as CSV (every record), a plot of their curves, a Markdown table"
+    )
+    ex.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    ex.add_argument("--csv", metavar="FILE")
+    ex.add_argument("--plot", metavar="FILE.png|.svg")
+    ex.add_argument("--x", choices=get_args(XAxis), default="step", help="x axis of --plot")
+    ex.add_argument(
+        "--markdown", action="store_true", help="print the runs' best results as Markdown"
+    )
 
     sw = sub.add_parser(
         "sweep",
@@ -672,6 +719,80 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .device import resolve_device
+    from .evalmatrix import parse_levels, plan, resolve_snapshots, run_matrix, store
+    from .report import matrix_table, progress_on_stderr
+
+    run_dir, snapshots = resolve_snapshots(a.target, a.all_snapshots)
+    baselines = [b.strip() for b in a.baselines.split(",") if b.strip()]
+    p = plan(snapshots, a.dataset_dirs, a.noise, parse_levels(a.levels), baselines, a.max_images)
+    device = resolve_device(a.device)
+    with progress_on_stderr(p.total_images(), "evaluate") as tick:
+        m = run_matrix(p, device, a.seed, tick)
+    if run_dir is not None and not store(m, run_dir):
+        print(f"note: {run_dir} is still training; results not stored in it", file=sys.stderr)
+    if a.json:
+        print(json.dumps(m.to_json()))
+    else:
+        matrix_table(m)
+    return 0
+
+
+def _run_preset(path: str) -> dict:
+    from .config import read_preset_data
+    from .runs import resolve_run_dir
+
+    return read_preset_data(resolve_run_dir(path) / "preset.yaml")
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from .config import ABSENT, preset_diff, show_value
+
+    rows = preset_diff(_run_preset(a.run_a), _run_preset(a.run_b))
+    if a.json:
+        print(
+            json.dumps(
+                {
+                    "a": a.run_a,
+                    "b": a.run_b,
+                    "differ": [
+                        {
+                            "key": k,
+                            "a": None if va is ABSENT else va,
+                            "b": None if vb is ABSENT else vb,
+                        }
+                        for k, va, vb in rows
+                    ],
+                }
+            )
+        )
+        return 0
+    if not rows:
+        print("no preset keys differ")
+    for key, va, vb in rows:
+        print(f"{key}: {show_value(va)} -> {show_value(vb)}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .runexport import check_output_path, markdown, summaries, write_csv, write_plot
+
+    dirs, runs = summaries(a.run_dirs)
+    for path, what in ((a.csv, "the CSV file"), (a.plot, "the plot")):
+        if path:
+            check_output_path(path, what)  # refuse before writing anything
+    if a.csv:
+        print(f"CSV: {write_csv(dirs, a.csv)}", file=sys.stderr if a.markdown else sys.stdout)
+    if a.plot:
+        print(
+            f"plot: {write_plot(dirs, a.plot, a.x)}", file=sys.stderr if a.markdown else sys.stdout
+        )
+    if a.markdown or not (a.csv or a.plot):
+        sys.stdout.write(markdown(runs))
+    return 0
+
+
 def cmd_sweep(a: argparse.Namespace, argv: list[str]) -> int:
     from . import sweepcli
 
@@ -722,6 +843,9 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "replay": lambda: cmd_replay(a),
         "bench": lambda: cmd_bench(a),
         "export-tb": lambda: cmd_export_tb(a),
+        "evaluate": lambda: cmd_evaluate(a),
+        "diff": lambda: cmd_diff(a),
+        "export": lambda: cmd_export(a),
         "sweep": lambda: cmd_sweep(a, argv),
         "tag": lambda: cmd_tag(a),
         "note": lambda: cmd_note(a),

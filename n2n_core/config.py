@@ -151,6 +151,19 @@ class DataSpec:
         return self.text
 
 
+# The one validation key that sets each noise's strength: what `evaluate --levels` sweeps
+# (and so the noises `evaluate --noise` takes).
+LEVEL_PARAM = {
+    "gaussian": "val_sigma",
+    "poisson": "val_lam",
+    "text": "val_coverage",
+    "impulse": "val_p",
+}
+
+# What `n2n-core evaluate --baselines` can score beside the network.
+BaselineName = Literal["noisy", "nlm", "bm3d"]
+
+
 class DataConfig(_Strict):
     train: str = "builtin:photos"
     val: str | None = "builtin:photos-val"
@@ -659,3 +672,37 @@ def check_data_paths(preset: Preset) -> None:
 
 def dump_preset(preset: Preset) -> str:
     return yaml.safe_dump(preset.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+# ---------------------------------------------------------------------------
+# comparing presets
+
+ABSENT = object()  # a key one preset has and the other does not
+
+
+def flat_keys(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested sections flattened to dotted keys (``train.lr``), the form ``--set`` takes."""
+    if not isinstance(data, dict) or (prefix and not data):
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flat_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def show_value(value: Any) -> str:
+    """A preset value on one line, as ``diff`` shows it: JSON tells "1" from 1; absent says so."""
+    import json
+
+    return "(absent)" if value is ABSENT else json.dumps(value)
+
+
+def preset_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every key whose values differ, in key order."""
+    fa, fb = flat_keys(a), flat_keys(b)
+    keys = list(dict.fromkeys([*fa, *fb]))
+    return [
+        (k, fa.get(k, ABSENT), fb.get(k, ABSENT))
+        for k in keys
+        if fa.get(k, ABSENT) != fb.get(k, ABSENT)
+    ]
