@@ -971,3 +971,15 @@ def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
     for run in (d, z):
         assert n2n("replay", run, "--speed", "0", timeout=60).code == 0
         assert MetricsTail(run / "metrics.jsonl").read_new().items == []
+
+
+def test_set_override_with_an_alias_bomb_is_refused():
+    from n2n_core.config import apply_overrides
+
+    bomb = "[&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], " + ", ".join(
+        ["&c [*b,*b,*b,*b,*b,*b,*b,*b,*b]"] + ["*c"] * 40
+    )
+    with pytest.raises(UserError, match="--set .*alias"):
+        apply_overrides({}, ["description=" + bomb + "]"])
+    with pytest.raises(UserError, match="--set .*nested"):
+        apply_overrides({}, ["description=" + "[" * 200 + "]" * 200])
