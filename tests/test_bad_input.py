@@ -983,3 +983,19 @@ def test_set_override_with_an_alias_bomb_is_refused():
         apply_overrides({}, ["description=" + bomb + "]"])
     with pytest.raises(UserError, match="--set .*nested"):
         apply_overrides({}, ["description=" + "[" * 200 + "]" * 200])
+
+
+def test_hostile_preset_in_a_run_folder_does_not_hang_a_filtered_listing(tmp_path):
+    import os
+
+    res = tmp_path / "results"
+    for i, kind in enumerate(("fifo", "alias-bomb", "duplicate-top-key")):
+        d = res / f"{i:05d}-{kind}"
+        d.mkdir(parents=True)
+        p, _ = make_bad_preset(kind, tmp_path)
+        os.replace(p, d / "preset.yaml")
+    (res / "00009-dev").mkdir()
+    (res / "00009-dev" / "preset.yaml").symlink_to("/dev/zero")
+    r = n2n("runs", "--results-dir", res, "--where", "train.steps=1", "--json", timeout=60)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["runs"] == []
