@@ -283,6 +283,11 @@ class Progress:
     reason: str = ""
 
 
+def due(every: int, step: int) -> bool:
+    """Whether a periodic action (``every`` steps; 0: never) falls on ``step``."""
+    return bool(every and step % every == 0)
+
+
 def train_loop(
     p: StepParts,
     net: torch.nn.Module,
@@ -296,7 +301,6 @@ def train_loop(
     """Train from ``start`` to ``train.steps``; the final status. ``out`` is rank 0's writes."""
     t = preset.train
     task, device = p.task, p.device
-    due = lambda every, step: bool(every and step % every == 0)  # noqa: E731
     net.train()
     if out:
         out.con.start_progress(t.steps, start)

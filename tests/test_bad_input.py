@@ -999,3 +999,16 @@ def test_hostile_preset_in_a_run_folder_does_not_hang_a_filtered_listing(tmp_pat
     r = n2n("runs", "--results-dir", res, "--where", "train.steps=1", "--json", timeout=60)
     assert r.code == 0, r.err
     assert json.loads(r.out)["runs"] == []
+
+
+def test_run_flags_fill_an_empty_runtime_section(make_preset, tmp_path):
+    """`runtime:` left empty plus --device works as `--set runtime.device=` does (issue 12)."""
+    import yaml
+
+    p = make_preset()
+    data = yaml.safe_load(p.read_text())
+    data["runtime"] = None
+    data["train"]["steps"] = 0  # stops at validation, past the flags, without training
+    p.write_text(yaml.safe_dump(data))
+    r = n2n("run", p, "--device", "cpu", "--precision", "fp32", "--results-dir", tmp_path / "r")
+    assert_user_error(r, "train.steps")
