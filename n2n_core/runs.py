@@ -201,7 +201,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def drop_metrics_after(path: str | Path, step: int) -> int:
-    """Remove train/val records past ``step`` (work lost in a crash); returns how many.
+    """Remove train/val/sys records past ``step`` (work lost in a crash); returns how many.
 
     Resuming from the snapshot at ``step`` redoes those steps, so their old records
     would otherwise appear twice. Events are kept: they are the run's history.
@@ -213,7 +213,7 @@ def drop_metrics_after(path: str | Path, step: int) -> int:
     keep, dropped = [], 0
     for rec in read_metrics(p):
         s = rec.get("step")
-        if rec.get("kind") in ("train", "val") and isinstance(s, int) and s > step:
+        if rec.get("kind") in ("train", "val", "sys") and isinstance(s, int) and s > step:
             dropped += 1
             continue
         keep.append(rec)

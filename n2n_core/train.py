@@ -46,6 +46,7 @@ from .snapshots import (
     save_snapshot,
     snapshot_name,
 )
+from .sysmon import SysMonitor, gather_record
 from .task import make_task
 
 ADAM_BETAS = (0.9, 0.99)
@@ -142,6 +143,9 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
+    dev_index = (device.index or 0) if device.type in ("cuda", "npu") else None
+    mon = SysMonitor(d.rank, device.type, dev_index, rt.sys_every)
+    mon.start()
     tb = None
     status, exit_code = "failed", 1
     try:
@@ -193,7 +197,9 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             )
             writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")
 
-        run = Training(preset, task, model, net, optimizer, scaler, amp_dtype, device, d, run_dir)
+        run = Training(
+            preset, task, model, net, optimizer, scaler, amp_dtype, device, d, run_dir, mon
+        )
         status = _loop(run, start, writer, con, stop, tb)
         exit_code = 0 if status in ("finished", "stopped") else 1
         return status
@@ -208,6 +214,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             writer.event(0, f"crashed: {e.__class__.__name__}: {e}", level="error")
         raise
     finally:
+        mon.close()
         stop.uninstall()
         if d.is_main:
             update_run_json(run_dir, status=status, ended=time.time(), exit_code=exit_code)
@@ -243,12 +250,13 @@ class Training:
     device: torch.device
     d: Dist
     run_dir: Path
+    mon: SysMonitor
 
 
 def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb=None) -> str:
     preset, task, model, net = run.preset, run.task, run.model, run.net
     optimizer, scaler, amp_dtype = run.optimizer, run.scaler, run.amp_dtype
-    device, d, run_dir = run.device, run.d, run.run_dir
+    device, d, run_dir, mon = run.device, run.d, run.run_dir, run.mon
     t = preset.train
     snap_dir = run_dir / "snapshots"
     samples_dir = run_dir / "samples"
@@ -330,7 +338,9 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
             g["lr"] = lr
         _set_beta1(optimizer, task.adam_beta1(step))
 
+        mon.step_begin()
         inp, target = task.make_batch(step)
+        mon.data_ready()
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             pred = task.forward(model, inp)
         loss = task.loss(pred, target, step)
@@ -352,14 +362,14 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
             or bool(t.snapshot_every and step % t.snapshot_every == 0)
         )
         if boundary:
-            stats = torch.stack(
-                [loss_sum / max(n_sum, 1), torch.tensor(float(stop.requested), device=device)]
-            )
+            flags = torch.tensor([float(stop.requested), float(mon.due())], device=device)
+            stats = torch.cat([(loss_sum / max(n_sum, 1)).reshape(1), flags])
             if d.world_size > 1:
                 dist.all_reduce(stats)
                 stats[0] /= d.world_size
             mean_loss = float(stats[0])
             stop_now = float(stats[1]) > 0
+            sys_now = float(stats[2]) > 0  # any rank has a fresh sample: all gather now
             now = time.perf_counter()
             ms = (now - t_last) * 1000.0 / max(steps_timed, 1)
             ms_avg = ms if ms_avg is None else 0.9 * ms_avg + 0.1 * ms
@@ -389,6 +399,10 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
                         style="red",
                     )
                 return "failed"
+            if sys_now:
+                sys_rec = gather_record(mon, step, d.world_size, device)
+                if sys_rec is not None:
+                    writer.write(sys_rec.to_json())
             if d.is_main:
                 writer.write(
                     {
@@ -439,6 +453,7 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
             dist.barrier()
         if paused:  # ms/step measures training only, not validation or snapshot I/O
             t_last = time.perf_counter()
+            mon.pause()
 
     run_validation(step)
     if d.is_main:
