@@ -26,6 +26,25 @@ from .errors import UserError
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 STATUSES = ("running", "finished", "failed", "stopped")
+# Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
+SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
+
+
+def sample_tag(step: int) -> str:
+    return f"step-{step:08d}-"
+
+
+def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
+    """(path, step, image name) of the sample strips in a folder, by step then name."""
+    d = Path(samples_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = SAMPLE_RE.match(p.name)
+        if m:
+            out.append((p, int(m.group(1)), m.group(2)))
+    return sorted(out, key=lambda t: (t[1], t[2]))
 
 
 # ---------------------------------------------------------------------------

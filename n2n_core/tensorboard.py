@@ -10,15 +10,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .runs import sample_files
 
 TB_DIR = "tensorboard"
-SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
 INSTALL_HINT = "install it with: pip install 'n2n[tensorboard]' (or pip install tensorboard)"
 
 
@@ -70,19 +69,6 @@ class TBWriter:
 
     def close(self) -> None:
         self._w.close()
-
-
-def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
-    """(path, step, image name) of the sample strips in a folder, by step then name."""
-    d = Path(samples_dir)
-    if not d.is_dir():
-        return []
-    out = []
-    for p in d.iterdir():
-        m = SAMPLE_RE.match(p.name)
-        if m:
-            out.append((p, int(m.group(1)), m.group(2)))
-    return sorted(out, key=lambda t: (t[1], t[2]))
 
 
 def _read_png(path: Path) -> np.ndarray:

@@ -38,7 +38,14 @@ from .device import (
 from .errors import UserError
 from .evaluate import torch_runner
 from .network import UNet
-from .runs import MetricsWriter, drop_metrics_after, read_run_json, update_run_json, write_run_json
+from .runs import (
+    MetricsWriter,
+    drop_metrics_after,
+    read_run_json,
+    sample_tag,
+    update_run_json,
+    write_run_json,
+)
 from .snapshots import (
     list_snapshots,
     read_snapshot,
@@ -286,7 +293,7 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
         res = task.validate(
             torch_runner(net, device, preset.runtime.channels_last),
             samples_dir,
-            f"step-{step:08d}-",
+            sample_tag(step),
         )
         net.train()
         if res is None:

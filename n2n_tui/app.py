@@ -43,8 +43,14 @@ class N2NApp(App):
         speed: float = 1.0,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
+        images: str | None = None,
     ):
         super().__init__()
+        from .images import mode_from_env
+
+        # main() detects the terminal before the app starts; tests and embedders
+        # get half-blocks unless N2N_IMAGES says otherwise.
+        self.image_mode = images or mode_from_env() or "halfblock"
         self.results_dir = Path(results_dir)
         self.presets_dir = Path(presets_dir)
         self.replay_dir = Path(replay) if replay else None
@@ -161,20 +167,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed < 0:
         print("error: --speed must be >= 0", file=sys.stderr)
         return 2
-    if args.replay:
-        from n2n_core.errors import UserError
-        from n2n_core.runs import resolve_run_dir
+    from n2n_core.errors import UserError
 
-        try:
+    from .images import detect_mode, mode_from_env
+
+    try:
+        if args.replay:
+            from n2n_core.runs import resolve_run_dir
+
             resolve_run_dir(args.replay)
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        forced = mode_from_env()
+        detected = detect_mode() if forced != "off" else "off"
+        images = forced or detected
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     app = N2NApp(
         results_dir=args.results_dir,
         presets_dir=args.presets_dir,
         replay=args.replay,
         speed=args.speed,
+        images=images,
     )
     app.run()
     return 0

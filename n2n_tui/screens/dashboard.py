@@ -10,6 +10,7 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Log
 from textual.worker import get_current_worker
 
@@ -21,6 +22,7 @@ from ..replay import ReplayPlayer
 from ..runindex import is_local, run_row
 from ..widgets.common import ConfirmModal, ErrorModal
 from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues
+from ..widgets.images import SamplePanel
 from .base import BaseScreen
 
 REDRAW_S = 0.25
@@ -49,6 +51,9 @@ class DashboardScreen(BaseScreen):
             "plus,equals_sign", "speed(2)", "Faster", show=False, key_display="+", priority=True
         ),
         Binding("minus", "speed(0.5)", "Slower", show=False, priority=True, key_display="-"),
+        Binding("left_square_bracket", "samples(-1)", "Older sample", show=False),
+        Binding("right_square_bracket", "samples(1)", "Newer sample", show=False),
+        Binding("p", "pictures", "Pictures"),
     ]
 
     def __init__(self, run_dir: str | Path, replay_speed: float | None = None):
@@ -78,7 +83,9 @@ class DashboardScreen(BaseScreen):
         log = Log(id="dash-log", max_lines=400, auto_scroll=True)
         log.border_title = "events" if self.replay else "log.txt"
         log.can_focus = False
-        yield log
+        with Horizontal(id="dash-bottom"):
+            yield log
+            yield SamplePanel(self.run_dir, id="dash-samples")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -93,6 +100,8 @@ class DashboardScreen(BaseScreen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
+        if action == "pictures":
+            return self.query_one(SamplePanel).display
         if action in replay_only:
             return self.replay is not None
         if action in {"stop", "resume"}:
@@ -140,6 +149,7 @@ class DashboardScreen(BaseScreen):
 
     def redraw(self) -> None:
         feed = self.feed
+        self.query_one(SamplePanel).poll(feed.values.step if self.replay else None)
         info_key = (self.status, self.info.get("ended"), self.info.get("exit_code"))
         replay_key = None
         if self.replay:
@@ -258,6 +268,13 @@ class DashboardScreen(BaseScreen):
                     tail_text(out),
                 ),
             )
+
+    def action_samples(self, delta: int) -> None:
+        self.query_one(SamplePanel).step_through(delta)
+
+    def action_pictures(self) -> None:
+        """The sample strip over the whole body, or back beside the log."""
+        self.toggle_class("-pictures")
 
     def action_pause(self) -> None:
         if self.replay:
