@@ -84,3 +84,14 @@ def sample_steps(samples_dir: Path) -> dict[int, list[Path]]:
     for path, step, _ in files:
         out.setdefault(step, []).append(path)
     return out
+
+
+def crop_box(
+    image: tuple[int, int], view: tuple[int, int], center: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    """The ``view``-sized box (pixels) around ``center``, kept inside ``image``: (x0, y0, x1, y1)."""
+    (iw, ih), (vw, vh) = image, view
+    vw, vh = max(1, min(vw, iw)), max(1, min(vh, ih))
+    x0 = int(min(max(round(center[0] - vw / 2), 0), iw - vw))
+    y0 = int(min(max(round(center[1] - vh / 2), 0), ih - vh))
+    return x0, y0, x0 + vw, y0 + vh

@@ -23,10 +23,15 @@ from .base import BaseScreen
 class CompareScreen(BaseScreen):
     """Overlaid validation PSNR of several runs (running ones keep growing)."""
 
-    HELP = "Validation PSNR of the marked runs against step, one colour per run."
+    HELP = (
+        "Validation PSNR of the marked runs against step, one colour per run; the "
+        "system metrics of runs that recorded them. p denoises one image with each "
+        "run's newest snapshot and shows them side by side, the same crop in each."
+    )
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("i", "toggle_input", "Input PSNR"),
+        Binding("p", "pictures", "Pictures"),
     ]
 
     def __init__(self, run_dirs: list[Path]):
@@ -34,6 +39,7 @@ class CompareScreen(BaseScreen):
         self.run_dirs = [Path(p) for p in run_dirs]
         self.feeds = [RunFeed(capacity=1024) for _ in self.run_dirs]
         self.show_input = False
+        self.last_image = ""
         self._drawn: tuple = ()
         self._halt = threading.Event()
 
@@ -120,6 +126,51 @@ class CompareScreen(BaseScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_pictures(self) -> None:
+        from ..snapshots import newest_snapshot
+        from ..widgets.common import PathModal
+
+        snaps = [(p, newest_snapshot(p)) for p in self.run_dirs]
+        missing = [p.name for p, s in snaps if s is None]
+        if missing:
+            self.notify(f"no snapshot yet in {', '.join(missing)}", title="Pictures")
+            return
+
+        def chosen(path: Path | None) -> None:
+            if path and not path.is_dir():
+                self.last_image = str(path)
+                self.denoise(path, [(p, s.path) for p, s in snaps])
+            elif path:
+                self.notify("choose one image, not a folder", title="Pictures")
+
+        self.app.push_screen(
+            PathModal(
+                "Denoise with each run",
+                "Image to denoise with every run's newest snapshot (written to each run's samples/).",
+                self.last_image,
+            ),
+            chosen,
+        )
+
+    @work(thread=True, exclusive=True, group="cmp-pictures", exit_on_error=False, name="infer")
+    def denoise(self, image: Path, runs: list[tuple[Path, Path]]) -> None:
+        from ..snapshots import denoise_each, infer_out
+        from .pictures import PicturesScreen
+
+        jobs = [(snap, infer_out(run, image, snap)) for run, snap in runs]
+        error = denoise_each(image, jobs)
+        if error:
+            self.app.call_from_thread(self.notify, error, title="Pictures", severity="error")
+            return
+        items = [(f"input · {image.name}", image)]
+        items += [
+            (f"{run.name} · {snap.name}", out)
+            for (run, _), (snap, out) in zip(runs, jobs, strict=True)
+        ]
+        self.app.call_from_thread(
+            self.app.push_screen, PicturesScreen(f"{image} denoised by each run", items)
+        )
 
     def action_toggle_input(self) -> None:
         self.show_input = not self.show_input
