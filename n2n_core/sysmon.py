@@ -91,6 +91,57 @@ class SysRecord:
         return cls(step=step, time=float(t), ranks=tuple(out))
 
 
+@dataclass(frozen=True)
+class SysSummary:
+    """What one glance needs from a sys record: the busiest, fullest, hottest, slowest."""
+
+    ranks: int
+    devices: int
+    util_pct: float | None  # mean over devices
+    mem_used_mb: float | None  # the fullest device
+    mem_total_mb: float | None
+    temp_c: float | None  # the hottest
+    power_w: float | None  # all devices together
+    data_wait: float | None  # the rank that waits most
+    slowest_rank: int | None
+    slowest_ms: float | None
+    fastest_ms: float | None
+    rss_mb: float | None  # the largest process
+    cpu_pct: float | None  # the busiest machine
+
+
+def summarize_sys(rec: SysRecord) -> SysSummary:
+    devs = [dv for r in rec.ranks for dv in r.devices]
+
+    def vals(xs) -> list[float]:
+        return [x for x in xs if x is not None]
+
+    util = vals(dv.util_pct for dv in devs)
+    fullest = max(
+        (dv for dv in devs if dv.mem_used_mb is not None),
+        key=lambda dv: dv.mem_used_mb / (dv.mem_total_mb or dv.mem_used_mb or 1),
+        default=None,
+    )
+    power = vals(dv.power_w for dv in devs)
+    timed = [r for r in rec.ranks if r.ms_per_step is not None]
+    slowest = max(timed, key=lambda r: r.ms_per_step, default=None)
+    return SysSummary(
+        ranks=len(rec.ranks),
+        devices=len(devs),
+        util_pct=sum(util) / len(util) if util else None,
+        mem_used_mb=fullest.mem_used_mb if fullest else None,
+        mem_total_mb=fullest.mem_total_mb if fullest else None,
+        temp_c=max(vals(dv.temp_c for dv in devs), default=None),
+        power_w=sum(power) if power else None,
+        data_wait=max(vals(r.data_wait for r in rec.ranks), default=None),
+        slowest_rank=slowest.rank if slowest else None,
+        slowest_ms=slowest.ms_per_step if slowest else None,
+        fastest_ms=min((r.ms_per_step for r in timed), default=None),
+        rss_mb=max(vals(r.rss_mb for r in rec.ranks), default=None),
+        cpu_pct=max(vals(r.cpu_pct for r in rec.ranks), default=None),
+    )
+
+
 def _is_num(v: Any) -> bool:
     return (type(v) is float or type(v) is int) and math.isfinite(v)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from n2n_core.runs import MetricsTail, parse_metric_line
+from n2n_core.sysmon import SysRecord
 
 from .series import Series
 
@@ -39,6 +40,7 @@ class FeedValues:
     last_time: float | None = None
     records: int = 0
     val_records: int = 0
+    sys: SysRecord | None = None  # the newest system/accelerator sample
     events: list[str] = field(default_factory=list)
 
 
@@ -116,6 +118,11 @@ class RunFeed:
                     d = rec.get("dataset")
                     if isinstance(d, str):
                         v.dataset = d
+                elif kind == "sys":
+                    sys_rec = SysRecord.from_json(rec)
+                    if sys_rec is None:
+                        continue
+                    v.sys = sys_rec
                 elif kind == "event":
                     level = rec.get("level", "info")
                     self.events.append(f"{s:>8} {level:<5} {rec.get('msg', '')}")

@@ -12,12 +12,26 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
+from n2n_core.sysmon import SysRecord, summarize_sys
+
 from .. import formatting as fmt
 from ..feed import MetricsFollower, RunFeed
 from ..widgets.charts import Chart, ChartLegend, Line
 from ..widgets.charts.chart import ROLES, theme_colour
 from ..widgets.common import RunsTable
+from ..widgets.dashboard.system import pct
 from .base import BaseScreen
+
+
+def sys_cells(rec: SysRecord | None) -> tuple[str, str, str]:
+    """Mean device utilisation, the longest data wait, the slowest rank's ms/step."""
+    if rec is None:
+        return fmt.DASH, fmt.DASH, fmt.DASH
+    s = summarize_sys(rec)
+    slowest = fmt.DASH
+    if s.slowest_rank is not None:
+        slowest = f"{fmt.ms(s.slowest_ms)} ms (r{s.slowest_rank})"
+    return pct(s.util_pct), pct(s.data_wait, 100), slowest
 
 
 class CompareScreen(BaseScreen):
@@ -62,6 +76,9 @@ class CompareScreen(BaseScreen):
             ("Last", 7),
             ("Input", 7),
             ("Step", 9),
+            ("Util", 5),
+            ("Wait", 5),
+            ("Slowest", 15),
         ):
             table.add_column(label, width=width, key=label or "colour")
         self.follow()
@@ -117,6 +134,7 @@ class CompareScreen(BaseScreen):
                         fmt.psnr(v.psnr),
                         fmt.psnr(v.input_psnr),
                         fmt.count(v.step),
+                        *sys_cells(v.sys),
                     ),
                 )
             )

@@ -21,7 +21,7 @@ from ..procs import launch_log_path, start_detached, stop_run, tail_text
 from ..replay import ReplayPlayer
 from ..runindex import is_local, run_row
 from ..widgets.common import ConfirmModal, ErrorModal
-from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues
+from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues, SysLine, SysTable
 from ..widgets.images import SamplePanel
 from .base import BaseScreen
 
@@ -54,6 +54,7 @@ class DashboardScreen(BaseScreen):
         Binding("left_square_bracket", "samples(-1)", "Older sample", show=False),
         Binding("right_square_bracket", "samples(1)", "Newer sample", show=False),
         Binding("p", "pictures", "Pictures"),
+        Binding("m", "machine", "Machine"),
     ]
 
     def __init__(self, run_dir: str | Path, replay_speed: float | None = None):
@@ -77,6 +78,7 @@ class DashboardScreen(BaseScreen):
         yield Header()
         yield RunHeader(id="dash-header")
         yield RunValues(id="dash-values")
+        yield SysLine(id="dash-sys")
         if self.replay:
             yield ReplayBar(id="dash-replay")
         yield MetricCharts(id="dash-charts")
@@ -86,6 +88,7 @@ class DashboardScreen(BaseScreen):
         with Horizontal(id="dash-bottom"):
             yield log
             yield SamplePanel(self.run_dir, id="dash-samples")
+            yield SysTable(id="dash-machine")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -101,7 +104,9 @@ class DashboardScreen(BaseScreen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
         if action == "pictures":
-            return self.query_one(SamplePanel).display
+            return self.query_one(SamplePanel).has_samples
+        if action == "machine":
+            return self.query_one(SysLine).display
         if action in replay_only:
             return self.replay is not None
         if action in {"stop", "resume"}:
@@ -169,6 +174,8 @@ class DashboardScreen(BaseScreen):
                 self.run_dir.name, self.status, self.info, v, now, note=self._note
             )
             self.query_one(RunValues).show(v)
+            self.query_one(SysLine).show(v.sys)
+            self.query_one(SysTable).show(v.sys)
             self.query_one(MetricCharts).draw(feed, total)
             if self.replay:
                 r = self.replay
@@ -274,7 +281,13 @@ class DashboardScreen(BaseScreen):
 
     def action_pictures(self) -> None:
         """The sample strip over the whole body, or back beside the log."""
+        self.remove_class("-machine")
         self.toggle_class("-pictures")
+
+    def action_machine(self) -> None:
+        """Every rank's system numbers in place of the log."""
+        self.remove_class("-pictures")
+        self.toggle_class("-machine")
 
     def action_pause(self) -> None:
         if self.replay:

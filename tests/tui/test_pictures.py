@@ -26,7 +26,7 @@ def sampled(results: Path) -> Path:
 
 async def _replayed(pilot) -> None:
     await wait_for(pilot, lambda: pilot.app.screen.replay.done)
-    await wait_for(pilot, lambda: pilot.app.screen.query_one(SamplePanel).display)
+    await wait_for(pilot, lambda: pilot.app.screen.query_one(SamplePanel).has_samples)
     await pilot.pause(0.4)
 
 
@@ -60,7 +60,7 @@ async def test_replay_shows_only_samples_up_to_its_position(make_app, sampled):
         panel.poll(2500)
         assert panel.steps == [1000, 2000] and panel.current == 2000
         panel.poll(500)
-        assert not panel.display
+        assert not panel.has_samples
 
 
 def test_crop_box_stays_inside_the_image():
@@ -116,3 +116,42 @@ def test_n2n_images_is_checked(monkeypatch, capsys):
     assert main([]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: N2N_IMAGES=ascii-art: expected one of halfblock, sixel, kitty, off"]
+
+
+async def test_dashboard_reads_sys_records_of_two_ranks_on_two_devices(make_app, sampled):
+    from tui_helpers import text_of
+
+    from n2n_tui.widgets.dashboard import SysLine, SysTable
+
+    app = make_app(replay=sampled, speed=0, images="off")
+    async with app.run_test(size=SIZE) as pilot:
+        await _replayed(pilot)
+        v = app.screen.feed.copy_values()
+        assert v.sys is not None and v.sys.step == 3000
+        assert [(r.rank, r.devices[0].index) for r in v.sys.ranks] == [(0, 0), (1, 1)]
+        line = text_of(app.screen.query_one(SysLine))
+        assert "GPU×2 88%" in line and "slowest rank 1 38.9 ms" in line and "wait 19%" in line
+        await pilot.press("m")
+        assert app.screen.has_class("-machine")
+        table = app.screen.query_one(SysTable).table
+        rows = [list(col.cells) for col in table.columns]
+        assert rows[0] == ["0", "1"] and rows[5] == ["GPU 0", "GPU 1"]
+        assert rows[9] == ["402 W", "342 W"]
+
+
+async def test_compare_shows_each_runs_system_numbers(make_app, sampled):
+    from n2n_tui.screens.compare import CompareScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        app.push_screen(CompareScreen([sampled, Path("results/00000-gauss-baseline")]))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.feeds[0].copy_values().sys is not None)
+        await pilot.pause(0.6)
+        from n2n_tui.widgets.common import RunsTable
+
+        table = screen.query_one(RunsTable)
+        first = table.get_row(RUN)
+        assert [str(c) for c in first[-3:]] == ["88%", "19%", "38.9 ms (r1)"]
+        assert [str(c) for c in table.get_row("00000-gauss-baseline")[-3:]] == ["—"] * 3

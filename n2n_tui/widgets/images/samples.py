@@ -17,6 +17,10 @@ class SamplePanel(Picture):
     Hidden while the run has no samples, so runs without validation look as before.
     """
 
+    DEFAULT_CSS = """
+    SamplePanel.-empty { display: none; }
+    """
+
     def __init__(self, run_dir: str | Path, **kwargs) -> None:
         super().__init__("samples", **kwargs)
         self.samples_dir = Path(run_dir) / "samples"
@@ -28,8 +32,12 @@ class SamplePanel(Picture):
         self._scanned = 0.0
 
     def on_mount(self) -> None:
-        self.display = False
+        self.add_class("-empty")
         super().on_mount()
+
+    @property
+    def has_samples(self) -> bool:
+        return not self.has_class("-empty")
 
     def poll(self, upto_step: int | None = None, force: bool = False) -> None:
         """Rescan (at most once a second) and show; ``upto_step`` hides later ones (replay)."""
@@ -61,9 +69,10 @@ class SamplePanel(Picture):
 
     def _draw(self) -> None:
         step = self.current
-        if self.display != (step is not None):
-            self.display = step is not None
-            self.screen.set_class(self.display, "-samples")
+        if self.has_samples != (step is not None):
+            # A class, not an inline style, so that the screen's CSS can still hide it.
+            self.set_class(step is None, "-empty")
+            self.screen.set_class(step is not None, "-samples")
             self.screen.refresh_bindings()  # the screen offers keys only while there are samples
         if step is None:
             return
