@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.signal import Signal
 from textual.worker import Worker
 
+from .alerts import Alert, AlertWatch
 from .procs import Started
 from .runindex import RunIndex, RunRow
 
@@ -63,6 +64,7 @@ class N2NApp(App):
         self.children_started: list[Started] = []
         self._wake = threading.Event()
         self._index = RunIndex(self.results_dir)
+        self._alerts = AlertWatch()
 
     # -- screens -------------------------------------------------------------
 
@@ -111,6 +113,8 @@ class N2NApp(App):
             if rows != last:
                 last = rows
                 self.call_from_thread(self._publish_rows, rows)
+                for alert in self._alerts.update(rows):
+                    self.call_from_thread(self.alert, alert)
             if not self._index.pending:
                 self._wake.wait(self.poll_interval)
             self._wake.clear()
@@ -119,6 +123,14 @@ class N2NApp(App):
         self.rows = rows
         self.rows_loaded = True
         self.runs_changed.publish(rows)
+
+    def alert(self, alert: Alert) -> None:
+        """A toast on whatever screen is showing, and the terminal bell."""
+        # The message quotes run names and engine errors: text, never markup.
+        self.notify(
+            alert.message, title=alert.title, severity=alert.severity, timeout=12, markup=False
+        )
+        self.bell()
 
     def _reap_children(self) -> None:
         # Children we started are waited for, so they never linger as zombies
