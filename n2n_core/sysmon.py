@@ -23,72 +23,13 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
+
+from .records import DeviceStats, RankStats, SysRecord
 
 MB = 1024.0 * 1024.0
 NPU_SMI_TIMEOUT_S = 5.0
-
-
-# ---------------------------------------------------------------------------
-# the record
-
-
-@dataclass(frozen=True)
-class DeviceStats:
-    """One accelerator as seen by the rank that owns it (absent sensors are None)."""
-
-    index: int
-    type: str
-    util_pct: float | None = None
-    mem_used_mb: float | None = None
-    mem_total_mb: float | None = None
-    temp_c: float | None = None
-    power_w: float | None = None
-
-
-@dataclass(frozen=True)
-class RankStats:
-    """One rank's process and machine, its data wait and its own ms/step."""
-
-    rank: int
-    cpu_pct: float | None = None
-    rss_mb: float | None = None
-    ram_used_mb: float | None = None
-    ram_total_mb: float | None = None
-    data_wait: float | None = None  # fraction of step time spent making the batch
-    ms_per_step: float | None = None
-    devices: tuple[DeviceStats, ...] = ()
-
-
-@dataclass(frozen=True)
-class SysRecord:
-    """``{"kind": "sys", "step", "time", "ranks": [...]}`` — every rank at one log step."""
-
-    step: int
-    time: float
-    ranks: tuple[RankStats, ...] = field(default_factory=tuple)
-    kind: str = "sys"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": "sys",
-            "step": self.step,
-            "time": self.time,
-            "ranks": [_rank_json(r) for r in self.ranks],
-        }
-
-    @classmethod
-    def from_json(cls, rec: dict[str, Any]) -> SysRecord | None:
-        """The record, or None when ``rec`` is not a well-formed sys record."""
-        step, t, ranks = rec.get("step"), rec.get("time"), rec.get("ranks")
-        if type(step) is not int or not _is_num(t) or not isinstance(ranks, list):
-            return None
-        out = []
-        for r in ranks:
-            if isinstance(r, dict) and type(r.get("rank")) is int:
-                out.append(_rank_from_json(r))
-        return cls(step=step, time=float(t), ranks=tuple(out))
 
 
 @dataclass(frozen=True)
@@ -140,45 +81,6 @@ def summarize_sys(rec: SysRecord) -> SysSummary:
         rss_mb=max(vals(r.rss_mb for r in rec.ranks), default=None),
         cpu_pct=max(vals(r.cpu_pct for r in rec.ranks), default=None),
     )
-
-
-def _is_num(v: Any) -> bool:
-    return (type(v) is float or type(v) is int) and math.isfinite(v)
-
-
-def _rank_json(r: RankStats) -> dict[str, Any]:
-    out: dict[str, Any] = {"rank": r.rank}
-    for f in fields(RankStats):
-        v = getattr(r, f.name)
-        if f.name not in ("rank", "devices") and v is not None:
-            out[f.name] = round(v, 4)
-    out["devices"] = [
-        {
-            k: (round(v, 2) if isinstance(v, float) else v)
-            for k, v in ((f.name, getattr(dv, f.name)) for f in fields(DeviceStats))
-            if v is not None
-        }
-        for dv in r.devices
-    ]
-    return out
-
-
-def _rank_from_json(r: dict[str, Any]) -> RankStats:
-    nums = {
-        f.name: float(r[f.name])
-        for f in fields(RankStats)
-        if f.name not in ("rank", "devices") and _is_num(r.get(f.name))
-    }
-    devices = []
-    for dv in r.get("devices") or ():
-        if isinstance(dv, dict) and type(dv.get("index")) is int:
-            dn = {
-                f.name: float(dv[f.name])
-                for f in fields(DeviceStats)
-                if f.name not in ("index", "type") and _is_num(dv.get(f.name))
-            }
-            devices.append(DeviceStats(index=dv["index"], type=str(dv.get("type", "?")), **dn))
-    return RankStats(rank=r["rank"], devices=tuple(devices), **nums)
 
 
 # ---------------------------------------------------------------------------
@@ -464,14 +366,14 @@ class SysMonitor:
         )
 
 
-def gather_record(mon: SysMonitor, step: int, world_size: int, device) -> SysRecord | None:
-    """Every rank's :meth:`SysMonitor.take` at ``step``; the record on rank 0, None elsewhere.
+def gather_ranks(mon: SysMonitor, world_size: int, device) -> tuple[RankStats, ...] | None:
+    """Every rank's :meth:`SysMonitor.take`, on rank 0 (None on the others).
 
     Called by all ranks at the same step (they agreed through the log step's all_reduce).
     """
     mine = mon.take()
     if world_size <= 1:
-        return SysRecord(step=step, time=time.time(), ranks=(mine,))
+        return (mine,)
     import torch
     import torch.distributed as dist
 
@@ -480,5 +382,4 @@ def gather_record(mon: SysMonitor, step: int, world_size: int, device) -> SysRec
     dist.all_gather(parts, vec)
     if mon.rank != 0:
         return None
-    ranks = tuple(from_vector(r, p.tolist(), mon.device_type) for r, p in enumerate(parts))
-    return SysRecord(step=step, time=time.time(), ranks=ranks)
+    return tuple(from_vector(r, p.tolist(), mon.device_type) for r, p in enumerate(parts))

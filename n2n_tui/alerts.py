@@ -12,11 +12,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from n2n_core.runs import parse_metric_line
+from n2n_core.records import EventRecord, parse_lines
+from n2n_core.runinfo import RunInfo
+from n2n_core.runs import RunSummary
 
 from . import formatting as fmt
-from .runindex import RunRow
 
 TAIL_BYTES = 64 * 1024
 ENDED = ("finished", "failed", "stopped", "interrupted")
@@ -36,23 +38,29 @@ def last_error(run_dir: Path) -> str | None:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - TAIL_BYTES))
-            lines = f.read().split(b"\n")
+            lines = f.read().split(b"\n")[1:]  # the first may be cut in half
     except OSError:
         return None
-    for line in reversed(lines):
-        rec = parse_metric_line(line) if line.strip() else None
-        if rec and rec.get("kind") == "event" and rec.get("level") == "error":
-            msg = rec.get("msg")
-            return msg if isinstance(msg, str) else None
+    for rec in reversed(parse_lines(lines)):
+        if type(rec) is EventRecord and rec.level == "error":
+            return rec.msg
     return None
 
 
-def describe(row: RunRow) -> Alert:
+def _info(info: RunInfo | None, name: str) -> Any:
+    """A run.json field, also one this version's model keeps only in ``extra`` (sweeps)."""
+    if info is None:
+        return None
+    value = getattr(info, name, None)
+    return value if value is not None else info.extra.get(name)
+
+
+def describe(row: RunSummary) -> Alert:
     """The alert for a run that has just ended."""
     where = row.name
-    sweep = row.info.get("sweep")
+    sweep = _info(row.info, "sweep")
     if sweep:
-        params = row.info.get("params")
+        params = _info(row.info, "params")
         shown = ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else ""
         where = f"sweep {sweep} point {row.name}" + (f" ({shown})" if shown else "")
     step = f"step {row.step:,}"
@@ -78,15 +86,15 @@ class AlertWatch:
     def __init__(self) -> None:
         self._status: dict[str, str] | None = None
 
-    def update(self, rows: Iterable[RunRow]) -> list[Alert]:
+    def update(self, rows: Iterable[RunSummary]) -> list[Alert]:
         rows = list(rows)
         before = self._status
-        self._status = {r.key: r.status for r in rows}
+        self._status = {r.path.name: r.status for r in rows}
         if before is None:
             return []
         out = []
         for r in rows:
-            old = before.get(r.key)
+            old = before.get(r.path.name)
             # A run new since the last scan that has already ended failed fast (or
             # finished quickly): it counts too.
             if r.status in ENDED and old != r.status and (old is None or old == "running"):

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from cli_helpers import n2n
 
+from n2n_core.records import DeviceStats, RankStats, SysRecord, parse_record
+from n2n_core.runstate import RunState
 from n2n_core.sysmon import (
     VECTOR_LEN,
-    DeviceStats,
-    RankStats,
     SysMonitor,
-    SysRecord,
     from_vector,
-    gather_record,
+    gather_ranks,
     npu_device_stats,
     nvml_device_stats,
     nvml_handle,
@@ -126,9 +125,13 @@ def test_record_round_trips_and_leaves_absent_sensors_out():
     assert js["kind"] == "sys"
     assert js["ranks"][0]["devices"] == [{"index": 0, "type": "cuda", "util_pct": 90.0}]
     assert "cpu_pct" not in js["ranks"][1]
-    back = SysRecord.from_json(json.loads(json.dumps(js)))
+    back = parse_record(rec.to_line())
     assert back == rec
-    assert SysRecord.from_json({"kind": "sys", "step": "x", "time": 1}) is None
+    garbled = parse_record({"kind": "sys", "step": 3, "ranks": [{"rank": "x"}, 7, {"rank": 1}]})
+    assert garbled.ranks == (RankStats(1),)
+    state = RunState()
+    state.feed([back])
+    assert state.values.sys == rec  # the one aggregator keeps the newest
 
 
 def test_vector_carries_one_rank_with_nan_for_absent():
@@ -150,8 +153,7 @@ def test_monitor_times_steps_without_pauses_and_data_wait():
         if paused:
             mon.pause()
     mon.step_begin()
-    rec = gather_record(mon, 4, 1, None)
-    (r,) = rec.ranks
+    (r,) = gather_ranks(mon, 1, None)
     assert r.rank == 0 and not mon.due()
     # Three timed iterations of ~8 ms: the paused one (~52 ms) is left out.
     assert 7.0 < r.ms_per_step < 40.0
@@ -176,6 +178,6 @@ def test_a_run_writes_sys_records(make_preset, tmp_path):
     r = n2n("run", p, "--results-dir", tmp_path / "res")
     assert r.code == 0, r.err
     recs = [json.loads(x) for x in (tmp_path / "res" / "00000-tiny" / "metrics.jsonl").open()]
-    sys_recs = [SysRecord.from_json(x) for x in recs if x["kind"] == "sys"]
-    assert sys_recs and all(s is not None and [x.rank for x in s.ranks] == [0] for s in sys_recs)
+    sys_recs = [parse_record(x) for x in recs if x["kind"] == "sys"]
+    assert sys_recs and all([x.rank for x in s.ranks] == [0] for s in sys_recs)
     assert any(s.ranks[0].ms_per_step for s in sys_recs)

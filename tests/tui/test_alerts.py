@@ -7,14 +7,20 @@ from pathlib import Path
 
 from tui_helpers import SIZE, wait_for
 
+from n2n_core.runinfo import RunInfo
+from n2n_core.runs import RunSummary
+from n2n_core.runstate import RunValues
 from n2n_tui.alerts import AlertWatch
-from n2n_tui.runindex import RunRow
 
 RUNNING = "00001-poisson-8gpu"  # running on another host: its status comes from run.json
 
 
-def _row(name: str, status: str, **kw) -> RunRow:
-    return RunRow(path=Path(name), run_id=int(name[:5]), name=name[6:], status=status, **kw)
+def _row(name: str, status: str, step=0, best_psnr=None, exit_code=None, info=None) -> RunSummary:
+    run_info = RunInfo.parse({"status": status, "exit_code": exit_code, **(info or {})})
+    values = RunValues(step=step, best_psnr=best_psnr)
+    summary = RunSummary.of(Path(name), run_info, values)
+    # effective_status would ask whether a local pid lives; these rows are what a scan saw.
+    return RunSummary(**{**summary.__dict__, "status": status})
 
 
 def test_only_transitions_after_the_first_scan_alert():
