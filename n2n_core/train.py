@@ -385,6 +385,8 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
                 ranks = gather_ranks(mon, d.world_size, device)
                 if ranks is not None:
                     writer.sys(step, ranks)
+                    if tb:
+                        tb.sys(step, ranks)
             if d.is_main:
                 if tb:
                     tb.train(step, mean_loss, lr, ms)
