@@ -11,6 +11,7 @@ from tui_helpers import FIXTURES, SIZE, wait_for
 
 from n2n_tui.app import main
 from n2n_tui.images import crop_box, mode_from_env
+from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.pictures import PicturesScreen
 from n2n_tui.widgets.images import Picture, SamplePanel
 
@@ -155,3 +156,59 @@ async def test_compare_shows_each_runs_system_numbers(make_app, sampled):
         first = table.get_row(RUN)
         assert [str(c) for c in first[-3:]] == ["88%", "19%", "38.9 ms (r1)"]
         assert [str(c) for c in table.get_row("00000-gauss-baseline")[-3:]] == ["—"] * 3
+
+
+async def test_live_dashboard_picks_up_a_new_validation_sample(make_app, sampled):
+    app = make_app(images="halfblock")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        app.push_screen(DashboardScreen(sampled))
+        await pilot.pause()
+        panel = app.screen.query_one(SamplePanel)
+        await wait_for(pilot, lambda: panel.current == 3000)
+        newer = sampled / "samples" / "step-00004000-astronaut.png"
+        Image.new("RGB", (192, 64), (200, 30, 30)).save(newer)
+        await wait_for(pilot, lambda: panel.current == 4000)
+        assert panel.query_one(".picture-image").image.getpixel((0, 0)) == (200, 30, 30)
+
+
+async def test_two_marked_snapshots_denoise_one_image_side_by_side(make_app, results, monkeypatch):
+    from n2n_tui.procs import CoreResult
+    from n2n_tui.screens.snapshots import SnapshotsScreen
+
+    calls = []
+
+    def fake_run_core(args, timeout=None):  # what `n2n-core infer` leaves behind
+        calls.append(args)
+        out = Path(args[args.index("--out") + 1])
+        Image.new("RGB", (120, 80), (len(calls) * 60, 0, 0)).save(out)
+        return CoreResult(args, 0, "", "")
+
+    monkeypatch.setattr("n2n_tui.snapshots.run_core", fake_run_core)
+    run = results / "00000-gauss-baseline"
+    noisy = results.parent / "noisy.png"
+    Image.new("RGB", (120, 80), (9, 9, 9)).save(noisy)
+    app = make_app(images="halfblock")
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(SnapshotsScreen(run))
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.snaps) == 4)
+        await pilot.press("space", "down", "space")
+        assert screen.marked == {"snapshot-00005000.safetensors", "snapshot-00010000.safetensors"}
+        await pilot.press("i")
+        app.screen.query_one("Input").value = str(noisy)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PicturesScreen))
+        await pilot.pause(0.2)
+        assert [c[2] for c in calls] == [
+            str(run / "snapshots" / "snapshot-00005000.safetensors"),
+            str(run / "snapshots" / "snapshot-00010000.safetensors"),
+        ]
+        panes = list(app.screen.query(Picture))
+        assert [str(p.border_title) for p in panes] == [
+            "input · noisy.png",
+            "denoised · snapshot-00005000.safetensors",
+            "denoised · snapshot-00010000.safetensors",
+        ]
+        outs = [Path(c[c.index("--out") + 1]) for c in calls]
+        assert outs[0] == run / "samples" / "infer-noisy-snapshot-00005000.png"
