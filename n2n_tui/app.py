@@ -49,11 +49,10 @@ class N2NApp(App):
         images: str | None = None,
     ):
         super().__init__()
-        from .images import mode_from_env
+        from .images import choose_mode, mode_from_env
 
-        # main() detects the terminal before the app starts; tests and embedders
-        # get half-blocks unless N2N_IMAGES says otherwise.
-        self.image_mode = images or mode_from_env() or "halfblock"
+        # Before Textual owns the terminal: loading textual-image asks it questions.
+        self.image_mode = choose_mode(images or mode_from_env())  # type: ignore[arg-type]
         self.results_dir = Path(results_dir)
         self.presets_dir = Path(presets_dir)
         self.replay_dir = Path(replay) if replay else None
@@ -183,16 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from n2n_core.errors import UserError
 
-    from .images import detect_mode, mode_from_env
+    from .images import mode_from_env
 
     try:
         if args.replay:
             from n2n_core.runs import resolve_run_dir
 
             resolve_run_dir(args.replay)
-        forced = mode_from_env()
-        detected = detect_mode() if forced != "off" else "off"
-        images = forced or detected
+        images = mode_from_env()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

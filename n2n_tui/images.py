@@ -50,6 +50,18 @@ def detect_mode() -> ImageMode:
     return "halfblock"
 
 
+def choose_mode(forced: ImageMode | None) -> ImageMode:
+    """``forced`` (from N2N_IMAGES or the caller), else what the terminal can show.
+
+    Unless pictures are off, textual-image is loaded here either way, because
+    loading it queries the terminal: call this before the app starts.
+    """
+    if forced == "off":
+        return "off"
+    detected = detect_mode()
+    return forced or detected
+
+
 def image_widget_class(mode: str):
     """The textual-image widget class for ``mode``; None for ``off`` or where it cannot load."""
     if mode == "off":
