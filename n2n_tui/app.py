@@ -172,7 +172,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="replay speed: 1 real time, 50 faster, 0 the final state at once (default: 1)",
     )
+    p.add_argument(
+        "--serve",
+        metavar="PORT",
+        type=int,
+        help="serve the manager to a browser on localhost:PORT (textual-serve; tunnel it over SSH)",
+    )
     return p.parse_args(argv)
+
+
+def forwarded_args(args: argparse.Namespace) -> list[str]:
+    """The options each served session starts with (all but --serve)."""
+    out = ["--results-dir", args.results_dir, "--presets-dir", args.presets_dir]
+    if args.replay:
+        out += ["--replay", args.replay, "--speed", str(args.speed)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
 
             resolve_run_dir(args.replay)
         images = mode_from_env()
+        if args.serve is not None:
+            from .serve import serve
+
+            if not 1 <= args.serve <= 65535:
+                raise UserError(f"--serve {args.serve}: a port is 1 to 65535")
+            serve(args.serve, forwarded_args(args))
+            return 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
