@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from n2n_core.records import EventRecord, parse_lines
 from n2n_core.runinfo import RunInfo
@@ -47,20 +46,13 @@ def last_error(run_dir: Path) -> str | None:
     return None
 
 
-def _info(info: RunInfo | None, name: str) -> Any:
-    """A run.json field, also one this version's model keeps only in ``extra`` (sweeps)."""
-    if info is None:
-        return None
-    value = getattr(info, name, None)
-    return value if value is not None else info.extra.get(name)
-
-
 def describe(row: RunSummary) -> Alert:
     """The alert for a run that has just ended."""
     where = row.name
-    sweep = _info(row.info, "sweep")
+    info = row.info or RunInfo()
+    sweep = info.sweep
     if sweep:
-        params = _info(row.info, "params")
+        params = info.params
         shown = ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else ""
         where = f"sweep {sweep} point {row.name}" + (f" ({shown})" if shown else "")
     step = f"step {row.step:,}"
@@ -71,7 +63,8 @@ def describe(row: RunSummary) -> Alert:
         return Alert("Run stopped", f"{where} stopped at {step}; r resumes it", "warning")
     if row.status == "interrupted":
         return Alert("Run lost", f"{where}: its process is gone at {step}", "error")
-    error = last_error(row.path) or ""
+    # run.json's reason; runs written before it existed left an error event.
+    error = info.reason or last_error(row.path) or ""
     if "non-finite loss" in error:
         return Alert("Run failed", f"{where}: non-finite loss at {step}; run stopped", "error")
     code = f" (exit code {row.exit_code})" if row.exit_code is not None else ""
@@ -95,8 +88,8 @@ class AlertWatch:
         out = []
         for r in rows:
             old = before.get(r.path.name)
-            # A run new since the last scan that has already ended failed fast (or
-            # finished quickly): it counts too.
-            if r.status in ENDED and old != r.status and (old is None or old == "running"):
+            # From running or queued, or new since the last scan and already over
+            # (it failed fast): each counts once.
+            if r.status in ENDED and old not in ENDED:
                 out.append(describe(r))
         return out
