@@ -44,6 +44,11 @@ def test_sweep_point_failure_names_the_sweep_and_its_params(tmp_path):
     (alert,) = watch.update([_row("00007-lr-0", "failed", exit_code=1, info=info)])
     assert alert.title == "Sweep point failed"
     assert alert.message.startswith("sweep 00003-lr point lr-0 (train.lr=0.01) failed")
+    # A queued point that fails as it starts alerts too, with run.json's reason.
+    watch.update([_row("00008-lr-1", "queued", info=info)])
+    reason = {**info, "reason": "runtime.device: cuda requested but no CUDA device is available"}
+    (early,) = watch.update([_row("00008-lr-1", "failed", exit_code=2, info=reason)])
+    assert early.message.endswith("(exit code 2): " + reason["reason"])
 
 
 async def test_a_run_started_elsewhere_alerts_on_any_screen(make_app, results):
