@@ -26,6 +26,7 @@ from typing import Any
 from .atomic import atomic_write_text
 from .errors import UserError
 from .records import (
+    EvalRecord,
     EventRecord,
     RankStats,
     Record,
@@ -166,6 +167,37 @@ class MetricsWriter:
     def sys(self, step: int, ranks: tuple[RankStats, ...]) -> None:
         self.write(SysRecord(step=step, time=self.clock(), ranks=ranks))
 
+    def eval(
+        self,
+        step: int,
+        snapshot: str,
+        dataset: str,
+        noise: str,
+        level: float,
+        psnr: float,
+        input_psnr: float,
+        images: int,
+        baselines: dict[str, float],
+        seconds: dict[str, float],
+        best: bool,
+    ) -> None:
+        self.write(
+            EvalRecord(
+                step=step,
+                time=self.clock(),
+                snapshot=snapshot,
+                dataset=dataset,
+                noise=noise,
+                level=float(level),
+                psnr=round(psnr, 4),
+                input_psnr=round(input_psnr, 4),
+                images=images,
+                baselines={k: round(v, 4) for k, v in baselines.items()},
+                seconds={k: round(v, 3) for k, v in seconds.items()},
+                best=best,
+            )
+        )
+
     def close(self) -> None:
         if not self._f.closed:
             try:
@@ -283,6 +315,14 @@ class RunSummary:
     def last_loss(self) -> float | None:
         return self.values.loss
 
+    @property
+    def evals(self) -> list[EvalRecord]:
+        return self.values.evals
+
+    @property
+    def eval_psnr(self) -> float | None:
+        return self.values.eval_psnr
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
@@ -305,6 +345,8 @@ class RunSummary:
             "note": (self.info and self.info.note) or "",
             "sweep": self.info.sweep if self.info else None,
             "params": self.info.params if self.info else None,
+            "eval_psnr": _round(self.eval_psnr),
+            "eval": [e.to_json() for e in self.evals],
         }
 
 
