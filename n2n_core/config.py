@@ -233,6 +233,8 @@ class RuntimeConfig(_Strict):
     compile: bool = False
     # Also write TensorBoard events to RUN_DIR/tensorboard/ (needs the tensorboard extra).
     tensorboard: bool = False
+    # Seconds between `sys` records (CPU, memory, device util/memory/temp/power); 0 = none.
+    sys_every: float = Field(5.0, ge=0)
 
 
 class MriConfig(_Strict):
