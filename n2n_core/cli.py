@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
+from .config import Device, Precision
 from .errors import UserError
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -58,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--nnodes", type=int)
     r.add_argument("--node-rank", type=int)
     r.add_argument("--rdzv-endpoint")
-    r.add_argument("--device", choices=["auto", "cpu", "cuda", "npu", "mps"])
-    r.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    r.add_argument("--device", choices=get_args(Device))
+    r.add_argument("--precision", choices=get_args(Precision))
     r.add_argument("--results-dir", default=DEFAULT_RESULTS)
     r.add_argument("--name")
 

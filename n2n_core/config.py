@@ -23,6 +23,9 @@ class _Strict(BaseModel):
 
 
 Range = tuple[float, float]
+Device = Literal["auto", "cpu", "cuda", "npu", "mps"]
+# auto: bf16 where the device computes it natively (device.resolve_precision), else fp32
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 def _check_range(v: Range, lo: float, hi: float) -> Range:
@@ -105,11 +108,19 @@ NoiseConfig = Annotated[
 ]
 
 
+class AugmentConfig(_Strict):
+    """Transforms of each clean training crop (see ``data/augment.py``)."""
+
+    flips: bool = False  # one of the 8 flips/rotations per crop
+    channels: bool = False  # a random permutation of the colour channels per crop
+
+
 class DataConfig(_Strict):
     train: str = "builtin:photos"
     val: str | None = "builtin:photos-val"
     val_max_images: int | None = Field(None, ge=1)
     samples: int = Field(3, ge=0, le=64)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
 class TrainConfig(_Strict):
@@ -150,8 +161,8 @@ class TrainConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    device: Literal["auto", "cpu", "cuda", "npu", "mps"] = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: Device = "auto"
+    precision: Precision = "fp32"
     math: Literal["high_precision", "high_performance"] = "high_performance"
     nproc: int = Field(1, ge=1, le=1024)
     nnodes: int = Field(1, ge=1)
@@ -221,6 +232,13 @@ class Preset(_Strict):
             raise ValueError("noise.type bernoulli_spectral needs task: mri")
         if self.task == "mri" and self.noise.type != "bernoulli_spectral":
             raise ValueError("task: mri needs noise.type bernoulli_spectral")
+        if (self.data.augment.flips or self.data.augment.channels) and (
+            self.task != "image" or own_data_mode(self.data.train)
+        ):
+            raise ValueError(
+                "data.augment: applies to clean training images with synthetic noise "
+                "(task: image); MRI has mri.translate"
+            )
         if self.runtime.node_rank >= self.runtime.nnodes:
             raise ValueError("runtime.node_rank must be < runtime.nnodes")
         _check_own_data(self)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .config import Preset
+from .data.augment import augment_crops
 from .data.sources import open_train, open_val
 from .evaluate import ValResult, validate
 from .losses import compute_loss
@@ -101,6 +102,11 @@ class ImageTask(Task):
         if self._pinned and self._copied[k] is not None:
             self._copied[k].synchronize()  # the previous copy from this buffer is done
         self.sampler.sample(self.preset.train.batch, rng, u8.numpy())
+        aug = self.preset.data.augment
+        if aug.flips or aug.channels:
+            # Its own stream: the crops a step draws do not depend on whether it augments.
+            aug_rng = np.random.default_rng(step_seed(self.preset.train.seed, self.rank, step, 2))
+            augment_crops(u8.numpy(), aug_rng, aug.flips, aug.channels)
         x = u8.to(self.device, non_blocking=self._pinned)
         if self._pinned:
             self._copied[k] = torch.cuda.Event()

@@ -33,6 +33,7 @@ from .device import (
     backend_for,
     check_precision,
     resolve_device,
+    resolve_precision,
     set_threads,
 )
 from .errors import UserError
@@ -133,12 +134,19 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         dist.init_process_group(backend_for(device))
     set_threads(rt.threads)
     apply_math_mode(device, rt.math)
-    check_precision(device, rt.precision)
+    precision = resolve_precision(device, rt.precision)
+    check_precision(device, precision)
     torch.manual_seed(t.seed + d.rank)
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
     if d.is_main:
-        update_run_json(run_dir, device=device.type, world_size=d.world_size, status="running")
+        update_run_json(
+            run_dir,
+            device=device.type,
+            world_size=d.world_size,
+            precision=precision,
+            status="running",
+        )
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
@@ -157,8 +165,8 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         optimizer = torch.optim.Adam(
             net.parameters(), lr=t.lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=device.type == "cuda"
         )
-        scaler = torch.amp.GradScaler(device.type, enabled=rt.precision == "fp16")
-        amp_dtype = AUTOCAST_DTYPES[rt.precision]
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        amp_dtype = AUTOCAST_DTYPES[precision]
 
         start = 0
         if resume:
@@ -187,11 +195,11 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             what = f"resumed at step {start}" if resume else "started"
             crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(
-                f"{preset.name}: {what} on {device.type} x{d.world_size}, {rt.precision}, "
+                f"{preset.name}: {what} on {device.type} x{d.world_size}, {precision}, "
                 f"{t.steps} steps, batch {t.batch}x{d.world_size}{crop_txt}, "
                 f"noise {task.noise.describe()}, targets {preset.targets}, loss {task.loss_name}"
             )
-            writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")
+            writer.event(start, f"{what}: {device.type} x{d.world_size} {precision}")
 
         run = Training(preset, task, model, net, optimizer, scaler, amp_dtype, device, d, run_dir)
         status = _loop(run, start, writer, con, stop, tb)

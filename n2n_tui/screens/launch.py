@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from rich.text import Text
 from textual import on, work
@@ -25,6 +26,7 @@ from textual.widgets import (
     Static,
 )
 
+from n2n_core.config import Device, Precision
 from n2n_core.runs import list_run_dirs
 
 from ..procs import LaunchSpec, launch_log_path, split_overrides, start_detached, tail_text
@@ -32,8 +34,8 @@ from ..widgets.common import ErrorModal
 from .base import BaseScreen
 from .presets import PresetEntry, load_presets
 
-DEVICES = ("auto", "cpu", "cuda", "npu", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = get_args(Device)
+PRECISIONS = get_args(Precision)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 APPEAR_TIMEOUT_S = 120.0
 
