@@ -308,9 +308,10 @@ def _print_val(res, as_json: bool, what: str) -> None:
     if as_json:
         print(json.dumps(res.to_json()))
     else:
+        colour = f"; {res.colour.describe()}" if res.colour else ""
         print(
             f"{what}: PSNR {res.psnr:.2f} dB on {res.images} image(s) "
-            f"({res.noise}, seed {res.seed}); noisy input {res.input_psnr:.2f} dB"
+            f"({res.noise}, seed {res.seed}); noisy input {res.input_psnr:.2f} dB{colour}"
         )
 
 

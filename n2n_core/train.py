@@ -301,13 +301,16 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
                 "input_psnr": round(res.input_psnr, 4),
                 "dataset": task.val_dataset,
                 "images": res.images,
+                **(res.colour.to_json() if res.colour else {}),
             }
         )
         if tb:
             tb.val(step, res.psnr, res.input_psnr)
             tb.sample_images(step, samples_dir)
+        colour = f", {res.colour.describe()}" if res.colour else ""
         con.print(
             f"step {step:>8d}  val PSNR {res.psnr:.2f} dB (noisy input {res.input_psnr:.2f} dB)"
+            f"{colour}"
         )
 
     def write_snapshot(path: Path, step: int, with_state: bool = True) -> bool:
