@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from .config import Device, Precision
+from .config import NOISE_TYPES, Device, MathMode, Precision
 from .errors import UserError
+
+VAL_NOISES = [n for n in NOISE_TYPES if n != "none"]
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
 # thread waits for a core; on a shared 2-core machine that made a 2-thread training
@@ -71,12 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="PSNR of a snapshot on a folder of clean images")
     v.add_argument("--snapshot", required=True)
     v.add_argument("--dataset-dir", required=True)
-    v.add_argument(
-        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
-    )
+    v.add_argument("--noise", choices=VAL_NOISES)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
+    v.add_argument(
+        "--math",
+        choices=get_args(MathMode),
+        default="high_precision",
+        help="high_performance allows TF32/HF32 matmuls on CUDA/Ascend (default: full fp32)",
+    )
     v.add_argument("--json", action="store_true")
 
     i = sub.add_parser("infer", help="denoise an image (or a folder of images) with a snapshot")
@@ -93,12 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--snapshot", required=True)
     f.add_argument("--out", required=True)
 
-    vf = sub.add_parser("validate-frozen", help="PSNR of a frozen ONNX model")
+    vf = sub.add_parser(
+        "validate-frozen",
+        help="PSNR of a frozen ONNX model (onnxruntime CPU provider: plain fp32 math, no TF32)",
+    )
     vf.add_argument("--model", required=True)
     vf.add_argument("--dataset-dir", required=True)
-    vf.add_argument(
-        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
-    )
+    vf.add_argument("--noise", choices=VAL_NOISES)
     vf.add_argument("--seed", type=int, default=0)
     vf.add_argument("--json", action="store_true")
 
@@ -202,17 +209,17 @@ def _launch(run_dir: Path, preset, resume: bool) -> int:
 
 def _discard_if_empty(run_dir: Path) -> None:
     """A run that failed before its first step leaves nothing worth keeping."""
-    from .runs import read_metrics
+    from .records import TrainRecord, ValRecord, read_metrics
 
     recs = read_metrics(run_dir / "metrics.jsonl")
-    if not any(r.get("kind") in ("train", "val") for r in recs):
+    if not any(isinstance(r, TrainRecord | ValRecord) for r in recs):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
     import signal
 
-    from .runs import read_run_json, update_run_json
+    from .runinfo import read_run_info, update_run_info
 
     rt = preset.runtime
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={rt.nproc}"]
@@ -239,13 +246,13 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    info = read_run_json(run_dir) or {}
-    status = info.get("status", "failed")
+    info = read_run_info(run_dir)
+    status = (info and info.status) or "failed"
     if status == "running":
         # Rank 0 records how a run ended; on the other nodes of a multi-node run
         # this launcher is the only one left to say it.
         status = "finished" if proc.returncode == 0 else "failed"
-        update_run_json(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
+        update_run_info(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
     if proc.returncode == 2 and status == "failed":
         raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
     return _report(run_dir, status)
@@ -274,16 +281,21 @@ def _report(run_dir: Path, status: str) -> int:
 
 def cmd_resume(a: argparse.Namespace) -> int:
     from .config import load_preset
-    from .runs import read_run_json, resolve_run_dir, update_run_json
+    from .runinfo import read_run_info, update_run_info
+    from .runs import resolve_run_dir
 
     run_dir = resolve_run_dir(a.run_dir)
     if not (run_dir / "preset.yaml").exists():
         raise UserError(f"{run_dir / 'preset.yaml'}: missing; cannot resume this run")
     preset = load_preset(run_dir / "preset.yaml")
-    info = read_run_json(run_dir) or {}
-    if info.get("status") == "finished" and (run_dir / "snapshots" / "final.safetensors").exists():
+    info = read_run_info(run_dir)
+    if (
+        info is not None
+        and info.status == "finished"
+        and (run_dir / "snapshots" / "final.safetensors").exists()
+    ):
         raise UserError(f"{run_dir}: run already finished; nothing to resume")
-    update_run_json(run_dir, status="running", pid=os.getpid(), ended=None, exit_code=None)
+    update_run_info(run_dir, status="running", pid=os.getpid(), ended=None, exit_code=None)
     return _launch(run_dir, preset, resume=True)
 
 
@@ -317,11 +329,12 @@ def _print_val(res, as_json: bool, what: str) -> None:
 
 def cmd_validate(a: argparse.Namespace) -> int:
     from .data.sources import open_val
-    from .device import resolve_device
+    from .device import apply_math_mode, resolve_device
     from .evaluate import torch_runner, validate
     from .snapshots import load_network
 
     device = resolve_device(a.device)
+    apply_math_mode(device, a.math)
     net, snap = load_network(a.snapshot, device)
     if snap.meta.get("task") == "mri":
         from .mri.evaluate import validate_mri_snapshot

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,6 +26,8 @@ Range = tuple[float, float]
 Device = Literal["auto", "cpu", "cuda", "npu", "mps"]
 # auto: bf16 where the device computes it natively (device.resolve_precision), else fp32
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# the seed's --op-select-implmode: high_precision keeps full fp32 math (no TF32/HF32)
+MathMode = Literal["high_precision", "high_performance"]
 
 
 def _check_range(v: Range, lo: float, hi: float) -> Range:
@@ -77,15 +79,40 @@ class TextNoise(_Strict):
 
 
 class ImpulseNoise(_Strict):
-    """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour."""
+    """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour.
+
+    Validation at p = 0.70, the paper's reported experiment. In training each image
+    draws its own p: input and target of a pair get independent draws, as in the
+    reference, whose data pipeline calls the noise function once per copy
+    (``(add_noise(cropped), add_noise(cropped), cropped)``) and each call draws its
+    own strength. The clean value stays the mode of the target's pixel for every
+    p < 1 either way, which is all the L0 loss needs.
+    """
 
     type: Literal["impulse"] = "impulse"
     train_p: Range = (0.0, 0.95)
-    val_p: float = Field(0.5, ge=0, le=1)
+    val_p: float = Field(0.7, ge=0, le=1)
 
     @field_validator("train_p")
     @classmethod
     def _r(cls, v: Range) -> Range:
+        return _check_range(v, 0.0, 1.0)
+
+
+class BernoulliNoise(_Strict):
+    """Multiplicative Bernoulli noise (the paper's Sec. 3.1): each pixel is kept with
+    probability ``keep`` and otherwise multiplied by 0 (black, all channels); the
+    training loss counts only the pixels the target kept."""
+
+    type: Literal["bernoulli"] = "bernoulli"
+    train_keep: Range = (0.05, 1.0)
+    val_keep: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("train_keep")
+    @classmethod
+    def _r(cls, v: Range) -> Range:
+        if v[0] <= 0:
+            raise ValueError("keep must be > 0 (a target with no pixel kept teaches nothing)")
         return _check_range(v, 0.0, 1.0)
 
 
@@ -103,7 +130,13 @@ class NoNoise(_Strict):
 
 
 NoiseConfig = Annotated[
-    GaussianNoise | PoissonNoise | TextNoise | ImpulseNoise | BernoulliSpectralNoise | NoNoise,
+    GaussianNoise
+    | PoissonNoise
+    | TextNoise
+    | ImpulseNoise
+    | BernoulliNoise
+    | BernoulliSpectralNoise
+    | NoNoise,
     Field(discriminator="type"),
 ]
 
@@ -163,7 +196,7 @@ class TrainConfig(_Strict):
 class RuntimeConfig(_Strict):
     device: Device = "auto"
     precision: Precision = "fp32"
-    math: Literal["high_precision", "high_performance"] = "high_performance"
+    math: MathMode = "high_performance"
     nproc: int = Field(1, ge=1, le=1024)
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
@@ -257,6 +290,9 @@ class Preset(_Strict):
         return data
 
 
+NOISE_TYPES = tuple(
+    get_args(m.model_fields["type"].annotation)[0] for m in get_args(get_args(NoiseConfig)[0])
+)
 OWN_DATA_HELP = "pairs:DIR (noisy/noisy pairs) or noisy:DIR (single noisy images)"
 
 
@@ -329,7 +365,7 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
         # pydantic inserts the discriminator value of a tagged union ("gaussian")
         # into the location; it is not a key the user wrote.
         if isinstance(node, dict) and item not in node and isinstance(item, str):
-            if item in ("gaussian", "poisson", "text", "impulse", "bernoulli_spectral", "none"):
+            if item in NOISE_TYPES:
                 continue
         parts.append(str(item))
         node = node.get(item) if isinstance(node, dict) else None
@@ -352,7 +388,7 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
         msg = (
             "unsupported value "
             f"{first.get('input', {}).get('type')!r}; expected one of: "
-            "gaussian, poisson, text, impulse, bernoulli_spectral, none"
+            f"{', '.join(NOISE_TYPES)}"
         )
         loc = loc + ".type" if not loc.endswith(".type") else loc
     elif kind == "union_tag_not_found":

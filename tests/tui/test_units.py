@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from n2n_core.records import read_metrics
+from n2n_core.series import Series
 from n2n_tui import formatting as fmt
-from n2n_tui.feed import LogTail, RunFeed, read_records
+from n2n_tui.feed import LogTail, RunFeed
 from n2n_tui.procs import LaunchSpec, split_overrides
-from n2n_tui.series import Series
 from n2n_tui.widgets.charts import Line, render_chart
 
 
@@ -31,7 +32,7 @@ def test_series_averages_when_downsampling():
     assert ys[:2] == [1.0, 5.0]
 
 
-def test_read_records_skips_torn_and_garbage_lines(tmp_path: Path):
+def test_read_metrics_skips_torn_and_garbage_lines(tmp_path: Path):
     p = tmp_path / "m.jsonl"
     good = [{"kind": "train", "step": i, "loss": 0.1} for i in range(3)]
     p.write_text(
@@ -43,17 +44,17 @@ def test_read_records_skips_torn_and_garbage_lines(tmp_path: Path):
         + '\n{"kind": "tr'
     )
     feed = RunFeed()
-    feed.ingest(read_records(p))
+    feed.ingest(read_metrics(p))
     assert feed.values.step == 2 and feed.values.records == 3
 
 
-def test_read_records_fast_path(tmp_path: Path):
+def test_read_metrics_fast_path(tmp_path: Path):
     p = tmp_path / "m.jsonl"
     p.write_text(
         "".join(json.dumps({"kind": "val", "step": i, "psnr": 20 + i}) + "\n" for i in range(5))
     )
     feed = RunFeed()
-    feed.ingest(read_records(p))
+    feed.ingest(read_metrics(p))
     assert feed.values.best_psnr == 24 and feed.values.best_step == 4
 
 
