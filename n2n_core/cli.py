@@ -19,8 +19,10 @@ from typing import get_args
 
 from .config import NOISE_TYPES, Device, MathMode, Precision
 from .errors import UserError
+from .fetch import CATALOGUE
 
 VAL_NOISES = [n for n in NOISE_TYPES if n != "none"]
+DATASET_NAMES = list(CATALOGUE)
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
 # thread waits for a core; on a shared 2-core machine that made a 2-thread training
@@ -127,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     m = dsub.add_parser("mri", help="slice NIfTI volumes into MRI training/validation sets")
     m.add_argument("--src", required=True)
     m.add_argument("--out", required=True)
+    fe = dsub.add_parser(
+        "fetch", help="download a public data set (pinned SHA-256), extract it and build it"
+    )
+    fe.add_argument("name", metavar="NAME", choices=DATASET_NAMES, help=", ".join(DATASET_NAMES))
+    fe.add_argument("--out", required=True, help="folder for the downloads and the result")
+    fe.add_argument("--sha256", help="the file's hash, for sets without a published one")
+    fe.add_argument("--archive", help="an archive you downloaded (imagenet-val)")
 
     ru = sub.add_parser("runs", help="list run folders")
     ru.add_argument("--results-dir", default=DEFAULT_RESULTS)
@@ -388,6 +397,19 @@ def cmd_infer(a: argparse.Namespace) -> int:
 
 
 def cmd_dataset(a: argparse.Namespace) -> int:
+    if a.dataset_cmd == "fetch":
+        from .fetch import fetch_dataset
+
+        with _download_bar() as progress:
+            fetch_dataset(
+                CATALOGUE[a.name],
+                a.out,
+                a.sha256,
+                a.archive,
+                progress,
+                say=lambda msg: print(msg, flush=True),
+            )
+        return 0
     if a.dataset_cmd == "build":
         from .data.packed import build_packed
 
@@ -399,6 +421,35 @@ def cmd_dataset(a: argparse.Namespace) -> int:
     info = build_mri_dataset(a.src, a.out)
     print(json.dumps(info) if isinstance(info, dict) else info)
     return 0
+
+
+class _download_bar:
+    """A rich progress bar on stderr, one task per file, as a ``fetch`` progress callback."""
+
+    def __enter__(self):
+        self.bar = None  # started at the first byte: an early error prints nothing else
+        self.tasks: dict[str, int] = {}
+        return self
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            self.bar = Progress(
+                *Progress.get_default_columns(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(name, total=total)
+        self.bar.update(self.tasks[name], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
