@@ -66,6 +66,7 @@ class Source:
     files: tuple[Remote, ...]
     images: str  # folder, relative to the extracted files, that holds the images / volumes
     build: Literal["folder", "pack", "mri"]
+    dest: str  # what is made under --out: the name the presets use (datasets/kodak, ...)
     user_archive: bool = False  # the user provides the archive (licence): --archive PATH
 
 
@@ -80,6 +81,7 @@ CATALOGUE: dict[str, Source] = {
             tuple(Remote(f"{KODAK_BASE}kodim{i:02d}.png", None) for i in range(1, 25)),
             ".",
             "folder",
+            "kodak",
         ),
         Source(
             "bsd300",
@@ -93,6 +95,7 @@ CATALOGUE: dict[str, Source] = {
             ),
             "BSDS300/images/test",
             "folder",
+            "bsd300",
         ),
         Source(
             "bsds500",
@@ -106,6 +109,7 @@ CATALOGUE: dict[str, Source] = {
             ),
             "BSR/BSDS500/data/images/test",
             "folder",
+            "bsds500",
         ),
         Source(
             "div2k",
@@ -118,6 +122,7 @@ CATALOGUE: dict[str, Source] = {
             ),
             "DIV2K_train_HR",
             "pack",
+            "div2k.n2nd",
         ),
         Source(
             "div2k-val",
@@ -130,6 +135,7 @@ CATALOGUE: dict[str, Source] = {
             ),
             "DIV2K_valid_HR",
             "folder",
+            "div2k-val",
         ),
         Source(
             "ixi-t1",
@@ -141,6 +147,7 @@ CATALOGUE: dict[str, Source] = {
             ),
             ".",
             "mri",
+            "ixi-mri",
         ),
         Source(
             "imagenet-val",
@@ -154,6 +161,7 @@ CATALOGUE: dict[str, Source] = {
             ),
             ".",
             "pack",
+            "imagenet-val.n2nd",
             user_archive=True,
         ),
     )
@@ -385,8 +393,8 @@ def _checked_archive(path: Path, remote: Remote) -> Path:
 
 
 def _build(src: Source, images: Path, out: Path, say: Callable[[str], None]) -> Path:
+    dest = out / src.dest
     if src.build == "folder":
-        dest = out / src.name
         if dest.exists():
             raise UserError(f"{dest}: already exists; remove it or choose another --out")
         shutil.copytree(images, dest)
@@ -395,13 +403,11 @@ def _build(src: Source, images: Path, out: Path, say: Callable[[str], None]) -> 
     if src.build == "pack":
         from .data.packed import build_packed
 
-        dest = out / f"{src.name}.n2nd"
         info = build_packed(images, dest)
         say(f"{dest}: {info['images']} images packed (use as data.train)")
         return dest
     from .mri.dataset import build_mri_dataset
 
-    dest = out / src.name
     build_mri_dataset(images, dest)
     say(f"{dest}: MRI slices (use as data.train and data.val of an MRI preset)")
     return dest

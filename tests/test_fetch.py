@@ -129,7 +129,9 @@ def test_offline_is_one_clear_error(tmp_path):
 def test_fetch_extracts_and_packs_a_training_set(server, tmp_path):
     archive = _zip({f"set/img{i}.png": _png(i) for i in range(3)} | {"set/readme.txt": b"hi"})
     server.files["set.zip"] = archive
-    src = Source("tiny", "test", (Remote(server.url + "set.zip", _sha(archive)),), "set", "pack")
+    src = Source(
+        "tiny", "test", (Remote(server.url + "set.zip", _sha(archive)),), "set", "pack", "tiny.n2nd"
+    )
     out = fetch_dataset(src, tmp_path / "data", say=lambda m: None)
     assert out == tmp_path / "data" / "tiny.n2nd"
     arrays, names, channels = open_packed(out)
@@ -144,7 +146,7 @@ def test_fetch_extracts_and_packs_a_training_set(server, tmp_path):
 def test_validation_folder_and_unpinned_sets(server, tmp_path):
     png = _png(7)
     server.files["k1.png"] = png
-    src = Source("val", "test", (Remote(server.url + "k1.png", None),), ".", "folder")
+    src = Source("val", "test", (Remote(server.url + "k1.png", None),), ".", "folder", "val")
     with pytest.raises(UserError, match="--sha256"):
         fetch_dataset(src, tmp_path / "d", say=lambda m: None)
     out = fetch_dataset(src, tmp_path / "d", sha256=_sha(png), say=lambda m: None)
@@ -174,12 +176,14 @@ def test_user_archive_is_checked_against_its_pin(tmp_path):
         info = tarfile.TarInfo("ILSVRC_val_1.png")
         info.size = len(data)
         t.addfile(info, io.BytesIO(data))
-    src = Source("inet", "t", (Remote("val.tar", "1" * 64),), ".", "pack", user_archive=True)
+    src = Source("inet", "t", (Remote("val.tar", "1" * 64),), ".", "pack", "i.n2nd", True)
     with pytest.raises(UserError, match="--archive"):
         fetch_dataset(src, tmp_path / "o", say=lambda m: None)
     with pytest.raises(UserError, match="SHA-256 mismatch"):
         fetch_dataset(src, tmp_path / "o", archive=archive, say=lambda m: None)
-    ok = Source("inet", "t", (Remote("val.tar", _sha(archive.read_bytes())),), ".", "pack", True)
+    ok = Source(
+        "inet", "t", (Remote("val.tar", _sha(archive.read_bytes())),), ".", "pack", "i.n2nd", True
+    )
     assert open_packed(fetch_dataset(ok, tmp_path / "o", archive=archive, say=print))[1] == [
         "ILSVRC_val_1.png"
     ]
