@@ -12,7 +12,7 @@ from textual.widgets import Footer, Header, Static
 
 from .. import formatting as fmt
 from ..procs import run_core
-from ..snapshots import Snapshot, append_log, list_snapshots, validation_line
+from ..snapshots import Snapshot, append_log, colour_text, list_snapshots, validation_line
 from ..widgets.common import ErrorModal, PathModal, RunsTable
 from .base import BaseScreen
 
@@ -163,6 +163,7 @@ class SnapshotsScreen(BaseScreen):
             where = f"could not append to log.txt: {e.strerror}"
         t = Text()
         t.append(f"PSNR {fmt.psnr(data.get('psnr'))} dB", style="bold")
+        t.append(colour_text(data))
         extras = ", ".join(f"{k} {data[k]}" for k in ("images", "noise", "seed") if k in data)
         t.append(f"  {snapshot.name} on {dataset}  ({extras})\n{where}")
         self.app.call_from_thread(self._result, t)
