@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from n2n_core import cli
 from n2n_core import device as devmod
 from n2n_core.config import load_preset
 from n2n_core.device import resolve_precision
@@ -45,7 +46,9 @@ def test_auto_on_other_devices_and_explicit_choices(monkeypatch):
     assert resolve_precision(CPU, "fp16") == "fp16"
 
 
-def test_run_json_records_the_choice(monkeypatch, make_preset, tmp_path):
+def test_run_json_records_the_choice_and_validate_applies_math(
+    monkeypatch, make_preset, tmp_path, val_dir, capsys
+):
     monkeypatch.setattr(devmod, "cpu_flags", lambda: set())
     p = make_preset(runtime__precision="auto", train__steps=2, train__val_every=0)
     run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
@@ -53,3 +56,13 @@ def test_run_json_records_the_choice(monkeypatch, make_preset, tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["precision"] == "fp32"
     assert "fp32" in (run_dir / "log.txt").read_text()
+
+    modes = []
+    monkeypatch.setattr(devmod, "apply_math_mode", lambda device, math: modes.append(math))
+    snap = str(run_dir / "snapshots" / "final.safetensors")
+    for extra in ([], ["--math", "high_performance"]):
+        assert (
+            cli.main(["validate", "--snapshot", snap, "--dataset-dir", str(val_dir), *extra]) == 0
+        )
+    assert modes == ["high_precision", "high_performance"]  # full fp32 unless asked
+    assert "colour shift" in capsys.readouterr().out
