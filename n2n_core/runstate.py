@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .records import EventRecord, Record, TrainRecord, ValRecord
+from .records import EvalRecord, EventRecord, Record, TrainRecord, ValRecord
 from .series import Series
 
 EVENTS_KEPT = 400
@@ -41,6 +41,16 @@ class RunValues:
     train_records: int = 0
     val_records: int = 0
     events: list[EventRecord] = field(default_factory=list)
+    evals: list[EvalRecord] = field(default_factory=list)  # the latest of each cell
+
+    @property
+    def eval_psnr(self) -> float | None:
+        """The best snapshot's mean PSNR over its evaluation cells (a run's "eval dB")."""
+        by: dict[str | None, list[float]] = {}
+        for e in self.evals:
+            if e.psnr is not None:
+                by.setdefault(e.snapshot, []).append(e.psnr)
+        return max((sum(v) / len(v) for v in by.values()), default=None)
 
 
 class RunState:
@@ -60,6 +70,7 @@ class RunState:
         self.values = RunValues()
         self.events: deque[EventRecord] = deque(maxlen=self.events_kept)
         self.val_psnr: dict[int, float] = {}  # step -> PSNR: what a snapshot at that step scored
+        self.evals: dict[tuple, EvalRecord] = {}
         cap = self.capacity
         self.series: dict[str, Series] | None = (
             None
@@ -122,6 +133,9 @@ class RunState:
                     v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
+            elif cls is EvalRecord:
+                self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
+                self.evals[rec.key] = rec
             else:
                 continue
             n += 1
@@ -133,4 +147,5 @@ class RunState:
         v = self.values
         out = RunValues(**{k: getattr(v, k) for k in v.__dataclass_fields__})
         out.events = list(self.events)
+        out.evals = list(self.evals.values())
         return out

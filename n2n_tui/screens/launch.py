@@ -26,9 +26,10 @@ from textual.widgets import (
     Static,
 )
 
-from n2n_core.config import Device, Precision
+from n2n_core.config import NAME_PATTERN, Device, Precision
 from n2n_core.runs import list_run_dirs
 
+from ..presetfiles import PresetEntry, load_presets
 from ..procs import (
     LaunchSpec,
     launch_log_path,
@@ -39,11 +40,10 @@ from ..procs import (
 )
 from ..widgets.common import ErrorModal
 from .base import BaseScreen
-from .presets import PresetEntry, load_presets
 
 DEVICES = get_args(Device)
 PRECISIONS = get_args(Precision)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(NAME_PATTERN)
 APPEAR_TIMEOUT_S = 120.0
 
 
@@ -297,7 +297,7 @@ class LaunchScreen(BaseScreen):
                 self.Failed("Launch failed", f"cannot start n2n-core: {e.strerror or e}", [])
             )
             return
-        self.app.children_started.append(started)
+        self.app.adopt_child(started)
         deadline = time.monotonic() + APPEAR_TIMEOUT_S
         suffix = f"-{spec.name}"
         while time.monotonic() < deadline:
