@@ -33,6 +33,8 @@ class RunValues:
     best_step: int | None = None
     input_psnr: float | None = None
     dataset: str | None = None
+    colour_shift: float | None = None  # the last validation's mean |shift|, levels of 255
+    colour_shift_worst: float | None = None  # ... and its worst signed (image, channel) shift
     first_time: float | None = None
     last_time: float | None = None
     records: int = 0
@@ -127,6 +129,9 @@ class RunState:
                         inp_s.append(s, rec.input_psnr)
                 if rec.dataset is not None:
                     v.dataset = rec.dataset
+                if rec.colour_shift is not None:
+                    v.colour_shift = rec.colour_shift
+                    v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
             elif cls is SysRecord:
