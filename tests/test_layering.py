@@ -53,7 +53,7 @@ CORE_LAYERS = [
     {"noise", "data", "evaluate", "snapshots", "accel", "mri.schedule", "mri.spectral"}
     | {"baselines"},
     {"task", "owndata", "mri"},
-    {"tasks", "export", "infer", "tensorboard", "report", "evalmatrix", "runexport"},
+    {"tasks", "export", "infer", "tensorboard", "report", "evalmatrix", "runexport", "fetch"},
     {"train", "bench", "sweep", "scheduler", "slurm"},
     {"worker", "cli", "sweepcli"},
 ]
