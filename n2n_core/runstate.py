@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import EvalRecord, EventRecord, Record, TrainRecord, ValRecord
+from .records import EvalRecord, EventRecord, Record, SysRecord, TrainRecord, ValRecord
 from .series import Series
 
 EVENTS_KEPT = 400
@@ -34,11 +34,14 @@ class RunValues:
     best_step: int | None = None
     input_psnr: float | None = None
     dataset: str | None = None
+    colour_shift: float | None = None  # the last validation's mean |shift|, levels of 255
+    colour_shift_worst: float | None = None  # ... and its worst signed (image, channel) shift
     first_time: float | None = None
     last_time: float | None = None
     records: int = 0
     train_records: int = 0
     val_records: int = 0
+    sys: SysRecord | None = None  # the newest system/accelerator sample
     events: list[EventRecord] = field(default_factory=list)
     evals: list[EvalRecord] = field(default_factory=list)  # the latest of each cell
 
@@ -134,8 +137,13 @@ class RunState:
                         inp_s.append(s, rec.input_psnr)
                 if rec.dataset is not None:
                     v.dataset = rec.dataset
+                if rec.colour_shift is not None:
+                    v.colour_shift = rec.colour_shift
+                    v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
+            elif cls is SysRecord:
+                v.sys = rec
             elif cls is EvalRecord:
                 self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
                 self.evals[rec.key] = rec
