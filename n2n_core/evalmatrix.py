@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import UserError
 
 Tick = Callable[[], None]
@@ -61,18 +59,13 @@ class Matrix:
     run_dir: Path | None = None
     stored: bool = False
 
-    def mean_by_snapshot(self) -> dict[str, float]:
-        by: dict[str, list[float]] = {}
-        for c in self.cells:
-            by.setdefault(c.snapshot, []).append(c.psnr)
-        return {k: float(np.mean(v)) for k, v in by.items()}
-
     def best(self) -> dict[str, Any]:
         """The snapshot with the highest mean PSNR over all its cells."""
-        means = self.mean_by_snapshot()
-        name = max(means, key=lambda k: means[k])
+        from .runstate import best_mean
+
+        name, mean = best_mean((c.snapshot, c.psnr) for c in self.cells)
         step = next(c.step for c in self.cells if c.snapshot == name)
-        return {"snapshot": name, "step": step, "mean_psnr": round(means[name], 2)}
+        return {"snapshot": name, "step": step, "mean_psnr": round(mean, 2)}
 
     def to_json(self) -> dict[str, Any]:
         return {"results": [c.to_json() for c in self.cells], "best": self.best()}
