@@ -14,11 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .evaluate import ColourShift
 
 Tick = Callable[[], None]
 
@@ -38,6 +41,7 @@ class Cell:
     baselines: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     best: bool = False
+    colour: ColourShift | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +56,7 @@ class Cell:
             "baselines": {k: round(v, 2) for k, v in self.baselines.items()},
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "best": self.best,
+            **(self.colour.to_json() if self.colour else {}),
         }
 
 
@@ -251,6 +256,7 @@ def run_matrix(p: Plan, device: str = "cpu", seed: int = 0, tick: Tick | None = 
                         images=res.images,
                         baselines=dict(scores),
                         seconds={"network": time.perf_counter() - t0, **secs},
+                        colour=res.colour,
                     )
                 )
     m = Matrix(cells)
@@ -287,6 +293,7 @@ def store(m: Matrix, run_dir: Path) -> bool:
                     baselines=c.baselines,
                     seconds=c.seconds,
                     best=c.best,
+                    colour=c.colour.to_json() if c.colour else None,
                 )
     except OSError as e:
         raise UserError(f"{path}: cannot store the evaluation ({e.strerror or e})") from None
