@@ -7,6 +7,7 @@ path before validation, so an override is checked exactly like the file.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -275,6 +276,8 @@ class RuntimeConfig(_Strict):
     compile: bool = False
     # Also write TensorBoard events to RUN_DIR/tensorboard/ (needs the tensorboard extra).
     tensorboard: bool = False
+    # Seconds between `sys` records (CPU, memory, device util/memory/temp/power); 0 = none.
+    sys_every: float = Field(5.0, ge=0)
 
 
 class MriConfig(_Strict):
@@ -593,10 +596,14 @@ class PresetLoader(yaml.SafeLoader):
     def __init__(self, stream) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent, index):
         self._depth += 1
+        self._nodes += 1
         try:
+            if self._nodes > MAX_PRESET_NODES:  # stop early; aliases are counted afterwards
+                raise _PresetTooBig(f"more than {MAX_PRESET_NODES} values")
             if self._depth > MAX_PRESET_DEPTH:
                 mark = self.peek_event().start_mark
                 raise _PresetTooBig(
@@ -670,8 +677,29 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Quoted scalars and comments, whose brackets are text, not YAML structure.
+_NOT_STRUCTURE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"|#[^\n]*")
+
+
+def _flow_depth(text: str) -> int:
+    """How deep ``[``/``{`` nest outside quoted scalars and comments (closers not clamped).
+
+    Checked before PyYAML sees the text: its scanner looks ahead through every
+    open bracket of a line at a cost that grows with their square (about a second
+    for a 1 KB line of ``[``), before the loader's own depth check can stop it.
+    """
+    brackets = _NOT_BRACKET.sub("", _NOT_STRUCTURE.sub("", text))
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
 def _load_yaml(text: str, source: str) -> Any:
     """``yaml.load`` with :class:`PresetLoader`; a budget exceeded is a UserError naming ``source``."""
+    if _flow_depth(text) > MAX_PRESET_DEPTH:
+        raise UserError(f"{source}: YAML refused: nested deeper than {MAX_PRESET_DEPTH} levels")
     try:
         return yaml.load(text, Loader=PresetLoader)  # noqa: S506 - a SafeLoader subclass
     except _PresetTooBig as e:

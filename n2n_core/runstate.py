@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .records import EvalRecord, EventRecord, Record, TrainRecord, ValRecord
+from .records import EvalRecord, EventRecord, Record, SysRecord, TrainRecord, ValRecord
 from .series import Series
 
 EVENTS_KEPT = 400
@@ -40,6 +40,7 @@ class RunValues:
     records: int = 0
     train_records: int = 0
     val_records: int = 0
+    sys: SysRecord | None = None  # the newest system/accelerator sample
     events: list[EventRecord] = field(default_factory=list)
     evals: list[EvalRecord] = field(default_factory=list)  # the latest of each cell
 
@@ -133,6 +134,8 @@ class RunState:
                     v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
+            elif cls is SysRecord:
+                v.sys = rec
             elif cls is EvalRecord:
                 self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
                 self.evals[rec.key] = rec

@@ -10,6 +10,8 @@ from typing import Any
 
 from n2n_core.runs import run_state
 
+from .procs import run_core
+
 SNAP_RE = re.compile(r"^snapshot-(\d+)\.safetensors$")
 
 
@@ -88,3 +90,35 @@ def colour_text(result: dict[str, Any]) -> str:
 def append_log(run_dir: Path, line: str) -> None:
     with open(Path(run_dir) / "log.txt", "a", encoding="utf-8") as f:
         f.write(line.rstrip("\n") + "\n")
+
+
+def newest_snapshot(run_dir: Path) -> Snapshot | None:
+    """The final snapshot, else the latest periodic one."""
+    snaps = list_snapshots(run_dir)
+    return snaps[-1] if snaps else None
+
+
+def infer_out(run_dir: Path, image: Path, snapshot: Path) -> Path:
+    """Where the TUI writes a denoised image: the run's samples/ (a folder for a folder)."""
+    samples = Path(run_dir) / "samples"
+    if image.is_dir():
+        return samples / f"infer-{snapshot.stem}"
+    return samples / f"infer-{image.stem}-{snapshot.stem}.png"
+
+
+def denoise_each(image: Path, jobs: list[tuple[Path, Path]]) -> str | None:
+    """``n2n-core infer`` of ``image`` with each (snapshot, out); the first failure, or None.
+
+    Blocking: call it from a worker.
+    """
+    for snapshot, out in jobs:
+        try:
+            (out if image.is_dir() else out.parent).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return f"{out}: {e.strerror}"
+        res = run_core(
+            ["infer", "--snapshot", str(snapshot), "--image", str(image), "--out", str(out)]
+        )
+        if not res.ok:
+            return f"{snapshot.name}: {res.error_line()}"
+    return None

@@ -108,6 +108,28 @@ def test_formatting():
     assert fmt.duration(3 * 86400 + 7200) == "3d 02h"
 
 
+def test_mri_presets_edit_field_by_field():
+    from n2n_core.config import read_preset_data, validate_preset
+    from n2n_tui import presetform as pf
+
+    root = Path(__file__).resolve().parents[2] / "presets"
+    original = read_preset_data(root / "mri-n2n.yaml")
+    base = validate_preset(original)
+    names = dict(pf.sections(base))
+    assert [s.key for s in names["mri"]][:2] == ["mri.epochs", "mri.rampup_epochs"]
+    assert "mri" not in {s.key for s in names["general"]}
+    values = pf.field_values(base)
+    values["mri.epochs"] = "200"
+    new, errors = pf.validate(pf.build_data(original, values, base.noise.type))
+    assert errors == {} and new.mri.epochs == 200
+    edited = pf.edited_data(original, base, new)
+    assert edited["mri"] == {**original["mri"], "epochs": 200}
+
+    image = validate_preset(read_preset_data(root / "quickstart.yaml"))
+    keys = {s.key for _, specs in pf.sections(image) for s in specs}
+    assert not any(k.split(".")[0] in ("mri", "slurm") for k in keys)
+
+
 def test_colour_shift_beside_psnr(tmp_path: Path):
     from n2n_core.records import ValRecord
     from n2n_core.runstate import RunState
