@@ -305,6 +305,11 @@ class EvalRecord(Record):
     baselines: dict | None = None
     seconds: dict | None = None
     best: bool | None = None
+    # the network's colour shift on the cell, as in ValRecord
+    colour_shift: float | None = None
+    colour_shift_worst: float | None = None
+    colour_shift_worst_image: str | None = None
+    colour_shift_worst_channel: str | None = None
 
     @property
     def key(self) -> tuple:

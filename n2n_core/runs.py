@@ -190,6 +190,7 @@ class MetricsWriter:
         baselines: dict[str, float],
         seconds: dict[str, float],
         best: bool,
+        colour: Mapping[str, Any] | None = None,
     ) -> None:
         self.write(
             EvalRecord(
@@ -205,6 +206,7 @@ class MetricsWriter:
                 baselines={k: round(v, 4) for k, v in baselines.items()},
                 seconds={k: round(v, 3) for k, v in seconds.items()},
                 best=best,
+                **(colour or {}),
             )
         )
 
