@@ -81,13 +81,18 @@ def _optional_model(ann: Any) -> type[BaseModel] | None:
     return inner if optional and _is_model(inner) else None
 
 
-def _model_specs(name: str, model: type[BaseModel]) -> list[FieldSpec]:
-    # A mapping-valued key (slurm.extra) has no form field; the file keeps it as written.
-    return [
-        _spec((name, k), f.annotation)
-        for k, f in model.model_fields.items()
-        if get_origin(_unwrap_optional(f.annotation)[0]) is not dict
-    ]
+def _model_specs(name: str | tuple[str, ...], model: type[BaseModel]) -> list[FieldSpec]:
+    """The fields of a section; a nested model (data.augment) adds its own fields."""
+    base = (name,) if isinstance(name, str) else name
+    out: list[FieldSpec] = []
+    for k, f in model.model_fields.items():
+        ann = _unwrap_optional(f.annotation)[0]
+        if _is_model(ann):
+            out += _model_specs((*base, k), ann)
+        elif get_origin(ann) is not dict:
+            # A mapping-valued key (slurm.extra) has no form field; the file keeps it as written.
+            out.append(_spec((*base, k), f.annotation))
+    return out
 
 
 def uses_section(preset: Preset, name: str) -> bool:

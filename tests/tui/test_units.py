@@ -152,3 +152,16 @@ def test_colour_shift_beside_psnr(tmp_path: Path):
     line = validation_line(tmp_path / "s.safetensors", tmp_path, res, 0.0)
     assert line.endswith("PSNR 30.00 dB, colour shift 0.72 (worst -2.30 G in [b]frog[/b].png)")
     assert colour_text({"psnr": 1.0}) == ""
+
+
+def test_nested_sections_are_fields_and_an_untouched_preset_validates():
+    from n2n_core.config import read_preset_data, validate_preset
+    from n2n_tui import presetform as pf
+
+    path = Path(__file__).resolve().parents[2] / "presets" / "quickstart.yaml"
+    original = read_preset_data(path)
+    base = validate_preset(original)
+    values = pf.field_values(base)
+    assert values["data.augment.flips"] is False and "data.augment" not in values
+    new, errors = pf.validate(pf.build_data(original, values, base.noise.type))
+    assert errors == {} and pf.edited_data(original, base, new) == original
