@@ -376,22 +376,28 @@ def cmd_resume(a: argparse.Namespace) -> int:
             and (run_dir / "snapshots" / "final.safetensors").exists()
         ):
             raise UserError(f"{run_dir}: run already finished; nothing to resume")
-        _wait_for_old_ranks(run_dir, info and info.ranks)
+        _wait_for_old_processes(run_dir, info)
         update_run_info(run_dir, status="running", **launch_identity(), ended=None, exit_code=None)
         return _launch(run_dir, preset, resume=True, lock=lock)
 
 
-def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
+def _wait_for_old_processes(run_dir: Path, info, wait_s: float = 5.0) -> None:
     """Ranks of the previous launch die with their launcher within seconds; a resume
-    never trains beside one that is still alive."""
-    from .procident import live_ranks
+    never trains beside one of them, nor beside a launcher whose lock file was removed."""
+    from .procident import live_ranks, still_running
 
+    if info is None:
+        return
     deadline = time.monotonic() + wait_s
-    while live := live_ranks(run_dir, ranks):
+    while True:
+        live = [v.ident.pid for v in live_ranks(run_dir, info.ranks)]
+        if info.process is not None and info.pid != os.getpid() and still_running(info.process):
+            live.insert(0, info.pid)
+        if not live:
+            return
         if time.monotonic() >= deadline:
             raise UserError(
-                f"{run_dir}: rank pid {live[0].ident.pid} of the previous launch is still "
-                "running; stop it first"
+                f"{run_dir}: pid {live[0]} of the previous launch is still running; stop it first"
             )
         time.sleep(0.1)
 

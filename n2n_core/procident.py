@@ -301,9 +301,27 @@ def run_alive(run_dir: str | Path, process: Any, ranks: Any, pid: Any) -> bool:
     held = is_held(run_dir)
     if held:
         return True
-    if held is None and ProcessIdentity.parse(process) is None:
-        return pid_alive(pid)
+    if held is None:  # no lock file: a folder from before the lock, or its file removed
+        if ProcessIdentity.parse(process) is None:
+            return pid_alive(pid)
+        if still_running(process):
+            return True
     return bool(live_ranks(run_dir, ranks))
+
+
+def still_running(claim: Any) -> bool:
+    """Whether the process a claim names still lives (same host, boot and start time).
+
+    Weaker than :func:`verify_launcher` (no proof it is this run), so it may only
+    hold something back -- a resume, an "interrupted" -- never allow a signal.
+    """
+    ident = ProcessIdentity.parse(claim)
+    if ident is None or ident.pid <= 1 or ident.host != socket.gethostname():
+        return False
+    if not ident.boot_id or ident.boot_id != boot_id():
+        return False
+    now = identity_of(ident.pid)
+    return now is not None and now.start == ident.start
 
 
 def pid_alive(pid: Any) -> bool:

@@ -241,7 +241,17 @@ class RunSummary:
             "started": self.started,
             "ended": self.ended,
             "exit_code": self.exit_code,
+            "reason": self.reason,
         }
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run ended as it did, when run.json says or its processes show it."""
+        if self.info is not None and self.info.reason:
+            return self.info.reason
+        if self.status == "interrupted":
+            return "no process of the run is left and none recorded an end; resumable"
+        return None
 
 
 def run_state(run_dir: str | Path, capacity: int | None = None) -> RunState:
