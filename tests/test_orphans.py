@@ -111,6 +111,16 @@ def _processes_of(run_dir: Path) -> list[int]:
     return out
 
 
+def _ranks_of(run_dir: Path, launcher: subprocess.Popen):
+    """True once this launcher's rank 0 has recorded every rank (not an earlier launch's)."""
+
+    def ready() -> bool:
+        info = read_run_info(run_dir)
+        return info is not None and info.pid == launcher.pid and info.ranks is not None
+
+    return ready
+
+
 def _past_snapshot(run_dir: Path, step: int):
     snap = run_dir / "snapshots" / f"snapshot-{step:08d}.safetensors"
 
@@ -207,7 +217,7 @@ def test_ctrl_c_stops_every_rank_cleanly_and_a_killed_torchrun_is_recorded(
     # torchrun itself killed (the OOM killer's pick): its ranks die with it, and the
     # launcher, still alive, records why the run failed since no rank could.
     proc = _resume(run_dir)
-    assert _wait_for(lambda: (read_run_info(run_dir).ranks or None) is not None, proc)
+    assert _wait_for(_ranks_of(run_dir, proc), proc)
     (agent,) = children_of(proc.pid)
     os.kill(agent, signal.SIGKILL)
     assert proc.wait(timeout=60) == 1
