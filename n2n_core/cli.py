@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
+from .config import Executor
 from .errors import UserError
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -48,6 +50,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= v < 2**32:  # what numpy's and torch's generators accept
+        raise argparse.ArgumentTypeError(f"must be in 0..{2**32 - 1}: {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
@@ -67,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rs = sub.add_parser("resume", help="continue an interrupted run in its folder")
     rs.add_argument("run_dir")
+    # One node of a multi-node run whose nodes share the run folder (a Slurm job's
+    # nodes): only node 0 writes it.
+    rs.add_argument("--nnodes", type=int, help=argparse.SUPPRESS)
+    rs.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
+    rs.add_argument("--rdzv-endpoint", help=argparse.SUPPRESS)
 
     v = sub.add_parser("validate", help="PSNR of a snapshot on a folder of clean images")
     v.add_argument("--snapshot", required=True)
@@ -74,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
     )
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
     v.add_argument("--json", action="store_true")
@@ -99,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument(
         "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
     )
-    vf.add_argument("--seed", type=int, default=0)
+    vf.add_argument("--seed", type=_seed, default=0)
     vf.add_argument("--json", action="store_true")
 
     inf = sub.add_parser(
@@ -124,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     ru = sub.add_parser("runs", help="list run folders")
     ru.add_argument("--results-dir", default=DEFAULT_RESULTS)
     ru.add_argument("--json", action="store_true")
+    ru.add_argument("--tag", action="append", default=[], help="only runs with this tag")
+    ru.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only runs whose preset key has this value, e.g. noise.type=poisson",
+    )
 
     rp = sub.add_parser("replay", help="replay a run's metrics log in the terminal")
     rp.add_argument("run_dir")
@@ -135,6 +160,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
+
+    sw = sub.add_parser(
+        "sweep",
+        help="run a preset over a grid of values (sweep PRESET) or manage a sweep "
+        "(sweep resume|status|cancel SWEEP_DIR)",
+    )
+    sw.add_argument("target", metavar="PRESET|resume|status|cancel")
+    sw.add_argument("sweep_dir", nargs="?", metavar="SWEEP_DIR")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--seeds", type=int, default=1)
+    sw.add_argument("--name")
+    sw.add_argument("--results-dir", default=DEFAULT_RESULTS)
+    sw.add_argument("--slots", type=int)
+    sw.add_argument("--devices", metavar="LIST", help="accelerator ids to use, e.g. 0,1,2,3")
+    sw.add_argument("--executor", choices=get_args(Executor), default="local")
+    sw.add_argument("--detach", action="store_true", help="run the scheduler in the background")
+    sw.add_argument("--json", action="store_true")
+
+    tg = sub.add_parser("tag", help="add (+TAG) or remove (-TAG) tags of a run")
+    tg.add_argument("run_dir")
+    tg.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG")
+
+    nt = sub.add_parser("note", help="set a run's note (an empty TEXT clears it)")
+    nt.add_argument("run_dir")
+    nt.add_argument("text", nargs="+", metavar="TEXT")
     return p
 
 
@@ -143,8 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from .config import apply_overrides, read_preset_data, validate_preset
+    from .config import (
+        apply_overrides,
+        check_data_paths,
+        check_name,
+        read_preset_data,
+        validate_preset,
+    )
 
+    if a.name is not None:
+        check_name(a.name, "--name")
     data = read_preset_data(a.preset)
     data = apply_overrides(data, a.overrides)
     rt = (
@@ -165,7 +224,7 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
     if a.name is not None:
         data["name"] = a.name
     preset = validate_preset(data, a.preset)
-    _check_data_paths(preset)
+    check_data_paths(preset)
     from .folderlock import FolderLock
     from .train import prepare_run
 
@@ -175,20 +234,12 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         return _launch(run_dir, preset, resume=False, lock=lock)
 
 
-def _check_data_paths(preset) -> None:
-    """Fail before creating a run folder when a data path does not exist."""
-    for key in ("train", "val"):
-        spec = getattr(preset.data, key)
-        if not spec or spec.startswith("builtin:"):
-            continue
-        path = (
-            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
-        )
-        if not Path(path).expanduser().exists():
-            raise UserError(f"data.{key}: {spec}: path not found")
+def _launch(run_dir: Path, preset, resume: bool, lock, discard_empty: bool = True) -> int:
+    """Train ``run_dir`` here (1 process) or through torchrun.
 
-
-def _launch(run_dir: Path, preset, resume: bool, lock) -> int:
+    ``discard_empty``: a fresh run that fails before its first step is removed;
+    a sweep's point keeps its folder, which the sweep names.
+    """
     rt = preset.runtime
     if rt.nproc * rt.nnodes <= 1:
         from .train import train_worker
@@ -196,7 +247,7 @@ def _launch(run_dir: Path, preset, resume: bool, lock) -> int:
         try:
             status = train_worker(run_dir, resume=resume)
         except UserError:
-            if not resume:
+            if not resume and discard_empty:
                 _discard_if_empty(run_dir)
             raise
         return _report(run_dir, status)
@@ -212,7 +263,8 @@ def _discard_if_empty(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _launch_torchrun(run_dir: Path, preset, resume: bool, lock) -> int:
+def _launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = True) -> int:
+    """``records``: False on the nodes > 0 of a run whose nodes share its folder."""
     from .lifeline import LAUNCHER_ENV, dies_with, launcher_env
     from .runinfo import read_run_info, update_run_info
 
@@ -247,7 +299,7 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=dies_with(os.getpid()),
-            pass_fds=(lock.fd,),
+            pass_fds=(lock.fd,) if lock.fd is not None else (),
         )
         stop.agent = agent
         while True:
@@ -256,6 +308,8 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock) -> int:
                 break
             except subprocess.TimeoutExpired:
                 stop.deliver()
+    if not records:
+        return 0 if code == 0 else 1
     info = read_run_info(run_dir)
     status = (info and info.status) or "failed"
     if status == "running":
@@ -349,7 +403,7 @@ def _report(run_dir: Path, status: str) -> int:
         return EXIT_STOPPED
     if status != "finished":
         info = read_run_info(run_dir)
-        why = f" ({info.reason})" if info is not None and info.reason else ""
+        why = f": {info.reason}" if info is not None and info.reason else ""
         print(f"run {status}{why}; see {run_dir / 'log.txt'}", file=sys.stderr)
         return 1
     return 0
@@ -366,6 +420,8 @@ def cmd_resume(a: argparse.Namespace) -> int:
     if not (run_dir / "preset.yaml").exists():
         raise UserError(f"{run_dir / 'preset.yaml'}: missing; cannot resume this run")
     preset = load_preset(run_dir / "preset.yaml")
+    if a.nnodes and a.nnodes > 1:
+        return _resume_node(a, run_dir, preset)
     # Refuses while the run's launcher lives (issue 18.2); held until this process exits.
     with FolderLock() as lock:
         lock.acquire(run_dir)
@@ -377,21 +433,56 @@ def cmd_resume(a: argparse.Namespace) -> int:
         ):
             raise UserError(f"{run_dir}: run already finished; nothing to resume")
         _wait_for_old_processes(run_dir, info)
-        update_run_info(run_dir, status="running", **launch_identity(), ended=None, exit_code=None)
-        return _launch(run_dir, preset, resume=True, lock=lock)
+        # A queued run (a sweep's point, prepared but never started) starts at step 0.
+        queued = info is not None and info.status == "queued"
+        changes = {"started": time.time()} if queued else {}
+        update_run_info(
+            run_dir, status="running", **launch_identity(), ended=None, exit_code=None, **changes
+        )
+        return _launch(run_dir, preset, resume=not queued, lock=lock, discard_empty=not queued)
+
+
+def _resume_node(a: argparse.Namespace, run_dir: Path, preset) -> int:
+    """One node of a multi-node run sharing ``run_dir``: node 0 is the run (it locks and
+    records it); the others only train, resuming exactly when a snapshot is there."""
+    from .folderlock import FolderLock
+    from .runinfo import update_run_info
+    from .train import launch_identity, newest_resumable_snapshot
+
+    if not a.rdzv_endpoint:
+        raise UserError("resume --nnodes: needs --rdzv-endpoint HOST:PORT of node 0")
+    if not 0 <= a.node_rank < a.nnodes:
+        raise UserError(f"--node-rank {a.node_rank}: must be in 0..{a.nnodes - 1}")
+    runtime = preset.runtime.model_copy(
+        update={"nnodes": a.nnodes, "node_rank": a.node_rank, "rdzv_endpoint": a.rdzv_endpoint}
+    )
+    preset = preset.model_copy(update={"runtime": runtime})
+    resume = newest_resumable_snapshot(run_dir) is not None
+    with FolderLock() as lock:
+        if a.node_rank == 0:
+            lock.acquire(run_dir)
+            update_run_info(
+                run_dir,
+                status="running",
+                **launch_identity(),
+                world_size=preset.runtime.nproc * a.nnodes,
+                ended=None,
+                exit_code=None,
+            )
+        return _launch_torchrun(run_dir, preset, resume, lock, records=a.node_rank == 0)
 
 
 def _wait_for_old_processes(run_dir: Path, info, wait_s: float = 5.0) -> None:
     """Ranks of the previous launch die with their launcher within seconds; a resume
     never trains beside one of them, nor beside a launcher whose lock file was removed."""
-    from .procident import live_ranks, still_running
+    from .procident import holds_removed_lock, live_ranks
 
     if info is None:
         return
     deadline = time.monotonic() + wait_s
     while True:
         live = [v.ident.pid for v in live_ranks(run_dir, info.ranks)]
-        if info.process is not None and info.pid != os.getpid() and still_running(info.process):
+        if info.pid != os.getpid() and holds_removed_lock(run_dir, info.process):
             live.insert(0, info.pid)
         if not live:
             return
@@ -402,7 +493,8 @@ def _wait_for_old_processes(run_dir: Path, info, wait_s: float = 5.0) -> None:
         time.sleep(0.1)
 
 
-def _val_noise(name: str | None, snap_meta: dict):
+def _val_noise(name: str | None, snap_meta: dict, source: str):
+    """The validation noise: ``--noise``, else the one recorded in the model (``source``)."""
     from .noise import noise_from_name
 
     kind = name or snap_meta.get("noise") or "gaussian"
@@ -412,11 +504,15 @@ def _val_noise(name: str | None, snap_meta: dict):
         kind = "gaussian"
     if kind == "bernoulli_spectral":
         raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
-    preset_noise = (snap_meta.get("preset") or {}).get("noise") or {}
+    preset = snap_meta.get("preset")
+    preset_noise = preset.get("noise") if isinstance(preset, dict) else None
     params = {}
-    if preset_noise.get("type") == kind:
+    if isinstance(preset_noise, dict) and preset_noise.get("type") == kind:
         params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
-    return noise_from_name(kind, **params)
+    try:
+        return noise_from_name(str(kind), **params)
+    except UserError as e:
+        raise UserError(f"{source}: the noise recorded in it is unusable ({e})") from None
 
 
 def _print_val(res, as_json: bool, what: str) -> None:
@@ -442,11 +538,11 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
         res = validate_mri_snapshot(net, snap, a.dataset_dir, seed=a.seed, device=device)
     else:
-        noise = _val_noise(a.noise, snap.meta)
+        noise = _val_noise(a.noise, snap.meta, str(a.snapshot))
         images = open_val(a.dataset_dir, snap.in_channels)
         samples = Path(a.samples_dir) if a.samples_dir else None
         if samples:
-            samples.mkdir(parents=True, exist_ok=True)
+            _make_dir(samples, "--samples-dir")
         res = validate(
             torch_runner(net, device), images, noise, a.seed, samples, samples and len(images) or 0
         )
@@ -454,8 +550,27 @@ def cmd_validate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _make_dir(path: Path, flag: str) -> None:
+    """Create an output folder; an existing file or an unwritable parent is a UserError."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: {flag} is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path}: cannot create {flag} ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: {flag} is not writable")
+
+
 def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder."""
+    """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder.
+
+    Output names in folder mode: each input keeps its file name, except that a GIF
+    (which is not written) becomes NAME.png. When two inputs would get the same
+    output name (``a.gif`` and ``a.png``), every one of them keeps its full name and
+    gains ``.png`` (``a.gif.png``, ``a.png.png``), so no result replaces another.
+    No output may be one of the inputs (the same path, a hard link or a symlink to it).
+    """
     from .data.images import list_images
 
     src, dst = Path(image), Path(out)
@@ -467,15 +582,38 @@ def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
             raise UserError(f"{src}: no images found in folder")
         if dst.exists() and not dst.is_dir():
             raise UserError(f"{dst}: --out must be a folder when --image is a folder")
-        dst.mkdir(parents=True, exist_ok=True)
-        return [
-            (f, dst / (f.stem + ".png" if f.suffix.lower() in (".gif",) else f.name)) for f in files
+        names = [f.stem + ".png" if f.suffix.lower() == ".gif" else f.name for f in files]
+        clashes = {n for n in names if names.count(n) > 1}
+        jobs = [
+            (f, dst / (f.name + ".png" if n in clashes else n))
+            for f, n in zip(files, names, strict=True)
         ]
+        _refuse_overwriting_inputs(jobs)
+        _make_dir(dst, "--out")
+        return jobs
     if dst.is_dir():
-        return [(src, dst / src.name)]
-    if not dst.parent.exists():
-        raise UserError(f"{dst.parent}: output folder not found")
-    return [(src, dst)]
+        jobs = [(src, dst / src.name)]
+    else:
+        if not dst.parent.exists():
+            raise UserError(f"{dst.parent}: output folder not found")
+        jobs = [(src, dst)]
+    _refuse_overwriting_inputs(jobs)
+    return jobs
+
+
+def _refuse_overwriting_inputs(jobs: list[tuple[Path, Path]]) -> None:
+    inputs: dict[tuple[int, int], Path] = {}
+    for src, _ in jobs:
+        st = src.stat()
+        inputs[(st.st_dev, st.st_ino)] = src
+    for _, out in jobs:
+        try:
+            st = out.stat()
+        except OSError:
+            continue  # not there yet: cannot be an input
+        hit = inputs.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            raise UserError(f"{out}: --out would overwrite the input {hit}; choose another --out")
 
 
 def cmd_infer(a: argparse.Namespace) -> int:
@@ -503,9 +641,11 @@ def cmd_dataset(a: argparse.Namespace) -> int:
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
+    from .runfilter import RunQuery
     from .runs import list_runs
 
-    runs = list_runs(a.results_dir)
+    query = RunQuery.from_flags(a.tag, a.where)
+    runs = [r for r in list_runs(a.results_dir) if query.matches(r.path, r.info)]
     if a.json:
         print(json.dumps({"results_dir": str(a.results_dir), "runs": [r.to_json() for r in runs]}))
         return 0
@@ -562,6 +702,42 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace, argv: list[str]) -> int:
+    from . import sweepcli
+
+    if a.target in ("resume", "status", "cancel"):
+        if not a.sweep_dir:
+            raise UserError(f"sweep {a.target}: SWEEP_DIR is missing")
+        return {
+            "resume": sweepcli.resume,
+            "status": sweepcli.status,
+            "cancel": sweepcli.cancel,
+        }[a.target](a)
+    if a.sweep_dir:
+        raise UserError(
+            f"sweep {a.target} {a.sweep_dir}: one preset; the actions are resume, status, cancel"
+        )
+    return sweepcli.start(a, ["n2n-core", *argv])
+
+
+def cmd_tag(a: argparse.Namespace) -> int:
+    from .runinfo import retag_run
+    from .runs import resolve_run_dir
+
+    tags = retag_run(resolve_run_dir(a.run_dir), a.changes)
+    print(f"{a.run_dir}: tags {' '.join(tags) if tags else '(none)'}")
+    return 0
+
+
+def cmd_note(a: argparse.Namespace) -> int:
+    from .runinfo import set_run_note
+    from .runs import resolve_run_dir
+
+    note = set_run_note(resolve_run_dir(a.run_dir), " ".join(a.text))
+    print(f"{a.run_dir}: note {'cleared' if not note else 'set'}")
+    return 0
+
+
 def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
     table = {
         "run": lambda: cmd_run(a, argv),
@@ -576,6 +752,9 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "replay": lambda: cmd_replay(a),
         "bench": lambda: cmd_bench(a),
         "export-tb": lambda: cmd_export_tb(a),
+        "sweep": lambda: cmd_sweep(a, argv),
+        "tag": lambda: cmd_tag(a),
+        "note": lambda: cmd_note(a),
     }
     return table[a.cmd]()
 
@@ -589,7 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -47,8 +47,9 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
     return libc is not None and libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
 
-def dies_with(parent_pid: int) -> Callable[[], None]:
-    """A ``preexec_fn`` for ``Popen``: the child is SIGKILLed when ``parent_pid`` exits.
+def dies_with(parent_pid: int, sig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``Popen``: the child gets ``sig`` when ``parent_pid`` exits
+    (SIGKILL; a sweep's points get SIGTERM, so they stop with a snapshot).
 
     ctypes is loaded here, before the fork; the child only makes the call.
     """
@@ -56,7 +57,7 @@ def dies_with(parent_pid: int) -> Callable[[], None]:
 
     def preexec() -> None:
         if libc is not None:
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before the call above
             os._exit(ORPHAN_EXIT)
 

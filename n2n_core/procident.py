@@ -304,16 +304,16 @@ def run_alive(run_dir: str | Path, process: Any, ranks: Any, pid: Any) -> bool:
     if held is None:  # no lock file: a folder from before the lock, or its file removed
         if ProcessIdentity.parse(process) is None:
             return pid_alive(pid)
-        if still_running(process):
+        if holds_removed_lock(run_dir, process):
             return True
     return bool(live_ranks(run_dir, ranks))
 
 
-def still_running(claim: Any) -> bool:
-    """Whether the process a claim names still lives (same host, boot and start time).
+def holds_removed_lock(run_dir: str | Path, claim: Any) -> bool:
+    """Whether the process a claim names still lives and holds this folder's lock file
+    open after that file was removed (so its lock no longer shows on the folder).
 
-    Weaker than :func:`verify_launcher` (no proof it is this run), so it may only
-    hold something back -- a resume, an "interrupted" -- never allow a signal.
+    Only holds something back -- a resume, an "interrupted" -- never allows a signal.
     """
     ident = ProcessIdentity.parse(claim)
     if ident is None or ident.pid <= 1 or ident.host != socket.gethostname():
@@ -321,7 +321,20 @@ def still_running(claim: Any) -> bool:
     if not ident.boot_id or ident.boot_id != boot_id():
         return False
     now = identity_of(ident.pid)
-    return now is not None and now.start == ident.start
+    if now is None or now.start != ident.start or not _have_proc():
+        return False
+    gone = f"{os.path.realpath(lock_path(run_dir))} (deleted)"
+    try:
+        fds = list((_PROC / str(ident.pid) / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) == gone:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def pid_alive(pid: Any) -> bool:

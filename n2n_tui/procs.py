@@ -47,8 +47,16 @@ class LaunchSpec:
     precision: str | None = None
     overrides: list[str] = field(default_factory=list)
     results_dir: Path = Path("results")
+    grid: list[str] = field(default_factory=list)  # KEY=V1,V2 items: start a sweep
+    queue: bool = False  # wait for free devices (a one-point sweep) instead of starting now
+
+    @property
+    def is_sweep(self) -> bool:
+        return bool(self.grid) or self.queue
 
     def args(self) -> list[str]:
+        if self.is_sweep:
+            return self._sweep_args()
         args = ["run", str(self.preset)]
         for o in self.overrides:
             args += ["--set", o]
@@ -62,6 +70,25 @@ class LaunchSpec:
         if self.name:
             args += ["--name", self.name]
         return args
+
+    def _sweep_args(self) -> list[str]:
+        # `sweep` takes runtime settings as --set, like any preset key.
+        args = ["sweep", str(self.preset)]
+        for g in self.grid:
+            args += ["--grid", g]
+        sets = list(self.overrides)
+        if self.precision:
+            sets.append(f"runtime.precision={self.precision}")
+        if self.nproc:
+            sets.append(f"runtime.nproc={self.nproc}")
+        if self.device:
+            sets.append(f"runtime.device={self.device}")
+        for o in sets:
+            args += ["--set", o]
+        args += ["--results-dir", str(self.results_dir)]
+        if self.name:
+            args += ["--name", self.name]
+        return args + ["--detach"]
 
     def display(self) -> str:
         return shlex.join(["n2n-core", *self.args()])

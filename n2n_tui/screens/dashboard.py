@@ -200,7 +200,12 @@ class DashboardScreen(BaseScreen):
             self.notify("this run is not running", title="Stop")
             return
         if not info.on_this_host:
-            self.notify(f"runs on {info.host}; stop it there", title="Stop", severity="warning")
+            self.notify(
+                f"runs on {info.host}; stop it there",
+                title="Stop",
+                severity="warning",
+                markup=False,
+            )
             return
         body = (
             f"Stop {self.run_dir.name} (pid {info.pid})?\n\nSIGTERM goes to its process group "

@@ -27,7 +27,14 @@ from textual.widgets import (
 
 from n2n_core.runs import list_run_dirs
 
-from ..procs import LaunchSpec, launch_log_path, split_overrides, start_detached, tail_text
+from ..procs import (
+    LaunchSpec,
+    launch_log_path,
+    run_core,
+    split_overrides,
+    start_detached,
+    tail_text,
+)
 from ..widgets.common import ErrorModal
 from .base import BaseScreen
 from .presets import PresetEntry, load_presets
@@ -44,7 +51,9 @@ class LaunchScreen(BaseScreen):
     HELP = (
         "The command shown at the bottom is exactly what is started, as a separate "
         "process: closing the TUI does not stop it. Once its run folder appears the "
-        "dashboard opens."
+        "dashboard opens. A sweep grid (KEY=V1,V2 …) starts a sweep instead, and "
+        "'queue' waits until the devices are free (no other sweep or queued run holds "
+        "them); both open the Sweeps screen."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -137,6 +146,20 @@ class LaunchScreen(BaseScreen):
                 )
                 over.cursor_blink = blink
                 yield over
+            with Horizontal(classes="field-row"):
+                yield Label("sweep grid", classes="field-label")
+                grid = Input(
+                    placeholder="KEY=V1,V2 …   e.g. train.lr=1e-3,3e-4 noise.type=gaussian,poisson",
+                    id="launch-grid",
+                    classes="field-editor -wide",
+                )
+                grid.cursor_blink = blink
+                yield grid
+            with Horizontal(classes="field-row"):
+                yield Label("start", classes="field-label")
+                with RadioSet(id="launch-when"):
+                    yield RadioButton("now", value=True, id="when-now")
+                    yield RadioButton("queue (when devices are free)", id="when-queue")
             yield Static("", id="launch-error", classes="field-error")
             yield Label("command", classes="dialog-sub")
             yield Static("", id="launch-command", classes="command-box")
@@ -150,7 +173,7 @@ class LaunchScreen(BaseScreen):
         self.sub_title = f"results: {self.app.results_dir}"
         if not self.entries:
             self.query_one("#launch-error", Static).update(
-                f"no valid presets in {self.app.presets_dir}; create one in Presets (p)"
+                Text(f"no valid presets in {self.app.presets_dir}; create one in Presets (p)")
             )
         self._apply_preset_defaults()
         self.query_one("#launch-preset", Select).focus()
@@ -201,6 +224,11 @@ class LaunchScreen(BaseScreen):
         bad = [o for o in overrides if "=" not in o]
         if bad:
             return None, f"overrides: {bad[0]!r} is not KEY=VALUE"
+        grid = split_overrides(self.query_one("#launch-grid", Input).value)
+        bad = [g for g in grid if "=" not in g or not g.partition("=")[2].strip()]
+        if bad:
+            return None, f"sweep grid: {bad[0]!r} is not KEY=V1,V2"
+        when = self.query_one("#launch-when", RadioSet).pressed_button
         spec = LaunchSpec(
             preset=e.path,
             name=name,
@@ -209,12 +237,14 @@ class LaunchScreen(BaseScreen):
             precision=str(precision) if precision != rt.precision else None,
             overrides=overrides,
             results_dir=self.app.results_dir,
+            grid=grid,
+            queue=bool(when and when.id == "when-queue"),
         )
         return spec, ""
 
     def refresh_command(self) -> None:
         spec, problem = self.spec()
-        self.query_one("#launch-error", Static).update(problem)
+        self.query_one("#launch-error", Static).update(Text(problem))
         cmd = self.query_one("#launch-command", Static)
         cmd.update(Text(spec.display() if spec else "—", style="bold"))
         self.query_one("#launch-go", Button).disabled = spec is None or self.launching
@@ -242,17 +272,20 @@ class LaunchScreen(BaseScreen):
     def action_launch(self) -> None:
         spec, problem = self.spec()
         if spec is None:
-            self.notify(problem, title="Cannot launch", severity="error")
+            self.notify(problem, title="Cannot launch", severity="error", markup=False)
             return
         if self.launching:
             return
         self.launching = True
         self.refresh_command()
-        self.query_one("#launch-status", Static).update(f"starting: {spec.display()}")
+        self.query_one("#launch-status", Static).update(Text(f"starting: {spec.display()}"))
         self.start(spec)
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, name="launch")
     def start(self, spec: LaunchSpec) -> None:
+        if spec.is_sweep:
+            self._start_sweep(spec)
+            return
         before = {p.name for p in list_run_dirs(spec.results_dir)}
         out = launch_log_path(spec.results_dir, spec.name)
         try:
@@ -305,6 +338,32 @@ class LaunchScreen(BaseScreen):
                 tail_text(out),
             )
         )
+
+    def _start_sweep(self, spec: LaunchSpec) -> None:
+        """``sweep ... --detach`` checks every point, writes the sweep and returns at once."""
+        res = run_core(spec.args(), timeout=APPEAR_TIMEOUT_S)
+        if not res.ok:
+            self.post_message(
+                self.Failed(
+                    "Sweep did not start",
+                    f"{spec.display()}\n\n{res.error_line()}",
+                    [ln for ln in res.stderr.splitlines() if ln.strip()][:12],
+                )
+            )
+            return
+        self.app.rescan()
+        self.post_message(self.SweepStarted())
+
+    @dataclass
+    class SweepStarted(Message):
+        pass
+
+    @on(SweepStarted)
+    def _sweep_started(self) -> None:
+        from .sweeps import SweepsScreen
+
+        self.launching = False
+        self.app.switch_screen(SweepsScreen())
 
     @on(Launched)
     def _launched(self, event: Launched) -> None:

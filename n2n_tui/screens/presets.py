@@ -93,7 +93,19 @@ class PresetsScreen(BaseScreen):
         self.reload()
 
     def reload(self) -> None:
-        self.entries = load_presets(self.app.presets_dir)
+        self._load()
+
+    @work(thread=True, exclusive=True, group="presets", exit_on_error=False, name="load presets")
+    def _load(self) -> None:
+        # Parsing user files is kept off the UI thread: however large or hostile a
+        # preset is, the screen stays responsive while it is read.
+        entries = load_presets(self.app.presets_dir)
+        self.app.call_from_thread(self._show, entries)
+
+    def _show(self, entries: list[PresetEntry]) -> None:
+        if not self.is_mounted:  # left before the files were read
+            return
+        self.entries = entries
         rows = []
         err_style = f"bold {self.app.current_theme.error}"
         for e in self.entries:
@@ -122,7 +134,7 @@ class PresetsScreen(BaseScreen):
         self.query_one(RunsTable).sync(rows)
         if not self.entries:
             self.query_one("#preset-detail", Static).update(
-                f"no presets in {self.app.presets_dir} (expected *.yaml files)"
+                Text(f"no presets in {self.app.presets_dir} (expected *.yaml files)")
             )
         else:
             self._detail()
@@ -139,7 +151,7 @@ class PresetsScreen(BaseScreen):
             try:
                 box.update(Text(e.path.read_text(encoding="utf-8").rstrip()))
             except (OSError, UnicodeDecodeError) as err:
-                box.update(f"{e.path}: {err}")
+                box.update(Text(f"{e.path}: {err}"))
 
     def selected(self) -> PresetEntry | None:
         key = self.query_one(RunsTable).current_key()
@@ -160,7 +172,9 @@ class PresetsScreen(BaseScreen):
         if e is None:
             return
         if e.preset is None or e.data is None:
-            self.notify(e.error or "invalid preset", title="Cannot edit", severity="error")
+            self.notify(
+                e.error or "invalid preset", title="Cannot edit", severity="error", markup=False
+            )
             return
         self.app.push_screen(PresetEditorScreen(e.path, e.data, e.preset))
 
@@ -235,7 +249,7 @@ class PresetEditorScreen(BaseScreen):
 
         def saved(path: Path | None) -> None:
             if path:
-                self.notify(f"saved {path}", title="Preset saved")
+                self.notify(f"saved {path}", title="Preset saved", markup=False)
                 self.app.pop_screen()
 
         self.app.push_screen(SavePresetModal(self.path, self.data, new_data, target), saved)
@@ -257,7 +271,7 @@ class SavePresetModal(ModalScreen[Path | None]):
             yield Label("Save as a new preset", classes="dialog-title")
             yield Input(str(self.target), id="save-path")
             yield Static("", id="save-error", classes="field-error")
-            yield Label(f"changes from {self.original.name}:", classes="dialog-sub")
+            yield Label(Text(f"changes from {self.original.name}:"), classes="dialog-sub")
             with VerticalScroll(classes="dialog-scroll"):
                 yield Static(diff_text(lines, self.app) if lines else "no changes (saves a copy)")
             with Horizontal(classes="dialog-buttons"):
@@ -295,7 +309,7 @@ class SavePresetModal(ModalScreen[Path | None]):
         if not path.is_absolute() and path.parent == Path("."):
             path = self.original.parent / path
         if path.exists():
-            err.update(f"{path} exists; presets are saved as new files — pick another name")
+            err.update(Text(f"{path} exists; presets are saved as new files — pick another name"))
             return
         self.write(path)
 
