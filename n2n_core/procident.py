@@ -285,11 +285,6 @@ def _names_run(args: list[str], run_dir: Path) -> bool:
     return any(os.path.isabs(a) and os.path.realpath(a) == want for a in after)
 
 
-def rank_claims(info: dict[str, Any] | None) -> list[Any]:
-    ranks = (info or {}).get("ranks")
-    return ranks if isinstance(ranks, list) else []
-
-
 def run_alive(run_dir: str | Path, process: Any, ranks: Any, pid: Any) -> bool:
     """Whether any process of a run that ``run.json`` calls running is still alive here.
 
@@ -316,12 +311,7 @@ def holds_removed_lock(run_dir: str | Path, claim: Any) -> bool:
     Only holds something back -- a resume, an "interrupted" -- never allows a signal.
     """
     ident = ProcessIdentity.parse(claim)
-    if ident is None or ident.pid <= 1 or ident.host != socket.gethostname():
-        return False
-    if not ident.boot_id or ident.boot_id != boot_id():
-        return False
-    now = identity_of(ident.pid)
-    if now is None or now.start != ident.start or not _have_proc():
+    if ident is None or not _have_proc() or _same_process(ident, "launcher").state == "gone":
         return False
     gone = f"{os.path.realpath(lock_path(run_dir))} (deleted)"
     try:
