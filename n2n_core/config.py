@@ -7,16 +7,27 @@ path before validation, so an override is checked exactly like the file.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 from .filecheck import read_bounded
+
+# Allowed values, each written once: the CLI's choices and the TUI's selects derive
+# from these types (typing.get_args), never retype them.
+Device = Literal["auto", "cpu", "cuda", "npu", "mps"]
+# auto: bf16 where the device computes it natively (device.resolve_precision), else fp32
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# the seed's --op-select-implmode: high_precision keeps full fp32 math (no TF32/HF32)
+MathMode = Literal["high_precision", "high_performance"]
+DataKind = Literal["builtin", "pairs", "noisy", "clean", "path"]
 
 
 class _Strict(BaseModel):
@@ -75,15 +86,40 @@ class TextNoise(_Strict):
 
 
 class ImpulseNoise(_Strict):
-    """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour."""
+    """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour.
+
+    Validation at p = 0.70, the paper's reported experiment. In training each image
+    draws its own p: input and target of a pair get independent draws, as in the
+    reference, whose data pipeline calls the noise function once per copy
+    (``(add_noise(cropped), add_noise(cropped), cropped)``) and each call draws its
+    own strength. The clean value stays the mode of the target's pixel for every
+    p < 1 either way, which is all the L0 loss needs.
+    """
 
     type: Literal["impulse"] = "impulse"
     train_p: Range = (0.0, 0.95)
-    val_p: float = Field(0.5, ge=0, le=1)
+    val_p: float = Field(0.7, ge=0, le=1)
 
     @field_validator("train_p")
     @classmethod
     def _r(cls, v: Range) -> Range:
+        return _check_range(v, 0.0, 1.0)
+
+
+class BernoulliNoise(_Strict):
+    """Multiplicative Bernoulli noise (the paper's Sec. 3.1): each pixel is kept with
+    probability ``keep`` and otherwise multiplied by 0 (black, all channels); the
+    training loss counts only the pixels the target kept."""
+
+    type: Literal["bernoulli"] = "bernoulli"
+    train_keep: Range = (0.05, 1.0)
+    val_keep: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("train_keep")
+    @classmethod
+    def _r(cls, v: Range) -> Range:
+        if v[0] <= 0:
+            raise ValueError("keep must be > 0 (a target with no pixel kept teaches nothing)")
         return _check_range(v, 0.0, 1.0)
 
 
@@ -101,9 +137,74 @@ class NoNoise(_Strict):
 
 
 NoiseConfig = Annotated[
-    GaussianNoise | PoissonNoise | TextNoise | ImpulseNoise | BernoulliSpectralNoise | NoNoise,
+    GaussianNoise
+    | PoissonNoise
+    | TextNoise
+    | ImpulseNoise
+    | BernoulliNoise
+    | BernoulliSpectralNoise
+    | NoNoise,
     Field(discriminator="type"),
 ]
+# noise.type values, in the order above (``none``: the user's own noisy data)
+NOISE_TYPES: tuple[str, ...] = tuple(
+    get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(get_args(NoiseConfig)[0])
+)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A ``data.train`` / ``data.val`` value, parsed once.
+
+    ``builtin:NAME``, ``pairs:DIR`` (noisy/noisy pairs), ``noisy:DIR`` (single
+    noisy images), ``clean:DIR`` (validation references) or a plain path
+    (``kind == "path"``: clean images, a packed set, MRI data).
+    """
+
+    kind: DataKind
+    value: str  # the name or folder after the prefix; the whole text for a path
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> DataSpec:
+        head, colon, rest = text.partition(":")
+        if colon and head in get_args(DataKind) and head != "path":
+            return cls(head, rest.strip(), text)  # type: ignore[arg-type]
+        return cls("path", text, text)
+
+    @property
+    def own_mode(self) -> Literal["pairs", "noisy"] | None:
+        """``pairs`` or ``noisy`` when it names the user's own noisy training data."""
+        return self.kind if self.kind in ("pairs", "noisy") else None  # type: ignore[return-value]
+
+    @property
+    def path(self) -> Path | None:
+        """The folder or file it names; None for a built-in set."""
+        return None if self.kind == "builtin" else Path(self.value).expanduser()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# The one validation key that sets each noise's strength: what `evaluate --levels` sweeps
+# (and so the noises `evaluate --noise` takes).
+LEVEL_PARAM = {
+    "gaussian": "val_sigma",
+    "poisson": "val_lam",
+    "text": "val_coverage",
+    "impulse": "val_p",
+    "bernoulli": "val_keep",
+}
+
+# What `n2n-core evaluate --baselines` can score beside the network.
+BaselineName = Literal["noisy", "nlm", "bm3d"]
+
+
+class AugmentConfig(_Strict):
+    """Transforms of each clean training crop (see ``data/augment.py``)."""
+
+    flips: bool = False  # one of the 8 flips/rotations per crop
+    channels: bool = False  # a random permutation of the colour channels per crop
 
 
 class DataConfig(_Strict):
@@ -111,6 +212,15 @@ class DataConfig(_Strict):
     val: str | None = "builtin:photos-val"
     val_max_images: int | None = Field(None, ge=1)
     samples: int = Field(3, ge=0, le=64)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @property
+    def train_spec(self) -> DataSpec:
+        return DataSpec.parse(self.train)
+
+    @property
+    def val_spec(self) -> DataSpec | None:
+        return DataSpec.parse(self.val) if self.val else None
 
 
 class TrainConfig(_Strict):
@@ -151,9 +261,9 @@ class TrainConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    device: Literal["auto", "cpu", "cuda", "npu", "mps"] = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    math: Literal["high_precision", "high_performance"] = "high_performance"
+    device: Device = "auto"
+    precision: Precision = "fp32"
+    math: MathMode = "high_performance"
     nproc: int = Field(1, ge=1, le=1024)
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
@@ -166,6 +276,8 @@ class RuntimeConfig(_Strict):
     compile: bool = False
     # Also write TensorBoard events to RUN_DIR/tensorboard/ (needs the tensorboard extra).
     tensorboard: bool = False
+    # Seconds between `sys` records (CPU, memory, device util/memory/temp/power); 0 = none.
+    sys_every: float = Field(5.0, ge=0)
 
 
 class MriConfig(_Strict):
@@ -253,7 +365,8 @@ class Preset(_Strict):
         none and a left-out ``data.val`` is no validation set (samples from the training
         images), instead of the synthetic-noise defaults."""
         section = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(section, dict) or not own_data_mode(section.get("train")):
+        train = section.get("train") if isinstance(section, dict) else None
+        if not isinstance(train, str) or not DataSpec.parse(train).own_mode:
             return data
         data = dict(data)
         data.setdefault("noise", {"type": "none"})
@@ -266,6 +379,13 @@ class Preset(_Strict):
             raise ValueError("noise.type bernoulli_spectral needs task: mri")
         if self.task == "mri" and self.noise.type != "bernoulli_spectral":
             raise ValueError("task: mri needs noise.type bernoulli_spectral")
+        if (self.data.augment.flips or self.data.augment.channels) and (
+            self.task != "image" or self.data.train_spec.own_mode
+        ):
+            raise ValueError(
+                "data.augment: applies to clean training images with synthetic noise "
+                "(task: image); MRI has mri.translate"
+            )
         if self.runtime.node_rank >= self.runtime.nnodes:
             raise ValueError("runtime.node_rank must be < runtime.nnodes")
         _check_own_data(self)
@@ -288,23 +408,16 @@ class Preset(_Strict):
 OWN_DATA_HELP = "pairs:DIR (noisy/noisy pairs) or noisy:DIR (single noisy images)"
 
 
-def own_data_mode(spec: str | None) -> str | None:
-    """``"pairs"`` or ``"noisy"`` when a data spec names the user's own noisy data, else None."""
-    if not isinstance(spec, str):
-        return None
-    kind, colon, _ = spec.partition(":")
-    return kind if colon and kind in ("pairs", "noisy") else None
-
-
 def _check_own_data(p: Preset) -> None:
     """The rules of the own-data modes (see docs/own-data.md); messages start with the key."""
     train, val = p.data.train, p.data.val
-    mode = own_data_mode(train)
-    if train.startswith("clean:"):
+    train_spec, val_spec = p.data.train_spec, p.data.val_spec
+    mode = train_spec.own_mode
+    if train_spec.kind == "clean":
         raise ValueError(
             f"data.train: {train}: clean:DIR holds validation references; train on {OWN_DATA_HELP}"
         )
-    if mode and not train.partition(":")[2].strip():
+    if mode and not train_spec.value:
         raise ValueError(f"data.train: {train} needs a folder, e.g. {mode}:datasets/own-{mode}")
     if not mode:
         if p.noise.type == "none":
@@ -312,7 +425,7 @@ def _check_own_data(p: Preset) -> None:
                 f"noise.type: none (no synthetic noise) needs data.train {OWN_DATA_HELP}; "
                 "with clean training images choose a noise to add"
             )
-        if val and val.partition(":")[0] in ("clean", "noisy", "pairs") and ":" in val:
+        if val_spec and val_spec.kind in ("clean", "noisy", "pairs"):
             raise ValueError(f"data.val: {val} needs data.train {OWN_DATA_HELP}")
         return
     if p.noise.type != "none":
@@ -326,12 +439,12 @@ def _check_own_data(p: Preset) -> None:
         raise ValueError(
             f"targets: clean needs clean training images; data.train {train} needs targets: noisy"
         )
-    if val and not (val.startswith("clean:") or val.startswith("noisy:")):
+    if val_spec and val_spec.kind not in ("clean", "noisy"):
         raise ValueError(
             f"data.val: {val}: with data.train {train} use clean:DIR (DIR/clean/NAME + "
             "DIR/noisy/NAME, scored) or noisy:DIR (samples only), or leave it out"
         )
-    if val and not val.partition(":")[2].strip():
+    if val_spec and not val_spec.value:
         raise ValueError(f"data.val: {val} needs a folder, e.g. clean:datasets/own-val")
     if mode == "noisy":
         if p.train.crop % 64:
@@ -357,7 +470,7 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
         # pydantic inserts the discriminator value of a tagged union ("gaussian")
         # into the location; it is not a key the user wrote.
         if isinstance(node, dict) and item not in node and isinstance(item, str):
-            if item in ("gaussian", "poisson", "text", "impulse", "bernoulli_spectral", "none"):
+            if item in NOISE_TYPES:
                 continue
         parts.append(str(item))
         node = node.get(item) if isinstance(node, dict) else None
@@ -386,7 +499,7 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
         msg = (
             "unsupported value "
             f"{_short(_tag_of(first.get('input')))}; expected one of: "
-            "gaussian, poisson, text, impulse, bernoulli_spectral, none"
+            f"{', '.join(NOISE_TYPES)}"
         )
         loc = loc + ".type" if not loc.endswith(".type") else loc
     elif kind == "union_tag_not_found":
@@ -483,10 +596,14 @@ class PresetLoader(yaml.SafeLoader):
     def __init__(self, stream) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent, index):
         self._depth += 1
+        self._nodes += 1
         try:
+            if self._nodes > MAX_PRESET_NODES:  # stop early; aliases are counted afterwards
+                raise _PresetTooBig(f"more than {MAX_PRESET_NODES} values")
             if self._depth > MAX_PRESET_DEPTH:
                 mark = self.peek_event().start_mark
                 raise _PresetTooBig(
@@ -560,8 +677,29 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Quoted scalars and comments, whose brackets are text, not YAML structure.
+_NOT_STRUCTURE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"|#[^\n]*")
+
+
+def _flow_depth(text: str) -> int:
+    """How deep ``[``/``{`` nest outside quoted scalars and comments (closers not clamped).
+
+    Checked before PyYAML sees the text: its scanner looks ahead through every
+    open bracket of a line at a cost that grows with their square (about a second
+    for a 1 KB line of ``[``), before the loader's own depth check can stop it.
+    """
+    brackets = _NOT_BRACKET.sub("", _NOT_STRUCTURE.sub("", text))
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
 def _load_yaml(text: str, source: str) -> Any:
     """``yaml.load`` with :class:`PresetLoader`; a budget exceeded is a UserError naming ``source``."""
+    if _flow_depth(text) > MAX_PRESET_DEPTH:
+        raise UserError(f"{source}: YAML refused: nested deeper than {MAX_PRESET_DEPTH} levels")
     try:
         return yaml.load(text, Loader=PresetLoader)  # noqa: S506 - a SafeLoader subclass
     except _PresetTooBig as e:
@@ -603,16 +741,46 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
 
 def check_data_paths(preset: Preset) -> None:
     """Fail before creating a run folder when a data path does not exist."""
-    for key in ("train", "val"):
-        spec = getattr(preset.data, key)
-        if not spec or spec.startswith("builtin:"):
+    for key, spec in (("train", preset.data.train_spec), ("val", preset.data.val_spec)):
+        if spec is None or spec.path is None:
             continue
-        path = (
-            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
-        )
-        if not Path(path).expanduser().exists():
+        if not spec.path.exists():
             raise UserError(f"data.{key}: {spec}: path not found")
 
 
 def dump_preset(preset: Preset) -> str:
     return yaml.safe_dump(preset.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+# ---------------------------------------------------------------------------
+# comparing presets
+
+ABSENT = object()  # a key one preset has and the other does not
+
+
+def flat_keys(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested sections flattened to dotted keys (``train.lr``), the form ``--set`` takes."""
+    if not isinstance(data, dict) or (prefix and not data):
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flat_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def show_value(value: Any) -> str:
+    """A preset value on one line, as ``diff`` shows it: JSON tells "1" from 1; absent says so."""
+    import json
+
+    return "(absent)" if value is ABSENT else json.dumps(value)
+
+
+def preset_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every key whose values differ, in key order."""
+    fa, fb = flat_keys(a), flat_keys(b)
+    keys = list(dict.fromkeys([*fa, *fb]))
+    return [
+        (k, fa.get(k, ABSENT), fb.get(k, ABSENT))
+        for k in keys
+        if fa.get(k, ABSENT) != fb.get(k, ABSENT)
+    ]

@@ -24,11 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Preset, own_data_mode
+from .config import DataSpec, Preset
 from .data.aligned import AlignedCropSampler
 from .data.images import load_image, save_image
 from .data.pairs import detect_channels, find_clean_refs, find_noisy, find_pairs, load_pair
-from .evaluate import Runner, ValResult, clip_to_uint8, infer_uint8, psnr, sample_strip, to_float
+from .evaluate import (
+    ColourShift,
+    Runner,
+    ValResult,
+    clip_to_uint8,
+    colour_shift,
+    infer_uint8,
+    psnr,
+    sample_strip,
+    score_record,
+    to_float,
+)
 from .neighbor import (
     NeighbourBatch,
     neighbour_choice,
@@ -69,7 +80,7 @@ def validate_noisy_files(
     Images without a reference only give sample strips; with no reference at all
     the result is None (there is no PSNR to report, not a PSNR of zero).
     """
-    out_db, in_db, per = [], [], []
+    out_db, in_db, per, shifts = [], [], [], []
     for k, item in enumerate(images):
         want_sample = samples_dir is not None and k < samples
         if item.clean is None and not want_sample:
@@ -83,7 +94,8 @@ def validate_noisy_files(
             p_out, p_in = psnr(pred_u8, clean_u8), psnr(noisy_u8, clean_u8)
             out_db.append(p_out)
             in_db.append(p_in)
-            per.append({"name": item.name, "psnr": round(p_out, 2), "input_psnr": round(p_in, 2)})
+            shifts.append(colour_shift(pred_u8, clean_u8))
+            per.append(score_record(item.name, p_out, p_in, shifts[-1]))
             strip.append(clean_u8)
         if want_sample:
             save_image(Path(samples_dir) / f"{tag}{Path(item.name).stem}.png", sample_strip(*strip))
@@ -96,6 +108,7 @@ def validate_noisy_files(
         noise="none",
         seed=0,
         per_image=per,
+        colour=ColourShift.of([r["name"] for r in per], shifts),
     )
 
 
@@ -103,10 +116,11 @@ def open_noisy_val(
     spec: str | None, channels: int, samples: int, max_images: int | None, train_images
 ) -> list[NoisyValImage]:
     """Validation images for ``data.val``: ``clean:DIR``, ``noisy:DIR`` or none (samples only)."""
-    if spec and spec.startswith("clean:"):
+    kind = DataSpec.parse(spec).kind if spec else None
+    if kind == "clean":
         refs = find_clean_refs(spec)[: max_images or None]
         return [NoisyValImage(r.name, *load_pair(r, channels)) for r in refs]
-    if spec and spec.startswith("noisy:"):
+    if kind == "noisy":
         files = find_noisy(spec)[:samples]
         return [NoisyValImage(f.name, load_image(f, channels)) for f in files]
     return [
@@ -120,7 +134,7 @@ class OwnDataTask(Task):
 
     def __init__(self, preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
         super().__init__(preset, device, rank)
-        self.mode = own_data_mode(preset.data.train)
+        self.mode = preset.data.train_spec.own_mode
         self.noise = make_noise(preset.noise)  # Identity: the data is already noisy
         t = preset.train
         spec = preset.data.train

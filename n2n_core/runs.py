@@ -18,18 +18,46 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import UserError
-from .records import EventRecord, Record, TrainRecord, ValRecord, read_metrics
+from .records import (
+    EvalRecord,
+    EventRecord,
+    RankStats,
+    Record,
+    SysRecord,
+    TrainRecord,
+    ValRecord,
+    read_metrics,
+)
 from .runinfo import RunInfo, effective_status, read_run_info, run_tags
 from .runstate import RunState, RunValues
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
+# Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
+SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
+
+
+def sample_tag(step: int) -> str:
+    return f"step-{step:08d}-"
+
+
+def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
+    """(path, step, image name) of the sample strips in a folder, by step then name."""
+    d = Path(samples_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = SAMPLE_RE.match(p.name)
+        if m:
+            out.append((p, int(m.group(1)), m.group(2)))
+    return sorted(out, key=lambda t: (t[1], t[2]))
 
 
 # ---------------------------------------------------------------------------
@@ -121,7 +149,16 @@ class MetricsWriter:
             )
         )
 
-    def val(self, step: int, psnr: float, input_psnr: float, dataset: str, images: int) -> None:
+    def val(
+        self,
+        step: int,
+        psnr: float,
+        input_psnr: float,
+        dataset: str,
+        images: int,
+        colour: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``colour``: the ``colour_shift*`` fields (``evaluate.ColourShift.to_json()``)."""
         self.write(
             ValRecord(
                 step=step,
@@ -130,11 +167,48 @@ class MetricsWriter:
                 input_psnr=round(input_psnr, 4),
                 dataset=dataset,
                 images=images,
+                **(colour or {}),
             )
         )
 
     def event(self, step: int, msg: str, level: str = "info") -> None:
         self.write(EventRecord(step=step, time=self.clock(), msg=msg, level=level))
+
+    def sys(self, step: int, ranks: tuple[RankStats, ...]) -> None:
+        self.write(SysRecord(step=step, time=self.clock(), ranks=ranks))
+
+    def eval(
+        self,
+        step: int,
+        snapshot: str,
+        dataset: str,
+        noise: str,
+        level: float,
+        psnr: float,
+        input_psnr: float,
+        images: int,
+        baselines: dict[str, float],
+        seconds: dict[str, float],
+        best: bool,
+        colour: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.write(
+            EvalRecord(
+                step=step,
+                time=self.clock(),
+                snapshot=snapshot,
+                dataset=dataset,
+                noise=noise,
+                level=float(level),
+                psnr=round(psnr, 4),
+                input_psnr=round(input_psnr, 4),
+                images=images,
+                baselines={k: round(v, 4) for k, v in baselines.items()},
+                seconds={k: round(v, 3) for k, v in seconds.items()},
+                best=best,
+                **(colour or {}),
+            )
+        )
 
     def close(self) -> None:
         if not self._f.closed:
@@ -150,8 +224,12 @@ class MetricsWriter:
         self.close()
 
 
+# What a resumed run redoes; events stay, they are the run's history.
+DROPPED_ON_RESUME = (TrainRecord, ValRecord, SysRecord)
+
+
 def drop_metrics_after(path: str | Path, step: int) -> int:
-    """Remove train/val records past ``step`` (work lost in a crash); returns how many.
+    """Remove train/val/sys records past ``step`` (work lost in a crash); returns how many.
 
     Resuming from the snapshot at ``step`` redoes those steps, so their old records
     would otherwise appear twice. Events are kept: they are the run's history.
@@ -163,7 +241,7 @@ def drop_metrics_after(path: str | Path, step: int) -> int:
         return 0
     keep, dropped = [], 0
     for rec in read_metrics(p):
-        if type(rec) in (TrainRecord, ValRecord) and rec.step is not None and rec.step > step:
+        if type(rec) in DROPPED_ON_RESUME and rec.step is not None and rec.step > step:
             dropped += 1
             continue
         keep.append(rec)
@@ -249,6 +327,14 @@ class RunSummary:
     def last_loss(self) -> float | None:
         return self.values.loss
 
+    @property
+    def evals(self) -> list[EvalRecord]:
+        return self.values.evals
+
+    @property
+    def eval_psnr(self) -> float | None:
+        return self.values.eval_psnr
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
@@ -271,6 +357,8 @@ class RunSummary:
             "note": (self.info and self.info.note) or "",
             "sweep": self.info.sweep if self.info else None,
             "params": self.info.params if self.info else None,
+            "eval_psnr": _round(self.eval_psnr),
+            "eval": [e.to_json() for e in self.evals],
             "reason": self.reason,
         }
 

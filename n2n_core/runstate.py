@@ -13,8 +13,9 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from .records import EventRecord, Record, TrainRecord, ValRecord
+from .records import EvalRecord, EventRecord, Record, SysRecord, TrainRecord, ValRecord
 from .series import Series
 
 EVENTS_KEPT = 400
@@ -33,12 +34,32 @@ class RunValues:
     best_step: int | None = None
     input_psnr: float | None = None
     dataset: str | None = None
+    colour_shift: float | None = None  # the last validation's mean |shift|, levels of 255
+    colour_shift_worst: float | None = None  # ... and its worst signed (image, channel) shift
     first_time: float | None = None
     last_time: float | None = None
     records: int = 0
     train_records: int = 0
     val_records: int = 0
+    sys: SysRecord | None = None  # the newest system/accelerator sample
     events: list[EventRecord] = field(default_factory=list)
+    evals: list[EvalRecord] = field(default_factory=list)  # the latest of each cell
+
+    @property
+    def eval_psnr(self) -> float | None:
+        """The best snapshot's mean PSNR over its evaluation cells (a run's "eval dB")."""
+        best = best_mean((e.snapshot, e.psnr) for e in self.evals if e.psnr is not None)
+        return None if best is None else best[1]
+
+
+def best_mean(scores: Iterable[tuple[Any, float]]) -> tuple[Any, float] | None:
+    """(key, mean) of the key whose scores have the highest mean: the best snapshot of an
+    evaluation is the one with the best mean PSNR over its cells. None without scores."""
+    by: dict[Any, list[float]] = {}
+    for key, score in scores:
+        by.setdefault(key, []).append(score)
+    means = {k: sum(v) / len(v) for k, v in by.items()}
+    return max(means.items(), key=lambda kv: kv[1], default=None)
 
 
 class RunState:
@@ -58,6 +79,7 @@ class RunState:
         self.values = RunValues()
         self.events: deque[EventRecord] = deque(maxlen=self.events_kept)
         self.val_psnr: dict[int, float] = {}  # step -> PSNR: what a snapshot at that step scored
+        self.evals: dict[tuple, EvalRecord] = {}
         cap = self.capacity
         self.series: dict[str, Series] | None = (
             None
@@ -115,8 +137,16 @@ class RunState:
                         inp_s.append(s, rec.input_psnr)
                 if rec.dataset is not None:
                     v.dataset = rec.dataset
+                if rec.colour_shift is not None:
+                    v.colour_shift = rec.colour_shift
+                    v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
+            elif cls is SysRecord:
+                v.sys = rec
+            elif cls is EvalRecord:
+                self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
+                self.evals[rec.key] = rec
             else:
                 continue
             n += 1
@@ -128,4 +158,5 @@ class RunState:
         v = self.values
         out = RunValues(**{k: getattr(v, k) for k in v.__dataclass_fields__})
         out.events = list(self.events)
+        out.evals = list(self.evals.values())
         return out

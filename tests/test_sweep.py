@@ -111,6 +111,18 @@ def test_grid_problems_are_each_named(make_preset):
         plan_sweep(preset, ["train.rampup=0.6,0.1", "train.rampdown=0.5,0.1"], [], 1)
 
 
+def test_changing_a_noise_kind_points_to_a_section_grid(make_preset):
+    with pytest.raises(UserError, match=r"--grid 'noise=\{type: gaussian\},\{type: poisson\}'"):
+        plan_sweep(
+            make_preset(noise={"type": "gaussian", "val_sigma": 25}),
+            ["noise.type=gaussian,poisson"],
+            [],
+            1,
+        )
+    plan = plan_sweep(make_preset(), ["noise={type: gaussian},{type: poisson}"], [], 1)
+    assert [p.noise.type for p in plan.presets] == ["gaussian", "poisson"]
+
+
 def test_points_are_the_product_times_seeds(make_preset):
     plan = plan_sweep(make_preset(), ["train.lr=1e-3,2e-3", "noise.val_sigma=15,25"], [], 2)
     assert len(plan.presets) == 8
@@ -233,7 +245,7 @@ def test_sigkilled_scheduler_resumes_without_rerunning(make_preset, tmp_path):
     preset = make_preset(train__val_every=0, train__snapshot_every=0, train__log_every=5)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("N2N_DEBUG", None)
-    argv = [sys.executable, "-m", "n2n_core.cli", "sweep", preset, "--grid", "train.steps=4,200"]
+    argv = [sys.executable, "-m", "n2n_core.cli", "sweep", preset, "--grid", "train.steps=4,100"]
     scheduler = subprocess.Popen(
         [*map(str, argv), "--name", "kill", "--results-dir", str(res)],
         stdin=subprocess.DEVNULL,
@@ -262,7 +274,7 @@ def test_sigkilled_scheduler_resumes_without_rerunning(make_preset, tmp_path):
         what="the interrupted point to stop",
     )
     stopped_at = max(_train_steps(second))
-    assert stopped_at < 200
+    assert stopped_at < 100
     assert _view(sweep_dir)["status"] == "interrupted"
 
     r = n2n("sweep", "resume", sweep_dir)
@@ -276,7 +288,7 @@ def test_sigkilled_scheduler_resumes_without_rerunning(make_preset, tmp_path):
         if '"kind":"event"' in ln
     ]
     assert any(m.startswith(f"resumed at step {stopped_at}") for m in events), events
-    assert max(_train_steps(second)) == 200
+    assert max(_train_steps(second)) == 100
 
 
 @pytest.mark.slow
@@ -402,7 +414,11 @@ def test_queued_run_waits_for_its_devices(make_preset, tmp_path):
         _wait(lambda: log.exists() and "waiting" in log.read_text(), what="the queue")
         run = res / "00000-later"  # a one-point sweep: the run is named as it
         assert json.loads((run / "run.json").read_text())["status"] == "queued"
+        # Cancelled while it waits: it never starts, and can be resumed later.
+        r = n2n("sweep", "cancel", sweep_dir)
+        assert r.code == 0, (r.out, r.err)
     finally:
         held.release()
-    _wait(lambda: _sweep_json(sweep_dir).get("status") == "finished", what="the queued run")
-    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    view = _view(sweep_dir)
+    assert view["status"] == "cancelled" and view["points"][0]["status"] == "cancelled"
+    assert json.loads((run / "run.json").read_text())["status"] == "queued"

@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from rich.text import Text
 from textual import on, work
@@ -25,8 +26,10 @@ from textual.widgets import (
     Static,
 )
 
+from n2n_core.config import NAME_PATTERN, Device, Precision
 from n2n_core.runs import list_run_dirs
 
+from ..presetfiles import PresetEntry, load_presets
 from ..procs import (
     LaunchSpec,
     launch_log_path,
@@ -37,11 +40,10 @@ from ..procs import (
 )
 from ..widgets.common import ErrorModal
 from .base import BaseScreen
-from .presets import PresetEntry, load_presets
 
-DEVICES = ("auto", "cpu", "cuda", "npu", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEVICES = get_args(Device)
+PRECISIONS = get_args(Precision)
+NAME_RE = re.compile(NAME_PATTERN)
 APPEAR_TIMEOUT_S = 120.0
 
 
@@ -149,7 +151,7 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field-row"):
                 yield Label("sweep grid", classes="field-label")
                 grid = Input(
-                    placeholder="KEY=V1,V2 …   e.g. train.lr=1e-3,3e-4 noise.type=gaussian,poisson",
+                    placeholder="KEY=V1,V2 …   e.g. train.lr=1e-3,3e-4 train.crop=64,128",
                     id="launch-grid",
                     classes="field-editor -wide",
                 )
@@ -295,7 +297,7 @@ class LaunchScreen(BaseScreen):
                 self.Failed("Launch failed", f"cannot start n2n-core: {e.strerror or e}", [])
             )
             return
-        self.app.children_started.append(started)
+        self.app.adopt_child(started)
         deadline = time.monotonic() + APPEAR_TIMEOUT_S
         suffix = f"-{spec.name}"
         while time.monotonic() < deadline:

@@ -71,6 +71,7 @@ class RunsScreen(BaseScreen):
         Binding("s", "snapshots", "Snapshots"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
+        Binding("e", "export", "Export"),
         Binding("l", "launch", "Launch"),
         Binding("p", "presets", "Presets"),
         Binding("d", "delete", "Delete"),
@@ -245,6 +246,21 @@ class RunsScreen(BaseScreen):
                 self.notify(hint, title="Compare")
                 return
         self.app.push_screen(CompareScreen(paths))
+
+    def action_export(self) -> None:
+        """CSV, Markdown and a PNG of the marked runs (or the selected one) to RESULTS/exports/."""
+        paths = [r.path for r in self.app.rows if r.path.name in self.marked]
+        row = self.selected()
+        if not paths and row:
+            paths = [row.path]
+        if paths:
+            self.export(paths)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
+    def export(self, paths: list[Path]) -> None:
+        from .compare import export_runs
+
+        export_runs(self.app, paths, "runs")
 
     def action_sweeps(self) -> None:
         from .sweeps import SweepsScreen

@@ -12,9 +12,18 @@ from textual.widgets import Footer, Header, Static
 
 from .. import formatting as fmt
 from ..procs import run_core
-from ..snapshots import Snapshot, append_log, list_snapshots, validation_line
-from ..widgets.common import ErrorModal, PathModal, RunsTable
+from ..snapshots import (
+    Snapshot,
+    append_log,
+    colour_text,
+    denoise_each,
+    infer_out,
+    list_snapshots,
+    validation_line,
+)
+from ..widgets.common import PathModal, RunsTable
 from .base import BaseScreen
+from .pictures import PicturesScreen
 
 
 def _size(n: int) -> str:
@@ -32,13 +41,16 @@ class SnapshotsScreen(BaseScreen):
         "Periodic and final snapshots with the validation PSNR at their step. "
         "Validate runs `n2n-core validate` on a data set folder and appends the "
         "result to the run's log.txt; freeze writes an ONNX model beside the "
-        "snapshot; infer denoises an image (or a folder) into the run's samples/."
+        "snapshot; infer denoises an image (or a folder) into the run's samples/ "
+        "and shows it beside the input — with every marked snapshot (space) when "
+        "some are marked, so two snapshots are compared crop for crop."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("v", "validate", "Validate"),
         Binding("f", "freeze", "Freeze ONNX"),
         Binding("i", "infer", "Infer image"),
+        Binding("space", "mark", "Mark"),
         Binding("g", "reload", "Reload", show=False),
     ]
 
@@ -48,6 +60,7 @@ class SnapshotsScreen(BaseScreen):
         self.snaps: list[Snapshot] = []
         self.last_dataset = _default_dataset()
         self.last_image = ""
+        self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -86,7 +99,7 @@ class SnapshotsScreen(BaseScreen):
             (
                 s.name,
                 (
-                    s.name,
+                    f"● {s.name}" if s.name in self.marked else s.name,
                     f"{s.step:,}" if s.step is not None else fmt.DASH,
                     fmt.psnr(s.psnr),
                     _size(s.size),
@@ -118,6 +131,12 @@ class SnapshotsScreen(BaseScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_mark(self) -> None:
+        snap = self.selected()
+        if snap:
+            self.marked.symmetric_difference_update({snap.name})
+            self._show(self.snaps)
 
     def action_reload(self) -> None:
         self.reload()
@@ -169,6 +188,7 @@ class SnapshotsScreen(BaseScreen):
             where = f"could not append to log.txt: {e.strerror}"
         t = Text()
         t.append(f"PSNR {fmt.psnr(data.get('psnr'))} dB", style="bold")
+        t.append(colour_text(data))
         extras = ", ".join(f"{k} {data[k]}" for k in ("images", "noise", "seed") if k in data)
         t.append(f"  {snapshot.name} on {dataset}  ({extras})\n{where}")
         self.app.call_from_thread(self._result, t)
@@ -195,25 +215,25 @@ class SnapshotsScreen(BaseScreen):
     # -- infer -------------------------------------------------------------------
 
     def action_infer(self) -> None:
-        snap = self.selected()
-        if not snap:
+        chosen_snaps = [s for s in self.snaps if s.name in self.marked]
+        if not chosen_snaps:
+            snap = self.selected()
+            chosen_snaps = [snap] if snap else []
+        if not chosen_snaps:
             return
+        names = ", ".join(s.name for s in chosen_snaps)
 
         def chosen(path: Path | None) -> None:
             if not path:
                 return
             self.last_image = str(path)
-            samples = self.run_dir / "samples"
-            if path.is_dir():
-                out = samples / f"infer-{snap.path.stem}"
-            else:
-                out = samples / f"infer-{path.stem}-{snap.path.stem}.png"
-            self._result(f"denoising {path} with {snap.name} …")
-            self.infer(snap.path, path, out)
+            jobs = [(s.path, infer_out(self.run_dir, path, s.path)) for s in chosen_snaps]
+            self._result(f"denoising {path} with {names} …")
+            self.infer(path, jobs)
 
         self.app.push_screen(
             PathModal(
-                f"Infer with {snap.name}",
+                f"Infer with {names}",
                 "Image (or folder of images) to denoise; output goes to the run's samples/.",
                 self.last_image,
             ),
@@ -221,24 +241,22 @@ class SnapshotsScreen(BaseScreen):
         )
 
     @work(thread=True, exclusive=True, group="snap-action", exit_on_error=False, name="infer")
-    def infer(self, snapshot: Path, image: Path, out: Path) -> None:
-        if image.is_dir():
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                self.app.call_from_thread(
-                    self.app.push_screen, ErrorModal("Infer failed", f"{out}: {e.strerror}")
-                )
-                return
-        res = run_core(
-            ["infer", "--snapshot", str(snapshot), "--image", str(image), "--out", str(out)]
-        )
-        if not res.ok:
-            self.app.call_from_thread(self._result, f"infer failed: {res.error_line()}", True)
+    def infer(self, image: Path, jobs: list[tuple[Path, Path]]) -> None:
+        error = denoise_each(image, jobs)
+        if error:
+            self.app.call_from_thread(self._result, f"infer failed: {error}", True)
             return
+        outs = ", ".join(str(out) for _, out in jobs)
         self.app.call_from_thread(
-            self._result, Text.assemble(("denoised image written: ", "bold"), str(out))
+            self._result, Text.assemble(("denoised image written: ", "bold"), outs)
         )
+        if not image.is_dir():
+            items = [(f"input · {image.name}", image)]
+            items += [(f"denoised · {snap.name}", out) for snap, out in jobs]
+            self.app.call_from_thread(
+                self.app.push_screen,
+                PicturesScreen(f"{image} denoised by {self.run_dir.name}", items),
+            )
 
 
 def _default_dataset() -> str:
