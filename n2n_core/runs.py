@@ -359,7 +359,17 @@ class RunSummary:
             "params": self.info.params if self.info else None,
             "eval_psnr": _round(self.eval_psnr),
             "eval": [e.to_json() for e in self.evals],
+            "reason": self.reason,
         }
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run ended as it did, when run.json says or its processes show it."""
+        if self.info is not None and self.info.reason:
+            return self.info.reason
+        if self.status == "interrupted":
+            return "no process of the run is left and none recorded an end; resumable"
+        return None
 
 
 def run_state(run_dir: str | Path, capacity: int | None = None) -> RunState:
