@@ -147,13 +147,22 @@ class TrainRecord(Record):
 @record_kind
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ValRecord(Record):
-    """A validation: PSNR of the output and of the corrupted input, on which data set."""
+    """A validation: PSNR of the output and of the corrupted input, on which data set.
+
+    The colour shift (``evaluate.ColourShift``, levels of 255): mean |mean(denoised) −
+    mean(clean)| over images and channels, and the worst signed one with its image
+    and channel; absent where it is not measured (MRI) and in older runs.
+    """
 
     kind: ClassVar[str] = "val"
     psnr: float | None = None
     input_psnr: float | None = None
     dataset: str | None = None
     images: int | None = None
+    colour_shift: float | None = None
+    colour_shift_worst: float | None = None
+    colour_shift_worst_image: str | None = None
+    colour_shift_worst_channel: str | None = None
 
 
 @record_kind
@@ -296,6 +305,11 @@ class EvalRecord(Record):
     baselines: dict | None = None
     seconds: dict | None = None
     best: bool | None = None
+    # the network's colour shift on the cell, as in ValRecord
+    colour_shift: float | None = None
+    colour_shift_worst: float | None = None
+    colour_shift_worst_image: str | None = None
+    colour_shift_worst_channel: str | None = None
 
     @property
     def key(self) -> tuple:

@@ -18,7 +18,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,16 @@ class MetricsWriter:
             )
         )
 
-    def val(self, step: int, psnr: float, input_psnr: float, dataset: str, images: int) -> None:
+    def val(
+        self,
+        step: int,
+        psnr: float,
+        input_psnr: float,
+        dataset: str,
+        images: int,
+        colour: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``colour``: the ``colour_shift*`` fields (``evaluate.ColourShift.to_json()``)."""
         self.write(
             ValRecord(
                 step=step,
@@ -158,6 +167,7 @@ class MetricsWriter:
                 input_psnr=round(input_psnr, 4),
                 dataset=dataset,
                 images=images,
+                **(colour or {}),
             )
         )
 
@@ -180,6 +190,7 @@ class MetricsWriter:
         baselines: dict[str, float],
         seconds: dict[str, float],
         best: bool,
+        colour: Mapping[str, Any] | None = None,
     ) -> None:
         self.write(
             EvalRecord(
@@ -195,6 +206,7 @@ class MetricsWriter:
                 baselines={k: round(v, 4) for k, v in baselines.items()},
                 seconds={k: round(v, 3) for k, v in seconds.items()},
                 best=best,
+                **(colour or {}),
             )
         )
 

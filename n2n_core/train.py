@@ -34,6 +34,7 @@ from .device import (
     backend_for,
     check_precision,
     resolve_device,
+    resolve_precision,
     set_threads,
 )
 from .errors import UserError
@@ -248,12 +249,14 @@ class RunOutput:
         if res is None:
             return
         self.last_psnr = res.psnr
-        self.writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images)
+        colour = res.colour.to_json() if res.colour else None
+        self.writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images, colour)
         if self.tb:
             self.tb.val(step, res.psnr, res.input_psnr)
             self.tb.sample_images(step, self.samples_dir)
         self.con.print(
             f"step {step:>8d}  val PSNR {res.psnr:.2f} dB (noisy input {res.input_psnr:.2f} dB)"
+            + (f", {res.colour.describe()}" if res.colour else "")
         )
 
     def sys(self, step: int, ranks: tuple[RankStats, ...]) -> None:
@@ -296,6 +299,11 @@ class Progress:
     reason: str = ""
 
 
+def due(every: int, step: int) -> bool:
+    """Whether a periodic action (``every`` steps; 0: never) falls on ``step``."""
+    return bool(every and step % every == 0)
+
+
 def train_loop(
     p: StepParts,
     net: torch.nn.Module,
@@ -311,7 +319,6 @@ def train_loop(
     ``mon`` this rank's system sampler (its records go through rank 0's ``out``)."""
     t = preset.train
     task, device = p.task, p.device
-    due = lambda every, step: bool(every and step % every == 0)  # noqa: E731
     net.train()
     if out:
         out.con.start_progress(t.steps, start)
@@ -428,7 +435,8 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         )
     set_threads(rt.threads)
     apply_math_mode(device, rt.math)
-    check_precision(device, rt.precision)
+    precision = resolve_precision(device, rt.precision)  # auto -> bf16 where native
+    check_precision(device, precision)
     torch.manual_seed(t.seed + d.rank)
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
@@ -436,7 +444,12 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     if d.is_main:
         extra = {} if ranks is None else {"ranks": ranks}
         update_run_info(
-            run_dir, device=device.type, world_size=d.world_size, status="running", **extra
+            run_dir,
+            device=device.type,
+            world_size=d.world_size,
+            precision=precision,
+            status="running",
+            **extra,
         )
         for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
             remove_orphan_temps(folder)  # half-written files of a writer that was killed
@@ -462,7 +475,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         optimizer = torch.optim.Adam(
             net.parameters(), lr=t.lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=device.type == "cuda"
         )
-        scaler = torch.amp.GradScaler(device.type, enabled=rt.precision == "fp16")
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
         start = 0
         if resume:
@@ -491,14 +504,14 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             what = f"resumed at step {start}" if resume else "started"
             crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(
-                f"{preset.name}: {what} on {device.type} x{d.world_size}, {rt.precision}, "
+                f"{preset.name}: {what} on {device.type} x{d.world_size}, {precision}, "
                 f"{t.steps} steps, batch {t.batch}x{d.world_size}{crop_txt}, "
                 f"noise {task.noise.describe()}, targets {preset.targets}, loss {task.loss_name}"
             )
-            writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")
+            writer.event(start, f"{what}: {device.type} x{d.world_size} {precision}")
             out = RunOutput(run_dir, preset, writer, con, tb)
 
-        parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[rt.precision], device)
+        parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[precision], device)
         status = train_loop(parts, net, preset, d, start, stop, out, progress, mon)
         reason = progress.reason
         exit_code = 0 if status in ("finished", "stopped") else 1

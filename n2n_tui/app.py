@@ -63,6 +63,8 @@ class N2NApp(App):
         self.rows_loaded = False
         self.runs_changed: Signal[list[RunSummary]] = Signal(self, "runs-changed")
         self.children_started: list[Started] = []
+        # Workers add children while the watcher thread reaps them: one lock for both.
+        self._children_lock = threading.Lock()
         self._wake = threading.Event()
         self._index = RunIndex(self.results_dir)
         self._alerts = AlertWatch()
@@ -125,6 +127,11 @@ class N2NApp(App):
         self.rows_loaded = True
         self.runs_changed.publish(rows)
 
+    def adopt_child(self, started: Started) -> None:
+        """A process this app started (launch, resume, sweep), to be waited for."""
+        with self._children_lock:
+            self.children_started.append(started)
+
     def alert(self, alert: Alert) -> None:
         """A toast on whatever screen is showing, and the terminal bell."""
         # The message quotes run names and engine errors: text, never markup.
@@ -136,7 +143,8 @@ class N2NApp(App):
     def _reap_children(self) -> None:
         # Children we started are waited for, so they never linger as zombies
         # (a zombie's pid still answers kill(pid, 0) and would look alive).
-        self.children_started = [c for c in self.children_started if c.proc.poll() is None]
+        with self._children_lock:
+            self.children_started[:] = [c for c in self.children_started if c.proc.poll() is None]
 
     # -- failures of workers ---------------------------------------------------
 

@@ -67,7 +67,24 @@ def validation_line(snapshot: Path, dataset: Path, result: dict[str, Any], when:
         if key in result:
             extras.append(f"{key} {result[key]}")
     more = f" ({', '.join(extras)})" if extras else ""
-    return f"[{stamp}] n2n-tui validate {snapshot.name} on {dataset}: PSNR {psnr_s}{more}"
+    return (
+        f"[{stamp}] n2n-tui validate {snapshot.name} on {dataset}: PSNR {psnr_s}{more}"
+        f"{colour_text(result)}"
+    )
+
+
+def colour_text(result: dict[str, Any]) -> str:
+    """``, colour shift 0.72 (worst -2.30 G in x.png)`` from a ``validate --json`` result."""
+    mean, worst = result.get("colour_shift"), result.get("colour_shift_worst")
+    if not isinstance(mean, int | float) or not isinstance(worst, int | float):
+        return ""
+    channel, image = (
+        result.get("colour_shift_worst_channel"),
+        result.get("colour_shift_worst_image"),
+    )
+    where = f" {channel}" if isinstance(channel, str) else ""
+    where += f" in {image}" if isinstance(image, str) else ""
+    return f", colour shift {mean:.2f} (worst {worst:+.2f}{where})"
 
 
 def append_log(run_dir: Path, line: str) -> None:

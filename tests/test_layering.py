@@ -51,9 +51,9 @@ CORE_LAYERS = [
     {"config", "device", "console", "schedule", "losses", "network", "neighbor", "runs"}
     | {"runstop", "lifeline", "runfilter", "curves", "sysmon"},
     {"noise", "data", "evaluate", "snapshots", "accel", "mri.schedule", "mri.spectral"}
-    | {"baselines", "runexport"},
+    | {"baselines"},
     {"task", "owndata", "mri"},
-    {"tasks", "export", "infer", "tensorboard", "report", "evalmatrix"},
+    {"tasks", "export", "infer", "tensorboard", "report", "evalmatrix", "runexport", "fetch"},
     {"train", "bench", "sweep", "scheduler", "slurm"},
     {"worker", "cli", "sweepcli"},
 ]

@@ -266,7 +266,7 @@ class DashboardScreen(BaseScreen):
     def resume(self) -> None:
         out = launch_log_path(self.app.results_dir, f"resume-{self.run_dir.name}")
         started = start_detached(["resume", str(self.run_dir)], out)
-        self.app.children_started.append(started)
+        self.app.adopt_child(started)
         self._note = "resuming…"
         code = None
         for _ in range(50):  # a child that fails at once fails within seconds

@@ -15,6 +15,7 @@ from ..procs import run_core
 from ..snapshots import (
     Snapshot,
     append_log,
+    colour_text,
     denoise_each,
     infer_out,
     list_snapshots,
@@ -187,6 +188,7 @@ class SnapshotsScreen(BaseScreen):
             where = f"could not append to log.txt: {e.strerror}"
         t = Text()
         t.append(f"PSNR {fmt.psnr(data.get('psnr'))} dB", style="bold")
+        t.append(colour_text(data))
         extras = ", ".join(f"{k} {data[k]}" for k in ("images", "noise", "seed") if k in data)
         t.append(f"  {snapshot.name} on {dataset}  ({extras})\n{where}")
         self.app.call_from_thread(self._result, t)
