@@ -35,7 +35,7 @@ from .device import (
     resolve_device,
     set_threads,
 )
-from .errors import UserError
+from .errors import EXIT_STOPPED, UserError
 from .evaluate import torch_runner
 from .network import UNet
 from .runs import MetricsWriter, drop_metrics_after, read_run_json, update_run_json, write_run_json
@@ -195,7 +195,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
 
         run = Training(preset, task, model, net, optimizer, scaler, amp_dtype, device, d, run_dir)
         status = _loop(run, start, writer, con, stop, tb)
-        exit_code = 0 if status in ("finished", "stopped") else 1
+        exit_code = {"finished": 0, "stopped": EXIT_STOPPED}.get(status, 1)
         return status
     except UserError as e:
         if writer:

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.signal import Signal
 from textual.worker import Worker
 
-from .procs import Started
+from .procs import Started, probe_devices
 from .runindex import RunIndex, RunRow
 
 
@@ -43,6 +43,7 @@ class N2NApp(App):
         speed: float = 1.0,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
+        device_probe: Callable[[], dict] = probe_devices,
     ):
         super().__init__()
         self.results_dir = Path(results_dir)
@@ -57,6 +58,12 @@ class N2NApp(App):
         self.children_started: list[Started] = []
         self._wake = threading.Event()
         self._index = RunIndex(self.results_dir)
+        # Launch's last values, so that coming back to it starts where you left.
+        self.launch_memory: dict | None = None
+        # What `n2n-core devices` reported (None until asked): absent devices are not offered.
+        self.device_probe = device_probe
+        self.devices: list[str] | None = None
+        self.cpu_cores: int | None = None
 
     # -- screens -------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class DashboardScreen(BaseScreen):
         Binding("s", "snapshots", "Snapshots"),
         Binding("x", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
+        Binding("L", "relaunch", "Relaunch…"),
         Binding("space", "pause", "Pause", show=False, priority=True),
         Binding("left", "seek(-0.05)", "−5%", show=False, priority=True),
         Binding("right", "seek(0.05)", "+5%", show=False, priority=True),
@@ -185,6 +186,11 @@ class DashboardScreen(BaseScreen):
             self.app.pop_screen()
         elif self.replay:
             self.app.exit()
+
+    def action_relaunch(self) -> None:
+        from .runs import relaunch
+
+        relaunch(self, self.run_dir)
 
     def action_snapshots(self) -> None:
         from .snapshots import SnapshotsScreen

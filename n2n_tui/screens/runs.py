@@ -32,6 +32,18 @@ COLUMNS = (
 )
 
 
+def relaunch(screen: BaseScreen, run_dir: Path) -> None:
+    """Launch, filled in from a run's own resolved preset and name, to change and start again."""
+    from .launch import LaunchScreen
+
+    preset = run_dir / "preset.yaml"
+    if not preset.is_file():
+        screen.notify(f"{run_dir.name} has no preset.yaml to relaunch", title="Relaunch")
+        return
+    name = run_dir.name.split("-", 1)[1] if "-" in run_dir.name else run_dir.name
+    screen.app.push_screen(LaunchScreen(preset, name=name))
+
+
 class RunsScreen(BaseScreen):
     """The run list: open, filter, mark for compare, delete."""
 
@@ -45,6 +57,7 @@ class RunsScreen(BaseScreen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("l", "launch", "Launch"),
+        Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("p", "presets", "Presets"),
         Binding("d", "delete", "Delete"),
         Binding("slash", "filter", "Filter", key_display="/"),
@@ -187,6 +200,11 @@ class RunsScreen(BaseScreen):
         from .launch import LaunchScreen
 
         self.app.push_screen(LaunchScreen())
+
+    def action_relaunch(self) -> None:
+        row = self.selected()
+        if row:
+            relaunch(self, row.path)
 
     def action_presets(self) -> None:
         from .presets import PresetsScreen

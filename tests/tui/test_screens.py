@@ -276,12 +276,14 @@ async def test_launch_of_a_child_that_fails_at_once(make_app, presets: Path, res
         app.push_screen(LaunchScreen(Path("presets/quick.yaml")))
         await pilot.pause()
         screen = app.screen
-        screen.query_one("#launch-overrides", Input).value = "train.crop=50"
-        await pilot.press("ctrl+l")
+        # A missing data folder is only found by the engine (the form cannot know the disk).
+        screen.query_one("#launch-overrides", Input).value = "data.train=no-such-folder"
+        await pilot.pause()
+        await pilot.press("ctrl+l", "y")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), timeout=60)
         modal = app.screen
         assert "exited with status 2" in modal.message
-        assert any("train.crop" in ln for ln in modal.lines)
+        assert any("data.train" in ln for ln in modal.lines)
 
 
 # -- snapshots, compare, help --------------------------------------------------------

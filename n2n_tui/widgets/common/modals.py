@@ -29,7 +29,8 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.body, classes="dialog-body")
+            # Bodies quote paths and commands: plain text, never markup.
+            yield Static(Text(self.body), classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
                     f"{self.yes} (y)", variant="error" if self.danger else "primary", id="yes"
