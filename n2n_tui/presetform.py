@@ -160,6 +160,9 @@ def to_text(value: Any) -> str:
         return ""
     if isinstance(value, list | tuple):
         return ", ".join(to_text(v) for v in value)
+    if isinstance(value, str):
+        # A one-line field would show a newline (a folded YAML block ends in one) as a stray glyph.
+        return " ".join(value.splitlines()).strip()
     return str(value)
 
 

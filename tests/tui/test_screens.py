@@ -216,15 +216,25 @@ async def test_presets_list_and_editor_validate_as_you_type(make_app, presets: P
         assert "train.crop" in text_of(editor.query_one("#editor-status"))
         # Own data: the mode rewrites data.train's prefix and turns synthetic noise off.
         editor.query_one("#data-mode").value = "pairs"
-        await pilot.pause(0.2)
+        form = editor.query_one("#preset-form")
+        await wait_for(pilot, lambda: form.noise_type == "none")
         assert editor.query_one("#f-data-train", Input).value.startswith("pairs:")
         assert editor.query_one("#f-noise-type").value == "none"
         editor.query_one("#data-mode").value = "builtin"
-        await pilot.pause(0.2)
+        # Each select change arrives as a message: wait for the form, not a fixed time.
+        await wait_for(
+            pilot,
+            lambda: (
+                form.values.get("data.train") == "builtin:photos" and form.noise_type == "gaussian"
+            ),
+        )
         assert editor.query_one("#f-data-train", Input).value == "builtin:photos"
         assert editor.query_one("#f-noise-type").value == "gaussian"
         # Another noise model brings its own fields.
         editor.query_one("#f-noise-type").value = "poisson"
+        await wait_for(
+            pilot, lambda: form.noise_type == "poisson" and form.query("#f-noise-val--lam")
+        )
         await pilot.pause(0.2)
         assert editor.query("#f-noise-val--lam") and not editor.query("#f-noise-val--sigma")
         await pilot.press("ctrl+s")

@@ -148,8 +148,8 @@ class PresetForm(VerticalScroll):
         if spec.kind == "text" or spec.kind == "range":
             value = pf.from_text(spec, value)
             before = pf.get_path(self.base.to_dict(), spec.path)
-            if isinstance(before, str) and isinstance(value, str) and value == before.strip():
-                value = before  # an Input cannot show a trailing newline; that is no edit
+            if isinstance(before, str) and isinstance(value, str) and value == pf.to_text(before):
+                value = before  # an Input cannot show the newlines of a YAML block; that is no edit
         self.values[spec.key] = value
         if spec.key == "noise.type" and value != self.noise_type and isinstance(value, str):
             # A new noise model: its parameters start at their defaults.
