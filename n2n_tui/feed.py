@@ -20,6 +20,8 @@ from n2n_core.runs import MetricsTail, parse_metric_line
 from .series import Series
 
 LOG_LINES = 400
+# A pause this long between two records is a stop and resume, not training time.
+RATE_GAP_S = 600.0
 
 
 @dataclass
@@ -40,6 +42,28 @@ class FeedValues:
     records: int = 0
     val_records: int = 0
     events: list[str] = field(default_factory=list)
+    # Where the wall-clock rate is measured from: validation and snapshot time
+    # fall between train records, so this rate includes them.
+    rate_step: int | None = None
+    rate_time: float | None = None
+
+    def remaining_s(self, total: int | None, now: float) -> float | None:
+        """Wall seconds left: steps to go at the measured rate, less the time since the last record."""
+        if not total or self.step >= total:
+            return None
+        per_step = None
+        if self.rate_time is not None and self.last_time is not None and self.rate_step is not None:
+            done = self.step - self.rate_step
+            if done > 0 and self.last_time > self.rate_time:
+                per_step = (self.last_time - self.rate_time) / done
+        if per_step is None:
+            if self.ms_per_step is None:
+                return None
+            per_step = self.ms_per_step / 1000.0
+        left = (total - self.step) * per_step
+        if self.last_time is not None and now > self.last_time:
+            left -= now - self.last_time
+        return max(left, 0.0)
 
 
 class RunFeed:
@@ -78,6 +102,9 @@ class RunFeed:
                 if type(rec) is not dict:
                     continue
                 kind = rec.get("kind")
+                if kind not in ("train", "val", "event"):
+                    # e.g. an eval record appended later by a validation: not training progress.
+                    continue
                 s = rec.get("step")
                 if type(s) is not int:
                     s = step
@@ -85,6 +112,11 @@ class RunFeed:
                     step = s
                 t = rec.get("time")
                 if type(t) is float or type(t) is int:
+                    if kind == "train" and (
+                        v.rate_time is None or (last_t is not None and t - last_t > RATE_GAP_S)
+                    ):
+                        # The first step, or the first after a stop and resume: measure from here.
+                        v.rate_step, v.rate_time = s, t
                     last_t = t
                     if v.first_time is None:
                         v.first_time = t

@@ -123,7 +123,7 @@ class RunIndex:
         info = t.info or {}
         s = t.summary
         name = t.path.name.split("-", 1)[1] if "-" in t.path.name else t.path.name
-        status = effective_status(t.info) if t.info else "no run.json"
+        status = effective_status(t.info) if t.info else run_json_status(t.path)
         return RunRow(
             path=t.path,
             run_id=run_id_of(t.path) or 0,
@@ -146,6 +146,11 @@ class RunIndex:
             has_run_json=t.info is not None,
             info=dict(info),
         )
+
+
+def run_json_status(run_dir: Path) -> str:
+    """The status shown for a run whose run.json could not be read: missing or corrupt."""
+    return "corrupt run.json" if (Path(run_dir) / "run.json").exists() else "no run.json"
 
 
 def run_row(path: str | Path) -> RunRow:

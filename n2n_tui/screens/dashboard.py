@@ -18,13 +18,14 @@ from n2n_core.runs import effective_status, read_run_json
 from ..feed import LogTail, MetricsFollower, RunFeed
 from ..procs import launch_log_path, start_detached, stop_run, tail_text
 from ..replay import ReplayPlayer
-from ..runindex import is_local, run_row
+from ..runindex import is_local, run_json_status, run_row
 from ..widgets.common import ConfirmModal, ErrorModal
 from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues
 from .base import BaseScreen
 
 REDRAW_S = 0.25
 FOLLOW_S = 0.5
+SHORT_ROWS = 36
 
 
 class DashboardScreen(BaseScreen):
@@ -65,6 +66,7 @@ class DashboardScreen(BaseScreen):
         self._drawn = (-1, -1, None, None)
         self._log_shown = 0
         self._note = ""
+        self._stop_modal: ConfirmModal | None = None
         self._halt = threading.Event()
 
     # -- layout ------------------------------------------------------------------
@@ -92,24 +94,28 @@ class DashboardScreen(BaseScreen):
         self.set_interval(REDRAW_S, self.redraw)
         self.call_after_refresh(self.redraw)
 
+    def on_resize(self) -> None:
+        # A short terminal gives the charts the rows; the log keeps a few.
+        self.set_class(self.size.height < SHORT_ROWS, "-short")
+        self._drawn = None  # the header's progress bar follows the width
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
         if action in replay_only:
             return self.replay is not None
         if action in {"stop", "resume"}:
-            if self.replay is not None:
-                return False
-            if action == "stop":
-                return True if self.status == "running" else None
-            return True if self.status in ("stopped", "interrupted", "failed") else None
+            # Always live: pressed where they cannot act, they say why.
+            return self.replay is None
         return True
 
     # -- data --------------------------------------------------------------------
 
     def _status(self) -> str:
+        if not self.info:
+            return run_json_status(self.run_dir)
         if self.replay:
-            return str(self.info.get("status", "finished")) if self.info else "no run.json"
-        return effective_status(self.info) if self.info else "no run.json"
+            return str(self.info.get("status", "finished"))
+        return effective_status(self.info)
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False, name="follow run")
     def follow(self) -> None:
@@ -141,7 +147,17 @@ class DashboardScreen(BaseScreen):
 
     def redraw(self) -> None:
         feed = self.feed
-        info_key = (self.status, self.info.get("ended"), self.info.get("exit_code"))
+        self._settle()
+        now = self.app.clock()
+        # While running, elapsed time and ETA move every second with or without new records.
+        tick = int(now) if self.status == "running" else None
+        info_key = (
+            self.status,
+            self.info.get("ended"),
+            self.info.get("exit_code"),
+            tick,
+            self._note,
+        )
         replay_key = None
         if self.replay:
             r = self.replay
@@ -151,7 +167,6 @@ class DashboardScreen(BaseScreen):
             return
         self._drawn = key
         v = feed.copy_values()
-        now = self.app.clock()
         total = (
             self.info.get("total_steps") if isinstance(self.info.get("total_steps"), int) else None
         )
@@ -168,6 +183,22 @@ class DashboardScreen(BaseScreen):
             else:
                 lines = list(self.log_tail.lines) or v.events
                 self._show_lines(lines)
+
+    def _settle(self) -> None:
+        """States that wait for the run end when the run says so, not when our worker returns."""
+        if self._note == "stopping…" and self.status != "running":
+            self._note = ""
+        if self._note == "resuming…" and self.status == "running":
+            self._note = ""
+        modal = self._stop_modal
+        if modal is not None and self.status != "running":
+            self._stop_modal = None
+            if modal.is_attached and self.app.screen is modal:
+                modal.dismiss(False)
+                self.notify(
+                    f"{self.run_dir.name} ended by itself ({self.status}); nothing to stop",
+                    title="Stop",
+                )
 
     def _show_lines(self, lines: list[str]) -> None:
         log = self.query_one(Log)
@@ -197,10 +228,30 @@ class DashboardScreen(BaseScreen):
 
         self.app.push_screen(SnapshotsScreen(self.run_dir))
 
+    def _why_not(self, what: str) -> str | None:
+        """Why stop/resume cannot act on this run's state, in words; None when they can."""
+        name = self.run_dir.name
+        if self.status == "corrupt run.json":
+            return (
+                f"{name}: run.json is corrupt, so which process runs it is unknown; "
+                f"nothing to {what} from here"
+            )
+        if self.status == "no run.json":
+            return f"{name} has no run.json (not started by n2n-core?); nothing to {what}"
+        if what == "stop" and self.status != "running":
+            return f"{name} is {self.status}; nothing to stop"
+        if what == "resume" and self.status not in ("stopped", "interrupted", "failed"):
+            return f"{name} is {self.status}; nothing to resume"
+        return None
+
     def action_stop(self) -> None:
+        why = self._why_not("stop")
+        if why:
+            self.notify(why, title="Stop")
+            return
         row = run_row(self.run_dir)
         if row.status != "running" or row.pid is None:
-            self.notify("this run is not running", title="Stop")
+            self.notify(f"{self.run_dir.name} is {row.status}; nothing to stop", title="Stop")
             return
         if not is_local(row):
             self.notify(f"runs on {row.host}; stop it there", title="Stop", severity="warning")
@@ -211,14 +262,16 @@ class DashboardScreen(BaseScreen):
         )
 
         def done(yes: bool | None) -> None:
+            self._stop_modal = None
             if yes:
+                self._note = "stopping…"
                 self.stop(row.pid)
 
-        self.app.push_screen(ConfirmModal("Stop run", body, yes="Stop", danger=True), done)
+        self._stop_modal = ConfirmModal("Stop run", body, yes="Stop", danger=True)
+        self.app.push_screen(self._stop_modal, done)
 
     @work(thread=True, exclusive=True, group="stop", exit_on_error=False, name="stop")
     def stop(self, pid: int) -> None:
-        self._note = "stopping…"
         try:
             result = stop_run(pid)
         except PermissionError:
@@ -228,14 +281,15 @@ class DashboardScreen(BaseScreen):
                 ErrorModal("Stop failed", f"no permission to signal pid {pid}"),
             )
             return
-        self._note = ""
         self.app.rescan()
         self.app.call_from_thread(self.notify, f"{self.run_dir.name}: {result}", title="Stop")
 
     def action_resume(self) -> None:
-        if self.status not in ("stopped", "interrupted", "failed"):
-            self.notify(f"run is {self.status}; nothing to resume", title="Resume")
+        why = self._why_not("resume")
+        if why:
+            self.notify(why, title="Resume")
             return
+        self._note = "resuming…"
         self.resume()
 
     @work(thread=True, exclusive=True, group="resume", exit_on_error=False, name="resume")
@@ -243,7 +297,6 @@ class DashboardScreen(BaseScreen):
         out = launch_log_path(self.app.results_dir, f"resume-{self.run_dir.name}")
         started = start_detached(["resume", str(self.run_dir)], out)
         self.app.children_started.append(started)
-        self._note = "resuming…"
         code = None
         for _ in range(50):  # a child that fails at once fails within seconds
             code = started.proc.poll()
@@ -253,9 +306,9 @@ class DashboardScreen(BaseScreen):
             if info.get("status") == "running" and effective_status(info) == "running":
                 break
             time.sleep(0.1)
-        self._note = ""
         self.app.rescan()
         if code not in (None, 0):
+            self._note = ""
             self.app.call_from_thread(
                 self.app.push_screen,
                 ErrorModal(

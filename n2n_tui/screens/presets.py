@@ -68,7 +68,7 @@ class PresetsScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield RunsTable(id="presets-table")
+        yield RunsTable(flex="Description", min_flex=20, id="presets-table")
         yield Static("", id="preset-detail", classes="detail-box")
         yield Footer()
 
@@ -86,6 +86,7 @@ class PresetsScreen(BaseScreen):
             ("Description", 56),
         ):
             table.add_column(label, width=width, key=label)
+        table.fit_columns()
         self.reload()
         table.focus()
 

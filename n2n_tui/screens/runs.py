@@ -17,16 +17,17 @@ from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
 
+# What tells runs apart comes first: a narrow terminal cuts off the right end.
 COLUMNS = (
     ("", 1),
     ("ID", 5),
     ("Name", 24),
     ("Status", 13),
-    ("Device", 8),
-    ("Prec", 4),
     ("Step", 11),
     ("Best", 6),
     ("Last", 6),
+    ("Device", 8),
+    ("Prec", 4),
     ("ms/step", 7),
     ("Started", 9),
 )
@@ -72,7 +73,7 @@ class RunsScreen(BaseScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter: name, status, device…  (/)", id="runs-filter")
-        yield RunsTable(id="runs-table")
+        yield RunsTable(flex="Name", min_flex=12, id="runs-table")
         yield Static("", id="runs-info", classes="info-line")
         yield Footer()
 
@@ -80,6 +81,7 @@ class RunsScreen(BaseScreen):
         table = self.query_one(RunsTable)
         for label, width in COLUMNS:
             table.add_column(label, width=width, key=label or "mark")
+        table.fit_columns()
         self.query_one("#runs-filter", Input).cursor_blink = not self.app.is_headless
         self.app.runs_changed.subscribe(self, self._rows_changed)
         self.set_interval(15, self._refresh_ages)
@@ -109,11 +111,11 @@ class RunsScreen(BaseScreen):
             f"{r.run_id:05d}",
             r.name,
             status_text(app, r.status, r.exit_code),
-            dev,
-            r.precision if r.has_run_json else fmt.DASH,
             fmt.steps(r.step, r.total_steps),
             best,
             fmt.psnr(r.last_psnr),
+            dev,
+            r.precision if r.has_run_json else fmt.DASH,
             fmt.ms(r.ms_per_step),
             fmt.age(r.started, now),
         )
@@ -176,11 +178,9 @@ class RunsScreen(BaseScreen):
         row = self.selected()
         if not row:
             return
+        # The cursor stays on the run just (un)marked; the info line says what changed.
         self.marked.symmetric_difference_update({row.key})
         self._rows_changed(self.app.rows)
-        table = self.query_one(RunsTable)
-        if table.cursor_row < table.row_count - 1:
-            table.move_cursor(row=table.cursor_row + 1, animate=False)
 
     def action_compare(self) -> None:
         from .compare import CompareScreen

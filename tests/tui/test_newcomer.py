@@ -354,6 +354,7 @@ async def test_header_elapsed_ticks_without_new_metrics(make_app, results: Path)
     app = make_app(clock=lambda: now[0])
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(DashboardScreen(run))
+        await pilot.pause()
         screen = app.screen
         await wait_for(pilot, lambda: "elapsed 1m 40s" in text_of(screen.query_one(RunHeader)))
         now[0] += 30

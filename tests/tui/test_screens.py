@@ -349,7 +349,7 @@ async def test_compare_overlays_psnr_of_marked_runs(make_app):
         await pilot.press("c")  # nothing marked: a hint, no screen
         assert isinstance(app.screen, RunsScreen)
         app.screen.query_one(RunsTable).move_cursor(row=2)
-        await pilot.press("space", "space", "c")
+        await pilot.press("space", "down", "space", "c")
         screen = app.screen
         assert isinstance(screen, CompareScreen)
         assert [p.name for p in screen.run_dirs] == ["00000-gauss-baseline", "00001-poisson-8gpu"]
