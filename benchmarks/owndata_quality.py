@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from n2n_core.data.builtin import builtin_files  # noqa: E402
 from n2n_core.data.demo import make_demo_noisy, make_demo_pairs  # noqa: E402
 from n2n_core.data.images import list_images, load_image, save_image  # noqa: E402
-from n2n_core.runs import read_metrics  # noqa: E402
+from n2n_core.records import EventRecord, TrainRecord, ValRecord, read_metrics  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "datasets" / "kodak"
 PRESETS = {
@@ -118,19 +118,19 @@ def run_mode(preset: Path, overrides: list[str], results: Path, name: str) -> di
         raise SystemExit(f"{name}: run failed\n{proc.stdout}\n{proc.stderr}")
     run_dir = max(results.glob(f"*-{name}"))
     records = read_metrics(run_dir / "metrics.jsonl")
-    train = [r for r in records if r["kind"] == "train"]
-    val = [r for r in records if r["kind"] == "val"][-1]
-    start = next(r["time"] for r in records if r["kind"] == "event")
+    train = [r for r in records if isinstance(r, TrainRecord)]
+    val = [r for r in records if isinstance(r, ValRecord)][-1]
+    start = next(r.time for r in records if isinstance(r, EventRecord))
     return {
         "run": str(run_dir),
-        "steps": train[-1]["step"],
-        "train_s": round(train[-1]["time"] - start, 1),
+        "steps": train[-1].step,
+        "train_s": round(train[-1].time - start, 1),
         "total_wall_s": round(wall, 1),
         "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
-        "psnr": round(val["psnr"], 2),
-        "input_psnr": round(val["input_psnr"], 2),
-        "gain": round(val["psnr"] - val["input_psnr"], 2),
-        "images": val["images"],
+        "psnr": round(val.psnr, 2),
+        "input_psnr": round(val.input_psnr, 2),
+        "gain": round(val.psnr - val.input_psnr, 2),
+        "images": val.images,
     }
 
 

@@ -202,17 +202,17 @@ def _launch(run_dir: Path, preset, resume: bool) -> int:
 
 def _discard_if_empty(run_dir: Path) -> None:
     """A run that failed before its first step leaves nothing worth keeping."""
-    from .runs import read_metrics
+    from .records import TrainRecord, ValRecord, read_metrics
 
     recs = read_metrics(run_dir / "metrics.jsonl")
-    if not any(r.get("kind") in ("train", "val") for r in recs):
+    if not any(isinstance(r, TrainRecord | ValRecord) for r in recs):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
     import signal
 
-    from .runs import read_run_json, update_run_json
+    from .runinfo import read_run_info, update_run_info
 
     rt = preset.runtime
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={rt.nproc}"]
@@ -239,13 +239,13 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    info = read_run_json(run_dir) or {}
-    status = info.get("status", "failed")
+    info = read_run_info(run_dir)
+    status = (info and info.status) or "failed"
     if status == "running":
         # Rank 0 records how a run ended; on the other nodes of a multi-node run
         # this launcher is the only one left to say it.
         status = "finished" if proc.returncode == 0 else "failed"
-        update_run_json(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
+        update_run_info(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
     if proc.returncode == 2 and status == "failed":
         raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
     return _report(run_dir, status)
@@ -274,16 +274,21 @@ def _report(run_dir: Path, status: str) -> int:
 
 def cmd_resume(a: argparse.Namespace) -> int:
     from .config import load_preset
-    from .runs import read_run_json, resolve_run_dir, update_run_json
+    from .runinfo import read_run_info, update_run_info
+    from .runs import resolve_run_dir
 
     run_dir = resolve_run_dir(a.run_dir)
     if not (run_dir / "preset.yaml").exists():
         raise UserError(f"{run_dir / 'preset.yaml'}: missing; cannot resume this run")
     preset = load_preset(run_dir / "preset.yaml")
-    info = read_run_json(run_dir) or {}
-    if info.get("status") == "finished" and (run_dir / "snapshots" / "final.safetensors").exists():
+    info = read_run_info(run_dir)
+    if (
+        info is not None
+        and info.status == "finished"
+        and (run_dir / "snapshots" / "final.safetensors").exists()
+    ):
         raise UserError(f"{run_dir}: run already finished; nothing to resume")
-    update_run_json(run_dir, status="running", pid=os.getpid(), ended=None, exit_code=None)
+    update_run_info(run_dir, status="running", pid=os.getpid(), ended=None, exit_code=None)
     return _launch(run_dir, preset, resume=True)
 
 

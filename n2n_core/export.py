@@ -89,7 +89,7 @@ def freeze(snapshot: str | Path, out: str | Path) -> Path:
     """Write ``snapshot``'s network as an ONNX model at ``out`` (atomically); returns ``out``."""
     import onnx
 
-    from .runs import atomic_write_bytes
+    from .atomic import atomic_write_bytes
     from .snapshots import load_network
 
     out = Path(out)

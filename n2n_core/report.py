@@ -8,15 +8,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from .runs import (
-    MetricsSummary,
-    RunSummary,
-    read_metrics,
-    replay_records,
-    resolve_run_dir,
-    summarize_run,
-)
+from .records import EventRecord, Record, ValRecord, read_metrics
+from .runs import RunSummary, replay_records, resolve_run_dir, summarize_run
+from .runstate import RunState
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -50,9 +46,9 @@ def _console() -> Console:
 def runs_table(runs: list[RunSummary], results_dir, console: Console | None = None) -> None:
     console = console or _console()
     if not runs:
-        console.print(f"no runs in {results_dir}")
+        console.print(f"no runs in {results_dir}", markup=False)
         return
-    t = Table(title=f"runs in {results_dir}", header_style="bold")
+    t = Table(title=Text(f"runs in {results_dir}"), header_style="bold")
     for col in (
         "id",
         "name",
@@ -72,9 +68,9 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         total = f"/{r.total_steps}" if r.total_steps else ""
         t.add_row(
             f"{r.run_id:05d}",
-            r.name,
-            f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]",
-            f"{r.device} x{r.world_size}",
+            Text(r.name),  # a folder name is data, never markup
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+            Text(f"{r.device} x{r.world_size}"),
             f"{r.step}{total}",
             _db(r.best_psnr),
             _db(r.last_psnr),
@@ -84,15 +80,16 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
     console.print(t)
 
 
-def _summary_table(agg: MetricsSummary, total: int | None, name: str) -> Table:
-    t = Table(title=name, show_header=False, box=None, padding=(0, 2))
+def _summary_table(state: RunState, total: int | None, name: str) -> Table:
+    agg = state.values
+    t = Table(title=Text(name), show_header=False, box=None, padding=(0, 2))
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_row("step", f"{agg.step}" + (f" / {total}" if total else ""))
-    t.add_row("loss", "—" if agg.last_loss is None else f"{agg.last_loss:.5f}")
+    t.add_row("loss", "—" if agg.loss is None else f"{agg.loss:.5f}")
     t.add_row("lr", "—" if agg.lr is None else f"{agg.lr:.2e}")
     t.add_row("ms/step", "—" if agg.ms_per_step is None else f"{agg.ms_per_step:.1f}")
-    t.add_row("PSNR last / best", f"{_db(agg.last_psnr)} / {_db(agg.best_psnr)} dB")
+    t.add_row("PSNR last / best", f"{_db(agg.psnr)} / {_db(agg.best_psnr)} dB")
     t.add_row("noisy input PSNR", f"{_db(agg.input_psnr)} dB")
     return t
 
@@ -103,28 +100,28 @@ def replay(run_dir: str | Path, speed: float = 0.0, console: Console | None = No
     path = resolve_run_dir(run_dir)
     summary = summarize_run(path)
     records = read_metrics(path / "metrics.jsonl")
-    agg = MetricsSummary()
+    state = RunState(capacity=None)
     name = f"{path.name} ({summary.status})"
     if speed <= 0:
-        agg.feed(records)
+        state.feed(records)
         _print_vals(console, records)
-        console.print(_summary_table(agg, summary.total_steps, name))
+        console.print(_summary_table(state, summary.total_steps, name))
         return 0
     with Live(
-        _summary_table(agg, summary.total_steps, name), console=console, refresh_per_second=8
+        _summary_table(state, summary.total_steps, name), console=console, refresh_per_second=8
     ) as live:
         for rec in replay_records(records, speed):
-            agg.feed([rec])
-            if rec.get("kind") == "val":
-                live.console.print(f"step {rec.get('step')}: val PSNR {_db(rec.get('psnr'))} dB")
-            elif rec.get("kind") == "event":
-                live.console.print(f"step {rec.get('step')}: {rec.get('msg')}")
-            live.update(_summary_table(agg, summary.total_steps, name))
+            state.feed([rec])
+            if isinstance(rec, ValRecord):
+                live.console.print(f"step {rec.step}: val PSNR {_db(rec.psnr)} dB", markup=False)
+            elif isinstance(rec, EventRecord):
+                live.console.print(f"step {rec.step}: {rec.msg}", markup=False)
+            live.update(_summary_table(state, summary.total_steps, name))
     return 0
 
 
-def _print_vals(console: Console, records: list[dict]) -> None:
-    vals = [r for r in records if r.get("kind") == "val"]
+def _print_vals(console: Console, records: list[Record]) -> None:
+    vals = [r for r in records if isinstance(r, ValRecord)]
     if not vals:
         return
     t = Table(title="validation", header_style="bold")
@@ -136,5 +133,5 @@ def _print_vals(console: Console, records: list[dict]) -> None:
     if shown[-1] is not vals[-1]:
         shown.append(vals[-1])
     for r in shown:
-        t.add_row(str(r.get("step")), _db(r.get("psnr")), _db(r.get("input_psnr")))
+        t.add_row(str(r.step), _db(r.psnr), _db(r.input_psnr))
     console.print(t)

@@ -27,9 +27,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
+from .atomic import atomic_write_bytes
 from .errors import UserError
 from .filecheck import looks_pickled, read_head
-from .runs import atomic_write_bytes
 
 FORMAT = "n2n-snapshot/1"
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{8})\.safetensors$")

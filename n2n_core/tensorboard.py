@@ -91,19 +91,14 @@ def _read_png(path: Path) -> np.ndarray:
     return load_image(path, 3)
 
 
-def _num(v) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    return float(v)
-
-
 def export_run(run_dir: str | Path) -> Path:
     """Convert a run's metrics.jsonl and sample strips into ``RUN_DIR/tensorboard/``.
 
     Earlier event files in that folder (a live run's, or a previous export) are
     replaced, so exporting twice does not show every point twice.
     """
-    from .runs import read_metrics, resolve_run_dir
+    from .records import TrainRecord, ValRecord, read_metrics
+    from .runs import resolve_run_dir
 
     run = resolve_run_dir(run_dir)
     _summary_writer_class()  # fail before touching anything when the package is missing
@@ -117,17 +112,15 @@ def export_run(run_dir: str | Path) -> Path:
     tb = TBWriter(out)
     try:
         for rec in read_metrics(run / "metrics.jsonl"):
-            step, t = rec.get("step"), _num(rec.get("time"))
-            if not isinstance(step, int):
+            step, t = rec.step, rec.time
+            if step is None:
                 continue
-            if rec["kind"] == "train":
-                vals = [_num(rec.get(k)) for k in ("loss", "lr", "ms_per_step")]
-                if all(v is not None for v in vals):
-                    tb.train(step, *vals, walltime=t)
-            elif rec["kind"] == "val":
-                psnr, inp = _num(rec.get("psnr")), _num(rec.get("input_psnr"))
-                if psnr is not None and inp is not None:
-                    tb.val(step, psnr, inp, walltime=t)
+            if isinstance(rec, TrainRecord):
+                if rec.loss is not None and rec.lr is not None and rec.ms_per_step is not None:
+                    tb.train(step, rec.loss, rec.lr, rec.ms_per_step, walltime=t)
+            elif isinstance(rec, ValRecord):
+                if rec.psnr is not None and rec.input_psnr is not None:
+                    tb.val(step, rec.psnr, rec.input_psnr, walltime=t)
         for path, step, name in sample_files(run / "samples"):
             try:
                 tb.image(step, f"samples/{name}", _read_png(path))

@@ -17,7 +17,6 @@ import math
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,8 @@ from .device import (
 from .errors import EXIT_STOPPED, UserError
 from .evaluate import torch_runner
 from .network import UNet
-from .runs import MetricsWriter, drop_metrics_after, read_run_json, update_run_json, write_run_json
+from .runinfo import update_run_info
+from .runs import MetricsWriter, drop_metrics_after
 from .snapshots import (
     list_snapshots,
     read_snapshot,
@@ -138,7 +138,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
     if d.is_main:
-        update_run_json(run_dir, device=device.type, world_size=d.world_size, status="running")
+        update_run_info(run_dir, device=device.type, world_size=d.world_size, status="running")
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
@@ -210,7 +210,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     finally:
         stop.uninstall()
         if d.is_main:
-            update_run_json(run_dir, status=status, ended=time.time(), exit_code=exit_code)
+            update_run_info(run_dir, status=status, ended=time.time(), exit_code=exit_code)
         if writer:
             writer.close()
         if tb:
@@ -284,17 +284,7 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
         if res is None:
             return
         last_psnr = res.psnr
-        writer.write(
-            {
-                "kind": "val",
-                "step": step,
-                "time": time.time(),
-                "psnr": round(res.psnr, 4),
-                "input_psnr": round(res.input_psnr, 4),
-                "dataset": task.val_dataset,
-                "images": res.images,
-            }
-        )
+        writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images)
         if tb:
             tb.val(step, res.psnr, res.input_psnr)
             tb.sample_images(step, samples_dir)
@@ -367,18 +357,10 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
             loss_sum.zero_()
             n_sum = 0
 
+            if d.is_main:
+                writer.train(step, mean_loss, lr, ms)
             if not math.isfinite(mean_loss) and amp_dtype is not torch.float16:
                 if d.is_main:
-                    writer.write(
-                        {
-                            "kind": "train",
-                            "step": step,
-                            "time": time.time(),
-                            "loss": mean_loss,
-                            "lr": lr,
-                            "ms_per_step": round(ms, 3),
-                        }
-                    )
                     writer.event(
                         step,
                         f"non-finite loss at step {step}; stopped, last good snapshot kept",
@@ -390,16 +372,6 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
                     )
                 return "failed"
             if d.is_main:
-                writer.write(
-                    {
-                        "kind": "train",
-                        "step": step,
-                        "time": time.time(),
-                        "loss": mean_loss,
-                        "lr": lr,
-                        "ms_per_step": round(ms, 3),
-                    }
-                )
                 if tb:
                     tb.train(step, mean_loss, lr, ms)
                 eta = ms_avg * (t.steps - step) / 1000.0
@@ -464,31 +436,19 @@ def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv:
     run_dir = allocate_run_dir(results_dir, name or preset.name)
     (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
     world = preset.runtime.nproc * preset.runtime.nnodes
-    write_run_json(
+    update_run_info(
         run_dir,
-        {
-            "status": "running",
-            "name": name or preset.name,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": argv,
-            "device": preset.runtime.device,
-            "world_size": world,
-            "precision": preset.runtime.precision,
-            "total_steps": preset.train.steps,
-            "started": time.time(),
-            "ended": None,
-            "exit_code": None,
-        },
+        status="running",
+        name=name or preset.name,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        command=argv,
+        device=preset.runtime.device,
+        world_size=world,
+        precision=preset.runtime.precision,
+        total_steps=preset.train.steps,
+        started=time.time(),
+        ended=None,
+        exit_code=None,
     )
     return run_dir
-
-
-def record_device(run_dir: Path, device: str) -> None:
-    info = read_run_json(run_dir) or {}
-    if info.get("device") in (None, "auto"):
-        update_run_json(run_dir, device=device)
-
-
-def python_exe() -> str:
-    return sys.executable

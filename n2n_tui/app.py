@@ -20,8 +20,10 @@ from textual.binding import Binding
 from textual.signal import Signal
 from textual.worker import Worker
 
+from n2n_core.runs import RunSummary
+
 from .procs import Started, probe_devices
-from .runindex import RunIndex, RunRow
+from .runindex import RunIndex
 
 
 class N2NApp(App):
@@ -52,9 +54,9 @@ class N2NApp(App):
         self.replay_speed = speed
         self.clock = clock
         self.poll_interval = poll_interval
-        self.rows: list[RunRow] = []
+        self.rows: list[RunSummary] = []
         self.rows_loaded = False
-        self.runs_changed: Signal[list[RunRow]] = Signal(self, "runs-changed")
+        self.runs_changed: Signal[list[RunSummary]] = Signal(self, "runs-changed")
         self.children_started: list[Started] = []
         self._wake = threading.Event()
         self._index = RunIndex(self.results_dir)
@@ -99,7 +101,7 @@ class N2NApp(App):
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
-        last: list[RunRow] | None = None
+        last: list[RunSummary] | None = None
         while not worker.is_cancelled:
             self._reap_children()
             try:
@@ -116,7 +118,7 @@ class N2NApp(App):
                 self._wake.wait(self.poll_interval)
             self._wake.clear()
 
-    def _publish_rows(self, rows: list[RunRow]) -> None:
+    def _publish_rows(self, rows: list[RunSummary]) -> None:
         self.rows = rows
         self.rows_loaded = True
         self.runs_changed.publish(rows)

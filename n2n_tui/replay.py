@@ -7,16 +7,16 @@ full speed up to the target; ``speed 0`` ingests the whole file at once.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from n2n_core.runs import parse_metric_line
+from n2n_core.records import Record, parse_lines, parse_record, read_metrics
+from n2n_core.tail import MetricsTail
 
-from .feed import RunFeed, read_records
+from .feed import RunFeed
 
 CHUNK = 1 << 20
 
@@ -26,10 +26,9 @@ def log_time_span(path: Path) -> tuple[float | None, float | None]:
 
     def first_time(lines: list[bytes]) -> float | None:
         for line in lines:
-            rec = parse_metric_line(line) if line.strip() else None
-            t = rec.get("time") if rec else None
-            if isinstance(t, int | float):
-                return float(t)
+            rec = parse_record(line) if line.strip() else None
+            if rec is not None and rec.time is not None:
+                return float(rec.time)
         return None
 
     try:
@@ -105,7 +104,7 @@ class ReplayPlayer:
 
     def run(self, cancelled: Callable[[], bool] = lambda: False) -> None:
         if self.speed <= 0:
-            self.feed.ingest(read_records(self.path))
+            self.feed.ingest(read_metrics(self.path))
             with self._cv:
                 self.done = True
                 self._log_now = self.t1 or self._log_now
@@ -119,84 +118,54 @@ class ReplayPlayer:
         self._play(cancelled)
 
     def _play(self, cancelled: Callable[[], bool]) -> None:
-        f = None
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115 - reopened on backwards seeks
-            pending: list[dict] = []
-            partial = b""
-            eof = False
-            while True:
-                with self._cv:
-                    if self._stop or cancelled():
-                        return
-                    if self._seek_to is not None:
-                        target, self._seek_to = self._seek_to, None
-                        if target < self._now_locked() or self.done:
-                            f.seek(0)
-                            pending, partial, eof = [], b"", False
-                            self.feed.reset()
-                        self._log_now = self._anchor_log = target
-                        self._anchor_wall = time.monotonic()
-                        self.done = False
-                    now = self._now_locked()
-                if not pending and not eof:
-                    data = f.read(CHUNK)
-                    if not data:
-                        eof = True
-                        if partial.strip():
-                            rec = parse_metric_line(partial)
-                            pending = [rec] if rec else []
-                            partial = b""
-                    else:
-                        lines = (partial + data).split(b"\n")
-                        partial = lines.pop()
-                        pending = _parse_lines(lines)
-                        continue
-                # Feed everything due by `now`.
-                i = 0
-                for i, rec in enumerate(pending):  # noqa: B007
-                    t = rec.get("time")
-                    if isinstance(t, int | float) and t > now:
-                        break
-                else:
-                    i = len(pending)
-                if i:
-                    self.feed.ingest(pending[:i])
-                    del pending[:i]
-                if not pending and eof:
-                    with self._cv:
-                        self.done = True
-                        self._log_now = self.t1 or now
-                        self._cv.wait(0.5)
-                    continue
-                if pending and i == 0:
-                    t = pending[0]["time"]
-                    with self._cv:
-                        if self.paused:
-                            self._cv.wait(0.5)
-                        else:
-                            wait = (t - self._now_locked()) / max(self.speed, 1e-9)
-                            self._cv.wait(min(max(wait, 0.0), 0.1))
-        except OSError:
+        tail = MetricsTail(self.path)
+        pending: list[Record] = []
+        eof = False
+        while True:
             with self._cv:
-                self.done = True
-        finally:
-            if f is not None:
-                f.close()
-
-
-def _parse_lines(lines: list[bytes]) -> list[dict]:
-    body = b",".join(ln for ln in lines if ln.strip())
-    if not body:
-        return []
-    try:
-        recs = json.loads(b"[" + body + b"]")
-        return [r for r in recs if type(r) is dict and isinstance(r.get("kind"), str)]
-    except (ValueError, UnicodeDecodeError):
-        out = []
-        for ln in lines:
-            if ln.strip():
-                rec = parse_metric_line(ln)
-                if rec is not None:
-                    out.append(rec)
-        return out
+                if self._stop or cancelled():
+                    return
+                if self._seek_to is not None:
+                    target, self._seek_to = self._seek_to, None
+                    if target < self._now_locked() or self.done:
+                        tail = MetricsTail(self.path)
+                        pending, eof = [], False
+                        self.feed.reset()
+                    self._log_now = self._anchor_log = target
+                    self._anchor_wall = time.monotonic()
+                    self.done = False
+                now = self._now_locked()
+            if not pending and not eof:
+                reset, pending = tail.read_new(max_bytes=CHUNK)
+                if reset:  # the file was rewritten under the replay (a resume)
+                    self.feed.reset()
+                if tail.last_read:
+                    continue
+                eof = True
+                # A last line without its newline still counts once the file ends.
+                pending = parse_lines([tail.file.partial])
+            # Feed everything due by `now`.
+            i = 0
+            for i, rec in enumerate(pending):  # noqa: B007
+                t = rec.time
+                if t is not None and t > now:
+                    break
+            else:
+                i = len(pending)
+            if i:
+                self.feed.ingest(pending[:i])
+                del pending[:i]
+            if not pending and eof:
+                with self._cv:
+                    self.done = True
+                    self._log_now = self.t1 or now
+                    self._cv.wait(0.5)
+                continue
+            if pending and i == 0:
+                t = pending[0].time
+                with self._cv:
+                    if self.paused:
+                        self._cv.wait(0.5)
+                    else:
+                        wait = (t - self._now_locked()) / max(self.speed, 1e-9)
+                        self._cv.wait(min(max(wait, 0.0), 0.1))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .feed import read_records
+from n2n_core.runs import run_state
 
 SNAP_RE = re.compile(r"^snapshot-(\d+)\.safetensors$")
 
@@ -33,19 +33,9 @@ def list_snapshots(run_dir: Path) -> list[Snapshot]:
         files = [p for p in folder.iterdir() if p.suffix == ".safetensors"]
     except OSError:
         return []
-    val: dict[int, float] = {}
-    last_step, last_psnr = 0, None
-    for rec in read_records(Path(run_dir) / "metrics.jsonl"):
-        if type(rec) is not dict:
-            continue
-        step = rec.get("step")
-        if isinstance(step, int):
-            last_step = max(last_step, step)
-        if rec.get("kind") == "val" and isinstance(step, int):
-            psnr = rec.get("psnr")
-            if isinstance(psnr, int | float):
-                val[step] = float(psnr)
-                last_psnr = float(psnr)
+    state = run_state(run_dir)
+    val = state.val_psnr
+    last_step, last_psnr = state.values.step, state.values.psnr
     out = []
     for p in files:
         m = SNAP_RE.match(p.name)

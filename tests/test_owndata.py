@@ -26,7 +26,7 @@ from n2n_core.neighbor import (
     subsample,
 )
 from n2n_core.owndata import NoisyValImage, validate_noisy_files
-from n2n_core.runs import read_metrics
+from n2n_core.records import TrainRecord, ValRecord, read_metrics
 
 
 def _img(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
@@ -269,9 +269,9 @@ def test_pairs_from_photos_train_and_improve_psnr_on_held_out_photos(tmp_path):
     )
     assert main(["run", str(preset), "--results-dir", str(tmp_path / "res")]) == 0
     (run,) = (tmp_path / "res").iterdir()
-    vals = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "val"]
-    assert len(vals) == 1 and vals[0]["images"] == 3
-    assert vals[0]["psnr"] > vals[0]["input_psnr"] + 3.0, vals[0]
+    vals = [r for r in read_metrics(run / "metrics.jsonl") if isinstance(r, ValRecord)]
+    assert len(vals) == 1 and vals[0].images == 3
+    assert vals[0].psnr > vals[0].input_psnr + 3.0, vals[0]
     assert len(list((run / "samples").glob("*.png"))) == 3
 
 
@@ -288,8 +288,8 @@ def test_single_noisy_grayscale_images_train_then_infer_on_the_folder(tmp_path):
     assert main(["run", str(preset), "--results-dir", str(tmp_path / "res")]) == 0
     (run,) = (tmp_path / "res").iterdir()
     records = read_metrics(run / "metrics.jsonl")
-    assert not [r for r in records if r["kind"] == "val"]  # no clean image: no PSNR rows
-    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]
+    assert not [r for r in records if isinstance(r, ValRecord)]  # no clean image: no PSNR rows
+    assert [r.step for r in records if isinstance(r, TrainRecord)] == [1, 2, 3]
     assert [p.name for p in (run / "samples").iterdir()] == ["step-00000003-g0.png"]
     out = tmp_path / "denoised"
     snap = run / "snapshots" / "final.safetensors"

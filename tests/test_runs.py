@@ -1,14 +1,9 @@
 import json
 import threading
 
-from n2n_core.runs import (
-    MetricsTail,
-    MetricsWriter,
-    allocate_run_dir,
-    list_runs,
-    read_metrics,
-    summarize_run,
-)
+from n2n_core.records import TrainRecord, ValRecord, read_metrics
+from n2n_core.runs import MetricsWriter, allocate_run_dir, list_runs, summarize_run
+from n2n_core.tail import MetricsTail
 
 
 def test_run_ids_are_sequential_and_five_digits(tmp_path):
@@ -38,26 +33,27 @@ def test_concurrent_allocation_gives_distinct_ids(tmp_path):
 def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
     p = tmp_path / "metrics.jsonl"
     with MetricsWriter(p) as w:
-        w.write({"kind": "train", "step": 1, "loss": 0.5})
-        w.write({"kind": "val", "step": 2, "psnr": 30.0, "input_psnr": 20.0})
+        w.write(TrainRecord(step=1, loss=0.5))
+        w.write(ValRecord(step=2, psnr=30.0, input_psnr=20.0))
     with open(p, "a") as f:
         f.write('garbage line\n[1, 2]\n{"no_kind": 1}\n\x00\x00\n')
         f.write('{"kind": "train", "step": 3, "lo')  # torn last line
     recs = read_metrics(p)
-    assert [r["step"] for r in recs] == [1, 2]
+    assert [r.step for r in recs] == [1, 2]
 
 
 def test_tail_holds_back_partial_line(tmp_path):
     p = tmp_path / "metrics.jsonl"
     tail = MetricsTail(p)
-    assert tail.read_new() == []
+    assert tail.read_new() == (False, [])
     p.write_text('{"kind":"train","step":1}\n{"kind":"tr')
-    assert [r["step"] for r in tail.read_new()] == [1]
+    assert [r.step for r in tail.read_new().items] == [1]
     with open(p, "a") as f:
         f.write('ain","step":2}\n')
-    assert [r["step"] for r in tail.read_new()] == [2]
+    assert [r.step for r in tail.read_new().items] == [2]
     p.write_text('{"kind":"train","step":9}\n')  # rewritten shorter: start over
-    assert [r["step"] for r in tail.read_new()] == [9]
+    reset, recs = tail.read_new()
+    assert reset and [r.step for r in recs] == [9]
 
 
 def test_summary_without_run_json(tmp_path):
@@ -86,11 +82,11 @@ def test_drop_metrics_after_keeps_events_and_earlier_steps(tmp_path):
     p = tmp_path / "metrics.jsonl"
     with MetricsWriter(p) as w:
         for s in (10, 20, 30):
-            w.write({"kind": "train", "step": s})
-        w.write({"kind": "val", "step": 30, "psnr": 1.0})
+            w.write(TrainRecord(step=s))
+        w.write(ValRecord(step=30, psnr=1.0))
         w.event(25, "something happened")
     assert drop_metrics_after(p, 20) == 2
-    assert [(r["kind"], r["step"]) for r in read_metrics(p)] == [
+    assert [(r.kind, r.step) for r in read_metrics(p)] == [
         ("train", 10),
         ("train", 20),
         ("event", 25),

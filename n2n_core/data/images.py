@@ -122,7 +122,7 @@ def _convert(im: Image.Image, channels: int) -> np.ndarray:
 
 def save_image(path: str | Path, arr: np.ndarray) -> None:
     """Write uint8 (H, W, C) as PNG (or the extension's format), atomically."""
-    from ..runs import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     p = Path(path)
     if arr.ndim == 3 and arr.shape[2] == 1:

@@ -92,8 +92,8 @@ class CompareScreen(BaseScreen):
         for i, (path, feed) in enumerate(zip(self.run_dirs, self.feeds, strict=True)):
             colour = self.colour(i)
             with feed.lock:
-                xs, ys = feed.psnr.points()
-                ixs, iys = feed.input_psnr.points()
+                xs, ys = feed.state.series["psnr"].points()
+                ixs, iys = feed.state.series["input_psnr"].points()
             v = feed.copy_values()
             xmax = max(xmax, float(v.step))
             lines.append(Line(xs, ys, colour, label=path.name))

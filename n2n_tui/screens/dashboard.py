@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -13,12 +12,11 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, Log
 from textual.worker import get_current_worker
 
-from n2n_core.runs import effective_status, read_run_json
+from n2n_core.runinfo import RunInfo, effective_status, read_run_info, unreadable_status
 
-from ..feed import LogTail, MetricsFollower, RunFeed
+from ..feed import LogTail, MetricsFollower, RunFeed, event_line
 from ..procs import launch_log_path, start_detached, stop_run, tail_text
 from ..replay import ReplayPlayer
-from ..runindex import is_local, run_json_status, run_row
 from ..widgets.common import ConfirmModal, ErrorModal
 from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues
 from .base import BaseScreen
@@ -61,9 +59,10 @@ class DashboardScreen(BaseScreen):
         if replay_speed is not None:
             self.replay = ReplayPlayer(self.run_dir / "metrics.jsonl", self.feed, replay_speed)
         self.log_tail = LogTail(self.run_dir / "log.txt")
-        self.info: dict[str, Any] = read_run_json(self.run_dir) or {}
+        self.info: RunInfo | None = read_run_info(self.run_dir)
         self.status = self._status()
         self._drawn = (-1, -1, None, None)
+        self._drawn_status = ""
         self._log_shown = 0
         self._note = ""
         self._stop_modal: ConfirmModal | None = None
@@ -111,10 +110,10 @@ class DashboardScreen(BaseScreen):
     # -- data --------------------------------------------------------------------
 
     def _status(self) -> str:
-        if not self.info:
-            return run_json_status(self.run_dir)
+        if self.info is None:
+            return unreadable_status(self.run_dir)
         if self.replay:
-            return str(self.info.get("status", "finished"))
+            return self.info.status or "finished"
         return effective_status(self.info)
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False, name="follow run")
@@ -127,7 +126,7 @@ class DashboardScreen(BaseScreen):
             self.log_tail.poll()
             if time.monotonic() - last_info > 1.0:
                 last_info = time.monotonic()
-                self.info = read_run_json(self.run_dir) or {}
+                self.info = read_run_info(self.run_dir)
                 self.status = self._status()
             if not more:
                 self._halt.wait(FOLLOW_S if self.status == "running" else 2.0)
@@ -148,16 +147,11 @@ class DashboardScreen(BaseScreen):
     def redraw(self) -> None:
         feed = self.feed
         self._settle()
+        info = self.info or RunInfo()
         now = self.app.clock()
         # While running, elapsed time and ETA move every second with or without new records.
         tick = int(now) if self.status == "running" else None
-        info_key = (
-            self.status,
-            self.info.get("ended"),
-            self.info.get("exit_code"),
-            tick,
-            self._note,
-        )
+        info_key = (self.status, info.ended, info.exit_code, self._note, tick)
         replay_key = None
         if self.replay:
             r = self.replay
@@ -165,11 +159,12 @@ class DashboardScreen(BaseScreen):
         key = (feed.version, self.log_tail.version, info_key, replay_key)
         if key == self._drawn:
             return
+        if info_key[0] != self._drawn_status:  # the footer's stop/resume follow the status
+            self._drawn_status = info_key[0]
+            self.refresh_bindings()
         self._drawn = key
         v = feed.copy_values()
-        total = (
-            self.info.get("total_steps") if isinstance(self.info.get("total_steps"), int) else None
-        )
+        total = info.total_steps
         with self.app.batch_update():
             self.query_one(RunHeader).show(
                 self.run_dir.name, self.status, self.info, v, now, note=self._note
@@ -179,9 +174,9 @@ class DashboardScreen(BaseScreen):
             if self.replay:
                 r = self.replay
                 self.query_one(ReplayBar).show(r.position(), r.t0, r.t1, r.speed, r.paused, r.done)
-                self._show_lines(v.events)
+                self._show_lines([event_line(e) for e in v.events])
             else:
-                lines = list(self.log_tail.lines) or v.events
+                lines = list(self.log_tail.lines) or [event_line(e) for e in v.events]
                 self._show_lines(lines)
 
     def _settle(self) -> None:
@@ -249,15 +244,17 @@ class DashboardScreen(BaseScreen):
         if why:
             self.notify(why, title="Stop")
             return
-        row = run_row(self.run_dir)
-        if row.status != "running" or row.pid is None:
-            self.notify(f"{self.run_dir.name} is {row.status}; nothing to stop", title="Stop")
+        # run.json alone says whether and where it runs: no metrics read on the UI thread.
+        info = read_run_info(self.run_dir)
+        if info is None or effective_status(info) != "running" or info.pid is None:
+            self.notify(f"{self.run_dir.name} is not running; nothing to stop", title="Stop")
             return
-        if not is_local(row):
-            self.notify(f"runs on {row.host}; stop it there", title="Stop", severity="warning")
+        if not info.on_this_host:
+            self.notify(f"runs on {info.host}; stop it there", title="Stop", severity="warning")
             return
+        pid = info.pid
         body = (
-            f"Stop {self.run_dir.name} (pid {row.pid})?\n\nSIGTERM goes to its process group; "
+            f"Stop {self.run_dir.name} (pid {pid})?\n\nSIGTERM goes to its process group; "
             "it writes a snapshot and ends. Press r later to resume."
         )
 
@@ -265,7 +262,7 @@ class DashboardScreen(BaseScreen):
             self._stop_modal = None
             if yes:
                 self._note = "stopping…"
-                self.stop(row.pid)
+                self.stop(pid)
 
         self._stop_modal = ConfirmModal("Stop run", body, yes="Stop", danger=True)
         self.app.push_screen(self._stop_modal, done)
@@ -302,8 +299,7 @@ class DashboardScreen(BaseScreen):
             code = started.proc.poll()
             if code is not None:
                 break
-            info = read_run_json(self.run_dir) or {}
-            if info.get("status") == "running" and effective_status(info) == "running":
+            if effective_status(read_run_info(self.run_dir)) == "running":
                 break
             time.sleep(0.1)
         self.app.rescan()

@@ -11,8 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Input, Static
 
+from n2n_core.runs import RunSummary
+
 from .. import formatting as fmt
-from ..runindex import RunRow, is_local
+from ..runindex import is_local
 from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
@@ -90,21 +92,25 @@ class RunsScreen(BaseScreen):
 
     # -- drawing -----------------------------------------------------------------
 
-    def _visible(self, rows: list[RunRow]) -> list[RunRow]:
+    def _visible(self, rows: list[RunSummary]) -> list[RunSummary]:
         words = self.filter_text.lower().split()
         if not words:
             return rows
         out = []
         for r in rows:
-            hay = f"{r.run_id:05d} {r.name} {r.status} {r.device} {r.precision} {r.host or ''}".lower()
+            hay = f"{r.run_id:05d} {r.name} {r.status} {r.device} {r.precision} {_host(r) or ''}".lower()
             if all(w in hay for w in words):
                 out.append(r)
         return out
 
-    def _cells(self, r: RunRow, now: float) -> tuple:
+    def _cells(self, r: RunSummary, now: float) -> tuple:
         app = self.app
-        dev = f"{r.device}×{r.world_size}" if r.has_run_json else fmt.DASH
-        mark = Text("●", style=f"bold {app.current_theme.accent}") if r.key in self.marked else ""
+        dev = f"{r.device}×{r.world_size}" if r.info is not None else fmt.DASH
+        mark = (
+            Text("●", style=f"bold {app.current_theme.accent}")
+            if r.path.name in self.marked
+            else ""
+        )
         best = Text(fmt.psnr(r.best_psnr), style="bold") if r.best_psnr is not None else fmt.DASH
         return (
             mark,
@@ -115,21 +121,21 @@ class RunsScreen(BaseScreen):
             best,
             fmt.psnr(r.last_psnr),
             dev,
-            r.precision if r.has_run_json else fmt.DASH,
+            r.precision if r.info is not None else fmt.DASH,
             fmt.ms(r.ms_per_step),
             fmt.age(r.started, now),
         )
 
-    def _rows_changed(self, rows: list[RunRow]) -> None:
+    def _rows_changed(self, rows: list[RunSummary]) -> None:
         now = self.app.clock()
         visible = self._visible(rows)
         # Newest first: the run you just started is at the top.
         visible = list(reversed(visible))
         table = self.query_one(RunsTable)
-        table.sync([(r.key, self._cells(r, now)) for r in visible])
+        table.sync([(r.path.name, self._cells(r, now)) for r in visible])
         self._update_info(rows, visible)
 
-    def _update_info(self, rows: list[RunRow], visible: list[RunRow]) -> None:
+    def _update_info(self, rows: list[RunSummary], visible: list[RunSummary]) -> None:
         info = self.query_one("#runs-info", Static)
         if not self.app.rows_loaded:
             info.update(f"reading {self.app.results_dir} …")
@@ -152,9 +158,9 @@ class RunsScreen(BaseScreen):
 
     # -- actions -----------------------------------------------------------------
 
-    def selected(self) -> RunRow | None:
+    def selected(self) -> RunSummary | None:
         key = self.query_one(RunsTable).current_key()
-        return next((r for r in self.app.rows if r.key == key), None)
+        return next((r for r in self.app.rows if r.path.name == key), None)
 
     @on(RunsTable.RowSelected)
     def _row_selected(self) -> None:
@@ -179,13 +185,13 @@ class RunsScreen(BaseScreen):
         if not row:
             return
         # The cursor stays on the run just (un)marked; the info line says what changed.
-        self.marked.symmetric_difference_update({row.key})
+        self.marked.symmetric_difference_update({row.path.name})
         self._rows_changed(self.app.rows)
 
     def action_compare(self) -> None:
         from .compare import CompareScreen
 
-        paths = [r.path for r in self.app.rows if r.key in self.marked]
+        paths = [r.path for r in self.app.rows if r.path.name in self.marked]
         if len(paths) < 2:
             row = self.selected()
             hint = "mark two or more runs with space, then press c"
@@ -233,9 +239,9 @@ class RunsScreen(BaseScreen):
         if not row:
             return
         if row.status == "running":
-            where = "" if is_local(row) else f" on {row.host}"
+            where = "" if is_local(row) else f" on {_host(row)}"
             self.notify(
-                f"{row.label} is running{where}; stop it first (open it, then x)",
+                f"{row.path.name} is running{where}; stop it first (open it, then x)",
                 title="Not deleted",
                 severity="warning",
             )
@@ -247,7 +253,7 @@ class RunsScreen(BaseScreen):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.marked.discard(row.key)
+                self.marked.discard(row.path.name)
                 self.delete_run(row.path)
 
         self.app.push_screen(ConfirmModal("Delete run", body, yes="Delete", danger=True), done)
@@ -264,3 +270,7 @@ class RunsScreen(BaseScreen):
         self.app.forget_run(path)
         self.app.rescan()
         self.app.call_from_thread(self.notify, f"deleted {path.name}", title="Delete")
+
+
+def _host(r: RunSummary) -> str | None:
+    return r.info.host if r.info is not None else None

@@ -425,7 +425,7 @@ async def test_corrupt_run_json_and_keys_that_say_why(make_app, results: Path):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.rows_loaded)
-        by = {r.key: r for r in app.rows}
+        by = {r.path.name: r for r in app.rows}
         assert by["00003-orphan"].status == "corrupt run.json"
         app.push_screen(DashboardScreen(results / "00003-orphan"))
         await pilot.pause(0.3)

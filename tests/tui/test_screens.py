@@ -40,12 +40,12 @@ async def test_runs_list_shows_every_run_and_new_ones_appear(make_app, results: 
             "00001-poisson-8gpu",
             "00000-gauss-baseline",
         ]
-        by = {r.key: r for r in app.rows}
+        by = {r.path.name: r for r in app.rows}
         assert by["00000-gauss-baseline"].status == "finished"
         assert by["00000-gauss-baseline"].best_psnr == pytest.approx(31.42, abs=0.01)
         assert by["00001-poisson-8gpu"].status == "running"
         assert by["00002-crashy"].status == "failed" and by["00002-crashy"].exit_code == 1
-        assert by["00003-orphan"].status == "no run.json"
+        assert by["00003-orphan"].info is None  # shown as "no run.json"
         # A run started elsewhere (a shell, a cluster node) shows up by itself.
         shutil.copytree(results / "00000-gauss-baseline", results / "00004-from-shell")
         await wait_for(pilot, lambda: "00004-from-shell" in table_keys(app.screen))
@@ -145,7 +145,7 @@ async def test_dashboard_follows_a_fast_run(make_app, results: Path):
             f.write("\n")
         await wait_for(pilot, lambda: screen.feed.values.psnr == 30.5)
         assert screen.feed.values.step == 143400
-        assert len(screen.feed.loss.points()[0]) <= screen.feed.capacity
+        assert len(screen.feed.state.series["loss"].points()[0]) <= screen.feed.state.capacity
         await pilot.pause(0.3)
         assert "PSNR 30.50" in text_of(screen.query_one(RunValues))
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from n2n_core.records import read_metrics
+from n2n_core.series import Series
 from n2n_tui import formatting as fmt
-from n2n_tui.feed import LogTail, RunFeed, read_records
+from n2n_tui.feed import LogTail, RunFeed
 from n2n_tui.procs import LaunchSpec, split_overrides
-from n2n_tui.series import Series
 from n2n_tui.widgets.charts import Line, render_chart
 
 
@@ -33,7 +34,7 @@ def test_series_averages_when_downsampling():
     assert ys[:2] == [1.0, 5.0]
 
 
-def test_read_records_skips_torn_and_garbage_lines(tmp_path: Path):
+def test_read_metrics_skips_torn_and_garbage_lines(tmp_path: Path):
     p = tmp_path / "m.jsonl"
     good = [{"kind": "train", "step": i, "loss": 0.1} for i in range(3)]
     p.write_text(
@@ -45,17 +46,17 @@ def test_read_records_skips_torn_and_garbage_lines(tmp_path: Path):
         + '\n{"kind": "tr'
     )
     feed = RunFeed()
-    feed.ingest(read_records(p))
+    feed.ingest(read_metrics(p))
     assert feed.values.step == 2 and feed.values.records == 3
 
 
-def test_read_records_fast_path(tmp_path: Path):
+def test_read_metrics_fast_path(tmp_path: Path):
     p = tmp_path / "m.jsonl"
     p.write_text(
         "".join(json.dumps({"kind": "val", "step": i, "psnr": 20 + i}) + "\n" for i in range(5))
     )
     feed = RunFeed()
-    feed.ingest(read_records(p))
+    feed.ingest(read_metrics(p))
     assert feed.values.best_psnr == 24 and feed.values.best_step == 4
 
 
@@ -109,11 +110,13 @@ def test_formatting():
 
 
 def test_remaining_time_is_wall_time_and_counts_down():
+    from n2n_core.records import TrainRecord
+
     feed = RunFeed()
     # 60 ms of compute per step, but 100 ms of wall time (validation, snapshots).
     feed.ingest(
         [
-            {"kind": "train", "step": s, "time": 1000.0 + s * 0.1, "ms_per_step": 60.0}
+            TrainRecord(step=s, time=1000.0 + s * 0.1, ms_per_step=60.0)
             for s in range(100, 1001, 100)
         ]
     )
@@ -122,7 +125,5 @@ def test_remaining_time_is_wall_time_and_counts_down():
     assert v.remaining_s(2000, now=1130.0) == pytest.approx(70.0)  # ticks without new records
     assert v.remaining_s(1000, now=1100.0) is None
     # A long pause (stopped, resumed later) is not counted as training time.
-    feed.ingest(
-        [{"kind": "train", "step": s, "time": 9000.0 + (s - 1000) * 0.1} for s in (1100, 1200)]
-    )
+    feed.ingest([TrainRecord(step=s, time=9000.0 + (s - 1000) * 0.1) for s in (1100, 1200)])
     assert feed.copy_values().remaining_s(2000, now=9020.0) == pytest.approx(80.0)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import Static
 
+from n2n_core import runstate
+from n2n_core.runinfo import RunInfo
+
 from ... import formatting as fmt
-from ...feed import FeedValues, RunFeed
+from ...feed import RunFeed
 from ..charts import Chart, Line
 from ..charts.chart import muted_colour, theme_colour
 from ..common.status import status_text
@@ -32,24 +33,22 @@ class RunHeader(Static):
         self,
         title: str,
         status: str,
-        info: dict[str, Any],
-        v: FeedValues,
+        info: RunInfo | None,
+        v: runstate.RunValues,
         now: float,
         note: str = "",
     ) -> None:
         app = self.app
-        total = info.get("total_steps") if isinstance(info.get("total_steps"), int) else None
+        info = info or RunInfo()
+        total = info.total_steps
         t = Text()
         t.append(title, style="bold")
         t.append("  ")
-        exit_code = info.get("exit_code") if isinstance(info.get("exit_code"), int) else None
-        t.append_text(status_text(app, status, exit_code))
-        dev = info.get("device")
-        if dev:
-            t.append(f"   {dev}×{info.get('world_size', 1)}  {info.get('precision', '')}")
-        host = info.get("host")
-        if host:
-            t.append(f"  @{host}", style="dim")
+        t.append_text(status_text(app, status, info.exit_code))
+        if info.device:
+            t.append(f"   {info.device}×{info.world_size or 1}  {info.precision or ''}")
+        if info.host:
+            t.append(f"  @{info.host}", style="dim")
         t.append("\n")
         # The progress bar takes what the numbers leave, so the ETA is never cut off.
         rest = Text()
@@ -58,10 +57,9 @@ class RunHeader(Static):
             rest.append(f"  step {v.step:,} / {total:,}  {frac:6.1%}")
         else:
             rest.append(f"step {v.step:,}")
-        started = info.get("started")
-        ended = info.get("ended")
-        if isinstance(started, int | float):
-            end = ended if isinstance(ended, int | float) and status != "running" else None
+        started, ended = info.started, info.ended
+        if started is not None:
+            end = ended if ended is not None and status != "running" else None
             if end is None and status == "running":
                 end = now
             if end is not None:
@@ -80,7 +78,7 @@ class RunHeader(Static):
 class RunValues(Static):
     """Current values in one row: loss, PSNR (best), input PSNR and gain, lr, ms/step."""
 
-    def show(self, v: FeedValues) -> None:
+    def show(self, v: runstate.RunValues) -> None:
         app = self.app
         cells = []
         label = muted_colour(app)
@@ -124,12 +122,13 @@ class MetricCharts(Grid):
     def draw(self, feed: RunFeed, total: int | None) -> None:
         app = self.app
         with feed.lock:
-            loss = feed.loss.points()
-            psnr = feed.psnr.points()
-            inp = feed.input_psnr.points()
-            lr = feed.lr.points()
-            ms = feed.ms.points()
-            v = feed.values
+            series = feed.state.series
+            loss = series["loss"].points()
+            psnr = series["psnr"].points()
+            inp = series["input_psnr"].points()
+            lr = series["lr"].points()
+            ms = series["ms_per_step"].points()
+            v = feed.state.values
             step = v.step
             last_psnr, last_inp = v.psnr, v.input_psnr
         x_range = (0.0, float(max(step, 1)))

@@ -1,0 +1,216 @@
+"""The records of ``metrics.jsonl``: one frozen dataclass per kind, one parser.
+
+The on-disk format is DESIGN.md's: one JSON object per line with a ``kind``
+field. Each kind is a dataclass registered with :func:`record_kind`; a new kind
+(``sys``, ``eval``, ...) is one more class here, written by one more
+``MetricsWriter`` method and read by :class:`~n2n_core.runstate.RunState`.
+
+Reading is tolerant because run folders outlive the code that wrote them: a
+line of an unknown kind, or one that is not a JSON object, parses to ``None``;
+a field of the wrong type reads as ``None`` (its raw value is kept in
+``extra``), and fields this version does not know are kept in ``extra`` too, so
+a record rewritten by :func:`~n2n_core.runs.drop_metrics_after` loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+_JSON_TYPES = {
+    int: (int,),
+    float: (float, int),
+    str: (str,),
+    bool: (bool,),
+    list: (list,),
+    dict: (dict,),
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Record:
+    """Fields every record has. ``extra`` holds what this version does not read."""
+
+    kind: ClassVar[str] = ""
+    # (name, accepted JSON types) per field, filled in by :func:`record_kind`.
+    _spec: ClassVar[tuple[tuple[str, tuple[type, ...]], ...]] = ()
+    _names: ClassVar[frozenset[str]] = frozenset()
+
+    step: int | None = None
+    time: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The line's object, keys in DESIGN.md's order; unknown and unreadable fields kept."""
+        return merged_json(self, {"kind": self.kind}, keep_none=False)
+
+    def to_line(self) -> str:
+        """One line of ``metrics.jsonl`` (non-finite floats written as JSON's NaN/Infinity)."""
+        return json.dumps(self.to_json(), separators=(",", ":"), allow_nan=True) + "\n"
+
+
+RECORD_KINDS: dict[str, type[Record]] = {}
+R = TypeVar("R", bound=type[Record])
+
+
+def field_spec(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
+    """(name, accepted JSON types) of a dataclass's fields, from its annotations.
+
+    ``float`` accepts JSON integers too; ``bool`` is never an ``int``.
+    """
+    hints = typing.get_type_hints(cls)
+    spec = []
+    for f in fields(cls):
+        if f.name == "extra":
+            continue
+        hint = hints[f.name]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        ok: tuple[type, ...] = ()
+        for a in args:
+            ok += _JSON_TYPES.get(typing.get_origin(a) or a, ())
+        spec.append((f.name, ok))
+    return tuple(spec)
+
+
+def split_fields(
+    spec: tuple[tuple[str, tuple[type, ...]], ...], names: frozenset[str], item: dict[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments for a dataclass from a JSON object, tolerantly.
+
+    A value of the wrong type is left out (the field keeps its default) and goes,
+    with every key not in ``names``, into ``extra`` so that writing back loses nothing.
+    """
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, ok in spec:
+        v = item.get(name)
+        if v is None:
+            continue
+        if type(v) in ok:
+            kwargs[name] = v
+        else:
+            extra[name] = v
+    if len(item) > len(kwargs) + len(extra) + ("kind" in names):
+        for k, v in item.items():
+            if k not in names:
+                extra[k] = v
+    if extra:
+        kwargs["extra"] = extra
+    return kwargs
+
+
+def merged_json(obj: Any, first: dict[str, Any], keep_none: bool) -> dict[str, Any]:
+    """``first``, then the fields in order (a None field writes its unreadable raw value
+    if it had one, else null when ``keep_none``), then the unknown fields."""
+    out = first
+    extra = obj.extra
+    for name, _ in obj._spec:
+        v = getattr(obj, name)
+        if v is not None:
+            out[name] = v
+        elif name in extra:
+            out[name] = extra[name]
+        elif keep_none:
+            out[name] = None
+    for k, v in extra.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+def record_kind(cls: R) -> R:
+    """Register a record class under its ``kind`` (the class decorator of every kind)."""
+    cls._spec = field_spec(cls)
+    cls._names = frozenset(n for n, _ in cls._spec) | {"kind"}
+    RECORD_KINDS[cls.kind] = cls
+    return cls
+
+
+@record_kind
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainRecord(Record):
+    """Mean training loss over the steps since the last one, the lr, and the speed."""
+
+    kind: ClassVar[str] = "train"
+    loss: float | None = None
+    lr: float | None = None
+    ms_per_step: float | None = None
+
+
+@record_kind
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ValRecord(Record):
+    """A validation: PSNR of the output and of the corrupted input, on which data set."""
+
+    kind: ClassVar[str] = "val"
+    psnr: float | None = None
+    input_psnr: float | None = None
+    dataset: str | None = None
+    images: int | None = None
+
+
+@record_kind
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventRecord(Record):
+    """Something that happened (start, resume, stop, an error), for people to read."""
+
+    kind: ClassVar[str] = "event"
+    msg: str | None = None
+    level: str | None = None
+
+
+def parse_record(item: str | bytes | dict[str, Any]) -> Record | None:
+    """The typed record of one line (or its already-decoded object); None if it is not one.
+
+    Never raises on bad input: blank, torn or garbage lines, non-objects and
+    unknown kinds give None; wrongly typed fields read as None.
+    """
+    if type(item) is not dict:
+        if not isinstance(item, str | bytes | bytearray):
+            return None
+        try:
+            item = json.loads(item)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if type(item) is not dict:
+            return None
+    kind = item.get("kind")
+    cls = RECORD_KINDS.get(kind) if type(kind) is str else None
+    if cls is None:
+        return None
+    kwargs = split_fields(cls._spec, cls._names, item)
+    return cls(**kwargs)
+
+
+def parse_lines(lines: list[bytes]) -> list[Record]:
+    """The records among complete lines; garbage skipped.
+
+    The lines are parsed as one JSON array (one C call instead of one per line);
+    only when some line is torn or garbage does it fall back to line by line.
+    """
+    body = b",".join(ln for ln in lines if ln.strip())
+    if not body:
+        return []
+    try:
+        items = json.loads(b"[" + body + b"]")
+    except (ValueError, UnicodeDecodeError):
+        items = lines
+    out = []
+    for it in items:
+        rec = parse_record(it)
+        if rec is not None:
+            out.append(rec)
+    return out
+
+
+def read_metrics(path: str | Path) -> list[Record]:
+    """Every whole record of a metrics file (a torn last line is skipped)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return []
+    return parse_lines(data.split(b"\n"))

@@ -1,0 +1,159 @@
+"""What a run's records add up to: the one place that knows "last step" or "best PSNR".
+
+``n2n-core runs``, ``replay``, the report, the TensorBoard export and the TUI
+(run index, dashboard, snapshot list) all feed records into a :class:`RunState`
+and read its values. It is fed incrementally (tails, replays); when the file
+behind it was rewritten the reader calls :meth:`RunState.reset` and feeds the
+new content, so every view agrees with a fresh read of the file.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .records import EventRecord, Record, TrainRecord, ValRecord
+from .series import Series
+
+EVENTS_KEPT = 400
+# A pause this long between two records is a stop and a later resume, not training time.
+RATE_GAP_S = 600.0
+
+
+@dataclass
+class RunValues:
+    """The current values of a run (a copy: safe to hand to another thread)."""
+
+    step: int = 0
+    loss: float | None = None
+    lr: float | None = None
+    ms_per_step: float | None = None
+    psnr: float | None = None  # the last validation's
+    best_psnr: float | None = None
+    best_step: int | None = None
+    input_psnr: float | None = None
+    dataset: str | None = None
+    first_time: float | None = None
+    last_time: float | None = None
+    records: int = 0
+    train_records: int = 0
+    val_records: int = 0
+    events: list[EventRecord] = field(default_factory=list)
+    # Where the wall-clock rate is measured from (the first train record, or the
+    # first after a resume): validation and snapshot time fall between train
+    # records, so this rate includes them.
+    rate_step: int | None = None
+    rate_time: float | None = None
+
+    def remaining_s(self, total: int | None, now: float) -> float | None:
+        """Wall seconds left: steps to go at the measured rate, less the time since the last record."""
+        if not total or self.step >= total:
+            return None
+        per_step = None
+        if self.rate_step is not None and self.rate_time is not None and self.last_time:
+            done = self.step - self.rate_step
+            if done > 0 and self.last_time > self.rate_time:
+                per_step = (self.last_time - self.rate_time) / done
+        if per_step is None:
+            if self.ms_per_step is None:
+                return None
+            per_step = self.ms_per_step / 1000.0
+        left = (total - self.step) * per_step
+        if self.last_time is not None and now > self.last_time:
+            left -= now - self.last_time
+        return max(left, 0.0)
+
+
+class RunState:
+    """Running aggregate of one run's records.
+
+    ``capacity``: points kept per chart series (:class:`Series` downsamples past
+    it); ``None`` keeps no series, for views that need only the values (the run
+    list holds one state per run folder).
+    """
+
+    def __init__(self, capacity: int | None = 2048, events: int = EVENTS_KEPT):
+        self.capacity = capacity
+        self.events_kept = events
+        self.reset()
+
+    def reset(self) -> None:
+        self.values = RunValues()
+        self.events: deque[EventRecord] = deque(maxlen=self.events_kept)
+        self.val_psnr: dict[int, float] = {}  # step -> PSNR: what a snapshot at that step scored
+        cap = self.capacity
+        self.series: dict[str, Series] | None = (
+            None
+            if cap is None
+            else {k: Series(cap) for k in ("loss", "lr", "ms_per_step", "psnr", "input_psnr")}
+        )
+
+    def feed(self, records: Iterable[Record]) -> int:
+        """Take in records in file order; returns how many were of a kind it reads."""
+        v = self.values
+        series = self.series
+        if series is not None:
+            loss_s, lr_s, ms_s = series["loss"], series["lr"], series["ms_per_step"]
+            psnr_s, inp_s = series["psnr"], series["input_psnr"]
+        step, last_t, n = v.step, v.last_time, 0
+        for rec in records:
+            s = rec.step
+            if s is None:
+                s = step
+            elif s > step:
+                step = s
+            cls = type(rec)
+            t = rec.time
+            if t is not None:
+                if cls is TrainRecord and (
+                    v.rate_time is None or (last_t is not None and t - last_t > RATE_GAP_S)
+                ):
+                    v.rate_step, v.rate_time = s, t
+                last_t = t
+                if v.first_time is None:
+                    v.first_time = t
+            if cls is TrainRecord:
+                v.train_records += 1
+                if rec.loss is not None:
+                    v.loss = rec.loss
+                    if series is not None:
+                        loss_s.append(s, rec.loss)
+                if rec.lr is not None:
+                    v.lr = rec.lr
+                    if series is not None:
+                        lr_s.append(s, rec.lr)
+                if rec.ms_per_step is not None:
+                    v.ms_per_step = rec.ms_per_step
+                    if series is not None:
+                        ms_s.append(s, rec.ms_per_step)
+            elif cls is ValRecord:
+                v.val_records += 1
+                x = rec.psnr
+                if x is not None:
+                    v.psnr = x
+                    self.val_psnr[s] = x
+                    if series is not None:
+                        psnr_s.append(s, x)
+                    if v.best_psnr is None or x > v.best_psnr:
+                        v.best_psnr, v.best_step = x, s
+                if rec.input_psnr is not None:
+                    v.input_psnr = rec.input_psnr
+                    if series is not None:
+                        inp_s.append(s, rec.input_psnr)
+                if rec.dataset is not None:
+                    v.dataset = rec.dataset
+            elif cls is EventRecord:
+                self.events.append(rec)
+            else:
+                continue
+            n += 1
+        v.step, v.last_time = step, last_t
+        v.records += n
+        return n
+
+    def copy_values(self) -> RunValues:
+        v = self.values
+        out = RunValues(**{k: getattr(v, k) for k in v.__dataclass_fields__})
+        out.events = list(self.events)
+        return out
