@@ -92,8 +92,10 @@ async def test_dashboard_of_a_finished_run(make_app, results: Path):
         header = text_of(screen.query_one(RunHeader))
         assert "finished" in header and "20,000 / 20,000" in header
         assert "final snapshot" in "\n".join(screen.query_one(Log).lines)
-        # Stop is only offered for a running run.
-        assert screen.check_action("stop", ()) is None
+        # Stop cannot act on a finished run, and says so instead of doing nothing.
+        await pilot.press("x")
+        assert not isinstance(app.screen, ConfirmModal)
+        assert "finished; nothing to stop" in "\n".join(str(n.message) for n in app._notifications)
 
 
 async def test_dashboard_survives_a_damaged_log(make_app, results: Path):

@@ -90,6 +90,13 @@ class TextModal(ModalScreen[None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Close (esc)", variant="primary", id="close")
 
+    def on_resize(self) -> None:
+        # The text gets the window's height before it scrolls (a fixed cap made a long
+        # help scroll inside a mostly empty window); the rest is the box's chrome.
+        chrome = 11
+        rows = max(3, int(self.size.height * 0.9) - chrome)
+        self.query_one(".dialog-scroll").styles.max_height = rows
+
     @on(Button.Pressed)
     def _pressed(self) -> None:
         self.dismiss(None)
