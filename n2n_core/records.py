@@ -163,6 +163,36 @@ class EventRecord(Record):
     level: str | None = None
 
 
+@record_kind
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EvalRecord(Record):
+    """One cell of an evaluation matrix (``n2n-core evaluate``): a snapshot on a data set
+    at a noise level, beside the classical baselines scored on the same noisy images.
+
+    ``step`` is the snapshot's step; ``snapshot`` its file name in the run's
+    ``snapshots/`` (the folder may move); ``baselines`` maps a denoiser's name to its
+    PSNR; ``seconds`` how long each column took; ``best`` marks the snapshot with the
+    highest mean PSNR of its evaluation.
+    """
+
+    kind: ClassVar[str] = "eval"
+    snapshot: str | None = None
+    dataset: str | None = None
+    noise: str | None = None
+    level: float | None = None
+    psnr: float | None = None
+    input_psnr: float | None = None
+    images: int | None = None
+    baselines: dict | None = None
+    seconds: dict | None = None
+    best: bool | None = None
+
+    @property
+    def key(self) -> tuple:
+        """What a newer evaluation of the same cell replaces."""
+        return (self.snapshot, self.dataset, self.noise, self.level)
+
+
 def parse_record(item: str | bytes | dict[str, Any]) -> Record | None:
     """The typed record of one line (or its already-decoded object); None if it is not one.
 

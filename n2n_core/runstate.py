@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .records import EventRecord, Record, TrainRecord, ValRecord
+from .records import EvalRecord, EventRecord, Record, TrainRecord, ValRecord
 from .series import Series
 
 EVENTS_KEPT = 400
@@ -40,6 +40,7 @@ class RunValues:
     train_records: int = 0
     val_records: int = 0
     events: list[EventRecord] = field(default_factory=list)
+    evals: list[EvalRecord] = field(default_factory=list)  # the latest of each cell
     # Where the wall-clock rate is measured from (the first train record, or the
     # first after a resume): validation and snapshot time fall between train
     # records, so this rate includes them.
@@ -82,6 +83,7 @@ class RunState:
         self.values = RunValues()
         self.events: deque[EventRecord] = deque(maxlen=self.events_kept)
         self.val_psnr: dict[int, float] = {}  # step -> PSNR: what a snapshot at that step scored
+        self.evals: dict[tuple, EvalRecord] = {}
         cap = self.capacity
         self.series: dict[str, Series] | None = (
             None
@@ -98,6 +100,13 @@ class RunState:
             psnr_s, inp_s = series["psnr"], series["input_psnr"]
         step, last_t, n = v.step, v.last_time, 0
         for rec in records:
+            if type(rec) is EvalRecord:
+                # Measured after training (by validate or evaluate): not training
+                # progress, so neither its step nor its time moves the run's clock.
+                self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
+                self.evals[rec.key] = rec
+                n += 1
+                continue
             s = rec.step
             if s is None:
                 s = step
@@ -156,4 +165,5 @@ class RunState:
         v = self.values
         out = RunValues(**{k: getattr(v, k) for k in v.__dataclass_fields__})
         out.events = list(self.events)
+        out.evals = list(self.evals.values())
         return out

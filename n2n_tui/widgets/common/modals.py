@@ -133,18 +133,30 @@ class PathSuggester(Suggester):
 
 
 class PathModal(ModalScreen[Path | None]):
-    """Ask for a path (tab completes); dismisses with the Path, or None when cancelled."""
+    """Ask for a path (tab completes); dismisses with the Path, or None when cancelled.
+
+    ``specs``: prefixes of names that are not paths but the engine understands
+    (``builtin:``); such a text is passed on as it is, for the engine to judge.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, hint: str, value: str = "", want_dir: bool = False):
+    def __init__(
+        self,
+        title: str,
+        hint: str,
+        value: str = "",
+        want_dir: bool = False,
+        specs: tuple[str, ...] = (),
+    ):
         super().__init__(classes="dialog")
         self.title_text, self.hint, self.value, self.want_dir = title, hint, value, want_dir
+        self.specs = specs
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.hint, classes="dialog-body")
+            yield Static(Text(self.hint), classes="dialog-body")
             yield Input(
                 self.value,
                 placeholder="path (→ completes)",
@@ -166,6 +178,9 @@ class PathModal(ModalScreen[Path | None]):
         err = self.query_one("#path-error", Static)
         if not text:
             err.update("enter a path")
+            return
+        if text.startswith(self.specs) and self.specs:
+            self.dismiss(Path(text))
             return
         p = Path(text).expanduser()
         if not p.exists():
