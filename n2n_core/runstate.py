@@ -62,7 +62,9 @@ class RunValues:
             per_step = self.ms_per_step / 1000.0
         left = (total - self.step) * per_step
         if self.last_time is not None and now > self.last_time:
-            left -= now - self.last_time
+            # Counts down between records (a validation writes none for a while); a
+            # silence longer than a stop-and-resume gap is a stall, not progress.
+            left -= min(now - self.last_time, RATE_GAP_S)
         return max(left, 0.0)
 
 
