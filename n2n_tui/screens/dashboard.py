@@ -39,7 +39,7 @@ class DashboardScreen(BaseScreen):
         Binding("s", "snapshots", "Snapshots"),
         Binding("x", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
-        Binding("L", "relaunch", "Relaunch…"),
+        Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("space", "pause", "Pause", show=False, priority=True),
         Binding("left", "seek(-0.05)", "−5%", show=False, priority=True),
         Binding("right", "seek(0.05)", "+5%", show=False, priority=True),

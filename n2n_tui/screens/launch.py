@@ -227,6 +227,10 @@ class LaunchScreen(BaseScreen):
             yield Static("", id="launch-status", classes="info-line")
         yield Footer()
 
+    def on_resize(self) -> None:
+        # 24 rows hold the form, the command and the button only without spacing.
+        self.set_class(self.size.height < 32, "-short")
+
     def on_mount(self) -> None:
         self.title = "launch"
         self.sub_title = f"results: {self.app.results_dir}"
@@ -346,8 +350,9 @@ class LaunchScreen(BaseScreen):
         fields = {
             "runtime.device": ("device", device),
             "runtime.precision": ("precision", precision),
-            "name": ("name", name),
         }
+        if NAME_RE.match(name):  # else already said, in words
+            fields["name"] = ("name", name)
         if n is not None:
             fields["runtime.nproc"] = ("processes", n)
         problems += launch_problems(e.path, e.data, overrides, fields)
@@ -382,8 +387,13 @@ class LaunchScreen(BaseScreen):
 
     def refresh_command(self) -> None:
         spec, problems = self.spec()
-        self.query_one("#launch-error", Static).update(Text("\n".join(problems)))
-        self.query_one("#launch-warning", Static).update(Text("\n".join(self.warnings())))
+        warnings = self.warnings()
+        error = self.query_one("#launch-error", Static)
+        error.update(Text("\n".join(problems)))
+        error.display = bool(problems)
+        warning = self.query_one("#launch-warning", Static)
+        warning.update(Text("\n".join(warnings)))
+        warning.display = bool(warnings)
         cmd = self.query_one("#launch-command", Static)
         cmd.update(Text(spec.display() if spec else "—", style="bold"))
         self.query_one("#launch-go", Button).disabled = spec is None or self.launching
