@@ -19,6 +19,9 @@ from .series import Series
 EVENTS_KEPT = 400
 # A pause this long between two records is a stop and a later resume, not training time.
 RATE_GAP_S = 600.0
+# How the trainer's first event of each session begins (train.py): the rate is
+# measured again from the session's first step, so time spent stopped is not counted.
+SESSION_STARTS = ("started", "resumed at step")
 
 
 @dataclass
@@ -156,6 +159,8 @@ class RunState:
                     v.dataset = rec.dataset
             elif cls is EventRecord:
                 self.events.append(rec)
+                if rec.msg and rec.msg.startswith(SESSION_STARTS):
+                    v.rate_step = v.rate_time = None
             else:
                 continue
             n += 1

@@ -184,6 +184,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             model = _maybe_compile(model, device, con)
 
         if d.is_main:
+            # runstate.SESSION_STARTS recognises these two openings.
             what = f"resumed at step {start}" if resume else "started"
             crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(

@@ -58,7 +58,9 @@ class RunsScreen(BaseScreen):
         Binding("enter", "open", "Open"),
         Binding("s", "snapshots", "Snapshots"),
         Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
+        Binding(
+            "c", "compare", "Compare", show=False
+        ),  # the info line offers it once runs are marked
         Binding("l", "launch", "Launch"),
         Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("p", "presets", "Presets"),

@@ -82,7 +82,7 @@ class SnapshotsScreen(BaseScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"snapshots of {self.run_dir}", id="snap-title", classes="info-line")
-        yield RunsTable(flex="Validated", min_flex=14, id="snap-table")
+        yield RunsTable(flex="Validated", min_flex=16, id="snap-table")
         yield Static("", id="snap-result", classes="result-box")
         yield Footer()
 
@@ -90,13 +90,14 @@ class SnapshotsScreen(BaseScreen):
         self.title = "snapshots"
         self.sub_title = self.run_dir.name
         table = self.query_one(RunsTable)
+        # Size last: an 80-column terminal cuts it off first.
         for label, width in (
-            ("Snapshot", 30),
-            ("Step", 9),
+            ("Snapshot", 29),
+            ("Step", 7),
             ("PSNR", 6),
             ("Validated", 30),
-            ("Size", 8),
             ("Written", 9),
+            ("Size", 8),
         ):
             table.add_column(label, width=width, key=label)
         table.fit_columns()
@@ -123,8 +124,8 @@ class SnapshotsScreen(BaseScreen):
                     f"{s.step:,}" if s.step is not None else fmt.DASH,
                     fmt.psnr(s.psnr),
                     _validated(s.validated),
-                    _size(s.size),
                     fmt.age(s.mtime, now),
+                    _size(s.size),
                 ),
             )
             for s in snaps

@@ -110,7 +110,7 @@ def test_formatting():
 
 
 def test_remaining_time_is_wall_time_and_counts_down():
-    from n2n_core.records import TrainRecord
+    from n2n_core.records import EventRecord, TrainRecord
 
     feed = RunFeed()
     # 60 ms of compute per step, but 100 ms of wall time (validation, snapshots).
@@ -127,3 +127,11 @@ def test_remaining_time_is_wall_time_and_counts_down():
     # A long pause (stopped, resumed later) is not counted as training time.
     feed.ingest([TrainRecord(step=s, time=9000.0 + (s - 1000) * 0.1) for s in (1100, 1200)])
     assert feed.copy_values().remaining_s(2000, now=9020.0) == pytest.approx(80.0)
+    # Nor is a short one: the resume's event starts a new measurement.
+    feed.ingest(
+        [
+            EventRecord(step=1200, time=9100.0, msg="resumed at step 1200: cpu x1 fp32"),
+            *[TrainRecord(step=s, time=9100.0 + (s - 1200) * 0.2) for s in (1300, 1400)],
+        ]
+    )
+    assert feed.copy_values().remaining_s(2000, now=9140.0) == pytest.approx(120.0)
