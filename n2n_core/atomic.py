@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -26,3 +27,32 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+_TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def remove_orphan_temps(folder: Path) -> list[Path]:
+    """Delete the temp files of :func:`atomic_write_bytes` left in ``folder`` by dead writers.
+
+    Only names of our own pattern (``.NAME.tmp-PID``) whose PID no longer runs
+    here: a live writer's temp file is never touched. Returns what was removed.
+    """
+    from .procident import pid_alive
+
+    removed: list[Path] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_RE.match(p.name)
+        if not m or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
+            continue
+        try:
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass
+    return removed

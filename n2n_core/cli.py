@@ -8,14 +8,18 @@ exactly one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
+from .config import Executor
 from .errors import EXIT_STOPPED, UserError
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -45,6 +49,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= v < 2**32:  # what numpy's and torch's generators accept
+        raise argparse.ArgumentTypeError(f"must be in 0..{2**32 - 1}: {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
@@ -64,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rs = sub.add_parser("resume", help="continue an interrupted run in its folder")
     rs.add_argument("run_dir")
+    # One node of a multi-node run whose nodes share the run folder (a Slurm job's
+    # nodes): only node 0 writes it.
+    rs.add_argument("--nnodes", type=int, help=argparse.SUPPRESS)
+    rs.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
+    rs.add_argument("--rdzv-endpoint", help=argparse.SUPPRESS)
 
     v = sub.add_parser("validate", help="PSNR of a snapshot on a folder of clean images")
     v.add_argument("--snapshot", required=True)
@@ -71,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
     )
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
     v.add_argument("--json", action="store_true")
@@ -96,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument(
         "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
     )
-    vf.add_argument("--seed", type=int, default=0)
+    vf.add_argument("--seed", type=_seed, default=0)
     vf.add_argument("--json", action="store_true")
 
     inf = sub.add_parser(
@@ -121,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     ru = sub.add_parser("runs", help="list run folders")
     ru.add_argument("--results-dir", default=DEFAULT_RESULTS)
     ru.add_argument("--json", action="store_true")
+    ru.add_argument("--tag", action="append", default=[], help="only runs with this tag")
+    ru.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only runs whose preset key has this value, e.g. noise.type=poisson",
+    )
 
     rp = sub.add_parser("replay", help="replay a run's metrics log in the terminal")
     rp.add_argument("run_dir")
@@ -135,6 +162,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
+
+    sw = sub.add_parser(
+        "sweep",
+        help="run a preset over a grid of values (sweep PRESET) or manage a sweep "
+        "(sweep resume|status|cancel SWEEP_DIR)",
+    )
+    sw.add_argument("target", metavar="PRESET|resume|status|cancel")
+    sw.add_argument("sweep_dir", nargs="?", metavar="SWEEP_DIR")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--seeds", type=int, default=1)
+    sw.add_argument("--name")
+    sw.add_argument("--results-dir", default=DEFAULT_RESULTS)
+    sw.add_argument("--slots", type=int)
+    sw.add_argument("--devices", metavar="LIST", help="accelerator ids to use, e.g. 0,1,2,3")
+    sw.add_argument("--executor", choices=get_args(Executor), default="local")
+    sw.add_argument("--detach", action="store_true", help="run the scheduler in the background")
+    sw.add_argument("--json", action="store_true")
+
+    tg = sub.add_parser("tag", help="add (+TAG) or remove (-TAG) tags of a run")
+    tg.add_argument("run_dir")
+    tg.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG")
+
+    nt = sub.add_parser("note", help="set a run's note (an empty TEXT clears it)")
+    nt.add_argument("run_dir")
+    nt.add_argument("text", nargs="+", metavar="TEXT")
     return p
 
 
@@ -143,8 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from .config import apply_overrides, read_preset_data, validate_preset
+    from .config import (
+        apply_overrides,
+        check_data_paths,
+        check_name,
+        read_preset_data,
+        validate_preset,
+    )
 
+    if a.name is not None:
+        check_name(a.name, "--name")
     data = read_preset_data(a.preset)
     data = apply_overrides(data, a.overrides)
     rt = (
@@ -165,27 +226,22 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
     if a.name is not None:
         data["name"] = a.name
     preset = validate_preset(data, a.preset)
-    _check_data_paths(preset)
+    check_data_paths(preset)
+    from .folderlock import FolderLock
     from .train import prepare_run
 
-    run_dir = prepare_run(preset, a.results_dir, a.name, ["n2n-core", *argv])
-    return _launch(run_dir, preset, resume=False)
+    # Held until this process exits: one writer per run folder (issue 18.2).
+    with FolderLock() as lock:
+        run_dir = prepare_run(preset, a.results_dir, a.name, ["n2n-core", *argv], lock=lock)
+        return _launch(run_dir, preset, resume=False, lock=lock)
 
 
-def _check_data_paths(preset) -> None:
-    """Fail before creating a run folder when a data path does not exist."""
-    for key in ("train", "val"):
-        spec = getattr(preset.data, key)
-        if not spec or spec.startswith("builtin:"):
-            continue
-        path = (
-            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
-        )
-        if not Path(path).expanduser().exists():
-            raise UserError(f"data.{key}: {spec}: path not found")
+def _launch(run_dir: Path, preset, resume: bool, lock, discard_empty: bool = True) -> int:
+    """Train ``run_dir`` here (1 process) or through torchrun.
 
-
-def _launch(run_dir: Path, preset, resume: bool) -> int:
+    ``discard_empty``: a fresh run that fails before its first step is removed;
+    a sweep's point keeps its folder, which the sweep names.
+    """
     rt = preset.runtime
     if rt.nproc * rt.nnodes <= 1:
         from .train import train_worker
@@ -193,11 +249,11 @@ def _launch(run_dir: Path, preset, resume: bool) -> int:
         try:
             status = train_worker(run_dir, resume=resume)
         except UserError:
-            if not resume:
+            if not resume and discard_empty:
                 _discard_if_empty(run_dir)
             raise
         return _report(run_dir, status)
-    return _launch_torchrun(run_dir, preset, resume)
+    return _launch_torchrun(run_dir, preset, resume, lock)
 
 
 def _discard_if_empty(run_dir: Path) -> None:
@@ -209,9 +265,9 @@ def _discard_if_empty(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
-    import signal
-
+def _launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = True) -> int:
+    """``records``: False on the nodes > 0 of a run whose nodes share its folder."""
+    from .lifeline import LAUNCHER_ENV, dies_with, launcher_env
     from .runinfo import read_run_info, update_run_info
 
     rt = preset.runtime
@@ -228,30 +284,111 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool) -> int:
         ]
     else:
         cmd += ["--standalone"]
-    cmd += ["-m", "n2n_core.worker", str(run_dir)] + (["--resume"] if resume else [])
+    # Absolute: a rank's command line then names this run folder (procident.verify_rank).
+    cmd += ["-m", "n2n_core.worker", str(run_dir.resolve())] + (["--resume"] if resume else [])
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // rt.nproc)))
-    # The ranks get SIGINT/SIGTERM from the process group themselves; this
-    # parent only waits for them so it can record how they ended.
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    env[LAUNCHER_ENV] = launcher_env()
+    stop = _StopForwarder()
+    with stop.installed():
+        # torchrun gets a session of its own, so a Ctrl-C or a signal to this group
+        # reaches only this process, which forwards it to the ranks: torchrun's agent
+        # never sees a signal (no traceback) and just waits for them to end. It dies
+        # with this process (and the ranks with it), however this process ends.
+        agent = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=dies_with(os.getpid()),
+            pass_fds=(lock.fd,) if lock.fd is not None else (),
+        )
+        stop.agent = agent
+        while True:
+            try:
+                code = agent.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                stop.deliver()
+    if not records:
+        return 0 if code == 0 else 1
     info = read_run_info(run_dir)
     status = (info and info.status) or "failed"
     if status == "running":
-        # Rank 0 records how a run ended; on the other nodes of a multi-node run
-        # this launcher is the only one left to say it.
-        status = "finished" if proc.returncode == 0 else "failed"
-        update_run_info(run_dir, status=status, exit_code=proc.returncode, ended=time.time())
-    if proc.returncode == 2 and status == "failed":
+        # Rank 0 records how a run ended; when it could not (killed), or on the other
+        # nodes of a multi-node run, this launcher is the only one left to say it.
+        why = stop.why(code)
+        status = "finished" if why is None else "failed"
+        update_run_info(run_dir, status=status, exit_code=code, ended=time.time(), reason=why)
+    if code == 2 and status == "failed":
         raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
     return _report(run_dir, status)
 
 
+class _StopForwarder:
+    """SIGINT/SIGTERM to the launcher -> SIGTERM to every rank (a graceful stop with a
+    snapshot, as for one process); a second SIGINT kills torchrun and with it the ranks."""
+
+    def __init__(self) -> None:
+        self.agent: subprocess.Popen | None = None
+        self.requested: str | None = None
+        self.forced = False
+        self._told: set[int] = set()
+        self._old: dict = {}
+
+    @contextlib.contextmanager
+    def installed(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for sig, old in self._old.items():
+                signal.signal(sig, old)
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.requested and signum == signal.SIGINT and self.agent is not None:
+            self.forced = True
+            # Our own child, not yet reaped, leading the session we gave it.
+            os.killpg(self.agent.pid, signal.SIGKILL)
+            return
+        self.requested = self.requested or name
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Tell ranks that have not heard of the stop yet (some may start late)."""
+        if not self.requested or self.forced or self.agent is None:
+            return
+        from .procident import children_of
+
+        for pid in children_of(self.agent.pid):
+            if pid not in self._told:
+                self._told.add(pid)
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def why(self, code: int) -> str | None:
+        """Why no rank recorded the end, or None when torchrun ended normally."""
+        if self.forced:
+            return (
+                "killed by a second SIGINT: ranks ended without a snapshot; "
+                "resume continues from the last periodic snapshot"
+            )
+        if code < 0:
+            return f"torchrun was killed by {signal.Signals(-code).name}; its ranks died with it"
+        if self.requested:
+            return f"stopped by {self.requested} before the ranks could record it (exit {code})"
+        if code != 0:
+            return f"the ranks ended without recording why (torchrun exit code {code})"
+        return None
+
+
 def _report(run_dir: Path, status: str) -> int:
+    from .runinfo import read_run_info
+
     final = run_dir / "snapshots" / "final.safetensors"
     samples = (
         sorted((run_dir / "samples").glob("*.png"), key=lambda p: p.stat().st_mtime)
@@ -267,32 +404,93 @@ def _report(run_dir: Path, status: str) -> int:
         print(f"stopped; continue with: n2n-core resume {run_dir}")
         return EXIT_STOPPED
     if status != "finished":
-        print(f"run {status}; see {run_dir / 'log.txt'}", file=sys.stderr)
+        info = read_run_info(run_dir)
+        why = f": {info.reason}" if info is not None and info.reason else ""
+        print(f"run {status}{why}; see {run_dir / 'log.txt'}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
     from .config import load_preset
+    from .folderlock import FolderLock
     from .runinfo import read_run_info, update_run_info
     from .runs import resolve_run_dir
+    from .train import launch_identity
 
     run_dir = resolve_run_dir(a.run_dir)
     if not (run_dir / "preset.yaml").exists():
         raise UserError(f"{run_dir / 'preset.yaml'}: missing; cannot resume this run")
     preset = load_preset(run_dir / "preset.yaml")
-    info = read_run_info(run_dir)
-    if (
-        info is not None
-        and info.status == "finished"
-        and (run_dir / "snapshots" / "final.safetensors").exists()
-    ):
-        raise UserError(f"{run_dir}: run already finished; nothing to resume")
-    update_run_info(run_dir, status="running", pid=os.getpid(), ended=None, exit_code=None)
-    return _launch(run_dir, preset, resume=True)
+    if a.nnodes and a.nnodes > 1:
+        return _resume_node(a, run_dir, preset)
+    # Refuses while the run's launcher lives (issue 18.2); held until this process exits.
+    with FolderLock() as lock:
+        lock.acquire(run_dir)
+        info = read_run_info(run_dir)
+        if (
+            info is not None
+            and info.status == "finished"
+            and (run_dir / "snapshots" / "final.safetensors").exists()
+        ):
+            raise UserError(f"{run_dir}: run already finished; nothing to resume")
+        _wait_for_old_ranks(run_dir, info and info.ranks)
+        # A queued run (a sweep's point, prepared but never started) starts at step 0.
+        queued = info is not None and info.status == "queued"
+        changes = {"started": time.time()} if queued else {}
+        update_run_info(
+            run_dir, status="running", **launch_identity(), ended=None, exit_code=None, **changes
+        )
+        return _launch(run_dir, preset, resume=not queued, lock=lock, discard_empty=not queued)
 
 
-def _val_noise(name: str | None, snap_meta: dict):
+def _resume_node(a: argparse.Namespace, run_dir: Path, preset) -> int:
+    """One node of a multi-node run sharing ``run_dir``: node 0 is the run (it locks and
+    records it); the others only train, resuming exactly when a snapshot is there."""
+    from .folderlock import FolderLock
+    from .runinfo import update_run_info
+    from .train import launch_identity, newest_resumable_snapshot
+
+    if not a.rdzv_endpoint:
+        raise UserError("resume --nnodes: needs --rdzv-endpoint HOST:PORT of node 0")
+    if not 0 <= a.node_rank < a.nnodes:
+        raise UserError(f"--node-rank {a.node_rank}: must be in 0..{a.nnodes - 1}")
+    runtime = preset.runtime.model_copy(
+        update={"nnodes": a.nnodes, "node_rank": a.node_rank, "rdzv_endpoint": a.rdzv_endpoint}
+    )
+    preset = preset.model_copy(update={"runtime": runtime})
+    resume = newest_resumable_snapshot(run_dir) is not None
+    with FolderLock() as lock:
+        if a.node_rank == 0:
+            lock.acquire(run_dir)
+            update_run_info(
+                run_dir,
+                status="running",
+                **launch_identity(),
+                world_size=preset.runtime.nproc * a.nnodes,
+                ended=None,
+                exit_code=None,
+            )
+        return _launch_torchrun(run_dir, preset, resume, lock, records=a.node_rank == 0)
+
+
+def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
+    """Ranks of the previous launch die with their launcher within seconds; a resume
+    never trains beside one that is still alive."""
+    from .procident import live_ranks
+
+    deadline = time.monotonic() + wait_s
+    while live := live_ranks(run_dir, ranks):
+        if time.monotonic() >= deadline:
+            raise UserError(
+                f"{run_dir}: rank pid {live[0].ident.pid} of the previous launch is still "
+                "running; stop it first"
+            )
+        time.sleep(0.1)
+
+
+def _val_noise(name: str | None, snap_meta: dict, source: str):
+    """The validation noise: ``--noise``, else the one recorded in the model (``source``)."""
     from .noise import noise_from_name
 
     kind = name or snap_meta.get("noise") or "gaussian"
@@ -302,11 +500,15 @@ def _val_noise(name: str | None, snap_meta: dict):
         kind = "gaussian"
     if kind == "bernoulli_spectral":
         raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
-    preset_noise = (snap_meta.get("preset") or {}).get("noise") or {}
+    preset = snap_meta.get("preset")
+    preset_noise = preset.get("noise") if isinstance(preset, dict) else None
     params = {}
-    if preset_noise.get("type") == kind:
+    if isinstance(preset_noise, dict) and preset_noise.get("type") == kind:
         params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
-    return noise_from_name(kind, **params)
+    try:
+        return noise_from_name(str(kind), **params)
+    except UserError as e:
+        raise UserError(f"{source}: the noise recorded in it is unusable ({e})") from None
 
 
 def _print_val(res, as_json: bool, what: str) -> None:
@@ -332,11 +534,11 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
         res = validate_mri_snapshot(net, snap, a.dataset_dir, seed=a.seed, device=device)
     else:
-        noise = _val_noise(a.noise, snap.meta)
+        noise = _val_noise(a.noise, snap.meta, str(a.snapshot))
         images = open_val(a.dataset_dir, snap.in_channels)
         samples = Path(a.samples_dir) if a.samples_dir else None
         if samples:
-            samples.mkdir(parents=True, exist_ok=True)
+            _make_dir(samples, "--samples-dir")
         res = validate(
             torch_runner(net, device), images, noise, a.seed, samples, samples and len(images) or 0
         )
@@ -344,8 +546,27 @@ def cmd_validate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _make_dir(path: Path, flag: str) -> None:
+    """Create an output folder; an existing file or an unwritable parent is a UserError."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: {flag} is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path}: cannot create {flag} ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: {flag} is not writable")
+
+
 def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder."""
+    """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder.
+
+    Output names in folder mode: each input keeps its file name, except that a GIF
+    (which is not written) becomes NAME.png. When two inputs would get the same
+    output name (``a.gif`` and ``a.png``), every one of them keeps its full name and
+    gains ``.png`` (``a.gif.png``, ``a.png.png``), so no result replaces another.
+    No output may be one of the inputs (the same path, a hard link or a symlink to it).
+    """
     from .data.images import list_images
 
     src, dst = Path(image), Path(out)
@@ -357,15 +578,38 @@ def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
             raise UserError(f"{src}: no images found in folder")
         if dst.exists() and not dst.is_dir():
             raise UserError(f"{dst}: --out must be a folder when --image is a folder")
-        dst.mkdir(parents=True, exist_ok=True)
-        return [
-            (f, dst / (f.stem + ".png" if f.suffix.lower() in (".gif",) else f.name)) for f in files
+        names = [f.stem + ".png" if f.suffix.lower() == ".gif" else f.name for f in files]
+        clashes = {n for n in names if names.count(n) > 1}
+        jobs = [
+            (f, dst / (f.name + ".png" if n in clashes else n))
+            for f, n in zip(files, names, strict=True)
         ]
+        _refuse_overwriting_inputs(jobs)
+        _make_dir(dst, "--out")
+        return jobs
     if dst.is_dir():
-        return [(src, dst / src.name)]
-    if not dst.parent.exists():
-        raise UserError(f"{dst.parent}: output folder not found")
-    return [(src, dst)]
+        jobs = [(src, dst / src.name)]
+    else:
+        if not dst.parent.exists():
+            raise UserError(f"{dst.parent}: output folder not found")
+        jobs = [(src, dst)]
+    _refuse_overwriting_inputs(jobs)
+    return jobs
+
+
+def _refuse_overwriting_inputs(jobs: list[tuple[Path, Path]]) -> None:
+    inputs: dict[tuple[int, int], Path] = {}
+    for src, _ in jobs:
+        st = src.stat()
+        inputs[(st.st_dev, st.st_ino)] = src
+    for _, out in jobs:
+        try:
+            st = out.stat()
+        except OSError:
+            continue  # not there yet: cannot be an input
+        hit = inputs.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            raise UserError(f"{out}: --out would overwrite the input {hit}; choose another --out")
 
 
 def cmd_infer(a: argparse.Namespace) -> int:
@@ -393,9 +637,11 @@ def cmd_dataset(a: argparse.Namespace) -> int:
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
+    from .runfilter import RunQuery
     from .runs import list_runs
 
-    runs = list_runs(a.results_dir)
+    query = RunQuery.from_flags(a.tag, a.where)
+    runs = [r for r in list_runs(a.results_dir) if query.matches(r.path, r.info)]
     if a.json:
         print(json.dumps({"results_dir": str(a.results_dir), "runs": [r.to_json() for r in runs]}))
         return 0
@@ -463,6 +709,42 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace, argv: list[str]) -> int:
+    from . import sweepcli
+
+    if a.target in ("resume", "status", "cancel"):
+        if not a.sweep_dir:
+            raise UserError(f"sweep {a.target}: SWEEP_DIR is missing")
+        return {
+            "resume": sweepcli.resume,
+            "status": sweepcli.status,
+            "cancel": sweepcli.cancel,
+        }[a.target](a)
+    if a.sweep_dir:
+        raise UserError(
+            f"sweep {a.target} {a.sweep_dir}: one preset; the actions are resume, status, cancel"
+        )
+    return sweepcli.start(a, ["n2n-core", *argv])
+
+
+def cmd_tag(a: argparse.Namespace) -> int:
+    from .runinfo import retag_run
+    from .runs import resolve_run_dir
+
+    tags = retag_run(resolve_run_dir(a.run_dir), a.changes)
+    print(f"{a.run_dir}: tags {' '.join(tags) if tags else '(none)'}")
+    return 0
+
+
+def cmd_note(a: argparse.Namespace) -> int:
+    from .runinfo import set_run_note
+    from .runs import resolve_run_dir
+
+    note = set_run_note(resolve_run_dir(a.run_dir), " ".join(a.text))
+    print(f"{a.run_dir}: note {'cleared' if not note else 'set'}")
+    return 0
+
+
 def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
     table = {
         "run": lambda: cmd_run(a, argv),
@@ -477,6 +759,9 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "replay": lambda: cmd_replay(a),
         "bench": lambda: cmd_bench(a),
         "export-tb": lambda: cmd_export_tb(a),
+        "sweep": lambda: cmd_sweep(a, argv),
+        "tag": lambda: cmd_tag(a),
+        "note": lambda: cmd_note(a),
         "devices": lambda: cmd_devices(a),
     }
     return table[a.cmd]()
@@ -491,7 +776,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .filecheck import read_bounded
 
 
 class _Strict(BaseModel):
@@ -157,6 +158,9 @@ class RuntimeConfig(_Strict):
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
     rdzv_endpoint: str | None = None
+    # How long a rank waits in a collective for a peer (one on a node whose launcher
+    # died) before failing; longer than the longest validation pause of rank 0.
+    collective_timeout_s: int = Field(600, ge=10, le=86400)
     threads: int | None = Field(None, ge=1, le=1024)
     channels_last: bool = True
     compile: bool = False
@@ -190,8 +194,48 @@ class MriConfig(_Strict):
         return self
 
 
+Executor = Literal["local", "slurm"]
+SlurmCluster = Literal["slurm", "local", "debug"]
+
+
+class SlurmConfig(_Strict):
+    """Where ``n2n-core sweep --executor slurm`` submits each point, through submitit.
+
+    ``cluster: local`` runs the very same submission path as local processes
+    (submitit's local executor) to try a sweep's Slurm set-up on one machine;
+    ``debug`` runs each job in the submitting process. A point with
+    ``runtime.nproc`` N asks for N GPUs per node unless ``gpus_per_node`` says
+    otherwise; ``nodes`` > 1 runs torchrun on every node of the job.
+    """
+
+    cluster: SlurmCluster = "slurm"
+    partition: str | None = None
+    time_min: int = Field(24 * 60, ge=1)
+    nodes: int = Field(1, ge=1, le=1024)
+    gpus_per_node: int | None = Field(None, ge=0, le=64)
+    cpus_per_task: int | None = Field(None, ge=1, le=1024)
+    mem_gb: int | None = Field(None, ge=1)
+    account: str | None = None
+    # Any other sbatch option, without the dashes: {"qos": "high", "constraint": "a100"}.
+    extra: dict[str, str | int] = Field(default_factory=dict)
+
+
+# A run folder is named after the preset: no path separators, no leading dot or dash.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def check_name(name: str, source: str) -> str:
+    """A run/preset name given outside a preset (``--name``); errors blame ``source``."""
+    if not re.match(NAME_PATTERN, name):
+        raise UserError(
+            f"{source} {_short(name)}: must be 1-64 characters of letters, digits, '.', '_', '-' "
+            "starting with a letter or digit"
+        )
+    return name
+
+
 class Preset(_Strict):
-    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    name: str = Field(..., pattern=NAME_PATTERN)
     description: str = ""
     task: Literal["image", "mri"] = "image"
     noise: NoiseConfig = Field(default_factory=GaussianNoise)
@@ -200,6 +244,7 @@ class Preset(_Strict):
     train: TrainConfig
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     mri: MriConfig | None = None  # task: mri only; left out means the reference values
+    slurm: SlurmConfig | None = None  # sweeps with --executor slurm only
 
     @model_validator(mode="before")
     @classmethod
@@ -234,8 +279,9 @@ class Preset(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        if data.get("mri") is None:  # image presets carry no MRI section
-            data.pop("mri", None)
+        for section in ("mri", "slurm"):  # optional sections left out stay out of the file
+            if data.get(section) is None:
+                data.pop(section, None)
         return data
 
 
@@ -318,14 +364,20 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_validation_error(err: ValidationError, data: Any, source: str) -> str:
-    first = err.errors()[0]
-    loc = _format_loc(tuple(first["loc"]), data)
+    """One line naming the key; its size does not grow with the input (no expanded reprs)."""
+    first = err.errors(include_url=False, include_context=False, include_input=True)[0]
+    more = err.error_count() - 1
+    loc = _cut(_format_loc(tuple(first["loc"]), data), 120)
     kind = first["type"]
     text = first["msg"].removeprefix("Value error, ")
     if not first["loc"] and kind == "value_error" and re.match(r"^[a-z_]+(\.[a-z0-9_]+)*: ", text):
         # A cross-key check whose message already starts with the key it blames.
-        return f"{source}: {text}"
+        return f"{source}: {_cut(text, 400)}"
     if kind == "extra_forbidden":
         msg = "unknown key"
     elif kind == "missing":
@@ -333,7 +385,7 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
     elif kind == "union_tag_invalid":
         msg = (
             "unsupported value "
-            f"{first.get('input', {}).get('type')!r}; expected one of: "
+            f"{_short(_tag_of(first.get('input')))}; expected one of: "
             "gaussian, poisson, text, impulse, bernoulli_spectral, none"
         )
         loc = loc + ".type" if not loc.endswith(".type") else loc
@@ -344,10 +396,28 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if "input" in first and kind.startswith("literal"):
-            msg = f"unsupported value {first['input']!r}; {msg[0].lower() + msg[1:]}"
-    more = len(err.errors()) - 1
+            msg = f"unsupported value {_short(first['input'])}; {msg[0].lower() + msg[1:]}"
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {loc}: {msg}{tail}"
+    return f"{source}: {loc}: {_cut(msg, 400)}{tail}"
+
+
+def _tag_of(value: Any) -> Any:
+    return value.get("type") if isinstance(value, dict) else value
+
+
+def parse_value(raw: str, source: str = "value") -> Any:
+    """A value typed on the command line, read as YAML (``0.1`` a number, ``[0, 50]`` a list)."""
+    try:
+        value = _load_yaml(raw, source) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+        # YAML 1.1 reads 1e-3 (no dot) as a string; on a command line it is a number.
+        return float(value)
+    return value
+
+
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -357,25 +427,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not p for p in key.split(".")):
         raise UserError(f"--set {text!r}: bad key {key!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
+    return key.split("."), parse_value(raw, f"--set {_short(text)}")
+
+
+def set_key(data: dict[str, Any], path: list[str], value: Any, what: str) -> None:
+    """Set the dotted key ``path`` in a preset mapping; ``what`` names the flag in errors."""
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"{what}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides:
         path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise UserError(f"--set {text!r}: {part} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(data, path, value, f"--set {text!r}")
     return data
 
 
@@ -389,23 +460,135 @@ def validate_preset(data: Any, source: str = "preset") -> Preset:
         raise UserError(format_validation_error(e, data, source)) from None
 
 
-def read_preset_data(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: preset file not found")
-    if p.is_dir():
-        raise UserError(f"{p}: is a directory, expected a preset .yaml file")
+# A preset is a few dozen keys; these bounds leave room for long descriptions and
+# comments while keeping a hostile file (a "billion laughs" alias bomb, /dev/zero,
+# a 10 000-deep nesting) from taking memory, time or the terminal.
+MAX_PRESET_BYTES = 1 << 20
+MAX_PRESET_NODES = 10_000  # values after alias expansion
+MAX_PRESET_DEPTH = 32
+
+
+class _PresetTooBig(Exception):
+    """The composed YAML exceeds a budget (raised inside the loader, reported by the caller)."""
+
+
+class PresetLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that bounds nesting and alias expansion and refuses duplicate keys.
+
+    PyYAML builds an alias as a reference to the anchored node, so expansion costs
+    nothing until someone walks the data (pydantic, an error message, a dump); the
+    size counted here is that walk's, with every alias expanded.
+    """
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_PRESET_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _PresetTooBig(
+                    f"nested deeper than {MAX_PRESET_DEPTH} levels at line {mark.line + 1}"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if (
+                    not isinstance(key_node, yaml.ScalarNode)
+                    or key_node.tag == "tag:yaml.org,2002:merge"
+                ):
+                    continue
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {_short(key_node.value)}",
+                        key_node.start_mark,
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes in ``root`` with every alias expanded; over budget or cyclic is ``_PresetTooBig``."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def walk(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise _PresetTooBig("an alias refers to its own anchor (a cycle)")
+        active.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1
+        for child in children:
+            total += walk(child)
+            if total > MAX_PRESET_NODES:
+                raise _PresetTooBig(
+                    f"more than {MAX_PRESET_NODES} values once aliases are expanded "
+                    "(an alias bomb?)"
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return walk(root)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value from the user's file, cut so that no message can grow with the input."""
+    text = repr(value) if not isinstance(value, str) else repr(value[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """``yaml.load`` with :class:`PresetLoader`; a budget exceeded is a UserError naming ``source``."""
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{p}: cannot read preset ({e.__class__.__name__})") from None
+        return yaml.load(text, Loader=PresetLoader)  # noqa: S506 - a SafeLoader subclass
+    except _PresetTooBig as e:
+        raise UserError(f"{source}: YAML refused: {e}") from None
+    except RecursionError:
+        raise UserError(f"{source}: YAML refused: nested too deeply") from None
+
+
+def parse_preset_yaml(text: str, source: str) -> Any:
+    """The YAML document in ``text`` (bounded, no duplicate keys); errors name ``source``."""
     try:
-        data = yaml.safe_load(text)
+        return _load_yaml(text, source)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or "invalid YAML"
-        raise UserError(f"{p}: YAML syntax error{where}: {problem}") from None
+        raise UserError(f"{source}: YAML syntax error{where}: {problem}") from None
+
+
+def read_preset_data(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    raw = read_bounded(p, "preset file", "a preset .yaml file", MAX_PRESET_BYTES)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: cannot read preset (not UTF-8 text)") from None
+    data = parse_preset_yaml(text, str(p))
     if data is None or not isinstance(data, dict):
         kind = "empty file" if data is None else f"a {type(data).__name__}"
         raise UserError(f"{p}: expected a mapping of preset keys at top level, got {kind}")
@@ -416,6 +599,19 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
     data = read_preset_data(path)
     data = apply_overrides(data, list(overrides or []))
     return validate_preset(data, str(path))
+
+
+def check_data_paths(preset: Preset) -> None:
+    """Fail before creating a run folder when a data path does not exist."""
+    for key in ("train", "val"):
+        spec = getattr(preset.data, key)
+        if not spec or spec.startswith("builtin:"):
+            continue
+        path = (
+            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
+        )
+        if not Path(path).expanduser().exists():
+            raise UserError(f"data.{key}: {spec}: path not found")
 
 
 def dump_preset(preset: Preset) -> str:

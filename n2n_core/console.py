@@ -36,9 +36,22 @@ class RunConsole:
         self.log_only(msg)
 
     def log_only(self, msg: str) -> None:
+        """Append to log.txt; a failed write (disk full) raises once, then the log is given up
+        so that reporting the failure cannot fail the same way."""
         if self._log:
-            self._log.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
-            self._log.flush()
+            try:
+                self._log.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+                self._log.flush()
+            except OSError:
+                self._drop_log()
+                raise
+
+    def _drop_log(self) -> None:
+        log, self._log = self._log, None
+        try:
+            log.close()
+        except OSError:
+            pass
 
     # -- live progress (terminals only) ----------------------------------------
 
@@ -72,7 +85,7 @@ class RunConsole:
     def close(self) -> None:
         self.stop_progress()
         if self._log and not self._log.closed:
-            self._log.close()
+            self._drop_log()
 
 
 def fmt_duration(seconds: float) -> str:

@@ -112,6 +112,9 @@ def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
         return
+    if os.environ.get("OMP_NUM_THREADS"):
+        # torch already took it: a sweep slot's share of the cores, or torchrun's split.
+        return
     # Under torchrun several ranks share the cores; give each its share.
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if local > 1:

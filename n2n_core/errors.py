@@ -10,13 +10,26 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """A problem with the user's input, reported as one ``error:`` line."""
+    """A problem with the user's input, reported as one ``error:`` line.
+
+    ``problems`` holds one message per independent problem when a check finds
+    several at once (every bad value of a sweep's grid): the CLI prints one
+    ``error:`` line for each, so the user fixes them all in one go.
+    """
 
     exit_code = 2
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, problems: list[str] | None = None):
         super().__init__(message)
         self.message = message
+        self.problems = [" ".join(p.split("\n")) for p in problems] if problems else [str(self)]
+
+    @classmethod
+    def collected(cls, problems: list[str]) -> UserError:
+        """One error for several problems (in order, duplicates dropped)."""
+        unique = list(dict.fromkeys(problems))
+        head = unique[0] + (f" (and {len(unique) - 1} more)" if len(unique) > 1 else "")
+        return cls(head, unique)
 
     def __str__(self) -> str:  # one line, always
         return " ".join(self.message.split("\n"))

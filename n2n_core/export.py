@@ -131,7 +131,9 @@ def _session(model: bytes | str, name: str):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3  # errors only: ORT warns about unused initializers otherwise
+    opts.log_severity_level = (
+        4  # fatal only: errors come back as exceptions, warnings would be noise
+    )
     try:
         return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ...
@@ -139,15 +141,36 @@ def _session(model: bytes | str, name: str):
         raise UserError(f"{name}: not a valid ONNX model ({detail})") from None
 
 
-def _runner(session) -> tuple[Runner, int]:
+def _runner(session, name: str) -> tuple[Runner, int]:
+    """A runner for an n2n image model; ``name`` (the file) is blamed for whatever goes wrong.
+
+    The model must take one (N, C, H, W) input with 1 or 3 channels and give back
+    an output of exactly its input's shape: a model that changes the size would
+    otherwise be cropped to a wrong-sized image without a word.
+    """
     inputs = session.get_inputs()
     shape = inputs[0].shape if len(inputs) == 1 else []
     if len(shape) != 4 or not isinstance(shape[1], int) or shape[1] < 1:
-        raise ValueError(f"expected one (N, C, H, W) input, got {[i.shape for i in inputs]}")
-    name = inputs[0].name
+        raise UserError(
+            f"{name}: not an n2n image model (expected one (N, C, H, W) input, "
+            f"got {[i.shape for i in inputs][:4]})"
+        )
+    if shape[1] not in (1, 3):
+        raise UserError(f"{name}: model input declares {shape[1]} channels; n2n images have 1 or 3")
+    input_name = inputs[0].name
 
     def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        try:
+            out = session.run(None, {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        except Exception as e:  # ORT raises Fail, InvalidArgument, RuntimeException (no memory)
+            detail = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
+            raise UserError(f"{name}: model failed on a {batch.shape} input ({detail})") from None
+        if getattr(out, "shape", None) != batch.shape:
+            raise UserError(
+                f"{name}: model turns a {tuple(batch.shape)} input into a "
+                f"{tuple(getattr(out, 'shape', ()))} output; n2n models keep the size"
+            )
+        return out
 
     return run, int(shape[1])
 
@@ -166,10 +189,7 @@ def open_frozen(model_path: str | Path) -> FrozenModel:
     p = Path(model_path)
     _check_file(p)
     session = _session(str(p), str(p))
-    try:
-        run, channels = _runner(session)
-    except ValueError as e:
-        raise UserError(f"{p}: not an n2n image model ({e})") from None
+    run, channels = _runner(session, str(p))
     meta: dict[str, Any] = {}
     for k, v in session.get_modelmeta().custom_metadata_map.items():
         try:
@@ -193,7 +213,7 @@ def onnx_runner(model_path: str | Path) -> tuple[Runner, int]:
 def onnx_runner_for_net(net, channels: int) -> Runner:
     """A runner for an in-memory network through onnxruntime (``infer --engine onnx``)."""
     session = _session(export_bytes(net, channels), "(in-memory ONNX export)")
-    return _runner(session)[0]
+    return _runner(session, "(in-memory ONNX export)")[0]
 
 
 def validate_frozen(
@@ -214,4 +234,4 @@ def validate_frozen(
     from .evaluate import validate
 
     images = open_val(str(dataset_dir), fm.channels)
-    return validate(fm.runner, images, _val_noise(noise, fm.meta), seed)
+    return validate(fm.runner, images, _val_noise(noise, fm.meta, str(model)), seed)

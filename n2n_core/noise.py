@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from .config import (
     BernoulliSpectralNoise,
@@ -24,7 +25,9 @@ from .config import (
     NoNoise,
     PoissonNoise,
     TextNoise,
+    format_validation_error,
 )
+from .errors import UserError
 
 
 def _uniform_per_image(
@@ -248,4 +251,10 @@ def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text 
         "impulse": ImpulseNoise,
         "none": NoNoise,
     }
-    return make_noise(table[name](**params))
+    if name not in table:
+        raise UserError(f"noise {name!r}: expected one of {', '.join(table)}")
+    try:
+        cfg = table[name](**params)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, params, f"noise {name}")) from None
+    return make_noise(cfg)

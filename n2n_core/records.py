@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from .filecheck import is_regular_file
+
 _JSON_TYPES = {
     int: (int,),
     float: (float, int),
@@ -239,6 +241,8 @@ def parse_lines(lines: list[bytes]) -> list[Record]:
 
 def read_metrics(path: str | Path) -> list[Record]:
     """Every whole record of a metrics file (a torn last line is skipped)."""
+    if not is_regular_file(path):
+        return []
     try:
         data = Path(path).read_bytes()
     except OSError:

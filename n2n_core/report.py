@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .records import EventRecord, Record, ValRecord, read_metrics
+from .runinfo import run_tags
 from .runs import RunSummary, replay_records, resolve_run_dir, summarize_run
 from .runstate import RunState
 
@@ -20,6 +22,9 @@ STATUS_STYLE = {
     "failed": "bold red",
     "stopped": "yellow",
     "interrupted": "magenta",
+    "queued": "dim",
+    "pending": "dim",
+    "cancelled": "yellow",
 }
 
 
@@ -64,9 +69,12 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
             col,
             justify="right" if col in ("id", "step", "best dB", "last dB", "ms/step") else "left",
         )
+    tagged = any(run_tags(r.info) for r in runs)
+    if tagged:
+        t.add_column("tags")
     for r in runs:
         total = f"/{r.total_steps}" if r.total_steps else ""
-        t.add_row(
+        cells = [
             f"{r.run_id:05d}",
             Text(r.name),  # a folder name is data, never markup
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
@@ -76,7 +84,10 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
             _db(r.last_psnr),
             "—" if r.ms_per_step is None else f"{r.ms_per_step:.1f}",
             _age(r.started),
-        )
+        ]
+        if tagged:
+            cells.append(Text(" ".join(run_tags(r.info))))
+        t.add_row(*cells)
     console.print(t)
 
 
@@ -135,3 +146,44 @@ def _print_vals(console: Console, records: list[Record]) -> None:
     for r in shown:
         t.add_row(str(r.step), _db(r.psnr), _db(r.input_psnr))
     console.print(t)
+
+
+def _param(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def sweep_table(view: dict, console: Console | None = None) -> None:
+    """``sweep status``: one row per point, one column per grid key (``view`` from sweep_view)."""
+    console = console or _console()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(view["counts"].items()))
+    title = Text(f"sweep {Path(view['sweep']).name}: {view['status']} ({counts})")
+    t = Table(title=title, header_style="bold")
+    keys = list(view["grid"]) + (["train.seed"] if view.get("seeds", 1) > 1 else [])
+    t.add_column("#", justify="right")
+    for k in keys:
+        t.add_column(Text(k))
+    t.add_column("status")
+    t.add_column("step", justify="right")
+    t.add_column("best dB", justify="right")
+    t.add_column("last dB", justify="right")
+    has_jobs = any(p.get("job_id") for p in view["points"])
+    if has_jobs:
+        t.add_column("job")
+    t.add_column("run")
+    for p in view["points"]:
+        total = f"/{p['total_steps']}" if p.get("total_steps") else ""
+        row = [str(p["index"])]
+        row += [Text(_param(p["params"].get(k, "—"))) for k in keys]
+        row += [
+            Text(p["status"], style=STATUS_STYLE.get(p["status"], "")),
+            f"{p['step']}{total}",
+            _db(p.get("best_psnr")),
+            _db(p.get("last_psnr")),
+        ]
+        if has_jobs:
+            row.append(Text(f"{p.get('job_id') or '—'} {p.get('job_state') or ''}".strip()))
+        row.append(Text(p["run"]))
+        t.add_row(*row)
+    console.print(t)
+    if view.get("message"):
+        console.print(Text(view["message"]))

@@ -15,6 +15,7 @@ what records add up to is ``runstate.py``, following a growing file ``tail.py``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from typing import Any
 from .atomic import atomic_write_text
 from .errors import UserError
 from .records import EventRecord, Record, TrainRecord, ValRecord, read_metrics
-from .runinfo import RunInfo, effective_status, read_run_info, unreadable_status
+from .runinfo import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
 from .runstate import RunState, RunValues
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
@@ -47,18 +48,27 @@ def allocate_run_dir(results_dir: str | Path, name: str) -> Path:
     id, because the loser's ``mkdir`` fails and it takes the next number.
     """
     root = Path(results_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: results directory is not a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"{root}: cannot create results directory ({e.strerror})") from None
     for _ in range(1000):
-        ids = [i for i in (run_id_of(p) for p in root.iterdir()) if i is not None]
+        try:
+            ids = [i for i in (run_id_of(p) for p in root.iterdir()) if i is not None]
+        except OSError as e:
+            raise UserError(f"{root}: cannot read results directory ({e.strerror})") from None
         nxt = max(ids, default=-1) + 1
         path = root / f"{nxt:05d}-{name}"
         try:
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as e:  # read-only, immutable, full, quota
+            raise UserError(
+                f"{root}: cannot create a run folder in the results directory ({e.strerror})"
+            ) from None
         # A different name with the same id may have been created concurrently.
         same = [p for p in root.iterdir() if run_id_of(p) == nxt and p != path]
         if same:
@@ -87,10 +97,22 @@ class MetricsWriter:
         self.path = Path(path)
         self.clock = clock
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self.broken = False
 
     def write(self, record: Record) -> None:
-        self._f.write(record.to_line())  # one write per line: a crash tears at most this line
-        self._f.flush()
+        """Append one record; the first failed write (disk full) raises, later ones are dropped.
+
+        After a failed write the file may end in a torn line; appending more would
+        glue the next record to it, so the writer stops instead.
+        """
+        if self.broken:
+            return
+        try:
+            self._f.write(record.to_line())  # one write per line: a crash tears at most this line
+            self._f.flush()
+        except OSError:
+            self.broken = True
+            raise
 
     def train(self, step: int, loss: float, lr: float, ms_per_step: float) -> None:
         self.write(
@@ -116,7 +138,10 @@ class MetricsWriter:
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:  # the buffered tail of a failed write: already reported
+                pass
 
     def __enter__(self) -> MetricsWriter:
         return self
@@ -151,7 +176,8 @@ def drop_metrics_after(path: str | Path, step: int) -> int:
 
 
 def _round(v: float | None) -> float | None:
-    return None if v is None else round(v, 2)
+    """Two decimals for JSON output; NaN/inf (not valid JSON) become null."""
+    return None if v is None or not math.isfinite(v) else round(v, 2)
 
 
 @dataclass(frozen=True)
@@ -180,7 +206,7 @@ class RunSummary:
             path=path,
             run_id=run_id,
             name=name,
-            status=effective_status(info) if info is not None else unreadable_status(path),
+            status=effective_status(info, path) if info is not None else unreadable_status(path),
             info=info,
             values=values,
             step=values.step,
@@ -241,6 +267,10 @@ class RunSummary:
             "started": self.started,
             "ended": self.ended,
             "exit_code": self.exit_code,
+            "tags": run_tags(self.info),
+            "note": (self.info and self.info.note) or "",
+            "sweep": self.info.sweep if self.info else None,
+            "params": self.info.params if self.info else None,
         }
 
 

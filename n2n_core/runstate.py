@@ -9,6 +9,7 @@ new content, so every view agrees with a fresh read of the file.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -144,7 +145,7 @@ class RunState:
             elif cls is ValRecord:
                 v.val_records += 1
                 x = rec.psnr
-                if x is not None:
+                if x is not None and math.isfinite(x):  # a NaN score is no score
                     v.psnr = x
                     self.val_psnr[s] = x
                     if series is not None:

@@ -148,13 +148,78 @@ def read_snapshot(path: str | Path, weights_only: bool = True) -> Snapshot:
         raise UserError(f"{p}: not a valid safetensors snapshot (truncated or corrupt)") from None
     if raw.get("format") != FORMAT or not any(k.startswith("net.") for k in tensors):
         raise UserError(f"{p}: safetensors file is not an n2n snapshot (no n2n weights in it)")
+    _check_tensors(p, tensors)
     meta: dict[str, Any] = {}
     for k, v in raw.items():
         try:
             meta[k] = json.loads(v)
         except ValueError:
             meta[k] = v
+        except RecursionError:
+            raise UserError(f"{p}: snapshot metadata {k!r} is nested too deeply") from None
+    _check_meta(p, meta)
     return Snapshot(p, tensors, meta, raw)
+
+
+def _check_tensors(p: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Weights and optimizer state must be finite floats: NaN/Inf weights give a black image
+    and a meaningless score, integer or bool weights are not a trained network."""
+    for k, t in tensors.items():
+        if not (k.startswith("net.") or k.startswith("optim.")):
+            continue
+        if not t.is_floating_point():
+            if k.startswith("optim.") and k.endswith(".step"):
+                continue  # Adam's step count
+            raise UserError(
+                f"{p}: tensor {k} has dtype {str(t.dtype).removeprefix('torch.')}; "
+                "n2n weights are floating point"
+            )
+        if not bool(torch.isfinite(t).all()):
+            raise UserError(f"{p}: tensor {k} holds NaN or infinite values; refusing to use it")
+    w = tensors.get("net.enc_conv0.weight")
+    if w is not None and (w.ndim != 4 or w.shape[1] not in (1, 3)):
+        raise UserError(
+            f"{p}: first layer has shape {tuple(w.shape)}; n2n networks take 1 or 3 channels"
+        )
+
+
+# Metadata keys that commands read, with the JSON types they must have when present.
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "step": (int,),
+    "task": (str,),
+    "noise": (str,),
+    "targets": (str,),
+    "in_channels": (int,),
+    "val_psnr": (int, float, type(None)),
+    "world_size": (int,),
+    "post_op": (str,),
+    "preset": (dict,),
+    "optim_groups": (list,),
+    "scaler": (dict,),
+    "rng_numpy": (list,),
+    "rng_python": (list,),
+}
+_PRESET_SECTIONS = ("noise", "data", "train", "runtime", "mri")
+
+
+def _check_meta(p: Path, meta: dict[str, Any]) -> None:
+    """Metadata of the wrong type is a damaged snapshot, named as such (not a crash later)."""
+    for key, types in _META_TYPES.items():
+        if key not in meta:
+            continue
+        v = meta[key]
+        if isinstance(v, bool) or not isinstance(v, types):
+            raise UserError(
+                f"{p}: snapshot metadata {key!r} has the wrong type ({type(v).__name__})"
+            )
+    if meta.get("step", 0) < 0:
+        raise UserError(f"{p}: snapshot metadata 'step' is negative")
+    if meta.get("task", "image") not in ("image", "mri"):
+        raise UserError(f"{p}: snapshot metadata 'task' is not image or mri")
+    preset = meta.get("preset", {})
+    for section in _PRESET_SECTIONS:
+        if section in preset and not isinstance(preset[section], dict | None):
+            raise UserError(f"{p}: snapshot metadata 'preset.{section}' is not a mapping")
 
 
 def load_network(path: str | Path, device: str | torch.device = "cpu"):
@@ -180,6 +245,14 @@ def restore_training_state(
     snap: Snapshot, net: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any = None
 ) -> None:
     """Put weights, Adam state, scaler and RNGs back exactly as they were saved."""
+    try:
+        _restore(snap, net, optimizer, scaler)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"{snap.path}: training state cannot be restored ({detail})") from None
+
+
+def _restore(snap: Snapshot, net, optimizer, scaler) -> None:
     unwrap(net).load_state_dict(snap.weights, strict=True)
     groups = json.loads(snap.raw_meta.get("optim_groups", "[]"))
     state: dict[int, dict[str, torch.Tensor]] = {}

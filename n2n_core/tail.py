@@ -13,6 +13,7 @@ file longer than the old offset by the time a reader looks again.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -56,6 +57,8 @@ class FileTail:
         try:
             st = os.stat(self.path)
         except OSError:
+            return Chunk(False, [])
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
             return Chunk(False, [])
         ident, stamp = (st.st_dev, st.st_ino), (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp and ident == self._ident and st.st_size == self.offset:

@@ -13,17 +13,19 @@ such steps instead) without overwriting the last good snapshot.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from .atomic import remove_orphan_temps
 from .config import Preset, dump_preset
 from .console import RunConsole, fmt_duration
 from .device import (
@@ -36,7 +38,9 @@ from .device import (
 )
 from .errors import EXIT_STOPPED, UserError
 from .evaluate import torch_runner
+from .folderlock import FolderLock
 from .network import UNet
+from .procident import own_identity
 from .runinfo import update_run_info
 from .runs import MetricsWriter, drop_metrics_after
 from .snapshots import (
@@ -98,16 +102,36 @@ class StopFlag:
         self.signal_name = signal.Signals(signum).name
 
 
-def newest_resumable_snapshot(run_dir: Path):
-    """The newest periodic snapshot that reads back whole (a torn newest one is skipped)."""
-    for _, path in reversed(list_snapshots(run_dir)):
+def newest_resumable_snapshot(run_dir: Path, preset: Preset | None = None):
+    """(snapshot, "") for the newest periodic snapshot that reads back whole with its
+    training state (a torn newest one is skipped), else (None, why there is none)."""
+    found = list_snapshots(run_dir)
+    damaged: list[str] = []
+    weights_only = 0
+    for _, path in reversed(found):
         try:
             snap = read_snapshot(path, weights_only=False)
-        except UserError:
+        except UserError as e:
+            damaged.append(str(e))
             continue
         if "optim_groups" in snap.raw_meta:
-            return snap
-    return None
+            return snap, ""
+        weights_only += 1
+    if not found:
+        every = preset.train.snapshot_every if preset else None
+        if every == 0:
+            why = "train.snapshot_every is 0 and the run did not stop cleanly"
+        elif every:
+            why = f"the run ended before its first snapshot (train.snapshot_every: {every})"
+        else:
+            why = "no snapshots in snapshots/"
+        return None, why
+    parts = []
+    if damaged:
+        parts.append(f"{len(damaged)} damaged (newest: {damaged[0]})")
+    if weights_only:
+        parts.append(f"{weights_only} without training state")
+    return None, f"of its {len(found)} snapshot(s), " + " and ".join(parts)
 
 
 def _set_beta1(optimizer: torch.optim.Optimizer, beta1: float | None) -> None:
@@ -130,20 +154,31 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     if d.world_size > 1:
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend_for(device))
+        # A peer that died (its node's launcher killed) fails the others' collectives
+        # after this long instead of leaving them waiting forever.
+        dist.init_process_group(
+            backend_for(device), timeout=timedelta(seconds=rt.collective_timeout_s)
+        )
     set_threads(rt.threads)
     apply_math_mode(device, rt.math)
     check_precision(device, rt.precision)
     torch.manual_seed(t.seed + d.rank)
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
+    ranks = _rank_identities(d)
     if d.is_main:
-        update_run_info(run_dir, device=device.type, world_size=d.world_size, status="running")
+        extra = {} if ranks is None else {"ranks": ranks}
+        update_run_info(
+            run_dir, device=device.type, world_size=d.world_size, status="running", **extra
+        )
+        for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
+            remove_orphan_temps(folder)  # half-written files of a writer that was killed
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
     tb = None
-    status, exit_code = "failed", 1
+    status, exit_code, reason = "failed", 1, ""
+    run: Training | None = None
     try:
         if d.is_main and rt.tensorboard:
             from .tensorboard import TBWriter
@@ -162,11 +197,10 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
 
         start = 0
         if resume:
-            snap = newest_resumable_snapshot(run_dir)
+            snap, why = newest_resumable_snapshot(run_dir, preset)
             if snap is None:
                 raise UserError(
-                    f"{run_dir}: no complete snapshot to resume from "
-                    "(train.snapshot_every was 0 and the run did not stop cleanly); start a new run"
+                    f"{run_dir}: no complete snapshot to resume from ({why}); start a new run"
                 )
             restore_training_state(snap, net, optimizer, scaler)
             start = snap.step
@@ -196,22 +230,45 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
 
         run = Training(preset, task, model, net, optimizer, scaler, amp_dtype, device, d, run_dir)
         status = _loop(run, start, writer, con, stop, tb)
+        reason = run.reason
         exit_code = {"finished": 0, "stopped": EXIT_STOPPED}.get(status, 1)
         return status
     except UserError as e:
-        if writer:
-            writer.event(0, f"error: {e}", level="error")
-        con.print(f"error: {e}", style="red")
+        reason = str(e)
+        _quietly(writer and writer.event, 0, f"error: {e}", level="error")
+        _quietly(con.print, f"error: {e}", style="red")
         exit_code = 2
         raise
+    except OSError as e:
+        if e.errno not in WRITE_FAILURES:
+            reason = f"crashed: {e.__class__.__name__}: {e}"
+            _quietly(writer and writer.event, 0, reason, level="error")
+            raise
+        # A full disk (or a failing one) under the run folder: the run cannot go on,
+        # and the snapshots written so far are whole (atomic writes), so it ends here.
+        step = run.step if run else 0
+        reason = (
+            f"{e.filename or run_dir}: cannot write ({e.strerror or e}) at step {step}; "
+            "run failed, last good snapshot kept"
+        )
+        _quietly(writer and writer.event, step, reason, level="error")
+        _quietly(con.print, f"error: {reason}", style="red")
+        status, exit_code = "failed", 1
+        return status
     except Exception as e:
-        if writer:
-            writer.event(0, f"crashed: {e.__class__.__name__}: {e}", level="error")
+        reason = f"crashed: {e.__class__.__name__}: {e}"
+        _quietly(writer and writer.event, 0, reason, level="error")
         raise
     finally:
         stop.uninstall()
         if d.is_main:
-            update_run_info(run_dir, status=status, ended=time.time(), exit_code=exit_code)
+            fields = {"status": status, "ended": time.time(), "exit_code": exit_code}
+            if reason:
+                fields["reason"] = reason.splitlines()[0][:500] if reason.strip() else reason
+            try:
+                update_run_info(run_dir, **fields)
+            except OSError as e:
+                _quietly(con.print, f"error: cannot record the run's end in run.json ({e})")
         if writer:
             writer.close()
         if tb:
@@ -219,6 +276,29 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         con.close()
         if d.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _rank_identities(d: Dist) -> list[dict] | None:
+    """Every rank's process identity (rank 0 records them so a stop can reach each one)."""
+    if d.world_size <= 1:
+        return None
+    out: list = [None] * d.world_size
+    dist.all_gather_object(out, own_identity().to_json())
+    return out
+
+
+# errno values that mean "this write cannot be done": the run ends ``failed``, saying why.
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
+
+
+def _quietly(fn, *args, **kwargs) -> None:
+    """Report a failure on a channel that may itself be failing (the same full disk)."""
+    if not fn:
+        return
+    try:
+        fn(*args, **kwargs)
+    except OSError:
+        pass
 
 
 def _maybe_compile(model, device: torch.device, con: RunConsole):
@@ -244,6 +324,8 @@ class Training:
     device: torch.device
     d: Dist
     run_dir: Path
+    step: int = 0  # the last step trained (for messages about where a run ended)
+    reason: str = ""  # why the run failed, when it did
 
 
 def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb=None) -> str:
@@ -300,8 +382,14 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
             )
             return True
         except OSError as e:
-            writer.event(step, f"snapshot failed at step {step}: {e.strerror or e}", level="error")
-            con.print(f"error: {path}: cannot write snapshot ({e.strerror or e})", style="red")
+            run.reason = f"{path}: cannot write snapshot ({e.strerror or e}) at step {step}"
+            _quietly(
+                writer.event,
+                step,
+                f"snapshot failed at step {step}: {e.strerror or e}",
+                level="error",
+            )
+            _quietly(con.print, f"error: {run.reason}", style="red")
             return False
 
     net.train()
@@ -332,6 +420,7 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
         loss_sum += loss.detach()
         n_sum += 1
         step += 1
+        run.step = step
         steps_timed += 1
 
         # Validation and snapshot steps are log steps too: the loss is checked for
@@ -371,6 +460,7 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
                         f"error: non-finite loss ({mean_loss}) at step {step}; run failed",
                         style="red",
                     )
+                run.reason = f"non-finite loss at step {step}; last good snapshot kept"
                 return "failed"
             if d.is_main:
                 if tb:
@@ -392,12 +482,18 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
                         con.print(line)
             if stop_now and step < t.steps:
                 if d.is_main:
-                    ok = write_snapshot(snap_dir / snapshot_name(step), step)
+                    by = stop.signal_name or "signal"
+                    if not write_snapshot(snap_dir / snapshot_name(step), step):
+                        # Not resumable from here: a "stopped" would promise what is lost.
+                        run.reason = f"stopped by {by} at step {step}, but {run.reason}"
+                        _quietly(writer.event, step, run.reason, level="error")
+                        _quietly(con.print, f"error: {run.reason}", style="red")
+                        return "failed"
                     writer.event(
                         step,
-                        f"stopped by {stop.signal_name or 'signal'} at step {step}; resume with `n2n-core resume {run_dir}`",
+                        f"stopped by {by} at step {step}; resume with `n2n-core resume {run_dir}`",
                     )
-                    con.print(f"stopped at step {step}; snapshot {'written' if ok else 'FAILED'}")
+                    con.print(f"stopped at step {step}; snapshot written")
                 return "stopped"
 
         paused = False
@@ -430,26 +526,59 @@ def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb
 # starting a run (what `n2n-core run` and `resume` call)
 
 
-def prepare_run(preset: Preset, results_dir: str | Path, name: str | None, argv: list[str]) -> Path:
-    """Allocate the run folder and write preset.yaml and run.json (status running)."""
+def prepare_run(
+    preset: Preset,
+    results_dir: str | Path,
+    name: str | None,
+    argv: list[str],
+    lock: FolderLock | None = None,
+    queued: bool = False,
+    sweep: str | None = None,
+    params: dict | None = None,
+) -> Path:
+    """Allocate the run folder and write preset.yaml and run.json.
+
+    The status is ``running`` (this process trains it now), or ``queued`` for a
+    run that a scheduler starts later with ``n2n-core resume`` (a sweep's
+    points, which also name their ``sweep`` and ``params``). With ``lock``, the
+    folder is locked for this process before anything is written in it, so no
+    other writer can ever see it running and unlocked.
+    """
     from .runs import allocate_run_dir
 
     run_dir = allocate_run_dir(results_dir, name or preset.name)
-    (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
+    if lock is not None:
+        lock.acquire(run_dir)
     world = preset.runtime.nproc * preset.runtime.nnodes
-    update_run_info(
-        run_dir,
-        status="running",
-        name=name or preset.name,
-        pid=os.getpid(),
-        host=socket.gethostname(),
-        command=argv,
-        device=preset.runtime.device,
-        world_size=world,
-        precision=preset.runtime.precision,
-        total_steps=preset.train.steps,
-        started=time.time(),
-        ended=None,
-        exit_code=None,
-    )
+    # A queued run has no process yet: `resume` records its launcher when it starts.
+    who = {"pid": None, "host": own_identity().host} if queued else launch_identity()
+    try:
+        (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
+        update_run_info(
+            run_dir,
+            status="queued" if queued else "running",
+            name=name or preset.name,
+            **who,
+            command=argv,
+            device=preset.runtime.device,
+            world_size=world,
+            precision=preset.runtime.precision,
+            total_steps=preset.train.steps,
+            started=None if queued else time.time(),
+            ended=None,
+            exit_code=None,
+            sweep=sweep,
+            params=params,
+        )
+    except OSError as e:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)  # ours: created just above, still empty of work
+        raise UserError(f"{run_dir}: cannot write the run folder ({e.strerror or e})") from None
     return run_dir
+
+
+def launch_identity() -> dict:
+    """run.json's fields naming the launcher: ``pid``/``host`` to show, ``process`` to prove it."""
+    me = own_identity()
+    return {"pid": me.pid, "host": me.host, "process": me.to_json(), "ranks": None, "reason": None}

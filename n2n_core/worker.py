@@ -1,7 +1,8 @@
 """Entry point of one training rank: ``python -m n2n_core.worker RUN_DIR [--resume]``.
 
 ``n2n-core run --nproc N`` starts N of these through torchrun; each reads the
-resolved preset from the run folder, so every rank trains the same thing.
+resolved preset from the run folder, so every rank trains the same thing. A
+rank never outlives its launcher (:mod:`n2n_core.lifeline`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(paths) != 1:
         print("usage: python -m n2n_core.worker RUN_DIR [--resume]", file=sys.stderr)
         return 2
+    from .lifeline import die_with_launcher
+
+    die_with_launcher()
     from .train import train_worker
 
     try:

@@ -2,9 +2,9 @@
 
 Runs are started detached (own session, no stdin, output to a file) so that
 quitting the TUI never stops training; the TUI then follows the run folder like
-any other. Stop is SIGTERM to the run's process group, then SIGKILL after a grace
-period. Short commands (validate, freeze, infer) run to completion and return
-their output.
+any other. Stopping is the engine's (:mod:`n2n_core.runstop`): SIGTERM, then
+SIGKILL after a grace period, only to processes proven to be the run's. Short
+commands (validate, freeze, infer) run to completion and return their output.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STOP_GRACE_S = 20.0
+from n2n_core import runstop
+
+STOP_GRACE_S = runstop.STOP_GRACE_S
 
 
 def core_command() -> list[str]:
@@ -46,8 +47,16 @@ class LaunchSpec:
     precision: str | None = None
     overrides: list[str] = field(default_factory=list)
     results_dir: Path = Path("results")
+    grid: list[str] = field(default_factory=list)  # KEY=V1,V2 items: start a sweep
+    queue: bool = False  # wait for free devices (a one-point sweep) instead of starting now
+
+    @property
+    def is_sweep(self) -> bool:
+        return bool(self.grid) or self.queue
 
     def args(self) -> list[str]:
+        if self.is_sweep:
+            return self._sweep_args()
         args = ["run", str(self.preset)]
         for o in self.overrides:
             args += ["--set", o]
@@ -61,6 +70,25 @@ class LaunchSpec:
         if self.name:
             args += ["--name", self.name]
         return args
+
+    def _sweep_args(self) -> list[str]:
+        # `sweep` takes runtime settings as --set, like any preset key.
+        args = ["sweep", str(self.preset)]
+        for g in self.grid:
+            args += ["--grid", g]
+        sets = list(self.overrides)
+        if self.precision:
+            sets.append(f"runtime.precision={self.precision}")
+        if self.nproc:
+            sets.append(f"runtime.nproc={self.nproc}")
+        if self.device:
+            sets.append(f"runtime.device={self.device}")
+        for o in sets:
+            args += ["--set", o]
+        args += ["--results-dir", str(self.results_dir)]
+        if self.name:
+            args += ["--name", self.name]
+        return args + ["--detach"]
 
     def display(self) -> str:
         return shlex.join(["n2n-core", *self.args()])
@@ -118,64 +146,16 @@ def tail_text(path: Path, lines: int = 12, limit: int = 64 << 10) -> list[str]:
     return [t.rsplit("\r", 1)[-1] for t in text if t.strip()][-lines:]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+def signal_run(run_dir: Path, sig: int) -> str:
+    """Send ``sig`` to the run in ``run_dir``, only if it is provably that run's
+    (:func:`n2n_core.runstop.signal_run`; raises ``UserError`` saying why not)."""
+    return runstop.signal_run(run_dir, sig)
 
 
-def signal_run(pid: int, sig: int) -> str:
-    """Send ``sig`` to the run's process group (just the pid if it shares ours)."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return "gone"
-    if pgid != os.getpgid(0):
-        os.killpg(pgid, sig)
-        return "group"
-    os.kill(pid, sig)
-    return "pid"
-
-
-def stop_run(pid: int, grace: float = STOP_GRACE_S, poll: float = 0.2) -> str:
-    """SIGTERM the run's process group; SIGKILL it if still alive after ``grace`` seconds.
-
-    Returns ``"stopped"``, ``"killed"`` or ``"not running"``. Blocking: call it from a worker.
-    """
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return "not running"
-    if signal_run(pid, signal.SIGTERM) == "gone":
-        return "not running"
-    deadline = time.monotonic() + grace
-    own = pgid == os.getpgid(0)
-    while time.monotonic() < deadline:
-        if not _alive(pid) and (own or not _group_alive(pgid)):
-            return "stopped"
-        time.sleep(poll)
-    try:
-        if own:
-            os.kill(pid, signal.SIGKILL)
-        else:
-            os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return "stopped"
-    return "killed"
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+def stop_run(run_dir: Path, grace: float = STOP_GRACE_S, poll: float = 0.2) -> runstop.StopResult:
+    """SIGTERM the run, SIGKILL what is left of it after ``grace`` seconds; every rank
+    included, nothing that is not provably the run's. Blocking: call it from a worker."""
+    return runstop.stop_run(run_dir, grace=grace, poll=poll)
 
 
 @dataclass

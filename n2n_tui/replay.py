@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from n2n_core.filecheck import is_regular_file
 from n2n_core.records import Record, parse_lines, parse_record, read_metrics
 from n2n_core.tail import MetricsTail
 
@@ -31,6 +32,8 @@ def log_time_span(path: Path) -> tuple[float | None, float | None]:
                 return float(rec.time)
         return None
 
+    if not is_regular_file(path):
+        return None, None
     try:
         with open(path, "rb") as f:
             head = f.read(1 << 16)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import json
+from pathlib import Path
 
+import pytest
 import torch
 
 from n2n_core.config import load_preset
@@ -70,3 +72,165 @@ def test_resume_without_a_snapshot_is_a_clear_error(make_preset, tmp_path):
     p = make_preset(train__snapshot_every=0)
     run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
     assert_user_error(n2n("resume", run_dir), "no complete snapshot to resume from")
+
+
+# ---------------------------------------------------------------------------
+# a full disk at any write, a stop whose snapshot is lost, resume, orphans (issue 18)
+
+
+def _full_after(monkeypatch, cls, method: str, file_attr: str, n: int) -> None:
+    """From the ``n``-th call of ``cls.method`` on, its file is /dev/full: writes fail with ENOSPC."""
+    real = getattr(cls, method)
+    calls = []
+
+    def wrapped(self, *a, **k):
+        calls.append(1)
+        if len(calls) == n:
+            setattr(self, file_attr, open("/dev/full", "a", encoding="utf-8"))  # noqa: SIM115
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(cls, method, wrapped)
+
+
+def _tiny_run(make_preset, tmp_path):
+    p = make_preset(train__steps=8, train__snapshot_every=2, train__val_every=0, train__log_every=1)
+    return prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("where", ["metrics", "log"])
+def test_disk_full_while_logging_fails_the_run_and_keeps_snapshots(
+    where, make_preset, tmp_path, monkeypatch
+):
+    from n2n_core.console import RunConsole
+    from n2n_core.runs import MetricsWriter
+
+    run_dir = _tiny_run(make_preset, tmp_path)
+    if where == "metrics":
+        _full_after(monkeypatch, MetricsWriter, "write", "_f", 7)  # the train record of step 5
+    else:
+        _full_after(monkeypatch, RunConsole, "log_only", "_log", 3)
+    assert train_worker(run_dir) == "failed"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and info["exit_code"] == 1
+    assert "No space left on device" in info["reason"], info
+    snaps = sorted((run_dir / "snapshots").glob("snapshot-*.safetensors"))
+    assert snaps, "the snapshots written before the disk filled are kept"
+    read_snapshot(snaps[-1])
+    assert not (run_dir / "snapshots" / "final.safetensors").exists()
+    assert not list(run_dir.rglob(".*.tmp-*"))
+
+
+def test_disk_full_writing_samples_fails_the_run(make_preset, tmp_path, monkeypatch):
+    import n2n_core.atomic as atomic
+    from n2n_core.errors import UserError
+
+    p = make_preset(train__steps=4, train__val_every=2, train__snapshot_every=2)
+    run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
+    real = atomic.atomic_write_bytes
+
+    def write(path, data):
+        if path.parent.name == "samples":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(atomic, "atomic_write_bytes", write)
+    with pytest.raises(UserError, match="No space left"):
+        train_worker(run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "No space left" in info["reason"]
+
+
+def test_run_json_is_rewritten_in_place_when_the_disk_is_full(tmp_path, monkeypatch):
+    import n2n_core.runinfo as runinfo
+
+    runinfo.update_run_info(tmp_path, status="running", pid=1, name="x" * 200)
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runinfo, "atomic_write_text", full)
+    runinfo.update_run_info(tmp_path, status="failed", reason="disk full")
+    info = runinfo.read_run_info(tmp_path)
+    assert info.status == "failed" and info.reason == "disk full" and info.name == "x" * 200
+
+
+def test_stop_whose_snapshot_cannot_be_written_is_a_failure(make_preset, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import n2n_core.snapshots as snapshots
+
+    run_dir = _tiny_run(make_preset, tmp_path)
+    real_loss, real_write = ImageTask.loss, snapshots.atomic_write_bytes
+
+    def loss(self, pred, target, step):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_loss(self, pred, target, step)
+
+    def write(path, data):
+        if "00000003" in path.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(ImageTask, "loss", loss)
+    monkeypatch.setattr(snapshots, "atomic_write_bytes", write)
+    assert train_worker(run_dir) == "failed"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and info["exit_code"] != 0
+    assert "stopped by SIGTERM at step 3" in info["reason"]
+    assert "No space left on device" in info["reason"]
+
+
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("snapshot-every-0", "train.snapshot_every is 0"),
+        ("before-first", "before its first snapshot (train.snapshot_every: 50)"),
+        ("all-damaged", "2 damaged"),
+    ],
+)
+def test_resume_error_states_the_real_reason(case, needle, make_preset, tmp_path):
+    from n2n_core.errors import UserError
+
+    every = {"snapshot-every-0": 0, "before-first": 50, "all-damaged": 2}[case]
+    p = make_preset(train__steps=4, train__snapshot_every=every, train__val_every=0)
+    run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
+    if case == "all-damaged":
+        (run_dir / "snapshots").mkdir()
+        for step in (2, 4):
+            (run_dir / "snapshots" / f"snapshot-{step:08d}.safetensors").write_bytes(b"\0" * 64)
+    with pytest.raises(UserError) as e:
+        train_worker(run_dir, resume=True)
+    assert needle in str(e.value) and "snapshot_every was 0" not in str(e.value), str(e.value)
+
+
+def test_orphan_temp_files_of_dead_writers_are_removed(make_preset, tmp_path):
+    import subprocess
+    import sys
+
+    p = make_preset(train__steps=2, train__snapshot_every=0, train__val_every=0)
+    run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run_dir / "snapshots").mkdir()
+        orphans = [
+            run_dir / "snapshots" / f".snapshot-00000002.safetensors.tmp-{dead.pid}",
+            run_dir / f".run.json.tmp-{dead.pid}",
+        ]
+        kept = [
+            run_dir / "snapshots" / f".snapshot-00000004.safetensors.tmp-{alive.pid}",
+            run_dir / "snapshots" / ".notes.tmp-abc",
+            run_dir / "snapshots" / "user-file.tmp-1",
+        ]
+        for f in orphans + kept:
+            f.write_bytes(b"half")
+        assert train_worker(run_dir) == "finished"
+        assert not any(f.exists() for f in orphans)
+        assert all(f.exists() for f in kept)
+    finally:
+        alive.kill()
+        alive.wait()

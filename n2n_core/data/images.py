@@ -3,7 +3,8 @@
 Anything a user's disk holds must either load correctly or raise a ``UserError``
 naming the file: 16-bit images are scaled (not clipped) to 8 bits, grayscale is
 replicated to RGB, alpha is dropped, palette and CMYK are converted, and a
-decompression bomb is refused before it is decoded.
+decompression bomb is refused before it is decoded. EXIF orientation is applied,
+and only regular files are opened (a FIFO would block).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
+from ..filecheck import check_regular
 
 IMAGE_EXTENSIONS = (
     ".png",
@@ -67,10 +69,7 @@ def _to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
 def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """An image as uint8 (H, W, channels). ``channels`` is 3 (RGB) or 1 (luma)."""
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: image not found")
-    if p.is_dir():
-        raise UserError(f"{p}: is a folder, expected an image file")
+    check_regular(p, "image", "an image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -84,7 +83,10 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
                 if w < 1 or h < 1:
                     raise UserError(f"{p}: image has no pixels")
                 im.load()
-                arr = _convert(im, channels)
+                # Pixels as a viewer shows them: a phone photo stored sideways with an
+                # EXIF orientation tag is turned upright, so the result matches the input.
+                upright = ImageOps.exif_transpose(im)
+                arr = _convert(upright, channels)
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

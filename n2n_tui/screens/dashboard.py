@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, Log
 from textual.worker import get_current_worker
 
+from n2n_core.errors import UserError
 from n2n_core.runinfo import RunInfo, effective_status, read_run_info, unreadable_status
 
 from ..feed import LogTail, MetricsFollower, RunFeed, event_line
@@ -114,7 +115,7 @@ class DashboardScreen(BaseScreen):
             return unreadable_status(self.run_dir)
         if self.replay:
             return self.info.status or "finished"
-        return effective_status(self.info)
+        return effective_status(self.info, self.run_dir)
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False, name="follow run")
     def follow(self) -> None:
@@ -246,40 +247,49 @@ class DashboardScreen(BaseScreen):
             return
         # run.json alone says whether and where it runs: no metrics read on the UI thread.
         info = read_run_info(self.run_dir)
-        if info is None or effective_status(info) != "running" or info.pid is None:
+        if info is None or effective_status(info, self.run_dir) != "running":
             self.notify(f"{self.run_dir.name} is not running; nothing to stop", title="Stop")
             return
         if not info.on_this_host:
-            self.notify(f"runs on {info.host}; stop it there", title="Stop", severity="warning")
+            self.notify(
+                f"runs on {info.host}; stop it there",
+                title="Stop",
+                severity="warning",
+                markup=False,
+            )
             return
-        pid = info.pid
         body = (
-            f"Stop {self.run_dir.name} (pid {pid})?\n\nSIGTERM goes to its process group; "
-            "it writes a snapshot and ends. Press r later to resume."
+            f"Stop {self.run_dir.name} (pid {info.pid})?\n\nSIGTERM goes to its process group "
+            "and every rank; it writes a snapshot and ends. Press r later to resume."
         )
 
         def done(yes: bool | None) -> None:
             self._stop_modal = None
             if yes:
-                self._note = "stopping…"
-                self.stop(pid)
+                self.stop()
 
         self._stop_modal = ConfirmModal("Stop run", body, yes="Stop", danger=True)
         self.app.push_screen(self._stop_modal, done)
 
     @work(thread=True, exclusive=True, group="stop", exit_on_error=False, name="stop")
-    def stop(self, pid: int) -> None:
+    def stop(self) -> None:
+        self._note = "stopping…"
         try:
-            result = stop_run(pid)
-        except PermissionError:
+            result = stop_run(self.run_dir)
+        except (PermissionError, UserError) as e:
             self._note = ""
-            self.app.call_from_thread(
-                self.app.push_screen,
-                ErrorModal("Stop failed", f"no permission to signal pid {pid}"),
-            )
+            why = str(e) if isinstance(e, UserError) else "no permission to signal the run"
+            self.app.call_from_thread(self.app.push_screen, ErrorModal("Stop failed", why))
             return
         self.app.rescan()
-        self.app.call_from_thread(self.notify, f"{self.run_dir.name}: {result}", title="Stop")
+        if result.outcome == "refused":
+            self.app.call_from_thread(
+                self.app.push_screen, ErrorModal("Stop refused", result.reason)
+            )
+            return
+        self.app.call_from_thread(
+            lambda: self.notify(f"{self.run_dir.name}: {result}", title="Stop", markup=False)
+        )
 
     def action_resume(self) -> None:
         why = self._why_not("resume")
@@ -299,7 +309,7 @@ class DashboardScreen(BaseScreen):
             code = started.proc.poll()
             if code is not None:
                 break
-            if effective_status(read_run_info(self.run_dir)) == "running":
+            if effective_status(read_run_info(self.run_dir), self.run_dir) == "running":
                 break
             time.sleep(0.1)
         self.app.rescan()

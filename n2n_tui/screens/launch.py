@@ -32,7 +32,14 @@ from n2n_core.errors import UserError
 from n2n_core.runs import list_run_dirs
 
 from .. import presetform as pf
-from ..procs import LaunchSpec, launch_log_path, split_overrides, start_detached, tail_text
+from ..procs import (
+    LaunchSpec,
+    launch_log_path,
+    run_core,
+    split_overrides,
+    start_detached,
+    tail_text,
+)
 from ..widgets.common import ConfirmModal, ErrorModal
 from .base import BaseScreen
 from .presets import PresetEntry, load_presets
@@ -97,7 +104,9 @@ class LaunchScreen(BaseScreen):
         "The command shown at the bottom is exactly what is started, as a separate "
         "process: closing the TUI does not stop it. ctrl+l (or the button) asks once "
         "more, showing the command; Enter in a field only moves to the next one. Once "
-        "its run folder appears the dashboard opens."
+        "its run folder appears the dashboard opens. A sweep grid (KEY=V1,V2 …) starts "
+        "a sweep instead, and 'queue' waits until the devices are free (no other sweep "
+        "or queued run holds them); both open the Sweeps screen."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -218,6 +227,20 @@ class LaunchScreen(BaseScreen):
                 )
                 over.cursor_blink = blink
                 yield over
+            with Horizontal(classes="field-row"):
+                yield Label("sweep grid", classes="field-label")
+                grid = Input(
+                    placeholder="KEY=V1,V2 …   e.g. train.lr=1e-3,3e-4 noise.type=gaussian,poisson",
+                    id="launch-grid",
+                    classes="field-editor -wide",
+                )
+                grid.cursor_blink = blink
+                yield grid
+            with Horizontal(classes="field-row"):
+                yield Label("start", classes="field-label")
+                with RadioSet(id="launch-when"):
+                    yield RadioButton("now", value=True, id="when-now")
+                    yield RadioButton("queue (when devices are free)", id="when-queue")
             yield Static("", id="launch-error", classes="field-error")
             yield Static("", id="launch-warning", classes="field-warning")
             yield Label("command", classes="dialog-sub")
@@ -236,7 +259,7 @@ class LaunchScreen(BaseScreen):
         self.sub_title = f"results: {self.app.results_dir}"
         if not self.entries:
             self.query_one("#launch-error", Static).update(
-                f"no valid presets in {self.app.presets_dir}; create one in Presets (p)"
+                Text(f"no valid presets in {self.app.presets_dir}; create one in Presets (p)")
             )
         self._apply_preset_defaults()
         self.query_one("#launch-preset", Select).focus()
@@ -305,6 +328,7 @@ class LaunchScreen(BaseScreen):
         self.query_one(f"#{m['nproc']}", RadioButton).value = True
         self.query_one("#launch-name", Input).value = m["name"]
         self.query_one("#launch-overrides", Input).value = m["overrides"]
+        self.query_one("#launch-grid", Input).value = m["grid"]
 
     def _remember(self) -> None:
         preset = self.query_one("#launch-preset", Select).value
@@ -319,6 +343,7 @@ class LaunchScreen(BaseScreen):
             "precision": str(self.query_one("#launch-precision", Select).value),
             "name": self.query_one("#launch-name", Input).value,
             "overrides": self.query_one("#launch-overrides", Input).value,
+            "grid": self.query_one("#launch-grid", Input).value,
         }
 
     def nproc(self) -> int | None:
@@ -356,8 +381,15 @@ class LaunchScreen(BaseScreen):
         if n is not None:
             fields["runtime.nproc"] = ("processes", n)
         problems += launch_problems(e.path, e.data, overrides, fields)
+        grid = split_overrides(self.query_one("#launch-grid", Input).value)
+        problems += [
+            f"sweep grid: {g!r} is not KEY=V1,V2"
+            for g in grid
+            if "=" not in g or not g.partition("=")[2].strip()
+        ]
         if problems:
             return None, problems
+        when = self.query_one("#launch-when", RadioSet).pressed_button
         spec = LaunchSpec(
             preset=e.path,
             name=name,
@@ -366,6 +398,8 @@ class LaunchScreen(BaseScreen):
             precision=precision if precision != rt.precision else None,
             overrides=overrides,
             results_dir=self.app.results_dir,
+            grid=grid,
+            queue=bool(when and when.id == "when-queue"),
         )
         return spec, []
 
@@ -443,10 +477,14 @@ class LaunchScreen(BaseScreen):
                 self.query_one("#launch-status", Static).update(Text(f"starting: {spec.display()}"))
                 self.start(spec)
 
-        self.app.push_screen(ConfirmModal("Launch this run?", body, yes="Launch"), answered)
+        what = "Start this sweep?" if spec.is_sweep else "Launch this run?"
+        self.app.push_screen(ConfirmModal(what, body, yes="Launch"), answered)
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, name="launch")
     def start(self, spec: LaunchSpec) -> None:
+        if spec.is_sweep:
+            self._start_sweep(spec)
+            return
         before = {p.name for p in list_run_dirs(spec.results_dir)}
         out = launch_log_path(spec.results_dir, spec.name)
         try:
@@ -499,6 +537,32 @@ class LaunchScreen(BaseScreen):
                 tail_text(out),
             )
         )
+
+    def _start_sweep(self, spec: LaunchSpec) -> None:
+        """``sweep ... --detach`` checks every point, writes the sweep and returns at once."""
+        res = run_core(spec.args(), timeout=APPEAR_TIMEOUT_S)
+        if not res.ok:
+            self.post_message(
+                self.Failed(
+                    "Sweep did not start",
+                    f"{spec.display()}\n\n{res.error_line()}",
+                    [ln for ln in res.stderr.splitlines() if ln.strip()][:12],
+                )
+            )
+            return
+        self.app.rescan()
+        self.post_message(self.SweepStarted())
+
+    @dataclass
+    class SweepStarted(Message):
+        pass
+
+    @on(SweepStarted)
+    def _sweep_started(self) -> None:
+        from .sweeps import SweepsScreen
+
+        self.launching = False
+        self.app.switch_screen(SweepsScreen())
 
     @on(Launched)
     def _launched(self, event: Launched) -> None:

@@ -94,7 +94,19 @@ class PresetsScreen(BaseScreen):
         self.reload()
 
     def reload(self) -> None:
-        self.entries = load_presets(self.app.presets_dir)
+        self._load()
+
+    @work(thread=True, exclusive=True, group="presets", exit_on_error=False, name="load presets")
+    def _load(self) -> None:
+        # Parsing user files is kept off the UI thread: however large or hostile a
+        # preset is, the screen stays responsive while it is read.
+        entries = load_presets(self.app.presets_dir)
+        self.app.call_from_thread(self._show, entries)
+
+    def _show(self, entries: list[PresetEntry]) -> None:
+        if not self.is_mounted:  # left before the files were read
+            return
+        self.entries = entries
         rows = []
         err_style = f"bold {self.app.current_theme.error}"
         for e in self.entries:
@@ -123,7 +135,7 @@ class PresetsScreen(BaseScreen):
         self.query_one(RunsTable).sync(rows)
         if not self.entries:
             self.query_one("#preset-detail", Static).update(
-                f"no presets in {self.app.presets_dir} (expected *.yaml files)"
+                Text(f"no presets in {self.app.presets_dir} (expected *.yaml files)")
             )
         else:
             self._detail()
@@ -140,7 +152,7 @@ class PresetsScreen(BaseScreen):
             try:
                 box.update(Text(e.path.read_text(encoding="utf-8").rstrip()))
             except (OSError, UnicodeDecodeError) as err:
-                box.update(f"{e.path}: {err}")
+                box.update(Text(f"{e.path}: {err}"))
 
     def selected(self) -> PresetEntry | None:
         key = self.query_one(RunsTable).current_key()
@@ -161,7 +173,9 @@ class PresetsScreen(BaseScreen):
         if e is None:
             return
         if e.preset is None or e.data is None:
-            self.notify(e.error or "invalid preset", title="Cannot edit", severity="error")
+            self.notify(
+                e.error or "invalid preset", title="Cannot edit", severity="error", markup=False
+            )
             return
         self.app.push_screen(PresetEditorScreen(e.path, e.data, e.preset))
 
@@ -252,7 +266,7 @@ class PresetEditorScreen(BaseScreen):
 
         def saved(path: Path | None) -> None:
             if path:
-                self.notify(f"saved {path}", title="Preset saved")
+                self.notify(f"saved {path}", title="Preset saved", markup=False)
                 self.app.pop_screen()
 
         self.app.push_screen(SavePresetModal(self.path, self.data, new_data, target), saved)
@@ -286,7 +300,7 @@ class SavePresetModal(ModalScreen[Path | None]):
                 )
             yield Static("", id="save-desc-warning", classes="field-warning")
             yield Static("", id="save-error", classes="field-error")
-            yield Label(f"changes from {self.original.name}:", classes="dialog-sub")
+            yield Label(Text(f"changes from {self.original.name}:"), classes="dialog-sub")
             with VerticalScroll(classes="dialog-scroll"):
                 yield Static("", id="save-diff")
             with Horizontal(classes="dialog-buttons"):

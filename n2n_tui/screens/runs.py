@@ -11,28 +11,50 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Input, Static
 
+from n2n_core.runfilter import RunQuery, read_run_preset
+from n2n_core.runinfo import retag_run, run_tags, set_run_note
 from n2n_core.runs import RunSummary
 
 from .. import formatting as fmt
 from ..runindex import is_local
-from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
+from ..sorting import SortOrder
+from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
 
 # What tells runs apart comes first: a narrow terminal cuts off the right end.
 COLUMNS = (
-    ("", 1),
-    ("ID", 5),
-    ("Name", 24),
-    ("Status", 13),
-    ("Step", 11),
-    ("Best", 6),
-    ("Last", 6),
-    ("Device", 8),
-    ("Prec", 4),
-    ("ms/step", 7),
-    ("Started", 9),
+    ("mark", "", 1),
+    ("id", "ID", 5),
+    ("name", "Name", 24),
+    ("status", "Status", 13),
+    ("step", "Step", 11),
+    ("best", "Best", 6),
+    ("last", "Last", 6),
+    ("device", "Device", 8),
+    ("prec", "Prec", 4),
+    ("ms", "ms/step", 7),
+    ("started", "Started", 9),
+    ("tags", "Tags", 14),
 )
+SORTABLE = [key for key, _, _ in COLUMNS if key != "mark"]
+
+
+def _value(r: RunSummary, col: str):
+    """What a column sorts by: the value, not its text."""
+    return {
+        "id": r.run_id,
+        "name": r.name,
+        "status": r.status,
+        "device": f"{r.device}×{r.world_size}",
+        "prec": r.precision,
+        "step": r.step,
+        "best": r.best_psnr,
+        "last": r.last_psnr,
+        "ms": r.ms_per_step,
+        "started": r.started,
+        "tags": " ".join(run_tags(r.info)) or None,
+    }[col]
 
 
 def relaunch(screen: BaseScreen, run_dir: Path) -> None:
@@ -52,7 +74,9 @@ class RunsScreen(BaseScreen):
 
     HELP = (
         "Every run folder under the results dir, updated live. Runs started "
-        "elsewhere (a shell, a cluster node) appear by themselves."
+        "elsewhere (a shell, a cluster node) appear by themselves. The filter takes "
+        "words, +TAG and KEY=VALUE on any preset key (noise.type=poisson). Click a "
+        "column header (or press o) to sort by it, again to reverse."
     )
     BINDINGS = [
         Binding("enter", "open", "Open"),
@@ -65,6 +89,10 @@ class RunsScreen(BaseScreen):
         Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("p", "presets", "Presets"),
         Binding("d", "delete", "Delete"),
+        Binding("w", "sweeps", "Sweeps"),
+        Binding("o", "sort", "Sort"),
+        Binding("t", "tag", "Tags"),
+        Binding("n", "note", "Note"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -73,19 +101,21 @@ class RunsScreen(BaseScreen):
         super().__init__()
         self.marked: set[str] = set()
         self.filter_text = ""
+        self.order = SortOrder()
+        self._presets: dict[Path, dict] = {}  # resolved presets never change: read once
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: name, status, device…  (/)", id="runs-filter")
-        yield RunsTable(flex="Name", min_flex=12, id="runs-table")
+        yield Input(
+            placeholder="filter: name, status, +tag, noise.type=poisson…  (/)", id="runs-filter"
+        )
+        yield RunsTable(flex="name", min_flex=12, id="runs-table")
         yield Static("", id="runs-info", classes="info-line")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(RunsTable)
-        for label, width in COLUMNS:
-            table.add_column(label, width=width, key=label or "mark")
-        table.fit_columns()
+        self._headers()
         self.query_one("#runs-filter", Input).cursor_blink = not self.app.is_headless
         self.app.runs_changed.subscribe(self, self._rows_changed)
         self.set_interval(15, self._refresh_ages)
@@ -95,15 +125,40 @@ class RunsScreen(BaseScreen):
     # -- drawing -----------------------------------------------------------------
 
     def _visible(self, rows: list[RunSummary]) -> list[RunSummary]:
-        words = self.filter_text.lower().split()
-        if not words:
+        query = RunQuery.parse(self.filter_text)
+        if not (query.words or query.tags or query.keys):
             return rows
         out = []
         for r in rows:
-            hay = f"{r.run_id:05d} {r.name} {r.status} {r.device} {r.precision} {_host(r) or ''}".lower()
-            if all(w in hay for w in words):
+            hay = f"{r.run_id:05d} {r.name} {r.status} {r.device} {r.precision} {_host(r) or ''}"
+            preset = self._preset(r.path) if query.needs_preset else None
+            if query.matches(r.path, r.info, hay, preset):
                 out.append(r)
         return out
+
+    def _preset(self, path: Path) -> dict:
+        if path not in self._presets:
+            self._presets[path] = read_run_preset(path)
+        return self._presets[path]
+
+    def _headers(self) -> None:
+        table = self.query_one(RunsTable)
+        table.reset_columns()
+        for key, label, width in COLUMNS:
+            table.add_column(self.order.label(key, label), width=width, key=key)
+        table.fit_columns()
+
+    @on(RunsTable.HeaderSelected)
+    def _header(self, event: RunsTable.HeaderSelected) -> None:
+        if event.column_key.value in SORTABLE:
+            self.order.toggle(event.column_key.value)
+            self._headers()
+            self._rows_changed(self.app.rows)
+
+    def action_sort(self) -> None:
+        self.order.next_column(SORTABLE)
+        self._headers()
+        self._rows_changed(self.app.rows)
 
     def _cells(self, r: RunSummary, now: float) -> tuple:
         app = self.app
@@ -126,13 +181,14 @@ class RunsScreen(BaseScreen):
             r.precision if r.info is not None else fmt.DASH,
             fmt.ms(r.ms_per_step),
             fmt.age(r.started, now),
+            Text(" ".join(run_tags(r.info))),
         )
 
     def _rows_changed(self, rows: list[RunSummary]) -> None:
         now = self.app.clock()
         visible = self._visible(rows)
         # Newest first: the run you just started is at the top.
-        visible = list(reversed(visible))
+        visible = self.order.apply(list(reversed(visible)), _value)
         table = self.query_one(RunsTable)
         table.sync([(r.path.name, self._cells(r, now)) for r in visible])
         self._update_info(rows, visible)
@@ -140,7 +196,7 @@ class RunsScreen(BaseScreen):
     def _update_info(self, rows: list[RunSummary], visible: list[RunSummary]) -> None:
         info = self.query_one("#runs-info", Static)
         if not self.app.rows_loaded:
-            info.update(f"reading {self.app.results_dir} …")
+            info.update(Text(f"reading {self.app.results_dir} …"))
             return
         running = sum(1 for r in rows if r.status == "running")
         parts = [f"{len(rows)} run{'s' if len(rows) != 1 else ''}"]
@@ -153,7 +209,7 @@ class RunsScreen(BaseScreen):
         parts.append(f"results: {self.app.results_dir}")
         if not rows:
             parts.append("no runs yet — press l to launch one, p for presets")
-        info.update("  ·  ".join(parts))
+        info.update(Text("  ·  ".join(parts)))
 
     def _refresh_ages(self) -> None:
         self._rows_changed(self.app.rows)
@@ -204,6 +260,56 @@ class RunsScreen(BaseScreen):
                 return
         self.app.push_screen(CompareScreen(paths))
 
+    def action_sweeps(self) -> None:
+        from .sweeps import SweepsScreen
+
+        self.app.push_screen(SweepsScreen())
+
+    def action_tag(self) -> None:
+        row = self.selected()
+        if not row or row.info is None:
+            return
+        old = run_tags(row.info)
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            new = [t.lstrip("+") for t in text.split()]
+            changes = [f"-{t}" for t in old if t not in new] + [f"+{t}" for t in new]
+            if changes:
+                self.edit_run(row.path, "tags", changes)
+
+        hint = "Space-separated tags (letters, digits, ._:/-); clear the line to remove all."
+        self.app.push_screen(InputModal(f"Tags of {row.path.name}", hint, " ".join(old)), done)
+
+    def action_note(self) -> None:
+        row = self.selected()
+        if not row or row.info is None:
+            return
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                self.edit_run(row.path, "note", text)
+
+        hint = "A note kept in run.json (empty clears it)."
+        self.app.push_screen(
+            InputModal(f"Note of {row.path.name}", hint, row.info.note or ""), done
+        )
+
+    @work(thread=True, group="edit", exit_on_error=False, name="edit run")
+    def edit_run(self, path: Path, what: str, value) -> None:
+        from n2n_core.errors import UserError
+
+        try:
+            if what == "tags":
+                retag_run(path, value)
+            else:
+                set_run_note(path, value)
+        except UserError as e:
+            self.app.call_from_thread(self.app.push_screen, ErrorModal(f"{what} not saved", str(e)))
+            return
+        self.app.rescan()
+
     def action_launch(self) -> None:
         from .launch import LaunchScreen
 
@@ -246,6 +352,7 @@ class RunsScreen(BaseScreen):
                 f"{row.path.name} is running{where}; stop it first (open it, then x)",
                 title="Not deleted",
                 severity="warning",
+                markup=False,
             )
             return
         body = (

@@ -81,7 +81,7 @@ class SnapshotsScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"snapshots of {self.run_dir}", id="snap-title", classes="info-line")
+        yield Static(Text(f"snapshots of {self.run_dir}"), id="snap-title", classes="info-line")
         yield RunsTable(flex="Validated", min_flex=16, id="snap-table")
         yield Static("", id="snap-result", classes="result-box")
         yield Footer()
@@ -134,11 +134,17 @@ class SnapshotsScreen(BaseScreen):
         title = self.query_one("#snap-title", Static)
         if not snaps:
             title.update(
-                f"{self.run_dir}: no snapshots yet (they are written every snapshot_every steps and at the end)"
+                Text(
+                    f"{self.run_dir}: no snapshots yet "
+                    "(they are written every snapshot_every steps and at the end)"
+                )
             )
         else:
             title.update(
-                f"{len(snaps)} file{'s' if len(snaps) > 1 else ''} in {self.run_dir / 'snapshots'}"
+                Text(
+                    f"{len(snaps)} file{'s' if len(snaps) > 1 else ''} "
+                    f"in {self.run_dir / 'snapshots'}"
+                )
             )
 
     def selected(self) -> Snapshot | None:
@@ -155,7 +161,7 @@ class SnapshotsScreen(BaseScreen):
         box = self.query_one("#snap-result", Static)
         box.display = True
         box.set_class(error, "-error")
-        box.update(text if isinstance(text, Text) else Text(text))
+        box.update(Text(text) if isinstance(text, str) else text)
 
     # -- validate ----------------------------------------------------------------
 

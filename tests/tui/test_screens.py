@@ -195,6 +195,7 @@ async def test_presets_list_and_editor_validate_as_you_type(make_app, presets: P
         await pilot.press("p")
         screen = app.screen
         assert isinstance(screen, PresetsScreen)
+        await wait_for(pilot, lambda: screen.entries)
         assert [e.path.name for e in screen.entries] == [
             "broken.yaml",
             "poisson-long.yaml",

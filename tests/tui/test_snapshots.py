@@ -59,7 +59,7 @@ def test_replay_final_state(snap_compare, make_app, results):
 def test_preset_editor_with_an_error(snap_compare, make_app):
     async def before(pilot):
         await pilot.press("p")
-        await pilot.pause()
+        await wait_for(pilot, lambda: pilot.app.screen.entries)
         pilot.app.screen.query_one("RunsTable").move_cursor(row=2)
         await pilot.press("e")
         await pilot.pause()

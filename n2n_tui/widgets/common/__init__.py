@@ -1,4 +1,4 @@
-from .modals import ConfirmModal, ErrorModal, PathModal, TextModal
+from .modals import ConfirmModal, ErrorModal, InputModal, PathModal, TextModal
 from .table import RunsTable
 
-__all__ = ["ConfirmModal", "ErrorModal", "PathModal", "RunsTable", "TextModal"]
+__all__ = ["ConfirmModal", "ErrorModal", "InputModal", "PathModal", "RunsTable", "TextModal"]

@@ -184,9 +184,9 @@ class PathModal(ModalScreen[Path | None]):
             return
         p = Path(text).expanduser()
         if not p.exists():
-            err.update(f"{p}: does not exist")
+            err.update(Text(f"{p}: does not exist"))
         elif self.want_dir and not p.is_dir():
-            err.update(f"{p}: not a folder")
+            err.update(Text(f"{p}: not a folder"))
         else:
             self.dismiss(p)
 
@@ -200,6 +200,41 @@ class PathModal(ModalScreen[Path | None]):
             self._submit()
         else:
             self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class InputModal(ModalScreen[str | None]):
+    """Ask for one line of text (a run's tags, its note); dismisses with it, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, hint: str, value: str = ""):
+        super().__init__(classes="dialog")
+        self.title_text, self.hint, self.value = title, hint, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(Text(self.hint), classes="dialog-body")
+            yield Input(self.value, id="text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK (enter)", variant="primary", id="ok")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        inp = self.query_one(Input)
+        inp.cursor_blink = not self.app.is_headless
+        inp.focus()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.dismiss(self.query_one(Input).value)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.query_one(Input).value if event.button.id == "ok" else None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

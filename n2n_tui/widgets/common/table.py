@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -56,7 +57,12 @@ class RunsTable(DataTable):
             self.refresh()
 
     def sync(self, rows: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
-        """Show exactly ``rows`` (key, cells) in this order, touching only what changed."""
+        """Show exactly ``rows`` (key, cells) in this order, touching only what changed.
+
+        A ``str`` cell is shown as plain text: DataTable would parse it as rich markup,
+        and cells hold data from files (a run folder named ``00031-[bold red]x``).
+        """
+        rows = [(k, tuple(_plain(c) for c in cells)) for k, cells in rows]
         keys = [k for k, _ in rows]
         if keys != list(self._cells):
             current = self.current_key()
@@ -78,6 +84,11 @@ class RunsTable(DataTable):
                     self.update_cell(key, columns[i], b)
             self._cells[key] = cells
 
+    def reset_columns(self) -> None:
+        """Drop every column and row (the caller adds the new columns, then syncs rows)."""
+        self.clear(columns=True)
+        self._cells = {}
+
     def current_key(self) -> str | None:
         if not self.row_count:
             return None
@@ -86,3 +97,7 @@ class RunsTable(DataTable):
         except Exception:  # noqa: BLE001 - cursor outside the table
             return None
         return key.value
+
+
+def _plain(cell: Any) -> Any:
+    return Text(cell, end="") if isinstance(cell, str) else cell

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -204,7 +205,7 @@ class PresetForm(VerticalScroll):
         for wid, spec in self.specs.items():
             for err in self.query(f"#err-{wid}").results(Static):
                 msg = self.errors.get(spec.key, "")
-                err.update(msg)
+                err.update(Text(msg))
                 if msg:
                     shown.add(spec.key)
                 err.parent.set_class(bool(msg), "-invalid")
@@ -219,7 +220,7 @@ class PresetForm(VerticalScroll):
                 )
             ]
             box = self.query_one(f"#err-sec-{section}", Static)
-            box.update("\n".join(msgs))
+            box.update(Text("\n".join(msgs)))
             box.display = bool(msgs)
         self.post_message(self.Changed(self, self.preset, self.errors))
 

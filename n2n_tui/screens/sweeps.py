@@ -1,0 +1,302 @@
+"""Sweeps: every sweep with its progress; a sweep's points as a table, one column per grid key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from .. import formatting as fmt
+from ..procs import run_core, start_detached
+from ..sorting import SortOrder
+from ..sweepindex import PointRow, SweepIndex, SweepRow
+from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
+from ..widgets.common.status import status_text
+from .base import BaseScreen
+
+SWEEP_COLUMNS = (
+    ("id", "ID", 5),
+    ("name", "Name", 24),
+    ("status", "Status", 13),
+    ("progress", "Done", 9),
+    ("running", "Running", 7),
+    ("failed", "Failed", 6),
+    ("executor", "Executor", 8),
+    ("created", "Created", 9),
+)
+POINT_TAIL = (
+    ("status", "Status", 13),
+    ("step", "Step", 11),
+    ("best", "Best", 6),
+    ("last", "Last", 6),
+    ("job", "Job", 14),
+    ("run", "Run", 22),
+)
+
+
+def _sweep_value(r: SweepRow, col: str):
+    return {
+        "id": r.key,
+        "name": r.name,
+        "status": r.status,
+        "progress": r.done / r.total if r.total else 0,
+        "running": r.running,
+        "failed": r.failed,
+        "executor": r.executor,
+        "created": r.created,
+    }[col]
+
+
+def _point_value(p: PointRow, col: str):
+    if col.startswith("grid:"):
+        return p.params.get(col[5:])
+    return {
+        "#": p.index,
+        "status": p.status,
+        "step": p.step,
+        "best": p.best_psnr,
+        "last": p.last_psnr,
+        "job": p.job or None,
+        "run": p.key,
+    }[col]
+
+
+class SweepsScreen(BaseScreen):
+    """Sweeps above, the chosen sweep's points below; sort either by any column."""
+
+    HELP = (
+        "Every sweep under the results dir (n2n-core sweep). Choose one to see its "
+        "points: one column per grid key, status, step, best and last PSNR. Click a "
+        "column header (or press o) to sort by it, again to reverse. enter on a point "
+        "opens its dashboard."
+    )
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("enter", "open", "Open"),
+        Binding("o", "sort", "Sort"),
+        Binding("x", "cancel_sweep", "Cancel sweep"),
+        Binding("r", "resume_sweep", "Resume sweep"),
+        Binding("tab", "focus_next", "Switch table", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index: SweepIndex | None = None
+        self.sweeps: list[SweepRow] = []
+        self.chosen: str | None = None
+        self.sweep_order = SortOrder()
+        self.point_order = SortOrder()
+        self._point_columns: tuple[str, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield RunsTable(id="sweeps-table")
+        yield Static("", id="sweeps-info", classes="info-line")
+        yield RunsTable(id="points-table")
+        yield Static("", id="points-info", classes="info-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.index = SweepIndex(self.app.results_dir)
+        self._sweep_headers()
+        self.app.runs_changed.subscribe(self, lambda rows: self.refresh_sweeps())
+        self.set_interval(max(self.app.poll_interval, 0.5), self.refresh_sweeps)
+        self.refresh_sweeps()
+        self.query_one("#sweeps-table", RunsTable).focus()
+
+    # -- data ------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="sweeps", exit_on_error=False, name="sweep scan")
+    def refresh_sweeps(self) -> None:
+        rows = self.index.scan(list(self.app.rows)) if self.index else []
+        self.app.call_from_thread(self._show, rows)
+
+    def _show(self, rows: list[SweepRow]) -> None:
+        self.sweeps = rows
+        table = self.query_one("#sweeps-table", RunsTable)
+        ordered = self.sweep_order.apply(list(reversed(rows)), _sweep_value)
+        table.sync([(r.key, self._sweep_cells(r)) for r in ordered])
+        if self.chosen is None and ordered:
+            self.chosen = table.current_key() or ordered[0].key
+        info = self.query_one("#sweeps-info", Static)
+        if not rows:
+            info.update(
+                f"no sweeps in {self.app.results_dir / 'sweeps'} — start one with "
+                "`n2n-core sweep PRESET --grid KEY=V1,V2` or from Launch"
+            )
+        else:
+            running = sum(r.status == "running" for r in rows)
+            info.update(f"{len(rows)} sweep(s), {running} running")
+        self._show_points()
+
+    def _sweep_cells(self, r: SweepRow) -> tuple:
+        return (
+            r.key.split("-", 1)[0],
+            Text(r.name),
+            status_text(self.app, r.status),
+            f"{r.done}/{r.total}",
+            str(r.running) if r.running else fmt.DASH,
+            Text(str(r.failed), style="bold red") if r.failed else fmt.DASH,
+            r.executor,
+            fmt.age(r.created, self.app.clock()),
+        )
+
+    def current_sweep(self) -> SweepRow | None:
+        return next((s for s in self.sweeps if s.key == self.chosen), None)
+
+    def _show_points(self) -> None:
+        sweep = self.current_sweep()
+        table = self.query_one("#points-table", RunsTable)
+        columns = ("#",) + tuple(f"grid:{k}" for k in (sweep.grid_keys if sweep else ()))
+        columns += tuple(c for c, _, _ in POINT_TAIL)
+        if columns != self._point_columns:
+            self._point_columns = columns
+            table.reset_columns()
+            self._point_headers(table)
+        if sweep is None:
+            table.sync([])
+            self.query_one("#points-info", Static).update("")
+            return
+        points = self.point_order.apply(list(sweep.points), _point_value)
+        table.sync([(p.key, self._point_cells(p)) for p in points])
+        msg = f"{sweep.path}: {sweep.status}"
+        if sweep.message:
+            msg += f" — {sweep.message}"
+        self.query_one("#points-info", Static).update(Text(msg))
+
+    def _point_cells(self, p: PointRow) -> tuple:
+        best = Text(fmt.psnr(p.best_psnr), style="bold") if p.best_psnr is not None else fmt.DASH
+        return (
+            str(p.index),
+            *(Text(v) for v in p.params_text),
+            status_text(self.app, p.status),
+            fmt.steps(p.step, p.total_steps),
+            best,
+            fmt.psnr(p.last_psnr),
+            Text(p.job) if p.job else fmt.DASH,
+            Text(p.key),
+        )
+
+    # -- headers and sorting -----------------------------------------------------------
+
+    def _sweep_headers(self) -> None:
+        table = self.query_one("#sweeps-table", RunsTable)
+        table.reset_columns()
+        for key, label, width in SWEEP_COLUMNS:
+            table.add_column(self.sweep_order.label(key, label), width=width, key=key)
+        if self.sweeps:
+            self._show(self.sweeps)
+
+    def _point_headers(self, table: RunsTable) -> None:
+        widths = {c: w for c, _, w in POINT_TAIL}
+        labels = {c: label for c, label, _ in POINT_TAIL}
+        for col in self._point_columns:
+            label = "#" if col == "#" else col[5:] if col.startswith("grid:") else labels[col]
+            width = (
+                3
+                if col == "#"
+                else max(8, min(len(label), 20))
+                if col.startswith("grid:")
+                else widths[col]
+            )
+            table.add_column(self.point_order.label(col, label), width=width, key=col)
+
+    def _resort_points(self) -> None:
+        table = self.query_one("#points-table", RunsTable)
+        table.reset_columns()
+        self._point_headers(table)
+        self._show_points()
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        column = event.column_key.value or ""
+        if event.data_table.id == "sweeps-table":
+            self.sweep_order.toggle(column)
+            self._sweep_headers()
+        else:
+            self.point_order.toggle(column)
+            self._resort_points()
+
+    def action_sort(self) -> None:
+        if self.focused and self.focused.id == "sweeps-table":
+            self.sweep_order.next_column([c for c, _, _ in SWEEP_COLUMNS])
+            self._sweep_headers()
+        else:
+            self.point_order.next_column(list(self._point_columns))
+            self._resort_points()
+
+    # -- actions -------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#sweeps-table")
+    def _sweep_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key else None
+        if key and key != self.chosen:
+            self.chosen = key
+            self._show_points()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        from .dashboard import DashboardScreen
+
+        if self.focused and self.focused.id == "sweeps-table":
+            self.query_one("#points-table", RunsTable).focus()
+            return
+        sweep = self.current_sweep()
+        key = self.query_one("#points-table", RunsTable).current_key()
+        point = next((p for p in sweep.points if p.key == key), None) if sweep else None
+        if point is None:
+            return
+        if not (point.run_dir / "run.json").exists():
+            self.notify(f"{point.run_dir}: no run folder", severity="warning")
+            return
+        self.app.push_screen(DashboardScreen(point.run_dir))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_cancel_sweep(self) -> None:
+        sweep = self.current_sweep()
+        if sweep is None:
+            return
+        if sweep.status not in ("running", "pending", "interrupted"):
+            self.notify(f"{sweep.key} is {sweep.status}", title="Nothing to cancel")
+            return
+        body = (
+            f"Cancel {sweep.path}?\n\nRunning points stop cleanly (each writes a snapshot); "
+            "pending points are not started. `r` resumes it later."
+        )
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.cancel_sweep(sweep.path)
+
+        self.app.push_screen(ConfirmModal("Cancel sweep", body, yes="Cancel sweep"), done)
+
+    @work(thread=True, exclusive=True, group="sweep-cancel", exit_on_error=False, name="cancel")
+    def cancel_sweep(self, path: Path) -> None:
+        res = run_core(["sweep", "cancel", str(path)], timeout=300)
+        if res.ok:
+            self.app.call_from_thread(self.notify, res.stdout.strip()[-200:], title="Sweep")
+        else:
+            self.app.call_from_thread(
+                self.app.push_screen, ErrorModal("Cancel failed", res.error_line())
+            )
+        self.app.rescan()
+
+    def action_resume_sweep(self) -> None:
+        sweep = self.current_sweep()
+        if sweep is None:
+            return
+        if sweep.status in ("running", "finished", "failed"):
+            self.notify(f"{sweep.key} is {sweep.status}", title="Nothing to resume")
+            return
+        started = start_detached(["sweep", "resume", str(sweep.path)], sweep.path / "scheduler.out")
+        self.app.children_started.append(started)
+        self.notify(f"scheduler started for {sweep.key}", title="Sweep")

@@ -1,0 +1,198 @@
+"""Issue 19 and 18.3: a killed launcher takes its ranks with it; signals to its pid stop every rank.
+
+Real ``--nproc 2`` CPU runs: the launcher is killed (SIGKILL to its pid alone,
+or the TUI's stop escalating to SIGKILL), then no process of the run is left
+within seconds, nothing more is written, and ``resume`` finishes bit-identical
+to a run left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import n2n
+from safetensors.torch import load_file
+
+from n2n_core.runinfo import effective_status, read_run_info
+from n2n_tui import procs
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal"),
+]
+
+STEPS = 24
+SETTINGS = dict(train__steps=STEPS, train__snapshot_every=4, train__val_every=0, train__log_every=4)
+
+
+def _final(run_dir: Path) -> dict[str, torch.Tensor]:
+    t = load_file(run_dir / "snapshots" / "final.safetensors")
+    return {k: v for k, v in t.items() if k.startswith("net.")}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, photo_dir, val_dir):
+    """Final weights of the same ``--nproc 2`` run, left alone."""
+    import yaml
+
+    d = tmp_path_factory.mktemp("ref")
+    preset = _preset(d, photo_dir, val_dir)
+    r = n2n("run", preset, "--nproc", "2", "--results-dir", d / "res")
+    assert r.code == 0, r.err
+    assert yaml.safe_load(preset.read_text())["train"]["steps"] == STEPS
+    return _final(d / "res" / "00000-tiny")
+
+
+def _preset(d: Path, photo_dir, val_dir) -> Path:
+    import yaml
+
+    data = {
+        "name": "tiny",
+        "task": "image",
+        "noise": {"type": "gaussian"},
+        "targets": "noisy",
+        "data": {"train": str(photo_dir), "val": str(val_dir), "samples": 1},
+        "train": {"steps": STEPS, "batch": 2, "crop": 32, "lr": 0.001, "seed": 0},
+        "runtime": {"device": "cpu", "precision": "fp32", "threads": 1},
+    }
+    for key, value in SETTINGS.items():
+        sect, name = key.split("__")
+        data[sect][name] = value
+    path = d / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _start(preset: Path, results: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "n2n_core.cli", "run", str(preset), "--nproc", "2"]
+        + ["--results-dir", str(results)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wait_for(pred, proc, timeout=180.0) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return True
+        if proc.poll() is not None:
+            return pred()
+        time.sleep(0.02)
+    return False
+
+
+def _processes_of(run_dir: Path) -> list[int]:
+    """Every live process whose command line names the run folder (torchrun, ranks)."""
+    want = str(run_dir.resolve()).encode()
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if want in cmd and state != "Z":
+            out.append(int(entry.name))
+    return out
+
+
+def _past_snapshot(run_dir: Path, step: int):
+    snap = run_dir / "snapshots" / f"snapshot-{step:08d}.safetensors"
+
+    def ready() -> bool:
+        info = read_run_info(run_dir)
+        return info is not None and info.ranks is not None and snap.exists()
+
+    return ready
+
+
+def _assert_nothing_left(run_dir: Path) -> None:
+    deadline = time.monotonic() + 5.0
+    while _processes_of(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_of(run_dir) == [], "a process of the run outlived its launcher"
+    metrics = run_dir / "metrics.jsonl"
+    size, t_dead = metrics.stat().st_size, time.time()
+    time.sleep(1.0)
+    assert metrics.stat().st_size == size, "a record was appended after the launcher died"
+    times = [json.loads(x)["time"] for x in metrics.read_text().splitlines() if x.strip()]
+    assert max(times) < t_dead
+    assert not (run_dir / "snapshots" / "final.safetensors").exists(), "finished before the kill"
+    assert effective_status(read_run_info(run_dir), run_dir) == "interrupted"  # resumable
+
+
+def _resume(run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "n2n_core.cli", "resume", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_killed_launcher_takes_every_rank_then_resume_is_bit_identical(
+    reference, tmp_path, photo_dir, val_dir
+):
+    preset = _preset(tmp_path, photo_dir, val_dir)
+    run_dir = tmp_path / "res" / "00000-tiny"
+
+    # 1. SIGKILL to the pid run.json names (not its group), after the snapshot at step 8.
+    proc = _start(preset, tmp_path / "res")
+    assert _wait_for(_past_snapshot(run_dir, 8), proc), proc.stderr.read().decode()
+    assert len(_processes_of(run_dir)) == 3  # torchrun + 2 ranks, each in a session of its own
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _assert_nothing_left(run_dir)
+
+    # 2. The TUI's stop with a grace far shorter than the 4 steps to the next agreed
+    #    stop: it escalates to SIGKILL, and that reaches every rank too.
+    proc = _resume(run_dir)
+    assert _wait_for(_past_snapshot(run_dir, 16), proc), proc.stderr.read().decode()
+    res = procs.stop_run(run_dir, grace=0.05, poll=0.01)
+    assert res.outcome == "killed", res
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    _assert_nothing_left(run_dir)
+
+    # 3. Left alone now: the same weights as the run that was never interrupted.
+    r = n2n("resume", run_dir)
+    assert r.code == 0, r.err
+    got = _final(run_dir)
+    assert reference.keys() == got.keys()
+    for k in reference:
+        assert torch.equal(reference[k], got[k]), k
+    assert read_run_info(run_dir).status == "finished"
+    recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in recs if r["kind"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS
+
+
+def test_ctrl_c_to_the_launcher_pid_stops_every_rank_cleanly(tmp_path, photo_dir, val_dir):
+    preset = _preset(tmp_path, photo_dir, val_dir)
+    run_dir = tmp_path / "res" / "00000-tiny"
+    proc = _start(preset, tmp_path / "res")
+    metrics = run_dir / "metrics.jsonl"
+    assert _wait_for(lambda: metrics.exists() and '"train"' in metrics.read_text(), proc)
+    # SIGINT to the pid alone (SIGTERM takes the same path): as Ctrl-C, `kill -INT PID`.
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    err = proc.stderr.read().decode()
+    assert "Traceback" not in err and "SignalException" not in err, err
+    info = read_run_info(run_dir)
+    assert info.status == "stopped"
+    assert list((run_dir / "snapshots").glob("snapshot-*.safetensors"))
+    assert _processes_of(run_dir) == []
