@@ -84,7 +84,7 @@ def seconds_per_step(preset_path: Path, overrides: list[str], steps: int = 12) -
 
     from n2n_core.config import load_preset
     from n2n_core.network import UNet
-    from n2n_core.task import make_task
+    from n2n_core.tasks import make_task
 
     preset = load_preset(preset_path, overrides + ["train.steps=1000"])
     if preset.runtime.threads:

@@ -4,10 +4,9 @@ Everything is measured in one process, side by side and interleaved (A, B, A,
 B, ... with the order rotated each round), and reported as medians, so ratios
 stay meaningful on a busy machine. Three baselines frame each number:
 
-- the plain port: ``benchmarks/plain_unet.py``, a straightforward eager fp32
-  NCHW PyTorch version of the same network, data pipeline and step (what a user
-  would write). It is loaded by file path from the source checkout; when the
-  package runs without the checkout, the comparison columns are left empty;
+- the plain port: ``plain_unet.py`` (in this package), a straightforward eager
+  fp32 NCHW PyTorch version of the same network, data pipeline and step (what a
+  user would write);
 - the machine's measured fp32 matrix-multiply rate: the work of a step (its
   convolution FLOPs, counted from the layer shapes) at that rate is the limit,
   and each row shows the fraction of it reached;
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -38,8 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-PLAIN_PORT = Path(__file__).resolve().parent.parent / "benchmarks" / "plain_unet.py"
 
 
 @dataclass(frozen=True)
@@ -154,16 +150,6 @@ def peak_rss_mb() -> float:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
-def load_plain_port():
-    """The module ``benchmarks/plain_unet.py`` of the source checkout, or None."""
-    if not PLAIN_PORT.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("n2n_bench_plain_unet", PLAIN_PORT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @contextlib.contextmanager
 def num_threads(n: int):
     old = torch.get_num_threads()
@@ -192,13 +178,13 @@ def _preset(batch: int, crop: int, device: torch.device, precision: str = "fp32"
 
 
 class EngineTrainer:
-    """One training step as ``train._loop`` runs it: task batch, autocast forward, loss, Adam."""
+    """Training steps exactly as a run takes them: :func:`n2n_core.train.train_step` on its parts."""
 
     def __init__(self, batch, crop, device, precision="fp32", compiled=False, seed=0):
         from .device import AUTOCAST_DTYPES, apply_math_mode
         from .network import UNet
         from .task import ImageTask
-        from .train import ADAM_BETAS, ADAM_EPS
+        from .train import ADAM_BETAS, ADAM_EPS, StepParts
 
         preset = _preset(batch, crop, device, precision)
         apply_math_mode(device, preset.runtime.math)
@@ -207,7 +193,7 @@ class EngineTrainer:
         self.net = UNet(3).to(device)
         if preset.runtime.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.opt = torch.optim.Adam(
+        opt = torch.optim.Adam(
             self.net.parameters(),
             lr=preset.train.lr,
             betas=ADAM_BETAS,
@@ -221,7 +207,10 @@ class EngineTrainer:
             from .accel import compile_model
 
             self.model = compile_model(self.net, device)
-        self.amp = AUTOCAST_DTYPES[precision]
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.parts = StepParts(
+            self.task, self.model, opt, scaler, AUTOCAST_DTYPES[precision], device
+        )
         self.device = device
         self.step_no = 0
         self.loss_sum = torch.zeros((), device=device)
@@ -233,15 +222,9 @@ class EngineTrainer:
             self.compile_error = getattr(self.model, "failed", None)
 
     def step(self) -> None:
-        task = self.task
-        inp, target = task.make_batch(self.step_no)
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            pred = task.forward(self.model, inp)
-        loss = task.loss(pred, target, self.step_no)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.loss_sum += loss.detach()
+        from .train import train_step
+
+        self.loss_sum += train_step(self.parts, self.step_no)
         self.step_no += 1
 
 
@@ -288,9 +271,8 @@ def bench_train(s: Sizes, device: torch.device, plain, mm_fn, mm_flops) -> list[
             }
             if comp.compile_error is None:
                 fns["engine fp32 compiled"] = comp.step
-        if plain is not None:
-            pt = plain.PlainTrainer(eng.task.sampler.images, batch, crop, device=device)
-            fns["plain"] = pt.step
+        pt = plain.PlainTrainer(eng.task.sampler.images, batch, crop, device=device)
+        fns["plain"] = pt.step
         t = interleaved(fns, s.reps, device)
         mm_rate = mm_flops / t.pop("matmul")
         plain_s = t.get("plain")
@@ -364,10 +346,9 @@ def bench_infer(s: Sizes, device: torch.device, plain, mm_fn, mm_flops) -> dict:
         ort_run, onnx_note = _onnx_runner(net)
         if ort_run is not None:
             fns["engine onnxruntime"] = lambda: infer_float(ort_run, img)
-    if plain is not None:
-        pnet = plain.PlainUNet(3).to(device)
-        pnet.load_state_dict(net.state_dict())
-        fns["plain"] = lambda: plain.plain_infer(pnet, img)
+    pnet = plain.PlainUNet(3).to(device)
+    pnet.load_state_dict(net.state_dict())
+    fns["plain"] = lambda: plain.plain_infer(pnet, img)
     t = interleaved(fns, s.reps, device)
     mm_rate = mm_flops / t.pop("matmul")
     plain_s = t.get("plain")
@@ -407,10 +388,9 @@ def bench_data(s: Sizes, plain) -> dict:
         "engine crops+noise": lambda: task.make_batch(next(counter)),
         "engine crops (uint8)": lambda: task.sampler.sample(batch, rng, buf),
     }
-    if plain is not None:
-        prng = np.random.default_rng(0)
-        images = task.sampler.images
-        fns["plain crops+noise"] = lambda: plain.random_batch(images, batch, crop, prng)
+    prng = np.random.default_rng(0)
+    images = task.sampler.images
+    fns["plain crops+noise"] = lambda: plain.random_batch(images, batch, crop, prng)
     with num_threads(1):
         # Enough calls per round that each timing is ~data_seconds / len(fns).
         per = {}
@@ -571,9 +551,10 @@ def run_bench(s: Sizes, device: torch.device | None = None, progress=None) -> di
 
     device = device or resolve_device("auto")
     say = progress or (lambda msg: None)
-    plain = load_plain_port()
+    from . import plain_unet as plain
+
     report: dict = {"quick": s is QUICK, "machine": machine_info(device)}
-    report["plain_port"] = str(PLAIN_PORT) if plain else None
+    report["plain_port"] = plain.__file__
     mm_fn, mm_flops = matmul_fn(s.matmul_n, device)
     say("matmul rate")
     report["matmul"] = bench_matmul(s, device)
@@ -612,7 +593,7 @@ def to_markdown(r: dict) -> str:
         f"- load average at start: {m['load_avg']}; OpenMP env: {m['omp_env']}",
         f"- matmul rate ({mm['n']}x{mm['n']}): fp32 {mm['fp32_gflops']} GFLOP/s"
         + (f", bf16 {mm['bf16_gflops']} GFLOP/s" if "bf16_gflops" in mm else ""),
-        f"- plain port: `{r['plain_port'] or 'not found (needs the source checkout)'}`",
+        f"- plain port: `{r['plain_port']}`",
         f"- `n2n-core infer` default on this device: {r['infer']['infer_default']}",
         "",
         "## Training step",

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from .config import Executor
+from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, Precision
+from .curves import XAxis
 from .errors import EXIT_STOPPED, UserError
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -49,6 +50,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return v
+
+
 def _seed(text: str) -> int:
     try:
         v = int(text)
@@ -60,6 +71,9 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    devices = list(get_args(Device))
+    # what --noise can name: every noise.type but `none` (own data has no model to score with)
+    noises = [n for n in NOISE_TYPES if n != "none"]
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -71,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--nnodes", type=int)
     r.add_argument("--node-rank", type=int)
     r.add_argument("--rdzv-endpoint")
-    r.add_argument("--device", choices=["auto", "cpu", "cuda", "npu", "mps"])
-    r.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    r.add_argument("--device", choices=devices)
+    r.add_argument("--precision", choices=list(get_args(Precision)))
     r.add_argument("--results-dir", default=DEFAULT_RESULTS)
     r.add_argument("--name")
 
@@ -87,11 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="PSNR of a snapshot on a folder of clean images")
     v.add_argument("--snapshot", required=True)
     v.add_argument("--dataset-dir", required=True)
-    v.add_argument(
-        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
-    )
+    v.add_argument("--noise", choices=noises)
     v.add_argument("--seed", type=_seed, default=0)
-    v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
+    v.add_argument("--device", default="cpu", choices=devices)
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
     v.add_argument("--json", action="store_true")
 
@@ -99,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--snapshot", required=True)
     i.add_argument("--image", required=True)
     i.add_argument("--out", required=True)
-    i.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
+    i.add_argument("--device", default="cpu", choices=devices)
     i.add_argument(
         "--tile", type=int, default=0, help="tile size for large images (0: whole image)"
     )
@@ -112,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     vf = sub.add_parser("validate-frozen", help="PSNR of a frozen ONNX model")
     vf.add_argument("--model", required=True)
     vf.add_argument("--dataset-dir", required=True)
-    vf.add_argument(
-        "--noise", choices=["gaussian", "poisson", "text", "impulse", "bernoulli_spectral"]
-    )
+    vf.add_argument("--noise", choices=noises)
     vf.add_argument("--seed", type=_seed, default=0)
     vf.add_argument("--json", action="store_true")
 
@@ -163,6 +173,42 @@ def build_parser() -> argparse.ArgumentParser:
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
 
+    ev = sub.add_parser(
+        "evaluate", help="PSNR matrix: snapshots x data sets x noise levels, beside baselines"
+    )
+    ev.add_argument("target", metavar="SNAPSHOT|RUN_DIR")
+    ev.add_argument(
+        "--dataset-dir", dest="dataset_dirs", action="append", required=True, metavar="DIR"
+    )
+    ev.add_argument("--noise", choices=list(LEVEL_PARAM))
+    ev.add_argument("--levels", help="noise strengths, e.g. 15,25,50 (sigma on 0..255)")
+    ev.add_argument("--all-snapshots", action="store_true", help="every snapshot of the run")
+    ev.add_argument(
+        "--baselines", default="", help="classical denoisers to score too: noisy,nlm,bm3d"
+    )
+    ev.add_argument(
+        "--max-images", type=_positive_int, help="only the first N images of each folder, by name"
+    )
+    ev.add_argument("--seed", type=_seed, default=0)
+    ev.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "npu", "mps"])
+    ev.add_argument("--json", action="store_true")
+
+    df = sub.add_parser("diff", help="the preset keys that differ between two runs")
+    df.add_argument("run_a")
+    df.add_argument("run_b")
+    df.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser(
+        "export", help="runs as CSV (every record), a plot of their curves, a Markdown table"
+    )
+    ex.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    ex.add_argument("--csv", metavar="FILE")
+    ex.add_argument("--plot", metavar="FILE.png|.svg")
+    ex.add_argument("--x", choices=get_args(XAxis), default="step", help="x axis of --plot")
+    ex.add_argument(
+        "--markdown", action="store_true", help="print the runs' best results as Markdown"
+    )
+
     sw = sub.add_parser(
         "sweep",
         help="run a preset over a grid of values (sweep PRESET) or manage a sweep "
@@ -201,6 +247,7 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         check_data_paths,
         check_name,
         read_preset_data,
+        set_key,
         validate_preset,
     )
 
@@ -208,11 +255,8 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         check_name(a.name, "--name")
     data = read_preset_data(a.preset)
     data = apply_overrides(data, a.overrides)
-    rt = (
-        data.setdefault("runtime", {})
-        if isinstance(data.get("runtime", {}), dict)
-        else data["runtime"]
-    )
+    # The flags set their keys the way `--set runtime.KEY=...` does (an empty
+    # `runtime:` section included).
     for key, val in (
         ("device", a.device),
         ("precision", a.precision),
@@ -222,7 +266,7 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         ("rdzv_endpoint", a.rdzv_endpoint),
     ):
         if val is not None:
-            rt[key] = val
+            set_key(data, ["runtime", key], val, f"--{key.replace('_', '-')}")
     if a.name is not None:
         data["name"] = a.name
     preset = validate_preset(data, a.preset)
@@ -489,28 +533,6 @@ def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
         time.sleep(0.1)
 
 
-def _val_noise(name: str | None, snap_meta: dict, source: str):
-    """The validation noise: ``--noise``, else the one recorded in the model (``source``)."""
-    from .noise import noise_from_name
-
-    kind = name or snap_meta.get("noise") or "gaussian"
-    if kind == "none" and not name:
-        # Trained on the user's own noisy data: no synthetic noise is known, so
-        # clean images are scored at the reference's Gaussian sigma 25.
-        kind = "gaussian"
-    if kind == "bernoulli_spectral":
-        raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
-    preset = snap_meta.get("preset")
-    preset_noise = preset.get("noise") if isinstance(preset, dict) else None
-    params = {}
-    if isinstance(preset_noise, dict) and preset_noise.get("type") == kind:
-        params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
-    try:
-        return noise_from_name(str(kind), **params)
-    except UserError as e:
-        raise UserError(f"{source}: the noise recorded in it is unusable ({e})") from None
-
-
 def _print_val(res, as_json: bool, what: str) -> None:
     if as_json:
         print(json.dumps(res.to_json()))
@@ -525,6 +547,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
     from .data.sources import open_val
     from .device import resolve_device
     from .evaluate import torch_runner, validate
+    from .noise import validation_noise
     from .snapshots import load_network
 
     device = resolve_device(a.device)
@@ -534,7 +557,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
         res = validate_mri_snapshot(net, snap, a.dataset_dir, seed=a.seed, device=device)
     else:
-        noise = _val_noise(a.noise, snap.meta, str(a.snapshot))
+        noise = validation_noise(a.noise, snap.meta, str(a.snapshot))
         images = open_val(a.dataset_dir, snap.in_channels)
         samples = Path(a.samples_dir) if a.samples_dir else None
         if samples:
@@ -709,6 +732,80 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .device import resolve_device
+    from .evalmatrix import parse_levels, plan, resolve_snapshots, run_matrix, store
+    from .report import matrix_table, progress_on_stderr
+
+    run_dir, snapshots = resolve_snapshots(a.target, a.all_snapshots)
+    baselines = [b.strip() for b in a.baselines.split(",") if b.strip()]
+    p = plan(snapshots, a.dataset_dirs, a.noise, parse_levels(a.levels), baselines, a.max_images)
+    device = resolve_device(a.device)
+    with progress_on_stderr(p.total_images(), "evaluate") as tick:
+        m = run_matrix(p, device, a.seed, tick)
+    if run_dir is not None and not store(m, run_dir):
+        print(f"note: {run_dir} is still training; results not stored in it", file=sys.stderr)
+    if a.json:
+        print(json.dumps(m.to_json()))
+    else:
+        matrix_table(m)
+    return 0
+
+
+def _run_preset(path: str) -> dict:
+    from .config import read_preset_data
+    from .runs import resolve_run_dir
+
+    return read_preset_data(resolve_run_dir(path) / "preset.yaml")
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from .config import ABSENT, preset_diff, show_value
+
+    rows = preset_diff(_run_preset(a.run_a), _run_preset(a.run_b))
+    if a.json:
+        print(
+            json.dumps(
+                {
+                    "a": a.run_a,
+                    "b": a.run_b,
+                    "differ": [
+                        {
+                            "key": k,
+                            "a": None if va is ABSENT else va,
+                            "b": None if vb is ABSENT else vb,
+                        }
+                        for k, va, vb in rows
+                    ],
+                }
+            )
+        )
+        return 0
+    if not rows:
+        print("no preset keys differ")
+    for key, va, vb in rows:
+        print(f"{key}: {show_value(va)} -> {show_value(vb)}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .runexport import check_output_path, markdown, summaries, write_csv, write_plot
+
+    dirs, runs = summaries(a.run_dirs)
+    for path, what in ((a.csv, "the CSV file"), (a.plot, "the plot")):
+        if path:
+            check_output_path(path, what)  # refuse before writing anything
+    if a.csv:
+        print(f"CSV: {write_csv(dirs, a.csv)}", file=sys.stderr if a.markdown else sys.stdout)
+    if a.plot:
+        print(
+            f"plot: {write_plot(dirs, a.plot, a.x)}", file=sys.stderr if a.markdown else sys.stdout
+        )
+    if a.markdown or not (a.csv or a.plot):
+        sys.stdout.write(markdown(runs))
+    return 0
+
+
 def cmd_sweep(a: argparse.Namespace, argv: list[str]) -> int:
     from . import sweepcli
 
@@ -759,6 +856,9 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "replay": lambda: cmd_replay(a),
         "bench": lambda: cmd_bench(a),
         "export-tb": lambda: cmd_export_tb(a),
+        "evaluate": lambda: cmd_evaluate(a),
+        "diff": lambda: cmd_diff(a),
+        "export": lambda: cmd_export(a),
         "sweep": lambda: cmd_sweep(a, argv),
         "tag": lambda: cmd_tag(a),
         "note": lambda: cmd_note(a),

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 from .filecheck import read_bounded
+
+# Allowed values, each written once: the CLI's choices and the TUI's selects derive
+# from these types (typing.get_args), never retype them.
+Device = Literal["auto", "cpu", "cuda", "npu", "mps"]
+Precision = Literal["fp32", "bf16", "fp16"]
+DataKind = Literal["builtin", "pairs", "noisy", "clean", "path"]
 
 
 class _Strict(BaseModel):
@@ -104,6 +111,57 @@ NoiseConfig = Annotated[
     GaussianNoise | PoissonNoise | TextNoise | ImpulseNoise | BernoulliSpectralNoise | NoNoise,
     Field(discriminator="type"),
 ]
+# noise.type values, in the order above (``none``: the user's own noisy data)
+NOISE_TYPES: tuple[str, ...] = tuple(
+    get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(get_args(NoiseConfig)[0])
+)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A ``data.train`` / ``data.val`` value, parsed once.
+
+    ``builtin:NAME``, ``pairs:DIR`` (noisy/noisy pairs), ``noisy:DIR`` (single
+    noisy images), ``clean:DIR`` (validation references) or a plain path
+    (``kind == "path"``: clean images, a packed set, MRI data).
+    """
+
+    kind: DataKind
+    value: str  # the name or folder after the prefix; the whole text for a path
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> DataSpec:
+        head, colon, rest = text.partition(":")
+        if colon and head in get_args(DataKind) and head != "path":
+            return cls(head, rest.strip(), text)  # type: ignore[arg-type]
+        return cls("path", text, text)
+
+    @property
+    def own_mode(self) -> Literal["pairs", "noisy"] | None:
+        """``pairs`` or ``noisy`` when it names the user's own noisy training data."""
+        return self.kind if self.kind in ("pairs", "noisy") else None  # type: ignore[return-value]
+
+    @property
+    def path(self) -> Path | None:
+        """The folder or file it names; None for a built-in set."""
+        return None if self.kind == "builtin" else Path(self.value).expanduser()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# The one validation key that sets each noise's strength: what `evaluate --levels` sweeps
+# (and so the noises `evaluate --noise` takes).
+LEVEL_PARAM = {
+    "gaussian": "val_sigma",
+    "poisson": "val_lam",
+    "text": "val_coverage",
+    "impulse": "val_p",
+}
+
+# What `n2n-core evaluate --baselines` can score beside the network.
+BaselineName = Literal["noisy", "nlm", "bm3d"]
 
 
 class DataConfig(_Strict):
@@ -111,6 +169,14 @@ class DataConfig(_Strict):
     val: str | None = "builtin:photos-val"
     val_max_images: int | None = Field(None, ge=1)
     samples: int = Field(3, ge=0, le=64)
+
+    @property
+    def train_spec(self) -> DataSpec:
+        return DataSpec.parse(self.train)
+
+    @property
+    def val_spec(self) -> DataSpec | None:
+        return DataSpec.parse(self.val) if self.val else None
 
 
 class TrainConfig(_Strict):
@@ -151,8 +217,8 @@ class TrainConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    device: Literal["auto", "cpu", "cuda", "npu", "mps"] = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: Device = "auto"
+    precision: Precision = "fp32"
     math: Literal["high_precision", "high_performance"] = "high_performance"
     nproc: int = Field(1, ge=1, le=1024)
     nnodes: int = Field(1, ge=1)
@@ -253,7 +319,8 @@ class Preset(_Strict):
         none and a left-out ``data.val`` is no validation set (samples from the training
         images), instead of the synthetic-noise defaults."""
         section = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(section, dict) or not own_data_mode(section.get("train")):
+        train = section.get("train") if isinstance(section, dict) else None
+        if not isinstance(train, str) or not DataSpec.parse(train).own_mode:
             return data
         data = dict(data)
         data.setdefault("noise", {"type": "none"})
@@ -288,23 +355,16 @@ class Preset(_Strict):
 OWN_DATA_HELP = "pairs:DIR (noisy/noisy pairs) or noisy:DIR (single noisy images)"
 
 
-def own_data_mode(spec: str | None) -> str | None:
-    """``"pairs"`` or ``"noisy"`` when a data spec names the user's own noisy data, else None."""
-    if not isinstance(spec, str):
-        return None
-    kind, colon, _ = spec.partition(":")
-    return kind if colon and kind in ("pairs", "noisy") else None
-
-
 def _check_own_data(p: Preset) -> None:
     """The rules of the own-data modes (see docs/own-data.md); messages start with the key."""
     train, val = p.data.train, p.data.val
-    mode = own_data_mode(train)
-    if train.startswith("clean:"):
+    train_spec, val_spec = p.data.train_spec, p.data.val_spec
+    mode = train_spec.own_mode
+    if train_spec.kind == "clean":
         raise ValueError(
             f"data.train: {train}: clean:DIR holds validation references; train on {OWN_DATA_HELP}"
         )
-    if mode and not train.partition(":")[2].strip():
+    if mode and not train_spec.value:
         raise ValueError(f"data.train: {train} needs a folder, e.g. {mode}:datasets/own-{mode}")
     if not mode:
         if p.noise.type == "none":
@@ -312,7 +372,7 @@ def _check_own_data(p: Preset) -> None:
                 f"noise.type: none (no synthetic noise) needs data.train {OWN_DATA_HELP}; "
                 "with clean training images choose a noise to add"
             )
-        if val and val.partition(":")[0] in ("clean", "noisy", "pairs") and ":" in val:
+        if val_spec and val_spec.kind in ("clean", "noisy", "pairs"):
             raise ValueError(f"data.val: {val} needs data.train {OWN_DATA_HELP}")
         return
     if p.noise.type != "none":
@@ -326,12 +386,12 @@ def _check_own_data(p: Preset) -> None:
         raise ValueError(
             f"targets: clean needs clean training images; data.train {train} needs targets: noisy"
         )
-    if val and not (val.startswith("clean:") or val.startswith("noisy:")):
+    if val_spec and val_spec.kind not in ("clean", "noisy"):
         raise ValueError(
             f"data.val: {val}: with data.train {train} use clean:DIR (DIR/clean/NAME + "
             "DIR/noisy/NAME, scored) or noisy:DIR (samples only), or leave it out"
         )
-    if val and not val.partition(":")[2].strip():
+    if val_spec and not val_spec.value:
         raise ValueError(f"data.val: {val} needs a folder, e.g. clean:datasets/own-val")
     if mode == "noisy":
         if p.train.crop % 64:
@@ -357,7 +417,7 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
         # pydantic inserts the discriminator value of a tagged union ("gaussian")
         # into the location; it is not a key the user wrote.
         if isinstance(node, dict) and item not in node and isinstance(item, str):
-            if item in ("gaussian", "poisson", "text", "impulse", "bernoulli_spectral", "none"):
+            if item in NOISE_TYPES:
                 continue
         parts.append(str(item))
         node = node.get(item) if isinstance(node, dict) else None
@@ -603,16 +663,46 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
 
 def check_data_paths(preset: Preset) -> None:
     """Fail before creating a run folder when a data path does not exist."""
-    for key in ("train", "val"):
-        spec = getattr(preset.data, key)
-        if not spec or spec.startswith("builtin:"):
+    for key, spec in (("train", preset.data.train_spec), ("val", preset.data.val_spec)):
+        if spec is None or spec.path is None:
             continue
-        path = (
-            spec.split(":", 1)[1] if spec.split(":", 1)[0] in ("pairs", "noisy", "clean") else spec
-        )
-        if not Path(path).expanduser().exists():
+        if not spec.path.exists():
             raise UserError(f"data.{key}: {spec}: path not found")
 
 
 def dump_preset(preset: Preset) -> str:
     return yaml.safe_dump(preset.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+# ---------------------------------------------------------------------------
+# comparing presets
+
+ABSENT = object()  # a key one preset has and the other does not
+
+
+def flat_keys(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested sections flattened to dotted keys (``train.lr``), the form ``--set`` takes."""
+    if not isinstance(data, dict) or (prefix and not data):
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flat_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def show_value(value: Any) -> str:
+    """A preset value on one line, as ``diff`` shows it: JSON tells "1" from 1; absent says so."""
+    import json
+
+    return "(absent)" if value is ABSENT else json.dumps(value)
+
+
+def preset_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every key whose values differ, in key order."""
+    fa, fb = flat_keys(a), flat_keys(b)
+    keys = list(dict.fromkeys([*fa, *fb]))
+    return [
+        (k, fa.get(k, ABSENT), fb.get(k, ABSENT))
+        for k in keys
+        if fa.get(k, ABSENT) != fb.get(k, ABSENT)
+    ]

@@ -18,7 +18,7 @@ padded float32 (1, C, H, W) array — a PyTorch module or an ONNX session alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +125,29 @@ def sample_strip(*images_u8_chw: np.ndarray) -> np.ndarray:
     return np.concatenate([im.transpose(1, 2, 0) for im in images_u8_chw], axis=1)
 
 
+@dataclass
+class NoisyImage:
+    """One validation image as every scorer sees it: the same noise draw for all."""
+
+    name: str
+    clean_u8: np.ndarray  # uint8 (C, H, W)
+    noisy: np.ndarray  # float32 (C, H, W), unclipped
+    noisy_u8: np.ndarray  # uint8 (C, H, W)
+
+
+def noisy_images(images: list[ValImage], noise, seed: int = 0) -> Iterator[NoisyImage]:
+    """The protocol's noisy inputs, drawn image after image from one seeded generator.
+
+    Every scorer (the network in :func:`validate`, the classical baselines) walks
+    this generator, so they all see the same noise to the bit.
+    """
+    rng = np.random.default_rng(seed)
+    for item in images:
+        clean = to_float(item.pixels)
+        noisy = noise.val(clean, rng)
+        yield NoisyImage(item.name, clip_to_uint8(clean), noisy, clip_to_uint8(noisy))
+
+
 def validate(
     run: Runner,
     images: list[ValImage],
@@ -133,31 +156,31 @@ def validate(
     samples_dir: Path | None = None,
     samples: int = 0,
     tag: str = "",
+    tick: Callable[[], None] | None = None,
 ) -> ValResult:
     """Mean PSNR of the denoised and of the noisy images, by the reference protocol.
 
     With ``samples_dir``, the first ``samples`` images are written as
-    noisy | denoised | clean strips named ``{tag}{image}.png``.
+    noisy | denoised | clean strips named ``{tag}{image}.png``. ``tick`` is
+    called after each image (a progress bar).
     """
     from .data.images import save_image
 
-    rng = np.random.default_rng(seed)
     out_db, in_db, per = [], [], []
-    for k, item in enumerate(images):
-        clean = to_float(item.pixels)
-        noisy = noise.val(clean, rng)
-        clean_u8 = clip_to_uint8(clean)
-        noisy_u8 = clip_to_uint8(noisy)
-        pred_u8 = infer_uint8(run, noisy)
-        p_out, p_in = psnr(pred_u8, clean_u8), psnr(noisy_u8, clean_u8)
+    for k, item in enumerate(noisy_images(images, noise, seed)):
+        pred_u8 = infer_uint8(run, item.noisy)
+        p_out, p_in = psnr(pred_u8, item.clean_u8), psnr(item.noisy_u8, item.clean_u8)
         out_db.append(p_out)
         in_db.append(p_in)
         per.append({"name": item.name, "psnr": round(p_out, 2), "input_psnr": round(p_in, 2)})
         if samples_dir is not None and k < samples:
             stem = Path(item.name).stem
             save_image(
-                Path(samples_dir) / f"{tag}{stem}.png", sample_strip(noisy_u8, pred_u8, clean_u8)
+                Path(samples_dir) / f"{tag}{stem}.png",
+                sample_strip(item.noisy_u8, pred_u8, item.clean_u8),
             )
+        if tick is not None:
+            tick()
     if not images:
         raise ValueError("no validation images")
     return ValResult(

@@ -80,8 +80,6 @@ def frozen_metadata(snap) -> dict[str, str]:
     }
     if isinstance(val_psnr, int | float):
         props["val_psnr"] = f"{float(val_psnr):.2f}"
-    if meta.get("post_op"):
-        props["post_op"] = str(meta["post_op"])
     return props
 
 
@@ -229,9 +227,9 @@ def validate_frozen(
         from .mri.evaluate import validate_mri_frozen
 
         return validate_mri_frozen(fm.runner, fm.meta, dataset_dir, seed)
-    from .cli import _val_noise
     from .data.sources import open_val
     from .evaluate import validate
+    from .noise import validation_noise
 
     images = open_val(str(dataset_dir), fm.channels)
-    return validate(fm.runner, images, _val_noise(noise, fm.meta, str(model)), seed)
+    return validate(fm.runner, images, validation_noise(noise, fm.meta, str(model)), seed)

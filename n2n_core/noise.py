@@ -19,6 +19,7 @@ import torch
 from pydantic import ValidationError
 
 from .config import (
+    LEVEL_PARAM,
     BernoulliSpectralNoise,
     GaussianNoise,
     ImpulseNoise,
@@ -242,19 +243,66 @@ def make_noise(cfg) -> Gaussian | Poisson | Impulse | Text | Identity:
     raise ValueError(f"unknown noise {cfg!r}")
 
 
+_CONFIGS = {
+    "gaussian": GaussianNoise,
+    "poisson": PoissonNoise,
+    "text": TextNoise,
+    "impulse": ImpulseNoise,
+    "none": NoNoise,
+}
+
+
 def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text | Identity:
     """For the CLI's ``--noise``: ``gaussian``, ``poisson``, ``text``, ``impulse`` or ``none``."""
-    table = {
-        "gaussian": GaussianNoise,
-        "poisson": PoissonNoise,
-        "text": TextNoise,
-        "impulse": ImpulseNoise,
-        "none": NoNoise,
-    }
-    if name not in table:
-        raise UserError(f"noise {name!r}: expected one of {', '.join(table)}")
+    if name not in _CONFIGS:
+        raise UserError(f"noise {name!r}: expected one of {', '.join(_CONFIGS)}")
     try:
-        cfg = table[name](**params)
+        cfg = _CONFIGS[name](**params)
     except ValidationError as e:
         raise UserError(format_validation_error(e, params, f"noise {name}")) from None
+    return make_noise(cfg)
+
+
+def validation_noise(name: str | None, snap_meta: dict, source: str):
+    """The noise a snapshot (or frozen model) is validated with: ``--noise``, else the one
+    recorded in it (``source``), with the preset's ``val_*`` parameters when it is that one."""
+    kind = name or snap_meta.get("noise") or "gaussian"
+    if kind == "none" and not name:
+        # Trained on the user's own noisy data: no synthetic noise is known, so
+        # clean images are scored at the reference's Gaussian sigma 25.
+        kind = "gaussian"
+    if kind == "bernoulli_spectral":
+        raise UserError("--noise bernoulli_spectral: validate an MRI snapshot without --noise")
+    preset = snap_meta.get("preset")
+    preset_noise = preset.get("noise") if isinstance(preset, dict) else None
+    params = {}
+    if isinstance(preset_noise, dict) and preset_noise.get("type") == kind:
+        params = {k: v for k, v in preset_noise.items() if k.startswith("val_")}
+    try:
+        return noise_from_name(str(kind), **params)
+    except UserError as e:
+        raise UserError(f"{source}: the noise recorded in it is unusable ({e})") from None
+
+
+def default_level(name: str, preset_noise: dict | None = None) -> float:
+    """The validation strength a snapshot was scored at (its preset's), else the default."""
+    param = LEVEL_PARAM[name]
+    preset_noise = preset_noise or {}
+    if preset_noise.get("type") == name and isinstance(preset_noise.get(param), int | float):
+        return float(preset_noise[param])
+    return float(_CONFIGS[name].model_fields[param].default)
+
+
+def noise_at_level(name: str, level: float) -> Gaussian | Poisson | Impulse | Text:
+    """The validation noise ``name`` at strength ``level``; out of its range is a ``UserError``."""
+    param = LEVEL_PARAM.get(name)
+    if param is None:
+        raise UserError(f"--noise {name}: has no strength to set with --levels")
+    try:
+        cfg = _CONFIGS[name](**{param: level})
+    except ValidationError as e:
+        why = e.errors()[0]["msg"]
+        raise UserError(
+            f"--levels {level:g}: out of range for {name} {param.removeprefix('val_')} ({why})"
+        ) from None
     return make_noise(cfg)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Preset, own_data_mode
+from .config import DataSpec, Preset
 from .data.aligned import AlignedCropSampler
 from .data.images import load_image, save_image
 from .data.pairs import detect_channels, find_clean_refs, find_noisy, find_pairs, load_pair
@@ -103,10 +103,11 @@ def open_noisy_val(
     spec: str | None, channels: int, samples: int, max_images: int | None, train_images
 ) -> list[NoisyValImage]:
     """Validation images for ``data.val``: ``clean:DIR``, ``noisy:DIR`` or none (samples only)."""
-    if spec and spec.startswith("clean:"):
+    kind = DataSpec.parse(spec).kind if spec else None
+    if kind == "clean":
         refs = find_clean_refs(spec)[: max_images or None]
         return [NoisyValImage(r.name, *load_pair(r, channels)) for r in refs]
-    if spec and spec.startswith("noisy:"):
+    if kind == "noisy":
         files = find_noisy(spec)[:samples]
         return [NoisyValImage(f.name, load_image(f, channels)) for f in files]
     return [
@@ -120,7 +121,7 @@ class OwnDataTask(Task):
 
     def __init__(self, preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
         super().__init__(preset, device, rank)
-        self.mode = own_data_mode(preset.data.train)
+        self.mode = preset.data.train_spec.own_mode
         self.noise = make_noise(preset.noise)  # Identity: the data is already noisy
         t = preset.train
         spec = preset.data.train

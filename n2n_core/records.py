@@ -194,6 +194,15 @@ class EvalRecord(Record):
         """What a newer evaluation of the same cell replaces."""
         return (self.snapshot, self.dataset, self.noise, self.level)
 
+    @property
+    def baseline_names(self) -> list[str]:
+        return [str(k) for k in (self.baselines or {})]
+
+    def baseline(self, name: str) -> float | None:
+        """A baseline's PSNR; None when absent or not a number (a hand-edited file)."""
+        v = (self.baselines or {}).get(name)
+        return float(v) if type(v) in (int, float) else None
+
 
 def parse_record(item: str | bytes | dict[str, Any]) -> Record | None:
     """The typed record of one line (or its already-decoded object); None if it is not one.

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -62,12 +72,15 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         "step",
         "best dB",
         "last dB",
+        "eval dB",
         "ms/step",
         "started",
     ):
         t.add_column(
             col,
-            justify="right" if col in ("id", "step", "best dB", "last dB", "ms/step") else "left",
+            justify="right"
+            if col in ("id", "step", "best dB", "last dB", "eval dB", "ms/step")
+            else "left",
         )
     tagged = any(run_tags(r.info) for r in runs)
     if tagged:
@@ -82,6 +95,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
             f"{r.step}{total}",
             _db(r.best_psnr),
             _db(r.last_psnr),
+            _db(r.eval_psnr),
             "—" if r.ms_per_step is None else f"{r.ms_per_step:.1f}",
             _age(r.started),
         ]
@@ -146,6 +160,81 @@ def _print_vals(console: Console, records: list[Record]) -> None:
     for r in shown:
         t.add_row(str(r.step), _db(r.psnr), _db(r.input_psnr))
     console.print(t)
+
+
+# ---------------------------------------------------------------------------
+# evaluation matrix
+
+
+@contextmanager
+def progress_on_stderr(total: int, what: str) -> Iterator[Callable[[], None]]:
+    """A tick function driving a progress bar on stderr (terminals only; stdout stays clean)."""
+    console = Console(stderr=True)
+    if not console.is_terminal or total <= 0:
+        yield lambda: None
+        return
+    with Progress(
+        TextColumn(what),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _level(v: float) -> str:
+    return f"{v:g}"
+
+
+def matrix_table(m, console: Console | None = None) -> None:
+    """The evaluation matrix (a :class:`evalmatrix.Matrix`) as a table, then time per column."""
+    console = console or _console()
+    names = list(dict.fromkeys(b for c in m.cells for b in c.baselines))
+    several = len({c.snapshot for c in m.cells}) > 1
+    t = Table(title="evaluation (PSNR dB)", header_style="bold")
+    for col in ("snapshot", "step", "dataset", "noise", "level", "images", "network", *names):
+        t.add_column(col, justify="left" if col in ("snapshot", "dataset", "noise") else "right")
+    for c in m.cells:
+        mark = " *" if several and c.best else ""
+        t.add_row(
+            Text(Path(c.snapshot).name + mark),
+            str(c.step),
+            Text(c.dataset),
+            c.noise,
+            _level(c.level),
+            str(c.images),
+            f"{c.psnr:.2f}",
+            *(_db(c.baselines.get(n)) for n in names),
+        )
+    console.print(t)
+    seconds: dict[str, float] = {}
+    for c in m.cells:
+        for k, v in c.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    # Baselines are scored once per data set and level and repeated in every snapshot's
+    # cells: count each once.
+    per_cell = {(c.dataset, c.level): c.seconds for c in m.cells}
+    for k in names:
+        seconds[k] = sum(s.get(k, 0.0) for s in per_cell.values())
+    console.print(
+        "time per column: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()),
+        markup=False,
+        highlight=False,
+    )
+    if several:
+        best = m.best()
+        console.print(
+            Text(
+                f"best snapshot: {Path(best['snapshot']).name} (step {best['step']}), "
+                f"mean {best['mean_psnr']:.2f} dB"
+            )
+        )
+    if m.stored:
+        console.print(Text(f"stored as eval records in {m.run_dir / 'metrics.jsonl'}"))
 
 
 def _param(v) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import UserError
-from .records import EventRecord, Record, TrainRecord, ValRecord, read_metrics
+from .records import EvalRecord, EventRecord, Record, TrainRecord, ValRecord, read_metrics
 from .runinfo import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
 from .runstate import RunState, RunValues
 
@@ -135,6 +135,37 @@ class MetricsWriter:
 
     def event(self, step: int, msg: str, level: str = "info") -> None:
         self.write(EventRecord(step=step, time=self.clock(), msg=msg, level=level))
+
+    def eval(
+        self,
+        step: int,
+        snapshot: str,
+        dataset: str,
+        noise: str,
+        level: float,
+        psnr: float,
+        input_psnr: float,
+        images: int,
+        baselines: dict[str, float],
+        seconds: dict[str, float],
+        best: bool,
+    ) -> None:
+        self.write(
+            EvalRecord(
+                step=step,
+                time=self.clock(),
+                snapshot=snapshot,
+                dataset=dataset,
+                noise=noise,
+                level=float(level),
+                psnr=round(psnr, 4),
+                input_psnr=round(input_psnr, 4),
+                images=images,
+                baselines={k: round(v, 4) for k, v in baselines.items()},
+                seconds={k: round(v, 3) for k, v in seconds.items()},
+                best=best,
+            )
+        )
 
     def close(self) -> None:
         if not self._f.closed:
@@ -249,6 +280,14 @@ class RunSummary:
     def last_loss(self) -> float | None:
         return self.values.loss
 
+    @property
+    def evals(self) -> list[EvalRecord]:
+        return self.values.evals
+
+    @property
+    def eval_psnr(self) -> float | None:
+        return self.values.eval_psnr
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
@@ -271,6 +310,8 @@ class RunSummary:
             "note": (self.info and self.info.note) or "",
             "sweep": self.info.sweep if self.info else None,
             "params": self.info.params if self.info else None,
+            "eval_psnr": _round(self.eval_psnr),
+            "eval": [e.to_json() for e in self.evals],
         }
 
 

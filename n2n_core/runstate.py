@@ -71,6 +71,15 @@ class RunValues:
             left -= min(now - self.last_time, RATE_GAP_S)
         return max(left, 0.0)
 
+    @property
+    def eval_psnr(self) -> float | None:
+        """The best snapshot's mean PSNR over its evaluation cells (a run's "eval dB")."""
+        by: dict[str | None, list[float]] = {}
+        for e in self.evals:
+            if e.psnr is not None:
+                by.setdefault(e.snapshot, []).append(e.psnr)
+        return max((sum(v) / len(v) for v in by.values()), default=None)
+
 
 class RunState:
     """Running aggregate of one run's records.

@@ -1,13 +1,16 @@
 """What a training step feeds the network and how a run is validated, per task.
 
 The training loop (``train.py``) is task-agnostic: it asks the task for the
-batch of a step, the learning rate of a step, the loss, and a validation. The
-image task lives here; the MRI task in ``mri/``.
+batch of a step, the learning rate of a step, the loss, and a validation.
+:class:`Task` is that contract; the image task lives here, the user's own data
+in ``owndata.py``, the MRI task in ``mri/``; ``tasks.py`` picks one for a preset.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +39,19 @@ def to_unit_float(u8: torch.Tensor) -> torch.Tensor:
     return torch.div(u8.permute(0, 3, 1, 2), 255.0).sub_(0.5)
 
 
-class Task:
-    """The hooks every task shares; a task overrides what it does differently."""
+class Task(ABC):
+    """What a task must provide, and the hooks every task shares.
+
+    A task sets ``channels`` (of the network's input and output), ``noise`` (the
+    corruption, with a ``describe()`` for the start line) and ``loss_name``, and
+    implements :meth:`make_batch`, :meth:`forward` and :meth:`validate`. The
+    schedule (:meth:`lr`, :meth:`adam_beta1`), :meth:`loss` and
+    :attr:`val_dataset` have defaults a task may override.
+    """
 
     preset: Preset
+    channels: int
+    noise: Any
     loss_name: str
 
     def __init__(self, preset: Preset, device: torch.device, rank: int = 0):
@@ -63,6 +75,20 @@ class Task:
     @property
     def val_dataset(self) -> str:
         return self.preset.data.val or ""
+
+    @abstractmethod
+    def make_batch(self, step: int) -> tuple[Any, torch.Tensor]:
+        """(network input, training target) of ``step``: a pure function of seed, rank, step."""
+
+    @abstractmethod
+    def forward(self, net: torch.nn.Module, inp: Any) -> torch.Tensor:
+        """The network's output for a batch's input (the loss compares it with the target)."""
+
+    @abstractmethod
+    def validate(
+        self, run, samples_dir: Path | None = None, tag: str = "", seed: int = 0
+    ) -> ValResult | None:
+        """PSNR on the validation set with ``run`` (a Runner); None when there is none."""
 
 
 class ImageTask(Task):
@@ -136,15 +162,3 @@ class ImageTask(Task):
             samples=self.preset.data.samples,
             tag=tag,
         )
-
-
-def make_task(preset: Preset, device: torch.device, rank: int = 0, load_val: bool = True):
-    if preset.task == "mri":
-        from .mri.task import MriTask
-
-        return MriTask(preset, device, rank, load_val=load_val)
-    if preset.data.train.startswith(("pairs:", "noisy:")):
-        from .owndata import OwnDataTask  # the user's own noisy data, no synthetic noise
-
-        return OwnDataTask(preset, device, rank, load_val=load_val)
-    return ImageTask(preset, device, rank, load_val=load_val)

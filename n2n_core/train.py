@@ -50,7 +50,8 @@ from .snapshots import (
     save_snapshot,
     snapshot_name,
 )
-from .task import make_task
+from .task import Task
+from .tasks import make_task
 
 ADAM_BETAS = (0.9, 0.99)
 ADAM_EPS = 1e-8
@@ -134,11 +135,252 @@ def newest_resumable_snapshot(run_dir: Path, preset: Preset | None = None):
     return None, f"of its {len(found)} snapshot(s), " + " and ".join(parts)
 
 
-def _set_beta1(optimizer: torch.optim.Optimizer, beta1: float | None) -> None:
-    if beta1 is None:
-        return
+def set_schedule(optimizer: torch.optim.Optimizer, task: Task, step: int) -> float:
+    """The learning rate (and Adam's beta1, where the task ramps it) for ``step``; returns the lr."""
+    lr = task.lr(step)
+    beta1 = task.adam_beta1(step)
     for g in optimizer.param_groups:
-        g["betas"] = (beta1, g["betas"][1])
+        g["lr"] = lr
+        if beta1 is not None:
+            g["betas"] = (beta1, g["betas"][1])
+    return lr
+
+
+@dataclass
+class StepParts:
+    """What one training step touches; the benchmark times the same step with the same parts."""
+
+    task: Task
+    model: torch.nn.Module  # what the step calls: DDP / compiled wrapper, or the network itself
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    device: torch.device
+
+
+def train_step(p: StepParts, step: int) -> torch.Tensor:
+    """One optimisation step on the batch of ``step``; the loss, detached (no device sync)."""
+    inp, target = p.task.make_batch(step)
+    with torch.autocast(p.device.type, dtype=p.amp_dtype, enabled=p.amp_dtype is not None):
+        pred = p.task.forward(p.model, inp)
+    loss = p.task.loss(pred, target, step)
+    p.optimizer.zero_grad(set_to_none=True)
+    p.scaler.scale(loss).backward()
+    p.scaler.step(p.optimizer)
+    p.scaler.update()
+    return loss.detach()
+
+
+class StepTimer:
+    """ms per training step between log steps; validation and snapshot time left out."""
+
+    def __init__(self) -> None:
+        self.t_last = time.perf_counter()
+        self.steps = 0
+        self.avg: float | None = None  # smoothed, for the ETA
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        ms = (now - self.t_last) * 1000.0 / max(self.steps, 1)
+        self.avg = ms if self.avg is None else 0.9 * self.avg + 0.1 * ms
+        self.t_last, self.steps = now, 0
+        return ms
+
+    def restart(self) -> None:
+        self.t_last = time.perf_counter()
+
+
+def agree(mean_loss: torch.Tensor, stop_requested: bool, d: Dist) -> tuple[float, bool]:
+    """The loss averaged over ranks, and whether any rank was asked to stop."""
+    stats = torch.stack([mean_loss, torch.tensor(float(stop_requested), device=mean_loss.device)])
+    if d.world_size > 1:
+        dist.all_reduce(stats)
+        stats[0] /= d.world_size
+    return float(stats[0]), float(stats[1]) > 0
+
+
+class RunOutput:
+    """Everything rank 0 writes: metrics, console and log, TensorBoard, samples, snapshots."""
+
+    def __init__(self, run_dir: Path, preset: Preset, writer: MetricsWriter, con: RunConsole, tb):
+        self.run_dir, self.preset = run_dir, preset
+        self.writer, self.con, self.tb = writer, con, tb
+        self.snap_dir = run_dir / "snapshots"
+        self.samples_dir = run_dir / "samples"
+        self.snap_dir.mkdir(exist_ok=True)
+        self.samples_dir.mkdir(exist_ok=True)
+        self.last_psnr: float | None = None
+
+    def progress(
+        self, step: int, start: int, loss: float, lr: float, ms: float, eta: float
+    ) -> None:
+        t = self.preset.train
+        if self.tb:
+            self.tb.train(step, loss, lr, ms)
+        psnr_txt = "" if self.last_psnr is None else f"  PSNR {self.last_psnr:.2f} dB"
+        self.con.update_progress(
+            step,
+            f"loss {loss:.5f}{psnr_txt}  lr {lr:.2e}  {ms:.1f} ms/step  ETA {fmt_duration(eta)}",
+        )
+        if step % (t.log_every * 10) == 0 or step == t.steps or step - start == t.log_every:
+            line = (
+                f"step {step:>8d}/{t.steps}  loss {loss:.5f}  lr {lr:.2e}  "
+                f"{ms:7.1f} ms/step  ETA {fmt_duration(eta)}"
+            )
+            if self.con.live:  # the bar shows it; keep the log file complete
+                self.con.log_only(line)
+            else:
+                self.con.print(line)
+
+    def validate(self, step: int, net: torch.nn.Module, task: Task, device: torch.device) -> None:
+        net.eval()
+        runner = torch_runner(net, device, self.preset.runtime.channels_last)
+        res = task.validate(runner, self.samples_dir, f"step-{step:08d}-")
+        net.train()
+        if res is None:
+            return
+        self.last_psnr = res.psnr
+        self.writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images)
+        if self.tb:
+            self.tb.val(step, res.psnr, res.input_psnr)
+            self.tb.sample_images(step, self.samples_dir)
+        self.con.print(
+            f"step {step:>8d}  val PSNR {res.psnr:.2f} dB (noisy input {res.input_psnr:.2f} dB)"
+        )
+
+    def snapshot(self, name: str, step: int, p: StepParts, net, world_size: int) -> str:
+        """Write ``snapshots/name`` (weights and resume state); "" or why it could not."""
+        path = self.snap_dir / name
+        preset = self.preset
+        meta = {
+            "step": step,
+            "preset": preset.to_dict(),
+            "task": preset.task,
+            "noise": preset.noise.type,
+            "targets": preset.targets,
+            "in_channels": p.task.channels,
+            "val_psnr": None if self.last_psnr is None else round(self.last_psnr, 2),
+            "world_size": world_size,
+        }
+        try:
+            save_snapshot(path, net, meta, p.optimizer, p.scaler)
+            return ""
+        except OSError as e:
+            why = e.strerror or e
+            _quietly(
+                self.writer.event, step, f"snapshot failed at step {step}: {why}", level="error"
+            )
+            reason = f"{path}: cannot write snapshot ({why}) at step {step}"
+            _quietly(self.con.print, f"error: {reason}", style="red")
+            return reason
+
+
+@dataclass
+class Progress:
+    """How far the loop got and, when the run failed, why (read after an exception too)."""
+
+    step: int = 0
+    reason: str = ""
+
+
+def train_loop(
+    p: StepParts,
+    net: torch.nn.Module,
+    preset: Preset,
+    d: Dist,
+    start: int,
+    stop: StopFlag,
+    out: RunOutput | None,
+    progress: Progress,
+) -> str:
+    """Train from ``start`` to ``train.steps``; the final status. ``out`` is rank 0's writes."""
+    t = preset.train
+    task, device = p.task, p.device
+    due = lambda every, step: bool(every and step % every == 0)  # noqa: E731
+    net.train()
+    if out:
+        out.con.start_progress(t.steps, start)
+    loss_sum = torch.zeros((), device=device)
+    n_sum = 0
+    timer = StepTimer()
+    t_begin = time.time()
+    step = start
+    while step < t.steps:
+        lr = set_schedule(p.optimizer, task, step)
+        loss_sum += train_step(p, step)
+        n_sum += 1
+        step += 1
+        progress.step = step
+        timer.steps += 1
+
+        # Validation and snapshot steps are log steps too: the loss is checked for
+        # non-finite values (and ranks agree on a stop) before anything is saved.
+        if (
+            due(t.log_every, step)
+            or step == t.steps
+            or due(t.val_every, step)
+            or due(t.snapshot_every, step)
+        ):
+            mean_loss, stop_now = agree(loss_sum / max(n_sum, 1), stop.requested, d)
+            ms = timer.lap()
+            loss_sum.zero_()
+            n_sum = 0
+            if out:
+                out.writer.train(step, mean_loss, lr, ms)
+            if not math.isfinite(mean_loss) and p.amp_dtype is not torch.float16:
+                if out:
+                    msg = f"non-finite loss at step {step}; stopped, last good snapshot kept"
+                    out.writer.event(step, msg, level="error")
+                    out.con.print(
+                        f"error: non-finite loss ({mean_loss}) at step {step}; run failed",
+                        style="red",
+                    )
+                progress.reason = f"non-finite loss at step {step}; last good snapshot kept"
+                return "failed"
+            if out:
+                out.progress(step, start, mean_loss, lr, ms, timer.avg * (t.steps - step) / 1000.0)
+            if stop_now and step < t.steps:
+                if out:
+                    by = stop.signal_name or "signal"
+                    why = out.snapshot(snapshot_name(step), step, p, net, d.world_size)
+                    if why:
+                        # Not resumable from here: a "stopped" would promise what is lost.
+                        progress.reason = f"stopped by {by} at step {step}, but {why}"
+                        _quietly(out.writer.event, step, progress.reason, level="error")
+                        _quietly(out.con.print, f"error: {progress.reason}", style="red")
+                        return "failed"
+                    out.writer.event(
+                        step,
+                        f"stopped by {by} at step {step}; resume with `n2n-core resume {out.run_dir}`",
+                    )
+                    out.con.print(f"stopped at step {step}; snapshot written")
+                return "stopped"
+
+        paused = False
+        if due(t.val_every, step) and step < t.steps and out:
+            out.validate(step, net, task, device)
+            paused = True
+        if due(t.snapshot_every, step) and step < t.steps and out:
+            progress.reason = out.snapshot(snapshot_name(step), step, p, net, d.world_size)
+            if progress.reason:
+                return "failed"
+            paused = True
+        if d.world_size > 1 and due(t.val_every, step):
+            dist.barrier()
+        if paused:  # ms/step measures training only, not validation or snapshot I/O
+            timer.restart()
+
+    if out:
+        out.validate(step, net, task, device)
+        names = [snapshot_name(step)] if due(t.snapshot_every, step) else []
+        for name in [*names, "final.safetensors"]:
+            progress.reason = out.snapshot(name, step, p, net, d.world_size)
+            if progress.reason:
+                return "failed"
+        took = time.time() - t_begin
+        out.writer.event(step, f"finished in {fmt_duration(took)}")
+        out.con.print(f"finished {step} steps in {fmt_duration(took)}")
+    return "finished"
 
 
 def train_worker(run_dir: Path, resume: bool = False) -> str:
@@ -178,7 +420,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
     tb = None
     status, exit_code, reason = "failed", 1, ""
-    run: Training | None = None
+    progress = Progress()
     try:
         if d.is_main and rt.tensorboard:
             from .tensorboard import TBWriter
@@ -193,7 +435,6 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             net.parameters(), lr=t.lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=device.type == "cuda"
         )
         scaler = torch.amp.GradScaler(device.type, enabled=rt.precision == "fp16")
-        amp_dtype = AUTOCAST_DTYPES[rt.precision]
 
         start = 0
         if resume:
@@ -217,6 +458,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         if rt.compile:
             model = _maybe_compile(model, device, con)
 
+        out = None
         if d.is_main:
             # runstate.SESSION_STARTS recognises these two openings.
             what = f"resumed at step {start}" if resume else "started"
@@ -227,10 +469,11 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
                 f"noise {task.noise.describe()}, targets {preset.targets}, loss {task.loss_name}"
             )
             writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")
+            out = RunOutput(run_dir, preset, writer, con, tb)
 
-        run = Training(preset, task, model, net, optimizer, scaler, amp_dtype, device, d, run_dir)
-        status = _loop(run, start, writer, con, stop, tb)
-        reason = run.reason
+        parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[rt.precision], device)
+        status = train_loop(parts, net, preset, d, start, stop, out, progress)
+        reason = progress.reason
         exit_code = {"finished": 0, "stopped": EXIT_STOPPED}.get(status, 1)
         return status
     except UserError as e:
@@ -246,7 +489,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             raise
         # A full disk (or a failing one) under the run folder: the run cannot go on,
         # and the snapshots written so far are whole (atomic writes), so it ends here.
-        step = run.step if run else 0
+        step = progress.step
         reason = (
             f"{e.filename or run_dir}: cannot write ({e.strerror or e}) at step {step}; "
             "run failed, last good snapshot kept"
@@ -308,218 +551,6 @@ def _maybe_compile(model, device: torch.device, con: RunConsole):
     return compile_model(
         model, device, lambda why: con.print(f"torch.compile unavailable ({why}); running eager")
     )
-
-
-@dataclass
-class Training:
-    """What one run trains with: the preset, the task, the network (plain and wrapped), the optimizer."""
-
-    preset: Preset
-    task: object
-    model: torch.nn.Module  # what the step calls: DDP / compiled wrapper, or net itself
-    net: torch.nn.Module  # the plain network: snapshots, validation
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None
-    device: torch.device
-    d: Dist
-    run_dir: Path
-    step: int = 0  # the last step trained (for messages about where a run ended)
-    reason: str = ""  # why the run failed, when it did
-
-
-def _loop(run: Training, start: int, writer, con: RunConsole, stop: StopFlag, tb=None) -> str:
-    preset, task, model, net = run.preset, run.task, run.model, run.net
-    optimizer, scaler, amp_dtype = run.optimizer, run.scaler, run.amp_dtype
-    device, d, run_dir = run.device, run.d, run.run_dir
-    t = preset.train
-    snap_dir = run_dir / "snapshots"
-    samples_dir = run_dir / "samples"
-    if d.is_main:
-        snap_dir.mkdir(exist_ok=True)
-        samples_dir.mkdir(exist_ok=True)
-
-    def meta(step: int, val_psnr: float | None) -> dict:
-        return {
-            "step": step,
-            "preset": preset.to_dict(),
-            "task": preset.task,
-            "noise": preset.noise.type,
-            "targets": preset.targets,
-            "in_channels": task.channels,
-            "val_psnr": None if val_psnr is None else round(val_psnr, 2),
-            "world_size": d.world_size,
-        }
-
-    last_psnr: float | None = None
-
-    def run_validation(step: int) -> None:
-        nonlocal last_psnr
-        if not d.is_main:
-            return
-        net.eval()
-        res = task.validate(
-            torch_runner(net, device, preset.runtime.channels_last),
-            samples_dir,
-            f"step-{step:08d}-",
-        )
-        net.train()
-        if res is None:
-            return
-        last_psnr = res.psnr
-        writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images)
-        if tb:
-            tb.val(step, res.psnr, res.input_psnr)
-            tb.sample_images(step, samples_dir)
-        con.print(
-            f"step {step:>8d}  val PSNR {res.psnr:.2f} dB (noisy input {res.input_psnr:.2f} dB)"
-        )
-
-    def write_snapshot(path: Path, step: int, with_state: bool = True) -> bool:
-        try:
-            save_snapshot(
-                path, net, meta(step, last_psnr), optimizer if with_state else None, scaler
-            )
-            return True
-        except OSError as e:
-            run.reason = f"{path}: cannot write snapshot ({e.strerror or e}) at step {step}"
-            _quietly(
-                writer.event,
-                step,
-                f"snapshot failed at step {step}: {e.strerror or e}",
-                level="error",
-            )
-            _quietly(con.print, f"error: {run.reason}", style="red")
-            return False
-
-    net.train()
-    con.start_progress(t.steps, start)
-    loss_sum = torch.zeros((), device=device)
-    n_sum = 0
-    t_last = time.perf_counter()
-    t_begin = time.time()
-    steps_timed = 0
-    ms_avg: float | None = None
-    step = start
-    status = "finished"
-
-    while step < t.steps:
-        lr = task.lr(step)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        _set_beta1(optimizer, task.adam_beta1(step))
-
-        inp, target = task.make_batch(step)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            pred = task.forward(model, inp)
-        loss = task.loss(pred, target, step)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        loss_sum += loss.detach()
-        n_sum += 1
-        step += 1
-        run.step = step
-        steps_timed += 1
-
-        # Validation and snapshot steps are log steps too: the loss is checked for
-        # non-finite values (and ranks agree on a stop) before anything is saved.
-        boundary = (
-            step % t.log_every == 0
-            or step == t.steps
-            or bool(t.val_every and step % t.val_every == 0)
-            or bool(t.snapshot_every and step % t.snapshot_every == 0)
-        )
-        if boundary:
-            stats = torch.stack(
-                [loss_sum / max(n_sum, 1), torch.tensor(float(stop.requested), device=device)]
-            )
-            if d.world_size > 1:
-                dist.all_reduce(stats)
-                stats[0] /= d.world_size
-            mean_loss = float(stats[0])
-            stop_now = float(stats[1]) > 0
-            now = time.perf_counter()
-            ms = (now - t_last) * 1000.0 / max(steps_timed, 1)
-            ms_avg = ms if ms_avg is None else 0.9 * ms_avg + 0.1 * ms
-            t_last, steps_timed = now, 0
-            loss_sum.zero_()
-            n_sum = 0
-
-            if d.is_main:
-                writer.train(step, mean_loss, lr, ms)
-            if not math.isfinite(mean_loss) and amp_dtype is not torch.float16:
-                if d.is_main:
-                    writer.event(
-                        step,
-                        f"non-finite loss at step {step}; stopped, last good snapshot kept",
-                        level="error",
-                    )
-                    con.print(
-                        f"error: non-finite loss ({mean_loss}) at step {step}; run failed",
-                        style="red",
-                    )
-                run.reason = f"non-finite loss at step {step}; last good snapshot kept"
-                return "failed"
-            if d.is_main:
-                if tb:
-                    tb.train(step, mean_loss, lr, ms)
-                eta = ms_avg * (t.steps - step) / 1000.0
-                psnr_txt = "" if last_psnr is None else f"  PSNR {last_psnr:.2f} dB"
-                con.update_progress(
-                    step,
-                    f"loss {mean_loss:.5f}{psnr_txt}  lr {lr:.2e}  {ms:.1f} ms/step  ETA {fmt_duration(eta)}",
-                )
-                if step % (t.log_every * 10) == 0 or step == t.steps or step - start == t.log_every:
-                    line = (
-                        f"step {step:>8d}/{t.steps}  loss {mean_loss:.5f}  lr {lr:.2e}  "
-                        f"{ms:7.1f} ms/step  ETA {fmt_duration(eta)}"
-                    )
-                    if con.live:  # the bar shows it; keep the log file complete
-                        con.log_only(line)
-                    else:
-                        con.print(line)
-            if stop_now and step < t.steps:
-                if d.is_main:
-                    by = stop.signal_name or "signal"
-                    if not write_snapshot(snap_dir / snapshot_name(step), step):
-                        # Not resumable from here: a "stopped" would promise what is lost.
-                        run.reason = f"stopped by {by} at step {step}, but {run.reason}"
-                        _quietly(writer.event, step, run.reason, level="error")
-                        _quietly(con.print, f"error: {run.reason}", style="red")
-                        return "failed"
-                    writer.event(
-                        step,
-                        f"stopped by {by} at step {step}; resume with `n2n-core resume {run_dir}`",
-                    )
-                    con.print(f"stopped at step {step}; snapshot written")
-                return "stopped"
-
-        paused = False
-        if t.val_every and step % t.val_every == 0 and step < t.steps:
-            run_validation(step)
-            paused = True
-        if t.snapshot_every and step % t.snapshot_every == 0 and step < t.steps and d.is_main:
-            if not write_snapshot(snap_dir / snapshot_name(step), step):
-                return "failed"
-            paused = True
-        if d.world_size > 1 and (t.val_every and step % t.val_every == 0):
-            dist.barrier()
-        if paused:  # ms/step measures training only, not validation or snapshot I/O
-            t_last = time.perf_counter()
-
-    run_validation(step)
-    if d.is_main:
-        if t.snapshot_every and step % t.snapshot_every == 0:
-            if not write_snapshot(snap_dir / snapshot_name(step), step):
-                return "failed"
-        if not write_snapshot(snap_dir / "final.safetensors", step):
-            return "failed"
-        took = time.time() - t_begin
-        writer.event(step, f"finished in {fmt_duration(took)}")
-        con.print(f"finished {step} steps in {fmt_duration(took)}")
-    return status
 
 
 # ---------------------------------------------------------------------------

@@ -58,6 +58,8 @@ class N2NApp(App):
         self.rows_loaded = False
         self.runs_changed: Signal[list[RunSummary]] = Signal(self, "runs-changed")
         self.children_started: list[Started] = []
+        # Workers add children while the watcher thread reaps them: one lock for both.
+        self._children_lock = threading.Lock()
         self._wake = threading.Event()
         self._index = RunIndex(self.results_dir)
         # Launch's last values, so that coming back to it starts where you left.
@@ -86,6 +88,19 @@ class N2NApp(App):
         if isinstance(self.screen, TextModal):
             return
         self.push_screen(TextModal("n2n-tui — keys", help_text(self.screen)))
+
+    def relaunch(self, run_dir: Path) -> None:
+        """Launch, filled in from a run's own resolved preset and name, to change and start again."""
+        from .screens.launch import LaunchScreen
+
+        preset = run_dir / "preset.yaml"
+        if not preset.is_file():
+            self.notify(
+                f"{run_dir.name} has no preset.yaml to relaunch", title="Relaunch", markup=False
+            )
+            return
+        name = run_dir.name.split("-", 1)[1] if "-" in run_dir.name else run_dir.name
+        self.push_screen(LaunchScreen(preset, name=name))
 
     # -- the run watcher -------------------------------------------------------
 
@@ -123,10 +138,16 @@ class N2NApp(App):
         self.rows_loaded = True
         self.runs_changed.publish(rows)
 
+    def adopt_child(self, started: Started) -> None:
+        """A process this app started (launch, resume, sweep), to be waited for."""
+        with self._children_lock:
+            self.children_started.append(started)
+
     def _reap_children(self) -> None:
         # Children we started are waited for, so they never linger as zombies
         # (a zombie's pid still answers kill(pid, 0) and would look alive).
-        self.children_started = [c for c in self.children_started if c.proc.poll() is None]
+        with self._children_lock:
+            self.children_started[:] = [c for c in self.children_started if c.proc.poll() is None]
 
     # -- failures of workers ---------------------------------------------------
 

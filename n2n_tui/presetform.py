@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from n2n_core.config import Preset
+from n2n_core.config import DataSpec, Preset
 
 NOISE_KEY = "noise"
 
@@ -114,17 +114,14 @@ DATA_MODES = {
 
 
 def data_mode(spec: str) -> str:
-    head = spec.split(":", 1)[0] if ":" in spec else ""
-    if head == "builtin":
-        return "builtin"
-    return head if head in ("pairs", "noisy") else "folder"
+    kind = DataSpec.parse(spec).kind
+    return kind if kind in ("builtin", "pairs", "noisy") else "folder"
 
 
 def with_data_mode(spec: str, mode: str) -> str:
     """``spec`` moved to ``mode``, keeping its path where there is one."""
-    path = spec.split(":", 1)[1] if data_mode(spec) in ("builtin", "pairs", "noisy") else spec
-    if data_mode(spec) == "builtin":
-        path = ""
+    ds = DataSpec.parse(spec)
+    path = "" if ds.kind == "builtin" else ds.value if ds.own_mode else spec
     if mode == "builtin":
         return "builtin:photos"
     if mode == "folder":

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from n2n_core import bench
@@ -19,6 +20,7 @@ from n2n_core import bench
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_bench_quick_json_has_every_field():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     exe = Path(sys.executable).parent / "n2n-core"
@@ -71,7 +73,7 @@ def test_conv_flops_matches_the_paper_figures():
 
 
 def test_plain_port_computes_the_engine_network():
-    plain = bench.load_plain_port()
+    from n2n_core import plain_unet as plain
     from n2n_core.network import UNet
 
     a, b = UNet(3), plain.PlainUNet(3)

@@ -111,3 +111,33 @@ def test_auto_loss_is_the_papers_choice():
     assert loss("poisson") == "l2"
     assert loss("text") == "l1"
     assert loss("impulse") == "l0"
+
+
+def test_data_spec_parses_each_prefix_once():
+    from n2n_core.config import DataSpec
+
+    assert DataSpec.parse("builtin:photos") == DataSpec("builtin", "photos", "builtin:photos")
+    ds = DataSpec.parse("pairs: ~/own ")
+    assert (ds.kind, ds.value, ds.own_mode, str(ds)) == ("pairs", "~/own", "pairs", "pairs: ~/own ")
+    assert ds.path == Path("~/own").expanduser()
+    assert DataSpec.parse("noisy:d").own_mode == "noisy"
+    assert DataSpec.parse("clean:d").kind == "clean" and DataSpec.parse("clean:d").own_mode is None
+    assert DataSpec.parse("C:/photos").kind == "path"  # a drive letter is not a prefix
+    assert DataSpec.parse("datasets/x").path == Path("datasets/x")
+    assert DataSpec.parse("builtin:photos").path is None
+
+
+def test_cli_and_launch_choices_come_from_the_config_types():
+    from typing import get_args
+
+    from n2n_core.cli import build_parser
+    from n2n_core.config import NOISE_TYPES, Device, Precision
+
+    def choices(cmd: str, flag: str) -> list:
+        sub = next(a for a in build_parser()._actions if a.dest == "cmd").choices[cmd]
+        return list(next(a for a in sub._actions if flag in a.option_strings).choices)
+
+    assert choices("run", "--device") == list(get_args(Device)) == choices("infer", "--device")
+    assert choices("run", "--precision") == list(get_args(Precision))
+    assert "none" in NOISE_TYPES and "gaussian" in NOISE_TYPES
+    assert choices("validate", "--noise") == [n for n in NOISE_TYPES if n != "none"]

@@ -1,9 +1,17 @@
-"""Layering: the engine never imports the TUI; the TUI never imports the training loop."""
+"""Layering: the engine never imports the TUI; the TUI never imports the training loop;
+no import cycles and no upward imports in the engine (a contract over the import graph).
+
+Every ``import`` statement counts, also those inside functions (a lazy import
+still ties two modules together). A new cycle, or a module importing a layer
+above its own, fails here with the edge that broke the rule.
+"""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _modules_after(code: str) -> set[str]:
@@ -29,3 +37,126 @@ def test_tui_does_not_import_torch_or_training():
     )
     assert "torch" not in mods
     assert "n2n_core.train" not in mods
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("n2n_core", "n2n_tui")
+
+# Lowest first. A module may import its own layer or the ones below it, never above.
+CORE_LAYERS = [
+    # the run model and the leaves everything else stands on (plain_unet: the
+    # benchmark's baseline, on purpose built from nothing of ours)
+    {"errors", "atomic", "records", "runinfo", "series", "runstate", "tail", "filecheck"}
+    | {"folderlock", "procident", "plain_unet"},
+    {"config", "device", "console", "schedule", "losses", "network", "neighbor", "runs"}
+    | {"runstop", "lifeline", "runfilter"},
+    {"noise", "data", "evaluate", "snapshots", "accel", "mri.schedule", "mri.spectral"},
+    {"task", "owndata", "mri"},
+    {"tasks", "export", "infer", "tensorboard", "report"},
+    {"train", "bench", "sweep", "scheduler", "slurm"},
+    {"worker", "cli", "sweepcli"},
+]
+
+
+def _modules(pkg: str) -> dict[str, Path]:
+    out = {}
+    for f in (ROOT / pkg).rglob("*.py"):
+        parts = list(f.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = f
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = {}
+    for pkg in PACKAGES:
+        mods.update(_modules(pkg))
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        here = mod.split(".") if is_pkg else mod.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - node.level + 1] if node.level else []
+                stem = ".".join(base + ([node.module] if node.module else []))
+                names = [stem] + [f"{stem}.{a.name}" for a in node.names]
+            for name in names:
+                # the deepest module of ours the name refers to
+                while name and name not in mods:
+                    name = name.rpartition(".")[0]
+                if name and name != mod:
+                    graph[mod].add(name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _core_layer(mod: str) -> int | None:
+    rel = mod.removeprefix("n2n_core.")
+    best = None  # the most specific entry wins ("mri.schedule" over "mri")
+    for i, layer in enumerate(CORE_LAYERS):
+        for entry in layer:
+            if rel == entry or rel.startswith(entry + "."):
+                if best is None or len(entry) > len(best[1]):
+                    best = (i, entry)
+    return None if best is None else best[0]
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_engine_layers_only_import_downwards():
+    graph = import_graph()
+    core = [m for m in graph if m.startswith("n2n_core.")]
+    unplaced = [m for m in core if _core_layer(m) is None]
+    assert unplaced == [], "add these modules to a layer in CORE_LAYERS"
+    upward = [
+        f"{m} -> {dep}"
+        for m in core
+        for dep in sorted(graph[m])
+        if dep.startswith("n2n_core.") and _core_layer(dep) > _core_layer(m)
+    ]
+    assert upward == []
+    assert not [f"{m} -> {d}" for m in core for d in graph[m] if d.startswith("n2n_tui")]

@@ -17,12 +17,12 @@ from n2n_core.mri.dataset import (
     REFERENCE_TRAIN,
     REFERENCE_VAL,
     build_mri_dataset,
-    open_mri_slices,
     slice_volume,
     split_subjects,
     subject_of,
     write_phantoms,
 )
+from n2n_core.mri.sources import open_mri_slices
 
 nib = pytest.importorskip("nibabel")
 

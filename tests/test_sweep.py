@@ -233,7 +233,7 @@ def test_sigkilled_scheduler_resumes_without_rerunning(make_preset, tmp_path):
     preset = make_preset(train__val_every=0, train__snapshot_every=0, train__log_every=5)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("N2N_DEBUG", None)
-    argv = [sys.executable, "-m", "n2n_core.cli", "sweep", preset, "--grid", "train.steps=4,200"]
+    argv = [sys.executable, "-m", "n2n_core.cli", "sweep", preset, "--grid", "train.steps=4,100"]
     scheduler = subprocess.Popen(
         [*map(str, argv), "--name", "kill", "--results-dir", str(res)],
         stdin=subprocess.DEVNULL,
@@ -262,7 +262,7 @@ def test_sigkilled_scheduler_resumes_without_rerunning(make_preset, tmp_path):
         what="the interrupted point to stop",
     )
     stopped_at = max(_train_steps(second))
-    assert stopped_at < 200
+    assert stopped_at < 100
     assert _view(sweep_dir)["status"] == "interrupted"
 
     r = n2n("sweep", "resume", sweep_dir)
@@ -276,7 +276,7 @@ def test_sigkilled_scheduler_resumes_without_rerunning(make_preset, tmp_path):
         if '"kind":"event"' in ln
     ]
     assert any(m.startswith(f"resumed at step {stopped_at}") for m in events), events
-    assert max(_train_steps(second)) == 200
+    assert max(_train_steps(second)) == 100
 
 
 @pytest.mark.slow
@@ -402,7 +402,11 @@ def test_queued_run_waits_for_its_devices(make_preset, tmp_path):
         _wait(lambda: log.exists() and "waiting" in log.read_text(), what="the queue")
         run = res / "00000-later"  # a one-point sweep: the run is named as it
         assert json.loads((run / "run.json").read_text())["status"] == "queued"
+        # Cancelled while it waits: it never starts, and can be resumed later.
+        r = n2n("sweep", "cancel", sweep_dir)
+        assert r.code == 0, (r.out, r.err)
     finally:
         held.release()
-    _wait(lambda: _sweep_json(sweep_dir).get("status") == "finished", what="the queued run")
-    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    view = _view(sweep_dir)
+    assert view["status"] == "cancelled" and view["points"][0]["status"] == "cancelled"
+    assert json.loads((run / "run.json").read_text())["status"] == "queued"

@@ -53,6 +53,21 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if is_image_file(p))
 
 
+GRAY_MODES = ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def is_gray_file(path: str | Path) -> bool:
+    """Whether an image file holds one channel (read from its header, not decoded)."""
+    p = Path(path)
+    try:
+        with Image.open(p) as im:
+            return im.mode in GRAY_MODES
+    except UnidentifiedImageError:
+        raise UserError(f"{p}: not an image file (or an unsupported format)") from None
+    except OSError as e:
+        raise UserError(f"{p}: cannot read image ({e.strerror or e})") from None
+
+
 def _to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr

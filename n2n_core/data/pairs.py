@@ -22,20 +22,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..config import DataSpec
 from ..errors import UserError
 from .images import is_image_file, list_images, load_image
 
-OWN_PREFIXES = ("pairs:", "noisy:", "clean:")
 # PIL modes that hold one channel; a folder of only these trains a 1-channel network.
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
-def split_spec(spec: str) -> tuple[str, Path]:
-    """``"pairs:DIR"`` -> ``("pairs", Path(DIR))``."""
-    kind, _, rest = spec.partition(":")
-    if kind + ":" not in OWN_PREFIXES or not rest.strip():
+def _root(spec: str) -> Path:
+    """The folder of ``pairs:DIR``, ``noisy:DIR`` or ``clean:DIR``."""
+    ds = DataSpec.parse(spec)
+    if ds.kind not in ("pairs", "noisy", "clean") or not ds.value:
         raise UserError(f"{spec}: expected pairs:DIR, noisy:DIR or clean:DIR")
-    return kind, Path(rest.strip()).expanduser()
+    return ds.path
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,7 @@ def _match_by_suffix(root: Path, spec: str) -> list[PairFiles]:
 
 def find_pairs(spec: str) -> list[PairFiles]:
     """The pairs of ``pairs:DIR`` by its naming rule (a/ + b/ folders, or NAME_1 + NAME_2)."""
-    _, root = split_spec(spec)
-    root = _folder(root, spec)
+    root = _folder(_root(spec), spec)
     has_a, has_b = (root / "a").is_dir(), (root / "b").is_dir()
     if has_a or has_b:
         if not (has_a and has_b):
@@ -114,8 +113,7 @@ def find_pairs(spec: str) -> list[PairFiles]:
 
 def find_noisy(spec: str) -> list[Path]:
     """The images of ``noisy:DIR``."""
-    _, root = split_spec(spec)
-    files = list_images(_folder(root, spec))
+    files = list_images(_folder(_root(spec), spec))
     if not files:
         raise UserError(f"{spec}: no images found in folder (png, jpg, bmp, tif, webp, ppm, gif)")
     return files
@@ -123,8 +121,7 @@ def find_noisy(spec: str) -> list[Path]:
 
 def find_clean_refs(spec: str) -> list[PairFiles]:
     """(noisy, clean) files of ``clean:DIR``: ``DIR/noisy/NAME`` + ``DIR/clean/NAME``."""
-    _, root = split_spec(spec)
-    root = _folder(root, spec)
+    root = _folder(_root(spec), spec)
     for sub in ("clean", "noisy"):
         if not (root / sub).is_dir():
             raise UserError(f"{spec}: {root / sub} not found (expected clean/ and noisy/ folders)")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DataSpec
 from ..errors import UserError
 from .builtin import builtin_files
 from .images import list_images, load_image, resize_to
@@ -25,8 +26,9 @@ from .packed import is_packed, open_packed
 
 def _spec_files(spec: str) -> tuple[list[Path] | None, Path | None]:
     """(image files, None) for a folder/builtin, or (None, packed file)."""
-    if spec.startswith("builtin:"):
-        return builtin_files(spec.split(":", 1)[1]), None
+    ds = DataSpec.parse(spec)
+    if ds.kind == "builtin":
+        return builtin_files(ds.value), None
     p = Path(spec).expanduser()
     if not p.exists():
         raise UserError(f"{spec}: data path not found")

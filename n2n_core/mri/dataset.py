@@ -280,28 +280,3 @@ def slices_from_volumes(folder: Path) -> MriSlices:
     if not names:
         raise UserError(f"{folder}: no non-empty slices in range in any volume")
     return MriSlices(np.concatenate(arrays), names, str(folder))
-
-
-def open_mri_slices(spec: str, split: str) -> MriSlices:
-    """The slices a data spec names; ``split`` (train | val) picks the file in a dataset folder."""
-    if spec.startswith("builtin:"):
-        from .builtin import builtin_mri_dataset
-
-        folder, split = builtin_mri_dataset(spec.split(":", 1)[1])
-        return read_slices_npy(folder / f"{split}.npy")
-    p = Path(spec).expanduser()
-    if not p.exists():
-        raise UserError(f"{spec}: MRI data not found")
-    if p.is_file():
-        if p.suffix.lower() == ".npy":
-            return read_slices_npy(p)
-        if is_nifti(p):
-            raise UserError(f"{spec}: give the folder of NIfTI volumes, not one volume")
-        raise UserError(f"{spec}: expected a `n2n-core dataset mri` folder or its .npy file")
-    if (p / f"{split}.npy").is_file():
-        return read_slices_npy(p / f"{split}.npy")
-    if any(is_nifti(f) for f in p.iterdir()):
-        return slices_from_volumes(p)
-    raise UserError(
-        f"{spec}: no {split}.npy (from `n2n-core dataset mri`) and no NIfTI volumes in folder"
-    )

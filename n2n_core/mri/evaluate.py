@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..evaluate import PAD_MULTIPLE, PSNR_IDENTICAL, Runner, ValResult, clip_to_uint8, torch_runner
-from .dataset import MriSlices, open_mri_slices
+from .dataset import MriSlices
+from .sources import open_mri_slices
 from .spectral import data_consistency, draw_mask, keep_probability, spectrum, undersample
 
 NOISE_NAME = "bernoulli_spectral"

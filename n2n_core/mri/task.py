@@ -23,9 +23,10 @@ import torch
 from ..config import MriConfig, Preset
 from ..evaluate import ValResult
 from ..task import Task, step_seed
-from .dataset import MriSlices, open_mri_slices
+from .dataset import MriSlices
 from .evaluate import odd_crop, pad_background, validate_mri
 from .schedule import mri_adam_beta1, mri_learning_rate
+from .sources import open_mri_slices
 from .spectral import (
     bernoulli_mask,
     fspec,

@@ -1,38 +1,61 @@
-"""Compare: the PSNR curves of two or more runs on one chart."""
+"""Compare: any metric of two or more runs on one chart, their config diff and evaluations."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import get_current_worker
 
+from n2n_core.config import ABSENT, flat_keys, preset_diff, read_preset_data, show_value
+from n2n_core.curves import METRICS, PANELS, X_LABELS, ema
+from n2n_core.errors import UserError
+from n2n_core.tail import MetricsTail
+
 from .. import formatting as fmt
-from ..feed import MetricsFollower, RunFeed
+from ..curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
 from ..widgets.charts.chart import ROLES, theme_colour
 from ..widgets.common import RunsTable
 from .base import BaseScreen
 
+VIEWS = ("cmp-table", "cmp-config", "cmp-eval")
+VIEW_NAMES = {"cmp-table": "runs", "cmp-config": "config diff", "cmp-eval": "evaluation"}
+
 
 class CompareScreen(BaseScreen):
-    """Overlaid validation PSNR of several runs (running ones keep growing)."""
+    """Overlaid curves of several runs (running ones keep growing)."""
 
-    HELP = "Validation PSNR of the marked runs against step, one colour per run."
+    HELP = (
+        "The marked runs on one chart, one colour per run. m: next metric (loss is "
+        "EMA-smoothed on a log scale), t: x by step or by wall time, i: noisy-input "
+        "PSNR, v: runs / config diff / evaluation matrices, e: export CSV, Markdown "
+        "and a PNG of the curves to RESULTS/exports/."
+    )
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        Binding("m", "next_metric", "Metric"),
+        Binding("t", "toggle_x", "Step/time"),
         Binding("i", "toggle_input", "Input PSNR"),
+        Binding("v", "next_view", "View"),
+        Binding("e", "export", "Export"),
     ]
 
     def __init__(self, run_dirs: list[Path]):
         super().__init__()
         self.run_dirs = [Path(p) for p in run_dirs]
-        self.feeds = [RunFeed(capacity=1024) for _ in self.run_dirs]
+        self.feeds = [RunCurves() for _ in self.run_dirs]
+        self.metric = "psnr"
+        self.x = "step"
         self.show_input = False
         self._drawn: tuple = ()
         self._halt = threading.Event()
@@ -40,8 +63,12 @@ class CompareScreen(BaseScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield ChartLegend(id="cmp-legend")
-        yield Chart("validation PSNR (dB)", id="cmp-chart", empty="no validation records yet")
-        yield RunsTable(id="cmp-table")
+        yield Chart("", id="cmp-chart", empty="no records of this metric yet")
+        with ContentSwitcher(initial="cmp-table", id="cmp-views"):
+            yield RunsTable(id="cmp-table")
+            with VerticalScroll(id="cmp-config"):
+                yield Static("", id="cmp-config-body")
+            yield Horizontal(id="cmp-eval")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -55,9 +82,14 @@ class CompareScreen(BaseScreen):
             ("@ step", 8),
             ("Last", 7),
             ("Input", 7),
+            ("Eval", 7),
             ("Step", 9),
         ):
             table.add_column(label, width=width, key=label or "colour")
+        eval_row = self.query_one("#cmp-eval", Horizontal)
+        for i, _ in enumerate(self.run_dirs):
+            eval_row.mount(Static("", id=f"cmp-eval-{i}", classes="cmp-eval-run"))
+        self.query_one("#cmp-config-body", Static).update(self._config_diff())
         self.follow()
         self.set_interval(0.5, self.redraw)
         self.call_after_refresh(self.redraw)
@@ -68,55 +100,95 @@ class CompareScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False, name="compare")
     def follow(self) -> None:
         worker = get_current_worker()
-        followers = [
-            MetricsFollower(p / "metrics.jsonl", f)
-            for p, f in zip(self.run_dirs, self.feeds, strict=True)
-        ]
+        tails = [MetricsTail(p / "metrics.jsonl") for p in self.run_dirs]
+        chunk = 4 << 20
         while not worker.is_cancelled and not self._halt.is_set():
             more = False
-            for fol in followers:
-                more |= fol.poll()
+            for tail, feed in zip(tails, self.feeds, strict=True):
+                reset, records = tail.read_new(max_bytes=chunk)
+                feed.ingest(records, reset)  # reset: rewritten by a resume that dropped records
+                more |= tail.last_read >= chunk
             if not more:
                 self._halt.wait(2.0)
 
     def colour(self, i: int) -> str:
         return theme_colour(self.app, ROLES[i % len(ROLES)])
 
+    # -- drawing -----------------------------------------------------------------
+
+    def _chart_title(self) -> str:
+        m = METRICS[self.metric]
+        extras = [e for e, on in (("EMA", m.smooth), ("log", m.log)) if on]
+        more = f" ({', '.join(extras)})" if extras else ""
+        return f"{m.label}{more} vs {X_LABELS[self.x]}"
+
     def redraw(self) -> None:
-        key = (tuple(f.version for f in self.feeds), self.show_input)
+        key = (tuple(f.version for f in self.feeds), self.show_input, self.metric, self.x)
         if key == self._drawn:
             return
         self._drawn = key
+        metric = METRICS[self.metric]
         lines, legend, rows = [], [], []
-        xmax = 1.0
+        xmax = 0.0
         for i, (path, feed) in enumerate(zip(self.run_dirs, self.feeds, strict=True)):
             colour = self.colour(i)
-            with feed.lock:
-                xs, ys = feed.state.series["psnr"].points()
-                ixs, iys = feed.state.series["input_psnr"].points()
-            v = feed.copy_values()
-            xmax = max(xmax, float(v.step))
+            xs, ys = feed.curve(self.metric, self.x)
+            if metric.smooth:
+                ys = ema(ys)
+            if xs:
+                xmax = max(xmax, xs[-1])
             lines.append(Line(xs, ys, colour, label=path.name))
-            if self.show_input and ixs:
-                lines.append(Line(ixs, iys, colour, label=f"{path.name} input", dashed=True))
+            if self.show_input and metric.companion:
+                cx, cy = feed.curve(metric.companion, self.x)
+                if cx:
+                    lines.append(Line(cx, cy, colour, label=f"{path.name} input", dashed=True))
+            v = feed.copy_values()
             legend.append((f"{path.name} {fmt.psnr(v.best_psnr)}", colour))
             rows.append(
                 (
                     path.name,
                     (
                         Text("━━", style=colour),
-                        path.name,
+                        Text(path.name),
                         Text(fmt.psnr(v.best_psnr), style="bold"),
                         fmt.count(v.best_step) if v.best_step is not None else fmt.DASH,
                         fmt.psnr(v.psnr),
                         fmt.psnr(v.input_psnr),
+                        fmt.psnr(v.eval_psnr),
                         fmt.count(v.step),
                     ),
                 )
             )
+            self.query_one(f"#cmp-eval-{i}", Static).update(_eval_table(path.name, v.evals, colour))
+        chart = self.query_one(Chart)
+        chart.border_title = self._chart_title()
+        chart.log_y = metric.log
+        chart.set_lines(lines, (0.0, max(xmax, 1e-9)))
         self.query_one(ChartLegend).show(legend)
-        self.query_one(Chart).set_lines(lines, (0.0, xmax))
         self.query_one(RunsTable).sync(rows)
+
+    def _config_diff(self) -> Table | Text:
+        presets = []
+        for p in self.run_dirs:
+            try:
+                presets.append(read_preset_data(p / "preset.yaml"))
+            except UserError as e:
+                return Text(f"config diff unavailable: {e}")
+        keys: dict[str, None] = {}
+        for other in presets[1:]:
+            keys.update(dict.fromkeys(k for k, _, _ in preset_diff(presets[0], other)))
+        if not keys:
+            return Text("the runs' presets are identical")
+        flat = [flat_keys(p) for p in presets]
+        t = Table(title="preset keys that differ", header_style="bold", expand=True)
+        t.add_column("key", no_wrap=True)
+        for i, p in enumerate(self.run_dirs):
+            t.add_column(Text(p.name, style=self.colour(i)))
+        for k in keys:
+            t.add_row(Text(k), *(Text(show_value(f.get(k, ABSENT))) for f in flat))
+        return t
+
+    # -- actions -----------------------------------------------------------------
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -124,3 +196,62 @@ class CompareScreen(BaseScreen):
     def action_toggle_input(self) -> None:
         self.show_input = not self.show_input
         self.redraw()
+
+    def action_next_metric(self) -> None:
+        names = [m.name for m in PANELS]
+        self.metric = names[(names.index(self.metric) + 1) % len(names)]
+        self.redraw()
+
+    def action_toggle_x(self) -> None:
+        self.x = "time" if self.x == "step" else "step"
+        self.redraw()
+
+    def action_next_view(self) -> None:
+        switcher = self.query_one(ContentSwitcher)
+        view = VIEWS[(VIEWS.index(switcher.current or VIEWS[0]) + 1) % len(VIEWS)]
+        switcher.current = view
+        self.notify(VIEW_NAMES[view], title="View", timeout=1.5)
+
+    def action_export(self) -> None:
+        self.export(self.run_dirs, self.x)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
+    def export(self, run_dirs: list[Path], x: str) -> None:
+        export_runs(self.app, run_dirs, "compare", x)
+
+
+def export_runs(app, run_dirs: list[Path], what: str, x: str = "step") -> None:
+    """Write CSV, Markdown and a PNG of ``run_dirs`` to RESULTS/exports/ (from a worker)."""
+    from n2n_core.runexport import export_bundle
+
+    stem = f"{what}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        files, why_no_plot = export_bundle(run_dirs, app.results_dir / "exports", stem, x)
+    except UserError as e:
+        app.call_from_thread(app.notify, str(e), title="Export failed", severity="error")
+        return
+    body = "\n".join(str(f) for f in files)
+    if why_no_plot:
+        body += f"\nno picture: {why_no_plot}"
+    app.call_from_thread(
+        app.notify, body, title="Exported", severity="warning" if why_no_plot else "information"
+    )
+
+
+def _eval_table(name: str, evals, colour: str) -> Group | Text:
+    if not evals:
+        return Text(f"{name}: not evaluated yet (n2n-core evaluate RUN_DIR --dataset-dir D)")
+    names = list(dict.fromkeys(b for e in evals for b in e.baseline_names))
+    t = Table(title=Text(name, style=colour), header_style="bold", expand=True)
+    for col in ("snapshot", "data", "level", "net", *names):
+        t.add_column(col, justify="left" if col in ("snapshot", "data") else "right")
+    for e in evals:
+        snap = (e.snapshot or "?").removesuffix(".safetensors") + (" *" if e.best else "")
+        t.add_row(
+            Text(snap),
+            Text(Path(e.dataset or "?").name or e.dataset or "?"),
+            fmt.DASH if e.level is None else f"{e.level:g}",
+            Text(fmt.psnr(e.psnr), style="bold"),
+            *(fmt.psnr(e.baseline(n)) for n in names),
+        )
+    return Group(t)

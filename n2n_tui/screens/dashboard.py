@@ -215,9 +215,7 @@ class DashboardScreen(BaseScreen):
             self.app.exit()
 
     def action_relaunch(self) -> None:
-        from .runs import relaunch
-
-        relaunch(self, self.run_dir)
+        self.app.relaunch(self.run_dir)
 
     def action_snapshots(self) -> None:
         from .snapshots import SnapshotsScreen
@@ -303,7 +301,7 @@ class DashboardScreen(BaseScreen):
     def resume(self) -> None:
         out = launch_log_path(self.app.results_dir, f"resume-{self.run_dir.name}")
         started = start_detached(["resume", str(self.run_dir)], out)
-        self.app.children_started.append(started)
+        self.app.adopt_child(started)
         code = None
         for _ in range(50):  # a child that fails at once fails within seconds
             code = started.proc.poll()

@@ -27,11 +27,19 @@ from textual.widgets import (
     Static,
 )
 
-from n2n_core.config import RuntimeConfig, apply_overrides, parse_override, read_preset_data
+from n2n_core.config import (
+    NAME_PATTERN,
+    Device,
+    Precision,
+    apply_overrides,
+    parse_override,
+    read_preset_data,
+)
 from n2n_core.errors import UserError
 from n2n_core.runs import list_run_dirs
 
 from .. import presetform as pf
+from ..presetfiles import PresetEntry, load_presets
 from ..procs import (
     LaunchSpec,
     launch_log_path,
@@ -42,11 +50,10 @@ from ..procs import (
 )
 from ..widgets.common import ConfirmModal, ErrorModal
 from .base import BaseScreen
-from .presets import PresetEntry, load_presets
 
-DEVICES = tuple(get_args(RuntimeConfig.model_fields["device"].annotation))
-PRECISIONS = tuple(get_args(RuntimeConfig.model_fields["precision"].annotation))
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEVICES = get_args(Device)
+PRECISIONS = get_args(Precision)
+NAME_RE = re.compile(NAME_PATTERN)
 APPEAR_TIMEOUT_S = 120.0
 
 
@@ -494,7 +501,7 @@ class LaunchScreen(BaseScreen):
                 self.Failed("Launch failed", f"cannot start n2n-core: {e.strerror or e}", [])
             )
             return
-        self.app.children_started.append(started)
+        self.app.adopt_child(started)
         deadline = time.monotonic() + APPEAR_TIMEOUT_S
         suffix = f"-{spec.name}"
         while time.monotonic() < deadline:

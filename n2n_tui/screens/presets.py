@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +13,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from n2n_core.config import Preset, read_preset_data, validate_preset
-from n2n_core.errors import UserError
+from n2n_core.config import Preset
 
 from .. import presetform as pf
+from ..presetfiles import PresetEntry, load_presets
 from ..widgets.common import ConfirmModal, RunsTable
 from ..widgets.presets import PresetForm
 from ..widgets.presets.diff import diff_text
 from .base import BaseScreen
-
-
-@dataclass(frozen=True)
-class PresetEntry:
-    path: Path
-    data: dict[str, Any] | None
-    preset: Preset | None
-    error: str | None
-
-
-def load_presets(folder: Path) -> list[PresetEntry]:
-    try:
-        files = sorted(p for p in folder.glob("*.yaml") if p.is_file())
-    except OSError:
-        return []
-    out = []
-    for p in files:
-        try:
-            data = read_preset_data(p)
-            out.append(PresetEntry(p, data, validate_preset(data, p.name), None))
-        except UserError as e:
-            out.append(PresetEntry(p, None, None, str(e)))
-    return out
 
 
 class PresetsScreen(BaseScreen):

@@ -57,18 +57,6 @@ def _value(r: RunSummary, col: str):
     }[col]
 
 
-def relaunch(screen: BaseScreen, run_dir: Path) -> None:
-    """Launch, filled in from a run's own resolved preset and name, to change and start again."""
-    from .launch import LaunchScreen
-
-    preset = run_dir / "preset.yaml"
-    if not preset.is_file():
-        screen.notify(f"{run_dir.name} has no preset.yaml to relaunch", title="Relaunch")
-        return
-    name = run_dir.name.split("-", 1)[1] if "-" in run_dir.name else run_dir.name
-    screen.app.push_screen(LaunchScreen(preset, name=name))
-
-
 class RunsScreen(BaseScreen):
     """The run list: open, filter, mark for compare, delete."""
 
@@ -82,9 +70,9 @@ class RunsScreen(BaseScreen):
         Binding("enter", "open", "Open"),
         Binding("s", "snapshots", "Snapshots"),
         Binding("space", "mark", "Mark"),
-        Binding(
-            "c", "compare", "Compare", show=False
-        ),  # the info line offers it once runs are marked
+        # The info line offers compare once runs are marked: the footer must fit 80 columns.
+        Binding("c", "compare", "Compare", show=False),
+        Binding("e", "export", "Export"),
         Binding("l", "launch", "Launch"),
         Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("p", "presets", "Presets"),
@@ -260,6 +248,21 @@ class RunsScreen(BaseScreen):
                 return
         self.app.push_screen(CompareScreen(paths))
 
+    def action_export(self) -> None:
+        """CSV, Markdown and a PNG of the marked runs (or the selected one) to RESULTS/exports/."""
+        paths = [r.path for r in self.app.rows if r.path.name in self.marked]
+        row = self.selected()
+        if not paths and row:
+            paths = [row.path]
+        if paths:
+            self.export(paths)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
+    def export(self, paths: list[Path]) -> None:
+        from .compare import export_runs
+
+        export_runs(self.app, paths, "runs")
+
     def action_sweeps(self) -> None:
         from .sweeps import SweepsScreen
 
@@ -318,7 +321,7 @@ class RunsScreen(BaseScreen):
     def action_relaunch(self) -> None:
         row = self.selected()
         if row:
-            relaunch(self, row.path)
+            self.app.relaunch(row.path)
 
     def action_presets(self) -> None:
         from .presets import PresetsScreen

@@ -4,8 +4,9 @@ What a user would write from the paper's table without thinking about speed:
 ``nn.Conv2d`` / ``nn.LeakyReLU`` / ``nn.MaxPool2d`` / ``nn.Upsample`` modules,
 NCHW tensors (no channels_last), default thread settings, ``torch.no_grad`` for
 inference, a numpy data pipeline (float64 noise, one crop at a time) and the
-textbook training step. ``n2n-core bench`` loads this file by path and times it
-side by side with the engine, so every speed-up it prints is against this.
+textbook training step. ``n2n-core bench`` times it side by side with the
+engine, so every speed-up it prints is against this. It ships in the package,
+so an installed ``n2n-core bench`` has its baseline.
 
 Weights are laid out like ``n2n_core.network.UNet`` (same layer names), so the
 two networks can share a state dict and compute the same function.
