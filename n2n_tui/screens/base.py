@@ -20,11 +20,16 @@ def worker_failed(screen_or_app, event: Worker.StateChanged) -> None:
 
 
 class BaseScreen(Screen):
+    # Below this many rows the screen gets the class -short (the stylesheet tightens it).
+    SHORT_ROWS = 32
+
     @on(events.Resize)
-    def _fit_footer(self) -> None:
-        # At 80 columns the keys fit only without the footer's spacing.
+    def _fit_terminal(self) -> None:
+        self.set_class(self.size.height < self.SHORT_ROWS, "-short")
+        # At 80 columns the keys fit only without the footer's spacing and palette hint.
         for footer in self.query(Footer):
             footer.compact = self.size.width < 110
+            footer.show_command_palette = self.size.width >= 110
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:

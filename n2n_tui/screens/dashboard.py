@@ -24,12 +24,12 @@ from .base import BaseScreen
 
 REDRAW_S = 0.25
 FOLLOW_S = 0.5
-SHORT_ROWS = 36
 
 
 class DashboardScreen(BaseScreen):
     """One run, live (following its folder) or replayed from its metrics log."""
 
+    SHORT_ROWS = 36  # a short terminal gives the charts the rows; the log keeps a few
     HELP = (
         "Charts of loss, PSNR (input PSNR dashed), learning rate and ms/step against "
         "step; the log tail below. Stop sends SIGTERM to the run's process group "
@@ -95,8 +95,6 @@ class DashboardScreen(BaseScreen):
         self.call_after_refresh(self.redraw)
 
     def on_resize(self) -> None:
-        # A short terminal gives the charts the rows; the log keeps a few.
-        self.set_class(self.size.height < SHORT_ROWS, "-short")
         self._drawn = None  # the header's progress bar follows the width
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:

@@ -257,10 +257,6 @@ class LaunchScreen(BaseScreen):
             yield Static("", id="launch-status", classes="info-line")
         yield Footer()
 
-    def on_resize(self) -> None:
-        # 24 rows hold the form, the command and the button only without spacing.
-        self.set_class(self.size.height < 32, "-short")
-
     def on_mount(self) -> None:
         self.title = "launch"
         self.sub_title = f"results: {self.app.results_dir}"

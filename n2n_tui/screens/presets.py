@@ -283,7 +283,14 @@ class SavePresetModal(ModalScreen[Path | None]):
                 yield Button("Save (enter)", variant="primary", id="save")
                 yield Button("Cancel (esc)", id="cancel")
 
+    def on_resize(self) -> None:
+        # The diff gets what the window leaves, so the buttons stay on a 24-row screen.
+        chrome = 17
+        rows = max(3, int(self.size.height * 0.9) - chrome)
+        self.query_one(".dialog-scroll").styles.max_height = rows
+
     def on_mount(self) -> None:
+        self.query_one("#save-error", Static).display = False
         for inp in self.query(Input):
             inp.cursor_blink = not self.app.is_headless
         self.query_one("#save-path", Input).focus()
@@ -307,6 +314,9 @@ class SavePresetModal(ModalScreen[Path | None]):
         if path is not None:
             data["name"] = path.stem
         desc = self.query_one("#save-desc", Input).value.strip()
+        old = self.old.get("description")
+        if isinstance(old, str) and desc == _one_line(old):
+            desc = old  # untouched: keep the original's line breaks (no diff)
         if desc or "description" in self.old:
             data["description"] = desc
         return data
@@ -321,13 +331,16 @@ class SavePresetModal(ModalScreen[Path | None]):
         # other edits it probably no longer fits.
         others = {k for k in set(new) | set(self.old) if k not in ("name", "description")}
         edited = any(new.get(k) != self.old.get(k) for k in others)
-        same = new["description"] == _one_line(self.old.get("description"))
+        desc = _one_line(new.get("description"))
+        same = desc == _one_line(self.old.get("description"))
         warning = (
             f"the description is still that of {self.original.name}; does it fit the edited preset?"
-            if edited and same and new["description"]
+            if edited and same and desc
             else ""
         )
-        self.query_one("#save-desc-warning", Static).update(Text(warning))
+        box = self.query_one("#save-desc-warning", Static)
+        box.update(Text(warning))
+        box.display = bool(warning)
 
     @on(Input.Changed)
     def _changed(self) -> None:
@@ -347,14 +360,18 @@ class SavePresetModal(ModalScreen[Path | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def save(self) -> None:
+    def _error(self, text: str) -> None:
         err = self.query_one("#save-error", Static)
+        err.display = True
+        err.update(Text(text))
+
+    def save(self) -> None:
         path = self.path()
         if path is None:
-            err.update("enter a file name")
+            self._error("enter a file name")
             return
         if path.exists():
-            err.update(Text(f"{path} exists; presets are saved as new files — pick another name"))
+            self._error(f"{path} exists; presets are saved as new files — pick another name")
             return
         self.write(path, self.new_data())
 
@@ -365,8 +382,6 @@ class SavePresetModal(ModalScreen[Path | None]):
             with open(path, "x", encoding="utf-8") as f:
                 f.write(pf.dump(data))
         except OSError as e:
-            self.app.call_from_thread(
-                self.query_one("#save-error", Static).update, f"{path}: {e.strerror or e}"
-            )
+            self.app.call_from_thread(self._error, f"{path}: {e.strerror or e}")
             return
         self.app.call_from_thread(self.dismiss, path)

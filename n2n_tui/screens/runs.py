@@ -68,19 +68,19 @@ class RunsScreen(BaseScreen):
     )
     BINDINGS = [
         Binding("enter", "open", "Open"),
-        Binding("s", "snapshots", "Snapshots"),
+        # The footer keeps what a newcomer needs and fits 80 columns; `?` lists every key.
+        Binding("s", "snapshots", "Snapshots", show=False),
         Binding("space", "mark", "Mark"),
-        # The info line offers compare once runs are marked: the footer must fit 80 columns.
-        Binding("c", "compare", "Compare", show=False),
-        Binding("e", "export", "Export"),
+        Binding("c", "compare", "Compare", show=False),  # the info line offers it
+        Binding("e", "export", "Export", show=False),
         Binding("l", "launch", "Launch"),
         Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("p", "presets", "Presets"),
         Binding("d", "delete", "Delete"),
         Binding("w", "sweeps", "Sweeps"),
-        Binding("o", "sort", "Sort"),
-        Binding("t", "tag", "Tags"),
-        Binding("n", "note", "Note"),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("t", "tag", "Tags", show=False),
+        Binding("n", "note", "Note", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -195,6 +195,7 @@ class RunsScreen(BaseScreen):
         if self.marked:
             parts.append(f"{len(self.marked)} marked (c: compare)")
         parts.append(f"results: {self.app.results_dir}")
+        parts.append("? every key")
         if not rows:
             parts.append("no runs yet — press l to launch one, p for presets")
         info.update(Text("  ·  ".join(parts)))

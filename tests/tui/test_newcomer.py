@@ -194,7 +194,7 @@ async def test_leaving_the_editor_with_unsaved_changes_asks(make_app):
 
 async def test_save_as_new_takes_the_new_name_and_flags_the_description(make_app, presets: Path):
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         editor = await _open_editor(pilot)
         editor.query_one("#f-train-steps", Input).value = "60"
         await pilot.pause()
@@ -203,6 +203,7 @@ async def test_save_as_new_takes_the_new_name_and_flags_the_description(make_app
         assert isinstance(modal, SavePresetModal)
         modal.query_one("#save-path", Input).value = "quick-60"
         await pilot.pause()
+        assert modal.query_one("#save").region.bottom <= 24  # the buttons fit 24 rows
         assert "description" in text_of(modal.query_one("#save-desc-warning"))
         modal.query_one("#save-desc", Input).value = "60 steps of quick"
         await pilot.pause()
