@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, Precision
+from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
 from .errors import EXIT_STOPPED, UserError
+from .fetch import CATALOGUE
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
 # thread waits for a core; on a shared 2-core machine that made a 2-thread training
@@ -105,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--device", default="cpu", choices=devices)
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
+    v.add_argument(
+        "--math",
+        choices=get_args(MathMode),
+        default="high_precision",
+        help="high_performance allows TF32/HF32 matmuls on CUDA/Ascend (default: full fp32)",
+    )
     v.add_argument("--json", action="store_true")
 
     i = sub.add_parser("infer", help="denoise an image (or a folder of images) with a snapshot")
@@ -121,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--snapshot", required=True)
     f.add_argument("--out", required=True)
 
-    vf = sub.add_parser("validate-frozen", help="PSNR of a frozen ONNX model")
+    vf = sub.add_parser(
+        "validate-frozen",
+        help="PSNR of a frozen ONNX model (onnxruntime CPU provider: plain fp32 math, no TF32)",
+    )
     vf.add_argument("--model", required=True)
     vf.add_argument("--dataset-dir", required=True)
     vf.add_argument("--noise", choices=noises)
@@ -146,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     m = dsub.add_parser("mri", help="slice NIfTI volumes into MRI training/validation sets")
     m.add_argument("--src", required=True)
     m.add_argument("--out", required=True)
+    fe = dsub.add_parser(
+        "fetch", help="download a public data set (pinned SHA-256), extract it and build it"
+    )
+    fe.add_argument("name", metavar="NAME", choices=list(CATALOGUE), help=", ".join(CATALOGUE))
+    fe.add_argument("--out", required=True, help="folder for the downloads and the result")
+    fe.add_argument("--sha256", help="the file's hash, for sets without a published one")
+    fe.add_argument("--archive", help="an archive you downloaded (imagenet-val)")
 
     ru = sub.add_parser("runs", help="list run folders")
     ru.add_argument("--results-dir", default=DEFAULT_RESULTS)
@@ -537,20 +554,22 @@ def _print_val(res, as_json: bool, what: str) -> None:
     if as_json:
         print(json.dumps(res.to_json()))
     else:
+        colour = f"; {res.colour.describe()}" if res.colour else ""
         print(
             f"{what}: PSNR {res.psnr:.2f} dB on {res.images} image(s) "
-            f"({res.noise}, seed {res.seed}); noisy input {res.input_psnr:.2f} dB"
+            f"({res.noise}, seed {res.seed}); noisy input {res.input_psnr:.2f} dB{colour}"
         )
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
     from .data.sources import open_val
-    from .device import resolve_device
+    from .device import apply_math_mode, resolve_device
     from .evaluate import torch_runner, validate
     from .noise import validation_noise
     from .snapshots import load_network
 
     device = resolve_device(a.device)
+    apply_math_mode(device, a.math)
     net, snap = load_network(a.snapshot, device)
     if snap.meta.get("task") == "mri":
         from .mri.evaluate import validate_mri_snapshot
@@ -646,6 +665,19 @@ def cmd_infer(a: argparse.Namespace) -> int:
 
 
 def cmd_dataset(a: argparse.Namespace) -> int:
+    if a.dataset_cmd == "fetch":
+        from .fetch import fetch_dataset
+
+        with _download_bar() as progress:
+            fetch_dataset(
+                CATALOGUE[a.name],
+                a.out,
+                a.sha256,
+                a.archive,
+                progress,
+                say=lambda msg: print(msg, flush=True),
+            )
+        return 0
     if a.dataset_cmd == "build":
         from .data.packed import build_packed
 
@@ -657,6 +689,35 @@ def cmd_dataset(a: argparse.Namespace) -> int:
     info = build_mri_dataset(a.src, a.out)
     print(json.dumps(info) if isinstance(info, dict) else info)
     return 0
+
+
+class _download_bar:
+    """A rich progress bar on stderr, one task per file, as a ``fetch`` progress callback."""
+
+    def __enter__(self):
+        self.bar = None  # started at the first byte: an early error prints nothing else
+        self.tasks: dict[str, int] = {}
+        return self
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            self.bar = Progress(
+                *Progress.get_default_columns(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(name, total=total)
+        self.bar.update(self.tasks[name], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def cmd_runs(a: argparse.Namespace) -> int:

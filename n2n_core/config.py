@@ -7,6 +7,7 @@ path before validation, so an override is checked exactly like the file.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from .filecheck import read_bounded
 # Allowed values, each written once: the CLI's choices and the TUI's selects derive
 # from these types (typing.get_args), never retype them.
 Device = Literal["auto", "cpu", "cuda", "npu", "mps"]
-Precision = Literal["fp32", "bf16", "fp16"]
+# auto: bf16 where the device computes it natively (device.resolve_precision), else fp32
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# the seed's --op-select-implmode: high_precision keeps full fp32 math (no TF32/HF32)
+MathMode = Literal["high_precision", "high_performance"]
 DataKind = Literal["builtin", "pairs", "noisy", "clean", "path"]
 
 
@@ -82,15 +86,40 @@ class TextNoise(_Strict):
 
 
 class ImpulseNoise(_Strict):
-    """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour."""
+    """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour.
+
+    Validation at p = 0.70, the paper's reported experiment. In training each image
+    draws its own p: input and target of a pair get independent draws, as in the
+    reference, whose data pipeline calls the noise function once per copy
+    (``(add_noise(cropped), add_noise(cropped), cropped)``) and each call draws its
+    own strength. The clean value stays the mode of the target's pixel for every
+    p < 1 either way, which is all the L0 loss needs.
+    """
 
     type: Literal["impulse"] = "impulse"
     train_p: Range = (0.0, 0.95)
-    val_p: float = Field(0.5, ge=0, le=1)
+    val_p: float = Field(0.7, ge=0, le=1)
 
     @field_validator("train_p")
     @classmethod
     def _r(cls, v: Range) -> Range:
+        return _check_range(v, 0.0, 1.0)
+
+
+class BernoulliNoise(_Strict):
+    """Multiplicative Bernoulli noise (the paper's Sec. 3.1): each pixel is kept with
+    probability ``keep`` and otherwise multiplied by 0 (black, all channels); the
+    training loss counts only the pixels the target kept."""
+
+    type: Literal["bernoulli"] = "bernoulli"
+    train_keep: Range = (0.05, 1.0)
+    val_keep: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("train_keep")
+    @classmethod
+    def _r(cls, v: Range) -> Range:
+        if v[0] <= 0:
+            raise ValueError("keep must be > 0 (a target with no pixel kept teaches nothing)")
         return _check_range(v, 0.0, 1.0)
 
 
@@ -108,7 +137,13 @@ class NoNoise(_Strict):
 
 
 NoiseConfig = Annotated[
-    GaussianNoise | PoissonNoise | TextNoise | ImpulseNoise | BernoulliSpectralNoise | NoNoise,
+    GaussianNoise
+    | PoissonNoise
+    | TextNoise
+    | ImpulseNoise
+    | BernoulliNoise
+    | BernoulliSpectralNoise
+    | NoNoise,
     Field(discriminator="type"),
 ]
 # noise.type values, in the order above (``none``: the user's own noisy data)
@@ -158,10 +193,18 @@ LEVEL_PARAM = {
     "poisson": "val_lam",
     "text": "val_coverage",
     "impulse": "val_p",
+    "bernoulli": "val_keep",
 }
 
 # What `n2n-core evaluate --baselines` can score beside the network.
 BaselineName = Literal["noisy", "nlm", "bm3d"]
+
+
+class AugmentConfig(_Strict):
+    """Transforms of each clean training crop (see ``data/augment.py``)."""
+
+    flips: bool = False  # one of the 8 flips/rotations per crop
+    channels: bool = False  # a random permutation of the colour channels per crop
 
 
 class DataConfig(_Strict):
@@ -169,6 +212,7 @@ class DataConfig(_Strict):
     val: str | None = "builtin:photos-val"
     val_max_images: int | None = Field(None, ge=1)
     samples: int = Field(3, ge=0, le=64)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @property
     def train_spec(self) -> DataSpec:
@@ -219,7 +263,7 @@ class TrainConfig(_Strict):
 class RuntimeConfig(_Strict):
     device: Device = "auto"
     precision: Precision = "fp32"
-    math: Literal["high_precision", "high_performance"] = "high_performance"
+    math: MathMode = "high_performance"
     nproc: int = Field(1, ge=1, le=1024)
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
@@ -232,6 +276,8 @@ class RuntimeConfig(_Strict):
     compile: bool = False
     # Also write TensorBoard events to RUN_DIR/tensorboard/ (needs the tensorboard extra).
     tensorboard: bool = False
+    # Seconds between `sys` records (CPU, memory, device util/memory/temp/power); 0 = none.
+    sys_every: float = Field(5.0, ge=0)
 
 
 class MriConfig(_Strict):
@@ -333,6 +379,13 @@ class Preset(_Strict):
             raise ValueError("noise.type bernoulli_spectral needs task: mri")
         if self.task == "mri" and self.noise.type != "bernoulli_spectral":
             raise ValueError("task: mri needs noise.type bernoulli_spectral")
+        if (self.data.augment.flips or self.data.augment.channels) and (
+            self.task != "image" or self.data.train_spec.own_mode
+        ):
+            raise ValueError(
+                "data.augment: applies to clean training images with synthetic noise "
+                "(task: image); MRI has mri.translate"
+            )
         if self.runtime.node_rank >= self.runtime.nnodes:
             raise ValueError("runtime.node_rank must be < runtime.nnodes")
         _check_own_data(self)
@@ -446,7 +499,7 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
         msg = (
             "unsupported value "
             f"{_short(_tag_of(first.get('input')))}; expected one of: "
-            "gaussian, poisson, text, impulse, bernoulli_spectral, none"
+            f"{', '.join(NOISE_TYPES)}"
         )
         loc = loc + ".type" if not loc.endswith(".type") else loc
     elif kind == "union_tag_not_found":
@@ -543,10 +596,14 @@ class PresetLoader(yaml.SafeLoader):
     def __init__(self, stream) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent, index):
         self._depth += 1
+        self._nodes += 1
         try:
+            if self._nodes > MAX_PRESET_NODES:  # stop early; aliases are counted afterwards
+                raise _PresetTooBig(f"more than {MAX_PRESET_NODES} values")
             if self._depth > MAX_PRESET_DEPTH:
                 mark = self.peek_event().start_mark
                 raise _PresetTooBig(
@@ -620,8 +677,29 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Quoted scalars and comments, whose brackets are text, not YAML structure.
+_NOT_STRUCTURE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"|#[^\n]*")
+
+
+def _flow_depth(text: str) -> int:
+    """How deep ``[``/``{`` nest outside quoted scalars and comments (closers not clamped).
+
+    Checked before PyYAML sees the text: its scanner looks ahead through every
+    open bracket of a line at a cost that grows with their square (about a second
+    for a 1 KB line of ``[``), before the loader's own depth check can stop it.
+    """
+    brackets = _NOT_BRACKET.sub("", _NOT_STRUCTURE.sub("", text))
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
 def _load_yaml(text: str, source: str) -> Any:
     """``yaml.load`` with :class:`PresetLoader`; a budget exceeded is a UserError naming ``source``."""
+    if _flow_depth(text) > MAX_PRESET_DEPTH:
+        raise UserError(f"{source}: YAML refused: nested deeper than {MAX_PRESET_DEPTH} levels")
     try:
         return yaml.load(text, Loader=PresetLoader)  # noqa: S506 - a SafeLoader subclass
     except _PresetTooBig as e:

@@ -15,9 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 
 class RunConsole:
-    def __init__(self, log_path: Path | None, enabled: bool = True, quiet: bool = False):
+    def __init__(self, log_path: Path | None, enabled: bool = True):
         self.enabled = enabled
-        self.quiet = quiet
         self.term = Console(file=sys.stdout, highlight=False, soft_wrap=True)
         self._log = open(log_path, "a", encoding="utf-8") if (log_path and enabled) else None  # noqa: SIM115
         self._progress: Progress | None = None
@@ -25,14 +24,13 @@ class RunConsole:
 
     @property
     def interactive(self) -> bool:
-        return self.enabled and not self.quiet and self.term.is_terminal
+        return self.enabled and self.term.is_terminal
 
     def print(self, msg: str, style: str | None = None) -> None:
         if not self.enabled:
             return
-        if not self.quiet:
-            target = self._progress.console if self._progress else self.term
-            target.print(msg, style=style, markup=False)
+        target = self._progress.console if self._progress else self.term
+        target.print(msg, style=style, markup=False)
         self.log_only(msg)
 
     def log_only(self, msg: str) -> None:

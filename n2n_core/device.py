@@ -76,6 +76,39 @@ def backend_for(device: torch.device) -> str:
     return BACKENDS.get(device.type, "gloo")
 
 
+# CPU feature flags (Linux /proc/cpuinfo names) that mean bf16 matrix math in hardware;
+# without them oneDNN emulates bf16 with fp32 and conversions, slower than fp32.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them; empty where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware (so autocast to it is a speed-up)."""
+    if device.type == "cpu":
+        return any(f in cpu_flags() for f in BF16_CPU_FLAGS)
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)  # Ampere and later
+    return device.type == "npu"  # Ascend cubes compute bf16; mps: fp32
+
+
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """The precision a run uses: ``auto`` is bf16 where native, fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 def check_precision(device: torch.device, precision: str) -> None:
     """Fail early, with the key named, where a device cannot run a precision."""
     dtype = AUTOCAST_DTYPES[precision]

@@ -10,6 +10,11 @@ Exactly the reference's (NVlabs ``validation.py`` / ``util.infer_image``):
 4. the output goes to uint8 by ``clip((y + 0.5) * 255 + 0.5, 0, 255)``;
 5. PSNR per image against the uint8 original, averaged over images.
 
+Beside PSNR, the colour shift: per image and channel, mean(denoised) −
+mean(clean) in levels of 255. PSNR hides a network that pulls every colour
+towards the palette of its few training photos (greens coming out grey);
+the mean |shift| and the worst (image, channel) show it.
+
 The input PSNR (the corrupted image through the same uint8 mapping) is reported
 beside it so the gain is always visible. The network is any callable taking a
 padded float32 (1, C, H, W) array — a PyTorch module or an ONNX session alike.
@@ -101,6 +106,53 @@ def torch_runner(
     return run
 
 
+def colour_shift(pred_u8: np.ndarray, clean_u8: np.ndarray) -> np.ndarray:
+    """Per channel, mean(denoised) − mean(clean) of one uint8 (C, H, W) pair, in levels of 255."""
+    c = clean_u8.shape[0]
+    return pred_u8.reshape(c, -1).mean(axis=1, dtype=np.float64) - clean_u8.reshape(c, -1).mean(
+        axis=1, dtype=np.float64
+    )
+
+
+def channel_name(channels: int, k: int) -> str:
+    return "RGB"[k] if channels == 3 else str(k)
+
+
+@dataclass(frozen=True)
+class ColourShift:
+    """The colour bias of a model on a set of images, in levels of 255."""
+
+    mean_abs: float  # mean |shift| over images and channels
+    worst: float  # the signed shift of largest magnitude
+    worst_image: str
+    worst_channel: str
+
+    @classmethod
+    def of(cls, names: list[str], shifts: list[np.ndarray]) -> ColourShift:
+        table = np.stack(shifts)  # (images, channels)
+        i, k = np.unravel_index(int(np.argmax(np.abs(table))), table.shape)
+        return cls(
+            mean_abs=float(np.mean(np.abs(table))),
+            worst=float(table[i, k]),
+            worst_image=names[i],
+            worst_channel=channel_name(table.shape[1], int(k)),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "colour_shift": round(self.mean_abs, 2),
+            "colour_shift_worst": round(self.worst, 2),
+            "colour_shift_worst_image": self.worst_image,
+            "colour_shift_worst_channel": self.worst_channel,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"colour shift {self.mean_abs:.2f} "
+            f"(worst {self.worst:+.2f} {self.worst_channel} in {self.worst_image})"
+        )
+
+
 @dataclass
 class ValResult:
     psnr: float
@@ -109,15 +161,29 @@ class ValResult:
     noise: str
     seed: int
     per_image: list[dict] = field(default_factory=list)
+    colour: ColourShift | None = None  # None where shifts are not measured (MRI magnitudes)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "psnr": round(self.psnr, 2),
             "input_psnr": round(self.input_psnr, 2),
             "images": self.images,
             "noise": self.noise,
             "seed": self.seed,
         }
+        if self.colour is not None:
+            out.update(self.colour.to_json())
+        return out
+
+
+def score_record(name: str, p_out: float, p_in: float, shift: np.ndarray) -> dict:
+    """One image's line in ``ValResult.per_image``."""
+    return {
+        "name": name,
+        "psnr": round(p_out, 2),
+        "input_psnr": round(p_in, 2),
+        "colour_shift": [round(float(v), 2) for v in shift],
+    }
 
 
 def sample_strip(*images_u8_chw: np.ndarray) -> np.ndarray:
@@ -166,13 +232,14 @@ def validate(
     """
     from .data.images import save_image
 
-    out_db, in_db, per = [], [], []
+    out_db, in_db, per, shifts = [], [], [], []
     for k, item in enumerate(noisy_images(images, noise, seed)):
         pred_u8 = infer_uint8(run, item.noisy)
         p_out, p_in = psnr(pred_u8, item.clean_u8), psnr(item.noisy_u8, item.clean_u8)
         out_db.append(p_out)
         in_db.append(p_in)
-        per.append({"name": item.name, "psnr": round(p_out, 2), "input_psnr": round(p_in, 2)})
+        shifts.append(colour_shift(pred_u8, item.clean_u8))
+        per.append(score_record(item.name, p_out, p_in, shifts[-1]))
         if samples_dir is not None and k < samples:
             stem = Path(item.name).stem
             save_image(
@@ -190,4 +257,5 @@ def validate(
         noise=noise.name,
         seed=seed,
         per_image=per,
+        colour=ColourShift.of([item.name for item in images], shifts),
     )

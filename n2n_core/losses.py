@@ -31,6 +31,27 @@ def l0(pred: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
     return torch.mean((torch.abs(pred - target) + L0_EPS) ** gamma)
 
 
+def masked_loss(
+    name: str, pred: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, progress: float
+) -> torch.Tensor:
+    """The named loss averaged over the pixels where ``keep`` (N, 1, H, W) is 1 only.
+
+    Multiplicative Bernoulli noise: a target pixel that was dropped carries no
+    information, so it gets no weight (and no gradient) at all.
+    """
+    diff = pred.float() - target.float()
+    if name == "l2":
+        err = diff * diff
+    elif name == "l1":
+        err = diff.abs()
+    elif name == "l0":
+        err = (diff.abs() + L0_EPS) ** l0_gamma(progress)
+    else:
+        raise ValueError(f"unknown loss {name!r}")
+    keep = keep.float()
+    return (err * keep).sum() / (keep.sum() * err.shape[1]).clamp_min(1.0)
+
+
 def compute_loss(name: str, pred: torch.Tensor, target: torch.Tensor, progress: float):
     """The named loss in float32 (mixed precision keeps the loss itself in full precision)."""
     pred, target = pred.float(), target.float()

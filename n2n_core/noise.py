@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .config import (
     LEVEL_PARAM,
+    BernoulliNoise,
     BernoulliSpectralNoise,
     GaussianNoise,
     ImpulseNoise,
@@ -111,7 +112,7 @@ class Impulse:
     """Random-valued impulse noise: each pixel, with probability p, gets a uniform random colour."""
 
     train_p: tuple[float, float] = (0.0, 0.95)
-    val_p: float = 0.5
+    val_p: float = 0.7
     name: str = "impulse"
 
     def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
@@ -129,6 +130,41 @@ class Impulse:
 
     def describe(self) -> str:
         return f"impulse p={self.val_p:g}"
+
+
+@dataclass(frozen=True)
+class Bernoulli:
+    """Multiplicative Bernoulli noise: each pixel kept with probability ``keep``, else black.
+
+    "Multiplied by 0" is on intensity, [0, 1]: a dropped pixel is -0.5 here. The
+    drop is per pixel, all channels together. ``train_masked`` also returns the
+    keep mask, so the loss can count only what a target really observed — a
+    dropped pixel says nothing about the image, and its expected value is not the
+    clean one (it is keep * clean), so plain L2 against it would learn a darkened image.
+    """
+
+    train_keep: tuple[float, float] = (0.05, 1.0)
+    val_keep: float = 0.5
+    name: str = "bernoulli"
+
+    def train_masked(
+        self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(corrupted batch, keep mask (N, 1, H, W) of 0/1 in x's dtype)."""
+        n, _, h, w = x.shape
+        keep = _uniform_per_image(n, *self.train_keep, gen, x.device)
+        mask = (torch.rand((n, 1, h, w), generator=gen, device=x.device) < keep).to(x.dtype)
+        return (x + 0.5) * mask - 0.5, mask
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, rng: np.random.Generator):
+        return self.train_masked(x, gen, rng)[0]
+
+    def val(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        kept = rng.random((1, *x.shape[1:])) < self.val_keep
+        return np.where(kept, x, -0.5).astype(np.float32)
+
+    def describe(self) -> str:
+        return f"bernoulli keep={self.val_keep:g}"
 
 
 _ALPHABET = string.ascii_letters + string.digits + string.punctuation + " "
@@ -226,7 +262,7 @@ class Identity:
         return "none"
 
 
-def make_noise(cfg) -> Gaussian | Poisson | Impulse | Text | Identity:
+def make_noise(cfg) -> Gaussian | Poisson | Impulse | Bernoulli | Text | Identity:
     """The noise object for a preset's ``noise:`` section."""
     if isinstance(cfg, GaussianNoise):
         return Gaussian(tuple(cfg.train_sigma), cfg.val_sigma)
@@ -234,6 +270,8 @@ def make_noise(cfg) -> Gaussian | Poisson | Impulse | Text | Identity:
         return Poisson(tuple(cfg.train_lam), cfg.val_lam)
     if isinstance(cfg, ImpulseNoise):
         return Impulse(tuple(cfg.train_p), cfg.val_p)
+    if isinstance(cfg, BernoulliNoise):
+        return Bernoulli(tuple(cfg.train_keep), cfg.val_keep)
     if isinstance(cfg, TextNoise):
         return Text(tuple(cfg.train_coverage), cfg.val_coverage)
     if isinstance(cfg, NoNoise):
@@ -248,12 +286,16 @@ _CONFIGS = {
     "poisson": PoissonNoise,
     "text": TextNoise,
     "impulse": ImpulseNoise,
+    "bernoulli": BernoulliNoise,
     "none": NoNoise,
 }
 
 
-def noise_from_name(name: str, **params) -> Gaussian | Poisson | Impulse | Text | Identity:
-    """For the CLI's ``--noise``: ``gaussian``, ``poisson``, ``text``, ``impulse`` or ``none``."""
+def noise_from_name(
+    name: str, **params
+) -> Gaussian | Poisson | Impulse | Bernoulli | Text | Identity:
+    """For the CLI's ``--noise``: ``gaussian``, ``poisson``, ``text``, ``impulse``,
+    ``bernoulli`` or ``none``."""
     if name not in _CONFIGS:
         raise UserError(f"noise {name!r}: expected one of {', '.join(_CONFIGS)}")
     try:

@@ -28,7 +28,18 @@ from .config import DataSpec, Preset
 from .data.aligned import AlignedCropSampler
 from .data.images import load_image, save_image
 from .data.pairs import detect_channels, find_clean_refs, find_noisy, find_pairs, load_pair
-from .evaluate import Runner, ValResult, clip_to_uint8, infer_uint8, psnr, sample_strip, to_float
+from .evaluate import (
+    ColourShift,
+    Runner,
+    ValResult,
+    clip_to_uint8,
+    colour_shift,
+    infer_uint8,
+    psnr,
+    sample_strip,
+    score_record,
+    to_float,
+)
 from .neighbor import (
     NeighbourBatch,
     neighbour_choice,
@@ -69,7 +80,7 @@ def validate_noisy_files(
     Images without a reference only give sample strips; with no reference at all
     the result is None (there is no PSNR to report, not a PSNR of zero).
     """
-    out_db, in_db, per = [], [], []
+    out_db, in_db, per, shifts = [], [], [], []
     for k, item in enumerate(images):
         want_sample = samples_dir is not None and k < samples
         if item.clean is None and not want_sample:
@@ -83,7 +94,8 @@ def validate_noisy_files(
             p_out, p_in = psnr(pred_u8, clean_u8), psnr(noisy_u8, clean_u8)
             out_db.append(p_out)
             in_db.append(p_in)
-            per.append({"name": item.name, "psnr": round(p_out, 2), "input_psnr": round(p_in, 2)})
+            shifts.append(colour_shift(pred_u8, clean_u8))
+            per.append(score_record(item.name, p_out, p_in, shifts[-1]))
             strip.append(clean_u8)
         if want_sample:
             save_image(Path(samples_dir) / f"{tag}{Path(item.name).stem}.png", sample_strip(*strip))
@@ -96,6 +108,7 @@ def validate_noisy_files(
         noise="none",
         seed=0,
         per_image=per,
+        colour=ColourShift.of([r["name"] for r in per], shifts),
     )
 
 

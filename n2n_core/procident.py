@@ -4,8 +4,9 @@ A pid read from ``run.json`` is data from a file: after a crash or a reboot it
 may name any process. So the launcher records, at launch, who it is: pid,
 process group, start time (field 22 of ``/proc/PID/stat``, clock ticks after
 boot), boot id and host (``run.json``'s ``process``); rank 0 records the same
-for every rank of a torchrun run (``ranks``). :func:`verify` is the one check
-before anything signals a run or judges it alive:
+for every rank of a torchrun run (``ranks``). :func:`verify_launcher` and
+:func:`verify_rank` are the one check before anything signals a run or judges it
+alive:
 
 - pid and pgid > 1, never the caller's own group;
 - same host and boot, a live process with the recorded start time and group;

@@ -15,6 +15,7 @@ a record rewritten by :func:`~n2n_core.runs.drop_metrics_after` loses nothing.
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -146,13 +147,22 @@ class TrainRecord(Record):
 @record_kind
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ValRecord(Record):
-    """A validation: PSNR of the output and of the corrupted input, on which data set."""
+    """A validation: PSNR of the output and of the corrupted input, on which data set.
+
+    The colour shift (``evaluate.ColourShift``, levels of 255): mean |mean(denoised) −
+    mean(clean)| over images and channels, and the worst signed one with its image
+    and channel; absent where it is not measured (MRI) and in older runs.
+    """
 
     kind: ClassVar[str] = "val"
     psnr: float | None = None
     input_psnr: float | None = None
     dataset: str | None = None
     images: int | None = None
+    colour_shift: float | None = None
+    colour_shift_worst: float | None = None
+    colour_shift_worst_image: str | None = None
+    colour_shift_worst_channel: str | None = None
 
 
 @record_kind
@@ -163,6 +173,113 @@ class EventRecord(Record):
     kind: ClassVar[str] = "event"
     msg: str | None = None
     level: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceStats:
+    """One accelerator, as read by the rank that trains on it (absent sensors are None)."""
+
+    index: int
+    type: str
+    util_pct: float | None = None
+    mem_used_mb: float | None = None
+    mem_total_mb: float | None = None
+    temp_c: float | None = None
+    power_w: float | None = None
+
+
+@dataclass(frozen=True)
+class RankStats:
+    """One rank: its machine and process, its data wait, its own ms/step, its device."""
+
+    rank: int
+    cpu_pct: float | None = None
+    rss_mb: float | None = None
+    ram_used_mb: float | None = None
+    ram_total_mb: float | None = None
+    data_wait: float | None = None  # fraction of step time spent making the batch
+    ms_per_step: float | None = None
+    devices: tuple[DeviceStats, ...] = ()
+
+
+@record_kind
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SysRecord(Record):
+    """System and accelerator numbers of every rank at one log step (n2n_core.sysmon).
+
+    On disk ``ranks`` is a list of objects; absent sensors are left out of them.
+    """
+
+    kind: ClassVar[str] = "sys"
+    ranks: tuple[RankStats, ...] | list | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ranks, list):  # from JSON: typed once, here
+            ranks = tuple(
+                _rank_from_json(r)
+                for r in self.ranks
+                if type(r) is dict and type(r.get("rank")) is int
+            )
+            object.__setattr__(self, "ranks", ranks)
+
+    def to_json(self) -> dict[str, Any]:
+        out = merged_json(self, {"kind": self.kind}, keep_none=False)
+        if self.ranks is not None:
+            out["ranks"] = [_rank_json(r) for r in self.ranks]
+        return out
+
+    def flat(self) -> dict[str, Any]:
+        """``rank1.data_wait``, ``rank1.device1.util_pct``... : one column per number (CSV)."""
+        out: dict[str, Any] = {"kind": self.kind, "step": self.step, "time": self.time}
+        for r in self.ranks or ():
+            js = _rank_json(r)
+            for k, v in js.items():
+                if k not in ("rank", "devices"):
+                    out[f"rank{r.rank}.{k}"] = v
+            for dv in js["devices"]:
+                for k, v in dv.items():
+                    if k not in ("index", "type"):
+                        out[f"rank{r.rank}.device{dv['index']}.{k}"] = v
+        return out
+
+
+def _finite(v: Any) -> bool:
+    return (type(v) is float or type(v) is int) and math.isfinite(v)
+
+
+def _rank_json(r: RankStats) -> dict[str, Any]:
+    out: dict[str, Any] = {"rank": r.rank}
+    for f in fields(RankStats):
+        v = getattr(r, f.name)
+        if f.name not in ("rank", "devices") and v is not None:
+            out[f.name] = round(v, 4)
+    out["devices"] = [
+        {
+            k: (round(v, 2) if isinstance(v, float) else v)
+            for k, v in ((f.name, getattr(dv, f.name)) for f in fields(DeviceStats))
+            if v is not None
+        }
+        for dv in r.devices
+    ]
+    return out
+
+
+def _rank_from_json(r: dict[str, Any]) -> RankStats:
+    nums = {
+        f.name: float(r[f.name])
+        for f in fields(RankStats)
+        if f.name not in ("rank", "devices") and _finite(r.get(f.name))
+    }
+    devices = []
+    for dv in r.get("devices") or ():
+        if type(dv) is dict and type(dv.get("index")) is int:
+            dn = {
+                f.name: float(dv[f.name])
+                for f in fields(DeviceStats)
+                if f.name not in ("index", "type") and _finite(dv.get(f.name))
+            }
+            devices.append(DeviceStats(index=dv["index"], type=str(dv.get("type", "?")), **dn))
+    return RankStats(rank=r["rank"], devices=tuple(devices), **nums)
 
 
 @record_kind

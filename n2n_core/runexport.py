@@ -17,7 +17,7 @@ from typing import Any
 
 from .atomic import atomic_write_bytes
 from .errors import UserError
-from .records import read_metrics
+from .records import SysRecord, read_metrics
 from .runs import RunSummary, resolve_run_dir, summarize_run
 
 PLOT_SUFFIXES = (".png", ".svg")
@@ -58,7 +58,8 @@ def csv_text(run_dirs: list[Path]) -> str:
     rows, columns = [], {"run": None}
     for d in run_dirs:
         for rec in read_metrics(d / "metrics.jsonl"):
-            row = {"run": d.name, **_flat_record(rec.to_json())}
+            flat = rec.flat() if isinstance(rec, SysRecord) else _flat_record(rec.to_json())
+            row = {"run": d.name, **flat}
             columns.update(dict.fromkeys(row))
             rows.append(row)
     buf = io.StringIO()

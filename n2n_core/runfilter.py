@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import parse_value
+from .config import parse_value, read_preset_data
 from .errors import UserError
 from .runinfo import RunInfo, run_tags
 
@@ -112,9 +110,12 @@ def _equal(have: Any, want: Any) -> bool:
 
 
 def read_run_preset(run_dir: Path) -> dict[str, Any]:
-    """The run's resolved preset as data ({} when missing or unreadable)."""
+    """The run's resolved preset as data ({} when missing, unreadable or refused).
+
+    Read with the presets' own bounded loader: a run folder is data, and a FIFO,
+    ``/dev/zero`` or an alias bomb planted as its preset.yaml must not hang a listing.
+    """
     try:
-        data = yaml.safe_load((Path(run_dir) / "preset.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return read_preset_data(Path(run_dir) / "preset.yaml")
+    except UserError:
         return {}
-    return data if isinstance(data, dict) else {}

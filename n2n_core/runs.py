@@ -18,18 +18,46 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import UserError
-from .records import EvalRecord, EventRecord, Record, TrainRecord, ValRecord, read_metrics
+from .records import (
+    EvalRecord,
+    EventRecord,
+    RankStats,
+    Record,
+    SysRecord,
+    TrainRecord,
+    ValRecord,
+    read_metrics,
+)
 from .runinfo import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
 from .runstate import RunState, RunValues
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
+# Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
+SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
+
+
+def sample_tag(step: int) -> str:
+    return f"step-{step:08d}-"
+
+
+def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
+    """(path, step, image name) of the sample strips in a folder, by step then name."""
+    d = Path(samples_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = SAMPLE_RE.match(p.name)
+        if m:
+            out.append((p, int(m.group(1)), m.group(2)))
+    return sorted(out, key=lambda t: (t[1], t[2]))
 
 
 # ---------------------------------------------------------------------------
@@ -121,7 +149,16 @@ class MetricsWriter:
             )
         )
 
-    def val(self, step: int, psnr: float, input_psnr: float, dataset: str, images: int) -> None:
+    def val(
+        self,
+        step: int,
+        psnr: float,
+        input_psnr: float,
+        dataset: str,
+        images: int,
+        colour: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``colour``: the ``colour_shift*`` fields (``evaluate.ColourShift.to_json()``)."""
         self.write(
             ValRecord(
                 step=step,
@@ -130,11 +167,15 @@ class MetricsWriter:
                 input_psnr=round(input_psnr, 4),
                 dataset=dataset,
                 images=images,
+                **(colour or {}),
             )
         )
 
     def event(self, step: int, msg: str, level: str = "info") -> None:
         self.write(EventRecord(step=step, time=self.clock(), msg=msg, level=level))
+
+    def sys(self, step: int, ranks: tuple[RankStats, ...]) -> None:
+        self.write(SysRecord(step=step, time=self.clock(), ranks=ranks))
 
     def eval(
         self,
@@ -181,8 +222,12 @@ class MetricsWriter:
         self.close()
 
 
+# What a resumed run redoes; events stay, they are the run's history.
+DROPPED_ON_RESUME = (TrainRecord, ValRecord, SysRecord)
+
+
 def drop_metrics_after(path: str | Path, step: int) -> int:
-    """Remove train/val records past ``step`` (work lost in a crash); returns how many.
+    """Remove train/val/sys records past ``step`` (work lost in a crash); returns how many.
 
     Resuming from the snapshot at ``step`` redoes those steps, so their old records
     would otherwise appear twice. Events are kept: they are the run's history.
@@ -194,7 +239,7 @@ def drop_metrics_after(path: str | Path, step: int) -> int:
         return 0
     keep, dropped = [], 0
     for rec in read_metrics(p):
-        if type(rec) in (TrainRecord, ValRecord) and rec.step is not None and rec.step > step:
+        if type(rec) in DROPPED_ON_RESUME and rec.step is not None and rec.step > step:
             dropped += 1
             continue
         keep.append(rec)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .records import EvalRecord, EventRecord, Record, TrainRecord, ValRecord
+from .records import EvalRecord, EventRecord, Record, SysRecord, TrainRecord, ValRecord
 from .series import Series
 
 EVENTS_KEPT = 400
@@ -38,11 +38,14 @@ class RunValues:
     best_step: int | None = None
     input_psnr: float | None = None
     dataset: str | None = None
+    colour_shift: float | None = None  # the last validation's mean |shift|, levels of 255
+    colour_shift_worst: float | None = None  # ... and its worst signed (image, channel) shift
     first_time: float | None = None
     last_time: float | None = None
     records: int = 0
     train_records: int = 0
     val_records: int = 0
+    sys: SysRecord | None = None  # the newest system/accelerator sample
     events: list[EventRecord] = field(default_factory=list)
     evals: list[EvalRecord] = field(default_factory=list)  # the latest of each cell
     # Where the wall-clock rate is measured from (the first train record, or the
@@ -50,25 +53,27 @@ class RunValues:
     # records, so this rate includes them.
     rate_step: int | None = None
     rate_time: float | None = None
+    progress_time: float | None = None  # the newest train or val record's (not sys samples')
 
     def remaining_s(self, total: int | None, now: float) -> float | None:
         """Wall seconds left: steps to go at the measured rate, less the time since the last record."""
         if not total or self.step >= total:
             return None
         per_step = None
-        if self.rate_step is not None and self.rate_time is not None and self.last_time:
+        last = self.progress_time
+        if self.rate_step is not None and self.rate_time is not None and last is not None:
             done = self.step - self.rate_step
-            if done > 0 and self.last_time > self.rate_time:
-                per_step = (self.last_time - self.rate_time) / done
+            if done > 0 and last > self.rate_time:
+                per_step = (last - self.rate_time) / done
         if per_step is None:
             if self.ms_per_step is None:
                 return None
             per_step = self.ms_per_step / 1000.0
         left = (total - self.step) * per_step
-        if self.last_time is not None and now > self.last_time:
+        if last is not None and now > last:
             # Counts down between records (a validation writes none for a while); a
             # silence longer than a stop-and-resume gap is a stall, not progress.
-            left -= min(now - self.last_time, RATE_GAP_S)
+            left -= min(now - last, RATE_GAP_S)
         return max(left, 0.0)
 
     @property
@@ -134,6 +139,8 @@ class RunState:
                     v.rate_time is None or (last_t is not None and t - last_t > RATE_GAP_S)
                 ):
                     v.rate_step, v.rate_time = s, t
+                if cls is TrainRecord or cls is ValRecord:
+                    v.progress_time = t
                 last_t = t
                 if v.first_time is None:
                     v.first_time = t
@@ -167,10 +174,15 @@ class RunState:
                         inp_s.append(s, rec.input_psnr)
                 if rec.dataset is not None:
                     v.dataset = rec.dataset
+                if rec.colour_shift is not None:
+                    v.colour_shift = rec.colour_shift
+                    v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
                 if rec.msg and rec.msg.startswith(SESSION_STARTS):
                     v.rate_step = v.rate_time = None
+            elif cls is SysRecord:
+                v.sys = rec
             else:
                 continue
             n += 1

@@ -149,6 +149,15 @@ def plan_sweep(
                 if f"{key}: unknown key" in str(e):  # about the key: say it once
                     problems.append(f"--grid {key}: {key}: unknown key (not a preset key)")
                     break
+                section = key.rpartition(".")[0]
+                if key.endswith(".type") and "unknown key" in str(e):
+                    # The other kind's parameters stay behind: the whole section must change.
+                    kinds = ",".join(f"{{type: {t}}}" for t in raw[key])
+                    problems.append(
+                        f"{e}; to change the kind, grid the whole section: "
+                        f"--grid '{section}={kinds}'"
+                    )
+                    continue
                 problems.append(str(e))
     if problems:
         raise UserError.collected(problems)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from .config import Preset
+from .data.augment import augment_crops
 from .data.sources import open_train, open_val
 from .evaluate import ValResult, validate
-from .losses import compute_loss
+from .losses import compute_loss, masked_loss
 from .noise import make_noise
 from .schedule import learning_rate
 
@@ -37,6 +38,13 @@ def to_unit_float(u8: torch.Tensor) -> torch.Tensor:
     uint8 / 255 computes in float32 in one pass.
     """
     return torch.div(u8.permute(0, 3, 1, 2), 255.0).sub_(0.5)
+
+
+class MaskedTarget(NamedTuple):
+    """A training target of which only the pixels where ``keep`` (N, 1, H, W) is 1 count."""
+
+    values: torch.Tensor
+    keep: torch.Tensor
 
 
 class Task(ABC):
@@ -69,7 +77,11 @@ class Task(ABC):
     def progress(self, step: int) -> float:
         return step / max(self.preset.train.steps, 1)
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, step: int) -> torch.Tensor:
+    def loss(self, pred: torch.Tensor, target, step: int) -> torch.Tensor:
+        if isinstance(target, MaskedTarget):
+            return masked_loss(
+                self.loss_name, pred, target.values, target.keep, self.progress(step)
+            )
         return compute_loss(self.loss_name, pred, target, self.progress(step))
 
     @property
@@ -127,21 +139,33 @@ class ImageTask(Task):
         if self._pinned and self._copied[k] is not None:
             self._copied[k].synchronize()  # the previous copy from this buffer is done
         self.sampler.sample(self.preset.train.batch, rng, u8.numpy())
+        aug = self.preset.data.augment
+        if aug.flips or aug.channels:
+            # Its own stream: the crops a step draws do not depend on whether it augments.
+            aug_rng = np.random.default_rng(step_seed(self.preset.train.seed, self.rank, step, 2))
+            augment_crops(u8.numpy(), aug_rng, aug.flips, aug.channels)
         x = u8.to(self.device, non_blocking=self._pinned)
         if self._pinned:
             self._copied[k] = torch.cuda.Event()
             self._copied[k].record()
         return to_unit_float(x)
 
-    def make_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(network input, training target) for ``step``: two independent draws for N2N."""
+    def make_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | MaskedTarget]:
+        """(network input, training target) for ``step``: two independent draws for N2N.
+
+        With a noise that knows which pixels it dropped (Bernoulli), a noisy target
+        comes with its keep mask, for the loss to count only those pixels.
+        """
         seed = step_seed(self.preset.train.seed, self.rank, step, stream=1)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         rng = np.random.default_rng(seed)
         clean = self.clean_batch(step)
         noisy = self.noise.train(clean, gen, rng)
-        target = self.noise.train(clean, gen, rng) if self.preset.targets == "noisy" else clean
-        return noisy, target
+        if self.preset.targets == "clean":
+            return noisy, clean
+        if hasattr(self.noise, "train_masked"):
+            return noisy, MaskedTarget(*self.noise.train_masked(clean, gen, rng))
+        return noisy, self.noise.train(clean, gen, rng)
 
     def forward(self, net: torch.nn.Module, inp: torch.Tensor) -> torch.Tensor:
         return net(inp)

@@ -3,22 +3,22 @@
 ``metrics.jsonl`` stays the run's record; this module only mirrors it into
 ``RUN_DIR/tensorboard/`` for people who live in TensorBoard. Scalars:
 ``train/loss``, ``train/lr``, ``train/ms_per_step``, ``val/psnr``,
-``val/input_psnr``; images: the noisy | denoised | clean sample strips as
+``val/input_psnr``, the ``sys`` records as ``sys/rankR/<field>`` and
+``sys/rankR/deviceI/<field>``; images: the noisy | denoised | clean sample strips as
 ``samples/<image>``. ``tensorboard`` is an optional extra (``pip install
 'n2n[tensorboard]'``); without it both paths stop with a ``UserError`` saying so.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .runs import sample_files
 
 TB_DIR = "tensorboard"
-SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
 INSTALL_HINT = "install it with: pip install 'n2n[tensorboard]' (or pip install tensorboard)"
 
 
@@ -53,6 +53,16 @@ class TBWriter:
         self._w.add_scalar("val/input_psnr", input_psnr, step, walltime=walltime)
         self._w.flush()  # validations are rare and the ones people wait for
 
+    def sys(self, step: int, ranks, walltime: float | None = None) -> None:
+        """Every number of a sys record (RankStats); absent sensors are simply absent."""
+        for r in ranks:
+            for name, value in _numbers(r, ("rank", "devices")):
+                self._w.add_scalar(f"sys/rank{r.rank}/{name}", value, step, walltime=walltime)
+            for dv in r.devices:
+                for name, value in _numbers(dv, ("index", "type")):
+                    tag = f"sys/rank{r.rank}/device{dv.index}/{name}"
+                    self._w.add_scalar(tag, value, step, walltime=walltime)
+
     def image(self, step: int, tag: str, img_u8_hwc: np.ndarray) -> None:
         img = np.asarray(img_u8_hwc, dtype=np.uint8)
         if img.ndim == 2:
@@ -72,17 +82,13 @@ class TBWriter:
         self._w.close()
 
 
-def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
-    """(path, step, image name) of the sample strips in a folder, by step then name."""
-    d = Path(samples_dir)
-    if not d.is_dir():
-        return []
-    out = []
-    for p in d.iterdir():
-        m = SAMPLE_RE.match(p.name)
-        if m:
-            out.append((p, int(m.group(1)), m.group(2)))
-    return sorted(out, key=lambda t: (t[1], t[2]))
+def _numbers(obj, skip: tuple[str, ...]):
+    from dataclasses import fields
+
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name not in skip and value is not None:
+            yield f.name, value
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -97,7 +103,7 @@ def export_run(run_dir: str | Path) -> Path:
     Earlier event files in that folder (a live run's, or a previous export) are
     replaced, so exporting twice does not show every point twice.
     """
-    from .records import TrainRecord, ValRecord, read_metrics
+    from .records import SysRecord, TrainRecord, ValRecord, read_metrics
     from .runs import resolve_run_dir
 
     run = resolve_run_dir(run_dir)
@@ -121,6 +127,8 @@ def export_run(run_dir: str | Path) -> Path:
             elif isinstance(rec, ValRecord):
                 if rec.psnr is not None and rec.input_psnr is not None:
                     tb.val(step, rec.psnr, rec.input_psnr, walltime=t)
+            elif isinstance(rec, SysRecord) and rec.ranks:
+                tb.sys(step, rec.ranks, walltime=t)
         for path, step, name in sample_files(run / "samples"):
             try:
                 tb.image(step, f"samples/{name}", _read_png(path))

@@ -34,6 +34,7 @@ from .device import (
     backend_for,
     check_precision,
     resolve_device,
+    resolve_precision,
     set_threads,
 )
 from .errors import EXIT_STOPPED, UserError
@@ -41,8 +42,9 @@ from .evaluate import torch_runner
 from .folderlock import FolderLock
 from .network import UNet
 from .procident import own_identity
+from .records import RankStats
 from .runinfo import update_run_info
-from .runs import MetricsWriter, drop_metrics_after
+from .runs import MetricsWriter, drop_metrics_after, sample_tag
 from .snapshots import (
     list_snapshots,
     read_snapshot,
@@ -50,6 +52,7 @@ from .snapshots import (
     save_snapshot,
     snapshot_name,
 )
+from .sysmon import SysMonitor, gather_ranks
 from .task import Task
 from .tasks import make_task
 
@@ -158,9 +161,11 @@ class StepParts:
     device: torch.device
 
 
-def train_step(p: StepParts, step: int) -> torch.Tensor:
+def train_step(p: StepParts, step: int, mon: SysMonitor | None = None) -> torch.Tensor:
     """One optimisation step on the batch of ``step``; the loss, detached (no device sync)."""
     inp, target = p.task.make_batch(step)
+    if mon is not None:
+        mon.data_ready()
     with torch.autocast(p.device.type, dtype=p.amp_dtype, enabled=p.amp_dtype is not None):
         pred = p.task.forward(p.model, inp)
     loss = p.task.loss(pred, target, step)
@@ -190,13 +195,17 @@ class StepTimer:
         self.t_last = time.perf_counter()
 
 
-def agree(mean_loss: torch.Tensor, stop_requested: bool, d: Dist) -> tuple[float, bool]:
-    """The loss averaged over ranks, and whether any rank was asked to stop."""
-    stats = torch.stack([mean_loss, torch.tensor(float(stop_requested), device=mean_loss.device)])
+def agree(
+    mean_loss: torch.Tensor, stop_requested: bool, d: Dist, sys_due: bool = False
+) -> tuple[float, bool, bool]:
+    """The loss averaged over ranks, whether any rank was asked to stop, and whether
+    any rank has a fresh system sample (then all of them gather now)."""
+    flags = torch.tensor([float(stop_requested), float(sys_due)], device=mean_loss.device)
+    stats = torch.cat([mean_loss.reshape(1), flags])
     if d.world_size > 1:
         dist.all_reduce(stats)
         stats[0] /= d.world_size
-    return float(stats[0]), float(stats[1]) > 0
+    return float(stats[0]), float(stats[1]) > 0, float(stats[2]) > 0
 
 
 class RunOutput:
@@ -235,18 +244,25 @@ class RunOutput:
     def validate(self, step: int, net: torch.nn.Module, task: Task, device: torch.device) -> None:
         net.eval()
         runner = torch_runner(net, device, self.preset.runtime.channels_last)
-        res = task.validate(runner, self.samples_dir, f"step-{step:08d}-")
+        res = task.validate(runner, self.samples_dir, sample_tag(step))
         net.train()
         if res is None:
             return
         self.last_psnr = res.psnr
-        self.writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images)
+        colour = res.colour.to_json() if res.colour else None
+        self.writer.val(step, res.psnr, res.input_psnr, task.val_dataset, res.images, colour)
         if self.tb:
             self.tb.val(step, res.psnr, res.input_psnr)
             self.tb.sample_images(step, self.samples_dir)
         self.con.print(
             f"step {step:>8d}  val PSNR {res.psnr:.2f} dB (noisy input {res.input_psnr:.2f} dB)"
+            + (f", {res.colour.describe()}" if res.colour else "")
         )
+
+    def sys(self, step: int, ranks: tuple[RankStats, ...]) -> None:
+        self.writer.sys(step, ranks)
+        if self.tb:
+            self.tb.sys(step, ranks)
 
     def snapshot(self, name: str, step: int, p: StepParts, net, world_size: int) -> str:
         """Write ``snapshots/name`` (weights and resume state); "" or why it could not."""
@@ -283,6 +299,11 @@ class Progress:
     reason: str = ""
 
 
+def due(every: int, step: int) -> bool:
+    """Whether a periodic action (``every`` steps; 0: never) falls on ``step``."""
+    return bool(every and step % every == 0)
+
+
 def train_loop(
     p: StepParts,
     net: torch.nn.Module,
@@ -292,11 +313,12 @@ def train_loop(
     stop: StopFlag,
     out: RunOutput | None,
     progress: Progress,
+    mon: SysMonitor | None = None,
 ) -> str:
-    """Train from ``start`` to ``train.steps``; the final status. ``out`` is rank 0's writes."""
+    """Train from ``start`` to ``train.steps``; the final status. ``out`` is rank 0's writes,
+    ``mon`` this rank's system sampler (its records go through rank 0's ``out``)."""
     t = preset.train
     task, device = p.task, p.device
-    due = lambda every, step: bool(every and step % every == 0)  # noqa: E731
     net.train()
     if out:
         out.con.start_progress(t.steps, start)
@@ -306,8 +328,10 @@ def train_loop(
     t_begin = time.time()
     step = start
     while step < t.steps:
+        if mon is not None:
+            mon.step_begin()
         lr = set_schedule(p.optimizer, task, step)
-        loss_sum += train_step(p, step)
+        loss_sum += train_step(p, step, mon)
         n_sum += 1
         step += 1
         progress.step = step
@@ -321,7 +345,9 @@ def train_loop(
             or due(t.val_every, step)
             or due(t.snapshot_every, step)
         ):
-            mean_loss, stop_now = agree(loss_sum / max(n_sum, 1), stop.requested, d)
+            mean_loss, stop_now, sys_now = agree(
+                loss_sum / max(n_sum, 1), stop.requested, d, mon is not None and mon.due()
+            )
             ms = timer.lap()
             loss_sum.zero_()
             n_sum = 0
@@ -337,6 +363,10 @@ def train_loop(
                     )
                 progress.reason = f"non-finite loss at step {step}; last good snapshot kept"
                 return "failed"
+            if sys_now and mon is not None:
+                sys_ranks = gather_ranks(mon, d.world_size, device)
+                if sys_ranks is not None and out:
+                    out.sys(step, sys_ranks)
             if out:
                 out.progress(step, start, mean_loss, lr, ms, timer.avg * (t.steps - step) / 1000.0)
             if stop_now and step < t.steps:
@@ -369,6 +399,8 @@ def train_loop(
             dist.barrier()
         if paused:  # ms/step measures training only, not validation or snapshot I/O
             timer.restart()
+            if mon is not None:
+                mon.pause()
 
     if out:
         out.validate(step, net, task, device)
@@ -403,7 +435,8 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         )
     set_threads(rt.threads)
     apply_math_mode(device, rt.math)
-    check_precision(device, rt.precision)
+    precision = resolve_precision(device, rt.precision)  # auto -> bf16 where native
+    check_precision(device, precision)
     torch.manual_seed(t.seed + d.rank)
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
@@ -411,13 +444,21 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     if d.is_main:
         extra = {} if ranks is None else {"ranks": ranks}
         update_run_info(
-            run_dir, device=device.type, world_size=d.world_size, status="running", **extra
+            run_dir,
+            device=device.type,
+            world_size=d.world_size,
+            precision=precision,
+            status="running",
+            **extra,
         )
         for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
             remove_orphan_temps(folder)  # half-written files of a writer that was killed
     stop = StopFlag()
     stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
+    dev_index = (device.index or 0) if device.type in ("cuda", "npu") else None
+    mon = SysMonitor(d.rank, device.type, dev_index, rt.sys_every)
+    mon.start()
     tb = None
     status, exit_code, reason = "failed", 1, ""
     progress = Progress()
@@ -434,7 +475,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         optimizer = torch.optim.Adam(
             net.parameters(), lr=t.lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=device.type == "cuda"
         )
-        scaler = torch.amp.GradScaler(device.type, enabled=rt.precision == "fp16")
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
         start = 0
         if resume:
@@ -464,15 +505,15 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
             what = f"resumed at step {start}" if resume else "started"
             crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(
-                f"{preset.name}: {what} on {device.type} x{d.world_size}, {rt.precision}, "
+                f"{preset.name}: {what} on {device.type} x{d.world_size}, {precision}, "
                 f"{t.steps} steps, batch {t.batch}x{d.world_size}{crop_txt}, "
                 f"noise {task.noise.describe()}, targets {preset.targets}, loss {task.loss_name}"
             )
-            writer.event(start, f"{what}: {device.type} x{d.world_size} {rt.precision}")
+            writer.event(start, f"{what}: {device.type} x{d.world_size} {precision}")
             out = RunOutput(run_dir, preset, writer, con, tb)
 
-        parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[rt.precision], device)
-        status = train_loop(parts, net, preset, d, start, stop, out, progress)
+        parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[precision], device)
+        status = train_loop(parts, net, preset, d, start, stop, out, progress, mon)
         reason = progress.reason
         exit_code = {"finished": 0, "stopped": EXIT_STOPPED}.get(status, 1)
         return status
@@ -503,6 +544,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         _quietly(writer and writer.event, 0, reason, level="error")
         raise
     finally:
+        mon.close()
         stop.uninstall()
         if d.is_main:
             fields = {"status": status, "ended": time.time(), "exit_code": exit_code}

@@ -22,6 +22,7 @@ from textual.worker import Worker
 
 from n2n_core.runs import RunSummary
 
+from .alerts import Alert, AlertWatch
 from .procs import Started, probe_devices
 from .runindex import RunIndex
 
@@ -46,8 +47,13 @@ class N2NApp(App):
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
         device_probe: Callable[[], dict] = probe_devices,
+        images: str | None = None,
     ):
         super().__init__()
+        from .images import choose_mode, mode_from_env
+
+        # Before Textual owns the terminal: loading textual-image asks it questions.
+        self.image_mode = choose_mode(images or mode_from_env())  # type: ignore[arg-type]
         self.results_dir = Path(results_dir)
         self.presets_dir = Path(presets_dir)
         self.replay_dir = Path(replay) if replay else None
@@ -68,6 +74,7 @@ class N2NApp(App):
         self.device_probe = device_probe
         self.devices: list[str] | None = None
         self.cpu_cores: int | None = None
+        self._alerts = AlertWatch()
 
     # -- screens -------------------------------------------------------------
 
@@ -129,6 +136,8 @@ class N2NApp(App):
             if rows != last:
                 last = rows
                 self.call_from_thread(self._publish_rows, rows)
+                for alert in self._alerts.update(rows):
+                    self.call_from_thread(self.alert, alert)
             if not self._index.pending:
                 self._wake.wait(self.poll_interval)
             self._wake.clear()
@@ -142,6 +151,14 @@ class N2NApp(App):
         """A process this app started (launch, resume, sweep), to be waited for."""
         with self._children_lock:
             self.children_started.append(started)
+
+    def alert(self, alert: Alert) -> None:
+        """A toast on whatever screen is showing, and the terminal bell."""
+        # The message quotes run names and engine errors: text, never markup.
+        self.notify(
+            alert.message, title=alert.title, severity=alert.severity, timeout=12, markup=False
+        )
+        self.bell()
 
     def _reap_children(self) -> None:
         # Children we started are waited for, so they never linger as zombies
@@ -183,7 +200,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="replay speed: 1 real time, 50 faster, 0 the final state at once (default: 1)",
     )
+    p.add_argument(
+        "--serve",
+        metavar="PORT",
+        type=int,
+        help="serve the manager to a browser on localhost:PORT (textual-serve; tunnel it over SSH)",
+    )
     return p.parse_args(argv)
+
+
+def forwarded_args(args: argparse.Namespace) -> list[str]:
+    """The options each served session starts with (all but --serve)."""
+    out = ["--results-dir", args.results_dir, "--presets-dir", args.presets_dir]
+    if args.replay:
+        out += ["--replay", args.replay, "--speed", str(args.speed)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,20 +222,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed < 0:
         print("error: --speed must be >= 0", file=sys.stderr)
         return 2
-    if args.replay:
-        from n2n_core.errors import UserError
-        from n2n_core.runs import resolve_run_dir
+    from n2n_core.errors import UserError
 
-        try:
+    from .images import mode_from_env
+
+    try:
+        if args.replay:
+            from n2n_core.runs import resolve_run_dir
+
             resolve_run_dir(args.replay)
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        images = mode_from_env()
+        if args.serve is not None:
+            from .serve import serve
+
+            if not 1 <= args.serve <= 65535:
+                raise UserError(f"--serve {args.serve}: a port is 1 to 65535")
+            serve(args.serve, forwarded_args(args))
+            return 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     app = N2NApp(
         results_dir=args.results_dir,
         presets_dir=args.presets_dir,
         replay=args.replay,
         speed=args.speed,
+        images=images,
     )
     app.run()
     return 0

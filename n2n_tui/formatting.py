@@ -11,6 +11,15 @@ def psnr(x: float | None) -> str:
     return DASH if x is None or not math.isfinite(x) else f"{x:.2f}"
 
 
+def colour_shift(mean_abs: float | None, worst: float | None) -> str:
+    """The colour bias beside a PSNR: mean |shift| and the worst signed one, levels of 255."""
+    if mean_abs is None or not math.isfinite(mean_abs):
+        return DASH
+    if worst is None or not math.isfinite(worst):
+        return f"{mean_abs:.2f}"
+    return f"{mean_abs:.2f} (worst {worst:+.2f})"
+
+
 def ms(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return DASH

@@ -75,19 +75,63 @@ def noise_models() -> dict[str, type[BaseModel]]:
     return out
 
 
-def sections() -> list[tuple[str, list[FieldSpec]]]:
-    """(section, fields) in schema order; noise is its own section (see :func:`noise_fields`)."""
+def _optional_model(ann: Any) -> type[BaseModel] | None:
+    """The model of an optional section (``mri: MriConfig | None``), else None."""
+    inner, optional = _unwrap_optional(ann)
+    return inner if optional and _is_model(inner) else None
+
+
+def _model_specs(name: str | tuple[str, ...], model: type[BaseModel]) -> list[FieldSpec]:
+    """A section's fields; a nested section (data.augment) contributes its own fields."""
+    prefix = (name,) if isinstance(name, str) else name
+    out: list[FieldSpec] = []
+    for k, f in model.model_fields.items():
+        ann = _unwrap_optional(f.annotation)[0]
+        if get_origin(ann) is dict:
+            # A mapping-valued key (slurm.extra) has no form field; the file keeps it as written.
+            continue
+        if _is_model(ann):
+            out += _model_specs((*prefix, k), ann)
+        else:
+            out.append(_spec((*prefix, k), f.annotation))
+    return out
+
+
+def uses_section(preset: Preset, name: str) -> bool:
+    """Whether an optional section applies to ``preset`` (MRI presets may leave ``mri`` out)."""
+    return getattr(preset, name) is not None or (name == "mri" and preset.task == "mri")
+
+
+def sections(preset: Preset | None = None) -> list[tuple[str, list[FieldSpec]]]:
+    """(section, fields) in schema order; noise is its own section (see :func:`noise_fields`).
+
+    An optional section (``mri``, ``slurm``) is a section of its own fields when
+    ``preset`` uses it, and absent otherwise.
+    """
     general: list[FieldSpec] = []
     out: list[tuple[str, list[FieldSpec]]] = [("general", general)]
     for name, info in Preset.model_fields.items():
+        optional_model = _optional_model(info.annotation)
         if name == NOISE_KEY:
             out.append((NOISE_KEY, []))
         elif _is_model(info.annotation):
-            sub = [_spec((name, k), f.annotation) for k, f in info.annotation.model_fields.items()]
-            out.append((name, sub))
+            out.append((name, _model_specs(name, info.annotation)))
+        elif optional_model is not None:
+            if preset is not None and uses_section(preset, name):
+                out.append((name, _model_specs(name, optional_model)))
         else:
             general.append(_spec((name,), info.annotation))
     return out
+
+
+def effective_value(preset: Preset, data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """A field's value; a left-out optional section reads as its defaults (what applies)."""
+    value = get_path(data, path)
+    if value is None and len(path) == 2 and data.get(path[0]) is None:
+        model = _optional_model(Preset.model_fields[path[0]].annotation)
+        if model is not None and uses_section(preset, path[0]):
+            return model().model_dump(mode="json").get(path[1])
+    return value
 
 
 def noise_fields(noise_type: str) -> list[FieldSpec]:
@@ -178,9 +222,9 @@ def field_values(model: Preset) -> dict[str, Any]:
     """Every field's current value, keyed by dotted path (what the form shows)."""
     data = model.to_dict()
     out = {}
-    for _, specs in sections():
+    for _, specs in sections(model):
         for s in specs:
-            out[s.key] = get_path(data, s.path)
+            out[s.key] = effective_value(model, data, s.path)
     for s in noise_fields(model.noise.type):
         out[s.key] = get_path(data, s.path)
     return out
@@ -241,11 +285,11 @@ def edited_data(original: dict[str, Any], base: Preset, new: Preset) -> dict[str
     """The original file's data with only the changed keys replaced by their new values."""
     out = copy.deepcopy(original)
     old_d, new_d = base.to_dict(), new.to_dict()
-    for section, specs in sections():
+    for section, specs in sections(new):
         if section == NOISE_KEY:
             continue
         for s in specs:
-            a, b = get_path(old_d, s.path), get_path(new_d, s.path)
+            a, b = effective_value(base, old_d, s.path), effective_value(new, new_d, s.path)
             if a != b:
                 set_path(out, s.path, b)
     if new.noise.type != base.noise.type:

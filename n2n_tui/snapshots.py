@@ -12,6 +12,8 @@ from typing import Any
 from n2n_core.records import EvalRecord
 from n2n_core.runs import run_state
 
+from .procs import run_core
+
 SNAP_RE = re.compile(r"^snapshot-(\d+)\.(safetensors|onnx)$")
 KINDS = (".safetensors", ".onnx")
 
@@ -77,9 +79,63 @@ def validation_line(
         if key in result:
             extras.append(f"{key} {result[key]}")
     more = f" ({', '.join(extras)})" if extras else ""
-    return f"[{stamp}] n2n-tui validate {snapshot.name} on {dataset}: PSNR {psnr_s}{more}"
+    return (
+        f"[{stamp}] n2n-tui validate {snapshot.name} on {dataset}: PSNR {psnr_s}{more}"
+        f"{colour_text(result)}"
+    )
+
+
+def colour_text(result: dict[str, Any]) -> str:
+    """``, colour shift 0.72 (worst -2.30 G in x.png)`` from a ``validate --json`` result."""
+    mean, worst = result.get("colour_shift"), result.get("colour_shift_worst")
+    if not isinstance(mean, int | float) or not isinstance(worst, int | float):
+        return ""
+    channel, image = (
+        result.get("colour_shift_worst_channel"),
+        result.get("colour_shift_worst_image"),
+    )
+    where = f" {channel}" if isinstance(channel, str) else ""
+    where += f" in {image}" if isinstance(image, str) else ""
+    return f", colour shift {mean:.2f} (worst {worst:+.2f}{where})"
 
 
 def append_log(run_dir: Path, line: str) -> None:
     with open(Path(run_dir) / "log.txt", "a", encoding="utf-8") as f:
         f.write(line.rstrip("\n") + "\n")
+
+
+def newest_snapshot(run_dir: Path) -> Snapshot | None:
+    """The final snapshot, else the latest periodic one."""
+    snaps = list_snapshots(run_dir)
+    return snaps[-1] if snaps else None
+
+
+def infer_out(run_dir: Path, image: Path, snapshot: Path) -> Path:
+    """Where the TUI writes a denoised image: the run's samples/ (a folder for a folder)."""
+    samples = Path(run_dir) / "samples"
+    tag = snapshot.stem + ("-onnx" if snapshot.suffix == ".onnx" else "")
+    if image.is_dir():
+        return samples / f"infer-{tag}"
+    return samples / f"infer-{image.stem}-{tag}.png"
+
+
+def denoise_each(image: Path, jobs: list[tuple[Path, Path]]) -> str | None:
+    """``n2n-core infer`` (``infer-frozen`` for ONNX) of ``image`` with each (snapshot, out);
+    the first failure, or None.
+
+    Blocking: call it from a worker.
+    """
+    for snapshot, out in jobs:
+        try:
+            (out if image.is_dir() else out.parent).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return f"{out}: {e.strerror}"
+        # An ONNX model frozen from a snapshot runs through the frozen command.
+        if snapshot.suffix == ".onnx":
+            args = ["infer-frozen", "--model", str(snapshot)]
+        else:
+            args = ["infer", "--snapshot", str(snapshot)]
+        res = run_core([*args, "--image", str(image), "--out", str(out)])
+        if not res.ok:
+            return f"{snapshot.name}: {res.error_line()}"
+    return None

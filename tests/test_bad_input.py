@@ -971,3 +971,44 @@ def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
     for run in (d, z):
         assert n2n("replay", run, "--speed", "0", timeout=60).code == 0
         assert MetricsTail(run / "metrics.jsonl").read_new().items == []
+
+
+def test_set_override_with_an_alias_bomb_is_refused():
+    from n2n_core.config import apply_overrides
+
+    bomb = "[&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], " + ", ".join(
+        ["&c [*b,*b,*b,*b,*b,*b,*b,*b,*b]"] + ["*c"] * 40
+    )
+    with pytest.raises(UserError, match="--set .*alias"):
+        apply_overrides({}, ["description=" + bomb + "]"])
+    with pytest.raises(UserError, match="--set .*nested"):
+        apply_overrides({}, ["description=" + "[" * 200 + "]" * 200])
+
+
+def test_hostile_preset_in_a_run_folder_does_not_hang_a_filtered_listing(tmp_path):
+    import os
+
+    res = tmp_path / "results"
+    for i, kind in enumerate(("fifo", "alias-bomb", "duplicate-top-key")):
+        d = res / f"{i:05d}-{kind}"
+        d.mkdir(parents=True)
+        p, _ = make_bad_preset(kind, tmp_path)
+        os.replace(p, d / "preset.yaml")
+    (res / "00009-dev").mkdir()
+    (res / "00009-dev" / "preset.yaml").symlink_to("/dev/zero")
+    r = n2n("runs", "--results-dir", res, "--where", "train.steps=1", "--json", timeout=60)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["runs"] == []
+
+
+def test_run_flags_fill_an_empty_runtime_section(make_preset, tmp_path):
+    """`runtime:` left empty plus --device works as `--set runtime.device=` does (issue 12)."""
+    import yaml
+
+    p = make_preset()
+    data = yaml.safe_load(p.read_text())
+    data["runtime"] = None
+    data["train"]["steps"] = 0  # stops at validation, past the flags, without training
+    p.write_text(yaml.safe_dump(data))
+    r = n2n("run", p, "--device", "cpu", "--precision", "fp32", "--results-dir", tmp_path / "r")
+    assert_user_error(r, "train.steps")

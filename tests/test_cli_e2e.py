@@ -102,8 +102,14 @@ def test_validate_is_reproducible_and_json(tiny_run, val_dir):
     recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     last_val = [r for r in recs if r["kind"] == "val"][-1]
     assert ja["psnr"] == pytest.approx(last_val["psnr"], abs=0.006)
+    # the colour shift is reported beside PSNR, by validate and in the val records alike
+    assert ja["colour_shift"] == pytest.approx(last_val["colour_shift"], abs=0.006)
+    assert abs(ja["colour_shift_worst"]) >= ja["colour_shift"] >= 0
+    assert ja["colour_shift_worst_image"] in ("astronaut.png", "coffee.png")
+    assert ja["colour_shift_worst_channel"] in ("R", "G", "B")
     text = n2n("validate", "--snapshot", snap, "--dataset-dir", val_dir)
     assert f"PSNR {ja['psnr']:.2f} dB" in text.out
+    assert f"colour shift {ja['colour_shift']:.2f}" in text.out
 
 
 def test_infer_file_and_folder_keep_size(tiny_run, tmp_path):

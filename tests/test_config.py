@@ -27,7 +27,23 @@ def test_presets_include_the_reproduction_set():
         "poisson-n2c",
         "text-n2n",
         "impulse-n2n",
+        "bernoulli-n2n",
     } <= names
+
+
+def test_reproduction_presets_keep_full_fp32_math():
+    """The seed ran every command with --op-select-implmode=high_precision, in fp32."""
+    for p in PRESETS:
+        preset = load_preset(p)
+        if preset.data.train.startswith(("datasets/imagenet", "datasets/ixi")):
+            assert preset.runtime.math == "high_precision", p.name
+            assert preset.runtime.precision == "fp32", p.name
+
+
+def test_mri_presets_run_312_steps_per_epoch():
+    for name in ("mri-n2n", "mri-n2c"):
+        p = load_preset(PRESETS[0].parent / f"{name}.yaml")
+        assert p.train.steps == 312 * p.mri.epochs
 
 
 def _base():

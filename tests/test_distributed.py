@@ -24,7 +24,13 @@ def _final_weights(run_dir):
 
 
 def test_two_process_run_has_world_size_2_and_one_stream(make_preset, tmp_path):
-    p = make_preset(train__steps=4, train__val_every=2, train__snapshot_every=0, train__log_every=1)
+    p = make_preset(
+        train__steps=4,
+        train__val_every=2,
+        train__snapshot_every=0,
+        train__log_every=1,
+        runtime__sys_every=0.01,
+    )
     r = n2n("run", p, "--nproc", "2", "--results-dir", tmp_path / "res")
     assert r.code == 0, r.err
     run_dir = tmp_path / "res" / "00000-tiny"
@@ -33,6 +39,9 @@ def test_two_process_run_has_world_size_2_and_one_stream(make_preset, tmp_path):
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4]  # rank 0 alone writes
     assert [r["step"] for r in recs if r["kind"] == "val"] == [2, 4]
+    # Rank 1's system numbers reach rank 0's stream through the gather (issue 16).
+    sys_recs = [r for r in recs if r["kind"] == "sys"]
+    assert sys_recs and all([x["rank"] for x in r["ranks"]] == [0, 1] for r in sys_recs)
 
 
 def _ddp_step(rank: int, world: int, init_file: str, data_file: str, out_file: str) -> None:

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from n2n_core.data.sources import ValImage
-from n2n_core.evaluate import clip_to_uint8, infer_uint8, pad_image, psnr, to_float, validate
+from n2n_core.evaluate import (
+    ColourShift,
+    clip_to_uint8,
+    colour_shift,
+    infer_uint8,
+    pad_image,
+    psnr,
+    to_float,
+    validate,
+)
 from n2n_core.noise import Gaussian
 
 
@@ -74,3 +83,31 @@ def test_validate_perfect_denoiser():
     img = [ValImage("a.png", np.full((32, 32, 3), 77, np.uint8))]
     res = validate(lambda b: np.full_like(b, 77 / 255 - 0.5), img, Gaussian(), seed=0)
     assert res.psnr == 100.0
+
+
+def test_colour_shift_is_mean_denoised_minus_clean_per_channel():
+    clean = np.zeros((3, 4, 4), np.uint8) + np.array([10, 100, 200], np.uint8)[:, None, None]
+    pred = clean.copy()
+    pred[1, :2] += 8  # half of green up by 8 levels: mean +4
+    pred[2] -= 3
+    assert colour_shift(pred, clean).tolist() == [0.0, 4.0, -3.0]
+
+
+def test_colour_shift_summary_names_the_worst_image_and_channel():
+    shifts = [np.array([0.5, -1.0, 0.0]), np.array([0.0, 2.0, -6.0])]
+    c = ColourShift.of(["a.png", "b.png"], shifts)
+    assert c.mean_abs == pytest.approx(9.5 / 6)
+    assert (c.worst, c.worst_image, c.worst_channel) == (-6.0, "b.png", "B")
+    assert c.to_json()["colour_shift_worst"] == -6.0
+
+
+def test_validate_reports_the_colour_shift_of_a_biased_network():
+    img = [ValImage("grass.png", np.full((32, 32, 3), (40, 160, 60), np.uint8))]
+    # a "denoiser" that returns the clean image greyed towards its mean by half
+    grey = (np.array([40, 160, 60]) / 255 - 0.5).reshape(1, 3, 1, 1)
+    out = grey - (grey - grey.mean()) / 2
+    res = validate(lambda b: np.broadcast_to(out, b.shape).astype(np.float32), img, Gaussian())
+    assert res.colour.worst_channel == "G"
+    assert res.colour.worst == pytest.approx(-(160 - 260 / 3) / 2, abs=0.6)
+    assert res.to_json()["colour_shift_worst_image"] == "grass.png"
+    assert res.per_image[0]["colour_shift"][1] == pytest.approx(res.colour.worst)

@@ -49,10 +49,11 @@ CORE_LAYERS = [
     {"errors", "atomic", "records", "runinfo", "series", "runstate", "tail", "filecheck"}
     | {"folderlock", "procident", "plain_unet"},
     {"config", "device", "console", "schedule", "losses", "network", "neighbor", "runs"}
-    | {"runstop", "lifeline", "runfilter"},
-    {"noise", "data", "evaluate", "snapshots", "accel", "mri.schedule", "mri.spectral"},
+    | {"runstop", "lifeline", "runfilter", "curves", "sysmon"},
+    {"noise", "data", "evaluate", "snapshots", "accel", "mri.schedule", "mri.spectral"}
+    | {"baselines"},
     {"task", "owndata", "mri"},
-    {"tasks", "export", "infer", "tensorboard", "report"},
+    {"tasks", "export", "infer", "tensorboard", "report", "evalmatrix", "runexport", "fetch"},
     {"train", "bench", "sweep", "scheduler", "slurm"},
     {"worker", "cli", "sweepcli"},
 ]

@@ -157,3 +157,16 @@ def test_curves_by_step_and_time_and_ema():
     assert ema([1.0]) == [1.0]  # bias-corrected: starts at the first value
     smoothed = ema([0.0, 10.0, 10.0, 10.0], 0.5)
     assert smoothed[0] == 0.0 and smoothed[1] < smoothed[2] < smoothed[3] < 10.0
+
+
+def test_export_csv_flattens_sys_records_per_rank_and_device(tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "00000-sampled"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "pictures" / "00000-sampled", run)
+    out = tmp_path / "m.csv"
+    assert main(["export", str(run), "--csv", str(out)]) == 0
+    rows = [r for r in csv.DictReader(out.open()) if r["kind"] == "sys"]
+    assert [r["step"] for r in rows] == ["500", "1000", "1500", "2000", "2500", "3000"]
+    assert rows[-1]["rank1.data_wait"] == "0.187" and rows[-1]["rank1.device1.util_pct"] == "78.0"
+    assert rows[-1]["rank0.device0.power_w"] == "402.5" and "ranks" not in rows[-1]

@@ -111,6 +111,18 @@ def test_grid_problems_are_each_named(make_preset):
         plan_sweep(preset, ["train.rampup=0.6,0.1", "train.rampdown=0.5,0.1"], [], 1)
 
 
+def test_changing_a_noise_kind_points_to_a_section_grid(make_preset):
+    with pytest.raises(UserError, match=r"--grid 'noise=\{type: gaussian\},\{type: poisson\}'"):
+        plan_sweep(
+            make_preset(noise={"type": "gaussian", "val_sigma": 25}),
+            ["noise.type=gaussian,poisson"],
+            [],
+            1,
+        )
+    plan = plan_sweep(make_preset(), ["noise={type: gaussian},{type: poisson}"], [], 1)
+    assert [p.noise.type for p in plan.presets] == ["gaussian", "poisson"]
+
+
 def test_points_are_the_product_times_seeds(make_preset):
     plan = plan_sweep(make_preset(), ["train.lr=1e-3,2e-3", "noise.val_sigma=15,25"], [], 2)
     assert len(plan.presets) == 8

@@ -99,3 +99,22 @@ def test_a_run_with_runtime_tensorboard_writes_events_live(make_preset, tmp_path
     assert [s for s, _ in _scalars(acc, "train/loss")] == [1, 2, 3, 4]
     assert [s for s, _ in _scalars(acc, "val/psnr")] == [2, 4]
     assert acc.Tags()["images"], "sample strips missing"
+
+
+def test_export_includes_sys_records_per_rank_and_device(tmp_path):
+    import shutil
+
+    run = tmp_path / "00000-sampled"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "pictures" / "00000-sampled", run)
+    assert main(["export-tb", str(run)]) == 0
+    acc = _read(run / "tensorboard")
+    assert [s for s, _ in _scalars(acc, "sys/rank1/data_wait")] == [
+        500,
+        1000,
+        1500,
+        2000,
+        2500,
+        3000,
+    ]
+    assert _scalars(acc, "sys/rank1/device1/util_pct")[-1] == (3000, 78.0)
+    assert _scalars(acc, "sys/rank0/device0/power_w")[-1] == (3000, pytest.approx(402.5))

@@ -19,6 +19,8 @@ from textual.worker import get_current_worker
 from n2n_core.config import ABSENT, flat_keys, preset_diff, read_preset_data, show_value
 from n2n_core.curves import METRICS, PANELS, X_LABELS, ema
 from n2n_core.errors import UserError
+from n2n_core.records import SysRecord
+from n2n_core.sysmon import summarize_sys
 from n2n_core.tail import MetricsTail
 
 from .. import formatting as fmt
@@ -26,10 +28,22 @@ from ..curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
 from ..widgets.charts.chart import ROLES, theme_colour
 from ..widgets.common import RunsTable
+from ..widgets.dashboard.system import pct
 from .base import BaseScreen
 
 VIEWS = ("cmp-table", "cmp-config", "cmp-eval")
 VIEW_NAMES = {"cmp-table": "runs", "cmp-config": "config diff", "cmp-eval": "evaluation"}
+
+
+def sys_cells(rec: SysRecord | None) -> tuple[str, str, str]:
+    """Mean device utilisation, the longest data wait, the slowest rank's ms/step."""
+    if rec is None:
+        return fmt.DASH, fmt.DASH, fmt.DASH
+    s = summarize_sys(rec)
+    slowest = fmt.DASH
+    if s.slowest_rank is not None:
+        slowest = f"{fmt.ms(s.slowest_ms)} ms (r{s.slowest_rank})"
+    return pct(s.util_pct), pct(s.data_wait, 100), slowest
 
 
 class CompareScreen(BaseScreen):
@@ -39,7 +53,8 @@ class CompareScreen(BaseScreen):
         "The marked runs on one chart, one colour per run. m: next metric (loss is "
         "EMA-smoothed on a log scale), t: x by step or by wall time, i: noisy-input "
         "PSNR, v: runs / config diff / evaluation matrices, e: export CSV, Markdown "
-        "and a PNG of the curves to RESULTS/exports/."
+        "and a PNG of the curves to RESULTS/exports/. p: denoise one image with each "
+        "run's newest snapshot, side by side, the same crop in each."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -48,6 +63,7 @@ class CompareScreen(BaseScreen):
         Binding("i", "toggle_input", "Input PSNR"),
         Binding("v", "next_view", "View"),
         Binding("e", "export", "Export"),
+        Binding("p", "pictures", "Pictures"),
     ]
 
     def __init__(self, run_dirs: list[Path]):
@@ -57,6 +73,7 @@ class CompareScreen(BaseScreen):
         self.metric = "psnr"
         self.x = "step"
         self.show_input = False
+        self.last_image = ""
         self._drawn: tuple = ()
         self._halt = threading.Event()
 
@@ -84,6 +101,9 @@ class CompareScreen(BaseScreen):
             ("Input", 7),
             ("Eval", 7),
             ("Step", 9),
+            ("Util", 5),
+            ("Wait", 5),
+            ("Slowest", 15),
         ):
             table.add_column(label, width=width, key=label or "colour")
         eval_row = self.query_one("#cmp-eval", Horizontal)
@@ -156,6 +176,7 @@ class CompareScreen(BaseScreen):
                         fmt.psnr(v.input_psnr),
                         fmt.psnr(v.eval_psnr),
                         fmt.count(v.step),
+                        *sys_cells(v.sys),
                     ),
                 )
             )
@@ -192,6 +213,51 @@ class CompareScreen(BaseScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_pictures(self) -> None:
+        from ..snapshots import newest_snapshot
+        from ..widgets.common import PathModal
+
+        snaps = [(p, newest_snapshot(p)) for p in self.run_dirs]
+        missing = [p.name for p, s in snaps if s is None]
+        if missing:
+            self.notify(f"no snapshot yet in {', '.join(missing)}", title="Pictures")
+            return
+
+        def chosen(path: Path | None) -> None:
+            if path and not path.is_dir():
+                self.last_image = str(path)
+                self.denoise(path, [(p, s.path) for p, s in snaps])
+            elif path:
+                self.notify("choose one image, not a folder", title="Pictures")
+
+        self.app.push_screen(
+            PathModal(
+                "Denoise with each run",
+                "Image to denoise with every run's newest snapshot (written to each run's samples/).",
+                self.last_image,
+            ),
+            chosen,
+        )
+
+    @work(thread=True, exclusive=True, group="cmp-pictures", exit_on_error=False, name="infer")
+    def denoise(self, image: Path, runs: list[tuple[Path, Path]]) -> None:
+        from ..snapshots import denoise_each, infer_out
+        from .pictures import PicturesScreen
+
+        jobs = [(snap, infer_out(run, image, snap)) for run, snap in runs]
+        error = denoise_each(image, jobs)
+        if error:
+            self.app.call_from_thread(self.notify, error, title="Pictures", severity="error")
+            return
+        items = [(f"input · {image.name}", image)]
+        items += [
+            (f"{run.name} · {snap.name}", out)
+            for (run, _), (snap, out) in zip(runs, jobs, strict=True)
+        ]
+        self.app.call_from_thread(
+            self.app.push_screen, PicturesScreen(f"{image} denoised by each run", items)
+        )
 
     def action_toggle_input(self) -> None:
         self.show_input = not self.show_input

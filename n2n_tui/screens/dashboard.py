@@ -9,6 +9,7 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Log
 from textual.worker import get_current_worker
 
@@ -19,7 +20,8 @@ from ..feed import LogTail, MetricsFollower, RunFeed, event_line
 from ..procs import launch_log_path, start_detached, stop_run, tail_text
 from ..replay import ReplayPlayer
 from ..widgets.common import ConfirmModal, ErrorModal
-from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues
+from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues, SysLine, SysTable
+from ..widgets.images import SamplePanel
 from .base import BaseScreen
 
 REDRAW_S = 0.25
@@ -50,6 +52,10 @@ class DashboardScreen(BaseScreen):
             "plus,equals_sign", "speed(2)", "Faster", show=False, key_display="+", priority=True
         ),
         Binding("minus", "speed(0.5)", "Slower", show=False, priority=True, key_display="-"),
+        Binding("left_square_bracket", "samples(-1)", "Older sample", show=False),
+        Binding("right_square_bracket", "samples(1)", "Newer sample", show=False),
+        Binding("p", "pictures", "Pictures"),
+        Binding("m", "machine", "Machine"),
     ]
 
     def __init__(self, run_dir: str | Path, replay_speed: float | None = None):
@@ -75,13 +81,17 @@ class DashboardScreen(BaseScreen):
         yield Header()
         yield RunHeader(id="dash-header")
         yield RunValues(id="dash-values")
+        yield SysLine(id="dash-sys")
         if self.replay:
             yield ReplayBar(id="dash-replay")
         yield MetricCharts(id="dash-charts")
         log = Log(id="dash-log", max_lines=400, auto_scroll=True)
         log.border_title = "events" if self.replay else "log.txt"
         log.can_focus = False
-        yield log
+        with Horizontal(id="dash-bottom"):
+            yield log
+            yield SamplePanel(self.run_dir, id="dash-samples")
+            yield SysTable(id="dash-machine")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -99,6 +109,10 @@ class DashboardScreen(BaseScreen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
+        if action == "pictures":
+            return self.query_one(SamplePanel).has_samples
+        if action == "machine":
+            return self.query_one(SysLine).display
         if action in replay_only:
             return self.replay is not None
         if action in {"stop", "resume"}:
@@ -146,6 +160,7 @@ class DashboardScreen(BaseScreen):
     def redraw(self) -> None:
         feed = self.feed
         self._settle()
+        self.query_one(SamplePanel).poll(feed.values.step if self.replay else None)
         info = self.info or RunInfo()
         now = self.app.clock()
         # While running, elapsed time and ETA move every second with or without new records.
@@ -169,6 +184,8 @@ class DashboardScreen(BaseScreen):
                 self.run_dir.name, self.status, self.info, v, now, note=self._note
             )
             self.query_one(RunValues).show(v)
+            self.query_one(SysLine).show(v.sys)
+            self.query_one(SysTable).show(v.sys)
             self.query_one(MetricCharts).draw(feed, total)
             if self.replay:
                 r = self.replay
@@ -319,6 +336,19 @@ class DashboardScreen(BaseScreen):
                     tail_text(out),
                 ),
             )
+
+    def action_samples(self, delta: int) -> None:
+        self.query_one(SamplePanel).step_through(delta)
+
+    def action_pictures(self) -> None:
+        """The sample strip over the whole body, or back beside the log."""
+        self.remove_class("-machine")
+        self.toggle_class("-pictures")
+
+    def action_machine(self) -> None:
+        """Every rank's system numbers in place of the log."""
+        self.remove_class("-pictures")
+        self.toggle_class("-machine")
 
     def action_pause(self) -> None:
         if self.replay:

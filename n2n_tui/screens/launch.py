@@ -237,7 +237,7 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field-row"):
                 yield Label("sweep grid", classes="field-label")
                 grid = Input(
-                    placeholder="KEY=V1,V2 …   e.g. train.lr=1e-3,3e-4 noise.type=gaussian,poisson",
+                    placeholder="KEY=V1,V2 …   e.g. train.lr=1e-3,3e-4 train.crop=64,128",
                     id="launch-grid",
                     classes="field-editor -wide",
                 )

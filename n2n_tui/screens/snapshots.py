@@ -19,9 +19,18 @@ from n2n_core.runs import MetricsWriter
 
 from .. import formatting as fmt
 from ..procs import run_core
-from ..snapshots import Snapshot, append_log, list_snapshots, validation_line
-from ..widgets.common import ConfirmModal, ErrorModal, PathModal, RunsTable
+from ..snapshots import (
+    Snapshot,
+    append_log,
+    colour_text,
+    denoise_each,
+    infer_out,
+    list_snapshots,
+    validation_line,
+)
+from ..widgets.common import ConfirmModal, PathModal, RunsTable
 from .base import BaseScreen
+from .pictures import PicturesScreen
 
 AGES_S = 5.0  # how often the "Written" ages are redrawn
 
@@ -62,13 +71,16 @@ class SnapshotsScreen(BaseScreen):
         "input's PSNR) is stored in the run's metrics.jsonl as an eval record, shown "
         "in the Validated column, and appended to log.txt. Freeze writes an ONNX "
         "model beside the snapshot (asking before replacing one); infer denoises an "
-        "image (or a folder) into the run's samples/."
+        "image (or a folder) into the run's samples/ and shows it beside the input — "
+        "with every marked snapshot (space) when some are marked, so two snapshots "
+        "are compared crop for crop."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("v", "validate", "Validate"),
         Binding("f", "freeze", "Freeze ONNX"),
         Binding("i", "infer", "Infer image"),
+        Binding("space", "mark", "Mark"),
         Binding("g", "reload", "Reload", show=False),
     ]
 
@@ -78,6 +90,7 @@ class SnapshotsScreen(BaseScreen):
         self.snaps: list[Snapshot] = []
         self.last_dataset = run_val_set(self.run_dir) or _default_dataset()
         self.last_image = ""
+        self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -92,7 +105,7 @@ class SnapshotsScreen(BaseScreen):
         table = self.query_one(RunsTable)
         # Size last: an 80-column terminal cuts it off first.
         for label, width in (
-            ("Snapshot", 29),
+            ("Snapshot", 31),  # room for the mark: "● snapshot-00000050.safetensors"
             ("Step", 7),
             ("PSNR", 6),
             ("Validated", 30),
@@ -120,7 +133,7 @@ class SnapshotsScreen(BaseScreen):
             (
                 s.name,
                 (
-                    s.name,
+                    f"● {s.name}" if s.name in self.marked else s.name,
                     f"{s.step:,}" if s.step is not None else fmt.DASH,
                     fmt.psnr(s.psnr),
                     _validated(s.validated),
@@ -153,6 +166,12 @@ class SnapshotsScreen(BaseScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_mark(self) -> None:
+        snap = self.selected()
+        if snap:
+            self.marked.symmetric_difference_update({snap.name})
+            self._show(self.snaps)
 
     def action_reload(self) -> None:
         self.reload()
@@ -213,6 +232,7 @@ class SnapshotsScreen(BaseScreen):
             t.append(f"   input {fmt.psnr(inp)} dB")
             if isinstance(psnr, int | float):
                 t.append(f"   gain {psnr - inp:+.2f} dB", style="bold")
+        t.append(colour_text(data))
         extras = ", ".join(f"{k} {data[k]}" for k in ("images", "noise", "seed") if k in data)
         t.append(f"\n{snap.name} on {dataset}  ({extras})\n{'; '.join(where)}")
         self.app.call_from_thread(self._result, t)
@@ -284,26 +304,25 @@ class SnapshotsScreen(BaseScreen):
     # -- infer -------------------------------------------------------------------
 
     def action_infer(self) -> None:
-        snap = self.selected()
-        if not snap:
+        chosen_snaps = [s for s in self.snaps if s.name in self.marked]
+        if not chosen_snaps:
+            snap = self.selected()
+            chosen_snaps = [snap] if snap else []
+        if not chosen_snaps:
             return
+        names = ", ".join(s.name for s in chosen_snaps)
 
         def chosen(path: Path | None) -> None:
             if not path:
                 return
             self.last_image = str(path)
-            samples = self.run_dir / "samples"
-            tag = snap.path.stem + ("-onnx" if snap.onnx else "")
-            if path.is_dir():
-                out = samples / f"infer-{tag}"
-            else:
-                out = samples / f"infer-{path.stem}-{tag}.png"
-            self._result(f"denoising {path} with {snap.name} …")
-            self.infer(snap, path, out)
+            jobs = [(s.path, infer_out(self.run_dir, path, s.path)) for s in chosen_snaps]
+            self._result(f"denoising {path} with {names} …")
+            self.infer(path, jobs)
 
         self.app.push_screen(
             PathModal(
-                f"Infer with {snap.name}",
+                f"Infer with {names}",
                 "Image (or folder of images) to denoise; output goes to the run's samples/.",
                 self.last_image,
             ),
@@ -311,26 +330,22 @@ class SnapshotsScreen(BaseScreen):
         )
 
     @work(thread=True, exclusive=True, group="snap-action", exit_on_error=False, name="infer")
-    def infer(self, snap: Snapshot, image: Path, out: Path) -> None:
-        if image.is_dir():
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                self.app.call_from_thread(
-                    self.app.push_screen, ErrorModal("Infer failed", f"{out}: {e.strerror}")
-                )
-                return
-        if snap.onnx:
-            args = ["infer-frozen", "--model", str(snap.path)]
-        else:
-            args = ["infer", "--snapshot", str(snap.path)]
-        res = run_core([*args, "--image", str(image), "--out", str(out)])
-        if not res.ok:
-            self.app.call_from_thread(self._result, f"infer failed: {res.error_line()}", True)
+    def infer(self, image: Path, jobs: list[tuple[Path, Path]]) -> None:
+        error = denoise_each(image, jobs)
+        if error:
+            self.app.call_from_thread(self._result, f"infer failed: {error}", True)
             return
+        outs = ", ".join(str(out) for _, out in jobs)
         self.app.call_from_thread(
-            self._result, Text.assemble(("denoised image written: ", "bold"), str(out))
+            self._result, Text.assemble(("denoised image written: ", "bold"), outs)
         )
+        if not image.is_dir():
+            items = [(f"input · {image.name}", image)]
+            items += [(f"denoised · {snap.name}", out) for snap, out in jobs]
+            self.app.call_from_thread(
+                self.app.push_screen,
+                PicturesScreen(f"{image} denoised by {self.run_dir.name}", items),
+            )
 
 
 def _default_dataset() -> str:

@@ -298,5 +298,5 @@ class SweepsScreen(BaseScreen):
             self.notify(f"{sweep.key} is {sweep.status}", title="Nothing to resume")
             return
         started = start_detached(["sweep", "resume", str(sweep.path)], sweep.path / "scheduler.out")
-        self.app.children_started.append(started)
+        self.app.adopt_child(started)
         self.notify(f"scheduler started for {sweep.key}", title="Sweep")

@@ -135,3 +135,49 @@ def test_remaining_time_is_wall_time_and_counts_down():
         ]
     )
     assert feed.copy_values().remaining_s(2000, now=9140.0) == pytest.approx(120.0)
+
+
+def test_mri_presets_edit_field_by_field():
+    from n2n_core.config import read_preset_data, validate_preset
+    from n2n_tui import presetform as pf
+
+    root = Path(__file__).resolve().parents[2] / "presets"
+    original = read_preset_data(root / "mri-n2n.yaml")
+    base = validate_preset(original)
+    names = dict(pf.sections(base))
+    assert [s.key for s in names["mri"]][:2] == ["mri.epochs", "mri.rampup_epochs"]
+    assert "mri" not in {s.key for s in names["general"]}
+    values = pf.field_values(base)
+    values["mri.epochs"] = "200"
+    new, errors = pf.validate(pf.build_data(original, values, base.noise.type))
+    assert errors == {} and new.mri.epochs == 200
+    edited = pf.edited_data(original, base, new)
+    assert edited["mri"] == {**original["mri"], "epochs": 200}
+
+    image = validate_preset(read_preset_data(root / "quickstart.yaml"))
+    keys = {s.key for _, specs in pf.sections(image) for s in specs}
+    assert not any(k.split(".")[0] in ("mri", "slurm") for k in keys)
+
+
+def test_colour_shift_beside_psnr(tmp_path: Path):
+    from n2n_core.records import ValRecord
+    from n2n_core.runstate import RunState
+    from n2n_tui.snapshots import colour_text, validation_line
+
+    assert fmt.colour_shift(0.724, -2.304) == "0.72 (worst -2.30)"
+    assert fmt.colour_shift(None, None) == fmt.DASH
+    st = RunState()
+    st.feed([ValRecord(step=5, psnr=30.0, colour_shift=0.5, colour_shift_worst=-1.5)])
+    st.feed([ValRecord(step=6, psnr=30.1)])  # an older writer: the last measured one stays
+    assert (st.values.colour_shift, st.values.colour_shift_worst) == (0.5, -1.5)
+    res = {
+        "psnr": 30.0,
+        "colour_shift": 0.72,
+        "colour_shift_worst": -2.3,
+        "colour_shift_worst_channel": "G",
+        "colour_shift_worst_image": "[b]frog[/b].png",
+    }
+    assert colour_text(res) == ", colour shift 0.72 (worst -2.30 G in [b]frog[/b].png)"
+    line = validation_line(tmp_path / "s.safetensors", tmp_path, res, 0.0)
+    assert line.endswith("PSNR 30.00 dB, colour shift 0.72 (worst -2.30 G in [b]frog[/b].png)")
+    assert colour_text({"psnr": 1.0}) == ""

@@ -99,6 +99,10 @@ class RunValues(Static):
         if v.psnr is not None and v.input_psnr is not None:
             gain = v.psnr - v.input_psnr
             cells.append(cell("gain", f"{gain:+.2f} dB", f"bold {theme_colour(app, 'success')}"))
+        if v.colour_shift is not None:
+            cells.append(
+                cell("colour shift", fmt.colour_shift(v.colour_shift, v.colour_shift_worst))
+            )
         cells.append(cell("lr", fmt.num(v.lr)))
         cells.append(cell("ms/step", fmt.ms(v.ms_per_step)))
         if v.dataset:

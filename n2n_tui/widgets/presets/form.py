@@ -33,7 +33,8 @@ class FieldRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         spec = self.spec
-        yield Label(spec.path[-1], classes="field-label")
+        # A nested key reads with its parent (augment.flips), the section being shown around it.
+        yield Label(".".join(spec.path[1:]) or spec.path[0], classes="field-label")
         wid = spec.widget_id
         if spec.kind == "select":
             options = [(o, o) for o in spec.options]
@@ -81,7 +82,7 @@ class PresetForm(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         blink = not self.app.is_headless
-        sections = pf.sections()
+        sections = pf.sections(self.base)
         half = {"general", pf.NOISE_KEY, "data"}
         with Horizontal(id="form-columns"):
             for column in (half, None):
@@ -200,7 +201,7 @@ class PresetForm(VerticalScroll):
 
     def revalidate(self) -> None:
         self.preset, self.errors = pf.validate(self.data())
-        sections = {s for s, _ in pf.sections()}
+        sections = {s for s, _ in pf.sections(self.base)}
         shown: set[str] = set()
         for wid, spec in self.specs.items():
             for err in self.query(f"#err-{wid}").results(Static):
@@ -234,9 +235,9 @@ class PresetForm(VerticalScroll):
         for spec in self.specs.values():
             if spec.key == "noise.type":
                 continue
-            if pf.get_path(old, spec.path) != pf.get_path(new, spec.path) and widget_live(
-                self, spec
-            ):
+            before = pf.effective_value(self.base, old, spec.path)
+            after = pf.effective_value(self.preset, new, spec.path)
+            if before != after and widget_live(self, spec):
                 keys.append(spec.key)
         return sorted(set(keys))
 
