@@ -21,7 +21,7 @@ from typing import get_args
 
 from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
-from .errors import UserError
+from .errors import EXIT_STOPPED, UserError
 from .fetch import CATALOGUE
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -32,7 +32,6 @@ from .fetch import CATALOGUE
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DEFAULT_RESULTS = "results"
-EXIT_STOPPED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -184,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmark training, inference and the data pipeline")
     be.add_argument("--json", action="store_true")
     be.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+
+    dv = sub.add_parser("devices", help="the devices present here and the CPU cores available")
+    dv.add_argument("--json", action="store_true")
 
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
@@ -778,6 +780,17 @@ def cmd_infer_frozen(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(a: argparse.Namespace) -> int:
+    from .device import available_devices, cpu_cores
+
+    devices, cores = available_devices(), cpu_cores()
+    if a.json:
+        print(json.dumps({"devices": devices, "cpu_cores": cores}))
+    else:
+        print(f"devices: {', '.join(devices)} (auto picks {devices[0]}); CPU cores: {cores}")
+    return 0
+
+
 def cmd_export_tb(a: argparse.Namespace) -> int:
     from .tensorboard import export_run
 
@@ -916,6 +929,7 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "sweep": lambda: cmd_sweep(a, argv),
         "tag": lambda: cmd_tag(a),
         "note": lambda: cmd_note(a),
+        "devices": lambda: cmd_devices(a),
     }
     return table[a.cmd]()
 

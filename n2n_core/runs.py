@@ -35,7 +35,7 @@ from .records import (
     ValRecord,
     read_metrics,
 )
-from .runinfo import RunInfo, effective_status, read_run_info, run_tags
+from .runinfo import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
 from .runstate import RunState, RunValues
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
@@ -284,7 +284,7 @@ class RunSummary:
             path=path,
             run_id=run_id,
             name=name,
-            status=effective_status(info, path),
+            status=effective_status(info, path) if info is not None else unreadable_status(path),
             info=info,
             values=values,
             step=values.step,
