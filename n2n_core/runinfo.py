@@ -145,6 +145,11 @@ def _write(p: Path, text: str) -> None:
             os.fsync(f.fileno())
 
 
+def unreadable_status(run_dir: str | Path) -> str:
+    """The status of a run whose run.json could not be read: it is missing, or corrupt."""
+    return "corrupt run.json" if (Path(run_dir) / RUN_JSON).exists() else "no run.json"
+
+
 def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) -> str:
     """The status a person should see: a ``running`` run with no process left is ``interrupted``.
 
