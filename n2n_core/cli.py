@@ -495,7 +495,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
             and (run_dir / "snapshots" / "final.safetensors").exists()
         ):
             raise UserError(f"{run_dir}: run already finished; nothing to resume")
-        _wait_for_old_ranks(run_dir, info and info.ranks)
+        _wait_for_old_processes(run_dir, info)
         # A queued run (a sweep's point, prepared but never started) starts at step 0.
         queued = info is not None and info.status == "queued"
         changes = {"started": time.time()} if queued else {}
@@ -535,17 +535,23 @@ def _resume_node(a: argparse.Namespace, run_dir: Path, preset) -> int:
         return _launch_torchrun(run_dir, preset, resume, lock, records=a.node_rank == 0)
 
 
-def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
+def _wait_for_old_processes(run_dir: Path, info, wait_s: float = 5.0) -> None:
     """Ranks of the previous launch die with their launcher within seconds; a resume
-    never trains beside one that is still alive."""
-    from .procident import live_ranks
+    never trains beside one of them, nor beside a launcher whose lock file was removed."""
+    from .procident import holds_removed_lock, live_ranks
 
+    if info is None:
+        return
     deadline = time.monotonic() + wait_s
-    while live := live_ranks(run_dir, ranks):
+    while True:
+        live = [v.ident.pid for v in live_ranks(run_dir, info.ranks)]
+        if info.pid != os.getpid() and holds_removed_lock(run_dir, info.process):
+            live.insert(0, info.pid)
+        if not live:
+            return
         if time.monotonic() >= deadline:
             raise UserError(
-                f"{run_dir}: rank pid {live[0].ident.pid} of the previous launch is still "
-                "running; stop it first"
+                f"{run_dir}: pid {live[0]} of the previous launch is still running; stop it first"
             )
         time.sleep(0.1)
 

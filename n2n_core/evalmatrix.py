@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .evaluate import ColourShift
 
 Tick = Callable[[], None]
 
@@ -38,6 +39,7 @@ class Cell:
     baselines: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     best: bool = False
+    colour: ColourShift | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class Cell:
             "baselines": {k: round(v, 2) for k, v in self.baselines.items()},
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "best": self.best,
+            **(self.colour.to_json() if self.colour else {}),
         }
 
 
@@ -61,18 +64,13 @@ class Matrix:
     run_dir: Path | None = None
     stored: bool = False
 
-    def mean_by_snapshot(self) -> dict[str, float]:
-        by: dict[str, list[float]] = {}
-        for c in self.cells:
-            by.setdefault(c.snapshot, []).append(c.psnr)
-        return {k: float(np.mean(v)) for k, v in by.items()}
-
     def best(self) -> dict[str, Any]:
         """The snapshot with the highest mean PSNR over all its cells."""
-        means = self.mean_by_snapshot()
-        name = max(means, key=lambda k: means[k])
+        from .runstate import best_mean
+
+        name, mean = best_mean((c.snapshot, c.psnr) for c in self.cells)
         step = next(c.step for c in self.cells if c.snapshot == name)
-        return {"snapshot": name, "step": step, "mean_psnr": round(means[name], 2)}
+        return {"snapshot": name, "step": step, "mean_psnr": round(mean, 2)}
 
     def to_json(self) -> dict[str, Any]:
         return {"results": [c.to_json() for c in self.cells], "best": self.best()}
@@ -251,6 +249,7 @@ def run_matrix(p: Plan, device: str = "cpu", seed: int = 0, tick: Tick | None = 
                         images=res.images,
                         baselines=dict(scores),
                         seconds={"network": time.perf_counter() - t0, **secs},
+                        colour=res.colour,
                     )
                 )
     m = Matrix(cells)
@@ -287,6 +286,7 @@ def store(m: Matrix, run_dir: Path) -> bool:
                     baselines=c.baselines,
                     seconds=c.seconds,
                     best=c.best,
+                    colour=c.colour.to_json() if c.colour else None,
                 )
     except OSError as e:
         raise UserError(f"{path}: cannot store the evaluation ({e.strerror or e})") from None

@@ -13,6 +13,7 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .records import EvalRecord, EventRecord, Record, SysRecord, TrainRecord, ValRecord
 from .series import Series
@@ -79,11 +80,18 @@ class RunValues:
     @property
     def eval_psnr(self) -> float | None:
         """The best snapshot's mean PSNR over its evaluation cells (a run's "eval dB")."""
-        by: dict[str | None, list[float]] = {}
-        for e in self.evals:
-            if e.psnr is not None:
-                by.setdefault(e.snapshot, []).append(e.psnr)
-        return max((sum(v) / len(v) for v in by.values()), default=None)
+        best = best_mean((e.snapshot, e.psnr) for e in self.evals if e.psnr is not None)
+        return None if best is None else best[1]
+
+
+def best_mean(scores: Iterable[tuple[Any, float]]) -> tuple[Any, float] | None:
+    """(key, mean) of the key whose scores have the highest mean: the best snapshot of an
+    evaluation is the one with the best mean PSNR over its cells. None without scores."""
+    by: dict[Any, list[float]] = {}
+    for key, score in scores:
+        by.setdefault(key, []).append(score)
+    means = {k: sum(v) / len(v) for k, v in by.items()}
+    return max(means.items(), key=lambda kv: kv[1], default=None)
 
 
 class RunState:
