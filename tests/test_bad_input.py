@@ -353,8 +353,9 @@ def test_runs_and_replay_survive_damaged_run_folders(tmp_path):
     import json
 
     runs = {x["name"]: x for x in json.loads(r.out)["runs"]}
-    assert runs["nojson"]["best_psnr"] == 25.5 and runs["nojson"]["status"] == "unknown"
-    assert runs["badjson"]["step"] == 0
+    assert runs["nojson"]["best_psnr"] == 25.5 and runs["nojson"]["status"] == "no run.json"
+    # A damaged run.json is told apart from a missing one (the TUI says the same).
+    assert runs["badjson"]["step"] == 0 and runs["badjson"]["status"] == "corrupt run.json"
     for d in (a, b):
         r = n2n("replay", d, "--speed", "0")
         assert r.code == 0 and "Traceback" not in r.err
