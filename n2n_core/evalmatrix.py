@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .evaluate import ColourShift
 
 Tick = Callable[[], None]
 
@@ -36,6 +39,7 @@ class Cell:
     baselines: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     best: bool = False
+    colour: ColourShift | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,7 @@ class Cell:
             "baselines": {k: round(v, 2) for k, v in self.baselines.items()},
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "best": self.best,
+            **(self.colour.to_json() if self.colour else {}),
         }
 
 
@@ -244,6 +249,7 @@ def run_matrix(p: Plan, device: str = "cpu", seed: int = 0, tick: Tick | None = 
                         images=res.images,
                         baselines=dict(scores),
                         seconds={"network": time.perf_counter() - t0, **secs},
+                        colour=res.colour,
                     )
                 )
     m = Matrix(cells)
@@ -280,6 +286,7 @@ def store(m: Matrix, run_dir: Path) -> bool:
                     baselines=c.baselines,
                     seconds=c.seconds,
                     best=c.best,
+                    colour=c.colour.to_json() if c.colour else None,
                 )
     except OSError as e:
         raise UserError(f"{path}: cannot store the evaluation ({e.strerror or e})") from None

@@ -196,7 +196,8 @@ def matrix_table(m, console: Console | None = None) -> None:
     names = list(dict.fromkeys(b for c in m.cells for b in c.baselines))
     several = len({c.snapshot for c in m.cells}) > 1
     t = Table(title="evaluation (PSNR dB)", header_style="bold")
-    for col in ("snapshot", "step", "dataset", "noise", "level", "images", "network", *names):
+    cols = ("snapshot", "step", "dataset", "noise", "level", "images", "network", "colour shift")
+    for col in (*cols, *names):
         t.add_column(col, justify="left" if col in ("snapshot", "dataset", "noise") else "right")
     for c in m.cells:
         mark = " *" if several and c.best else ""
@@ -208,6 +209,7 @@ def matrix_table(m, console: Console | None = None) -> None:
             _level(c.level),
             str(c.images),
             f"{c.psnr:.2f}",
+            f"{c.colour.mean_abs:.2f} ({c.colour.worst:+.2f})" if c.colour else "-",
             *(_db(c.baselines.get(n)) for n in names),
         )
     console.print(t)

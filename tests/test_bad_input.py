@@ -400,15 +400,15 @@ def make_bad_preset(kind: str, d: Path) -> tuple[Path, str]:
     p = d / f"{kind}.yaml"
     if kind == "alias-bomb":
         p.write_text(_alias_bomb(9))  # 9^9 values once expanded, from under 1 KB
-        return p, "alias"
+        return p, "aliases are expanded"
     if kind == "alias-bomb-in-value":
-        p.write_text(_alias_bomb(6, 12).replace("name: x", "name: *l5"))
-        return p, "alias"
+        p.write_text(_alias_bomb(6, 12) + "description: *l5\n")  # 12^6 strings in one value
+        return p, "aliases are expanded"
     if kind == "merge-key-bomb":
         lines = ["name: x", "train: {steps: 1}", "m0: &m0 {a: 1, b: 2, c: 3, d: 4}"]
         lines += [f"m{i}: &m{i} {{x: *m{i - 1}, y: *m{i - 1}, z: *m{i - 1}}}" for i in range(1, 12)]
         p.write_text("\n".join(lines) + "\n")
-        return p, "alias"
+        return p, "aliases are expanded"
     if kind == "alias-cycle":
         p.write_text("name: x\ntrain: &t {steps: 1, again: *t}\n")
         return p, "cycle"

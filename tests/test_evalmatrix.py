@@ -75,6 +75,7 @@ def test_matrix_equals_validate_to_the_bit(snap, val_dir):
     for cell in m.cells:
         res = validate(torch_runner(net), images, noise_at_level("gaussian", cell.level), 0)
         assert cell.psnr == res.psnr and cell.input_psnr == res.input_psnr
+        assert cell.colour == res.colour  # the colour shift beside PSNR, same protocol
     assert [c.level for c in m.cells] == [15.0, 50.0]
 
 
@@ -92,6 +93,8 @@ def test_cli_matrix_equals_cli_validate(snap, val_dir, capsys):
         want["images"],
     )
     assert {"snapshot", "dataset", "noise", "level", "psnr", "input_psnr", "images"} <= set(cell)
+    assert cell["colour_shift"] == want["colour_shift"]
+    assert cell["colour_shift_worst_image"] == want["colour_shift_worst_image"]
     assert got["best"]["snapshot"] == str(snap)
 
 
@@ -131,6 +134,7 @@ def test_run_dir_all_snapshots_marks_best_and_stores_eval_records(tmp_path, val_
     assert len(evals) == 4
     assert {e.snapshot for e in evals} == {"snapshot-00000003.safetensors", "final.safetensors"}
     assert evals[0].baseline("nlm") == pytest.approx(cells[0]["baselines"]["nlm"], abs=0.006)
+    assert evals[0].colour_shift == cells[0]["colour_shift"]
     s = summarize_run(run)
     assert len(s.evals) == 4
     assert s.eval_psnr == pytest.approx(out["best"]["mean_psnr"], abs=0.006)

@@ -71,7 +71,7 @@ def test_summary_without_run_json(tmp_path):
         + "\n"
     )
     s = summarize_run(d)
-    assert s.status == "unknown"
+    assert s.status == "no run.json"
     assert (s.step, s.best_psnr, s.last_psnr, s.ms_per_step) == (20, 28.0, 27.5, 5.0)
     assert [r.name for r in list_runs(tmp_path)] == ["x"]
 
