@@ -12,7 +12,7 @@ from tui_helpers import SIZE, text_of, wait_for
 from n2n_tui.procs import core_command
 from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.launch import LaunchScreen
-from n2n_tui.widgets.common import ErrorModal
+from n2n_tui.widgets.common import ConfirmModal, ErrorModal
 from n2n_tui.widgets.dashboard import RunValues
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +46,10 @@ async def test_launch_a_tiny_run_and_see_its_psnr(make_app, results: Path):
         screen.query_one("#launch-overrides", Input).value = TINY
         await pilot.pause()
         assert "--set train.steps=4" in text_of(screen.query_one("#launch-command"))
+        # Launching is deliberate: ctrl+l shows the exact command and asks.
         await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
         await wait_for(
             pilot, lambda: isinstance(app.screen, DashboardScreen | ErrorModal), timeout=120
         )
