@@ -21,7 +21,7 @@ from typing import get_args
 
 from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
-from .errors import UserError
+from .errors import EXIT_STOPPED, UserError
 from .fetch import CATALOGUE
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -32,7 +32,6 @@ from .fetch import CATALOGUE
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DEFAULT_RESULTS = "results"
-EXIT_STOPPED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -184,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmark training, inference and the data pipeline")
     be.add_argument("--json", action="store_true")
     be.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+
+    dv = sub.add_parser("devices", help="the devices present here and the CPU cores available")
+    dv.add_argument("--json", action="store_true")
 
     tb = sub.add_parser("export-tb", help="convert a run's metrics.jsonl to TensorBoard events")
     tb.add_argument("run_dir")
@@ -493,7 +495,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
             and (run_dir / "snapshots" / "final.safetensors").exists()
         ):
             raise UserError(f"{run_dir}: run already finished; nothing to resume")
-        _wait_for_old_ranks(run_dir, info and info.ranks)
+        _wait_for_old_processes(run_dir, info)
         # A queued run (a sweep's point, prepared but never started) starts at step 0.
         queued = info is not None and info.status == "queued"
         changes = {"started": time.time()} if queued else {}
@@ -533,17 +535,23 @@ def _resume_node(a: argparse.Namespace, run_dir: Path, preset) -> int:
         return _launch_torchrun(run_dir, preset, resume, lock, records=a.node_rank == 0)
 
 
-def _wait_for_old_ranks(run_dir: Path, ranks, wait_s: float = 5.0) -> None:
+def _wait_for_old_processes(run_dir: Path, info, wait_s: float = 5.0) -> None:
     """Ranks of the previous launch die with their launcher within seconds; a resume
-    never trains beside one that is still alive."""
-    from .procident import live_ranks
+    never trains beside one of them, nor beside a launcher whose lock file was removed."""
+    from .procident import holds_removed_lock, live_ranks
 
+    if info is None:
+        return
     deadline = time.monotonic() + wait_s
-    while live := live_ranks(run_dir, ranks):
+    while True:
+        live = [v.ident.pid for v in live_ranks(run_dir, info.ranks)]
+        if info.pid != os.getpid() and holds_removed_lock(run_dir, info.process):
+            live.insert(0, info.pid)
+        if not live:
+            return
         if time.monotonic() >= deadline:
             raise UserError(
-                f"{run_dir}: rank pid {live[0].ident.pid} of the previous launch is still "
-                "running; stop it first"
+                f"{run_dir}: pid {live[0]} of the previous launch is still running; stop it first"
             )
         time.sleep(0.1)
 
@@ -772,6 +780,17 @@ def cmd_infer_frozen(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(a: argparse.Namespace) -> int:
+    from .device import available_devices, cpu_cores
+
+    devices, cores = available_devices(), cpu_cores()
+    if a.json:
+        print(json.dumps({"devices": devices, "cpu_cores": cores}))
+    else:
+        print(f"devices: {', '.join(devices)} (auto picks {devices[0]}); CPU cores: {cores}")
+    return 0
+
+
 def cmd_export_tb(a: argparse.Namespace) -> int:
     from .tensorboard import export_run
 
@@ -910,6 +929,7 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "sweep": lambda: cmd_sweep(a, argv),
         "tag": lambda: cmd_tag(a),
         "note": lambda: cmd_note(a),
+        "devices": lambda: cmd_devices(a),
     }
     return table[a.cmd]()
 

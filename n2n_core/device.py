@@ -25,17 +25,30 @@ def _npu_available() -> bool:
     return bool(getattr(torch, "npu", None) and torch.npu.is_available())
 
 
+def available_devices() -> list[str]:
+    """The device kinds present here, best first (``auto`` picks the first); cpu is always last."""
+    out = []
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if _npu_available():
+        out.append("npu")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        out.append("mps")
+    return [*out, "cpu"]
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
     """A concrete torch.device for ``auto|cpu|cuda|npu|mps``; absent hardware is a UserError."""
     if kind == "auto":
-        if torch.cuda.is_available():
-            kind = "cuda"
-        elif _npu_available():
-            kind = "npu"
-        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            kind = "mps"
-        else:
-            kind = "cpu"
+        kind = available_devices()[0]
     if kind == "cpu":
         return torch.device("cpu")
     if kind == "cuda":

@@ -33,3 +33,8 @@ class UserError(Exception):
 
     def __str__(self) -> str:  # one line, always
         return " ".join(self.message.split("\n"))
+
+
+# A run stopped by SIGINT/SIGTERM exits with this status (the shell's 128 + SIGINT),
+# and run.json records the same number, so both tell the same story.
+EXIT_STOPPED = 130

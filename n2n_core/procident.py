@@ -286,11 +286,6 @@ def _names_run(args: list[str], run_dir: Path) -> bool:
     return any(os.path.isabs(a) and os.path.realpath(a) == want for a in after)
 
 
-def rank_claims(info: dict[str, Any] | None) -> list[Any]:
-    ranks = (info or {}).get("ranks")
-    return ranks if isinstance(ranks, list) else []
-
-
 def run_alive(run_dir: str | Path, process: Any, ranks: Any, pid: Any) -> bool:
     """Whether any process of a run that ``run.json`` calls running is still alive here.
 
@@ -302,9 +297,35 @@ def run_alive(run_dir: str | Path, process: Any, ranks: Any, pid: Any) -> bool:
     held = is_held(run_dir)
     if held:
         return True
-    if held is None and ProcessIdentity.parse(process) is None:
-        return pid_alive(pid)
+    if held is None:  # no lock file: a folder from before the lock, or its file removed
+        if ProcessIdentity.parse(process) is None:
+            return pid_alive(pid)
+        if holds_removed_lock(run_dir, process):
+            return True
     return bool(live_ranks(run_dir, ranks))
+
+
+def holds_removed_lock(run_dir: str | Path, claim: Any) -> bool:
+    """Whether the process a claim names still lives and holds this folder's lock file
+    open after that file was removed (so its lock no longer shows on the folder).
+
+    Only holds something back -- a resume, an "interrupted" -- never allows a signal.
+    """
+    ident = ProcessIdentity.parse(claim)
+    if ident is None or not _have_proc() or _same_process(ident, "launcher").state == "gone":
+        return False
+    gone = f"{os.path.realpath(lock_path(run_dir))} (deleted)"
+    try:
+        fds = list((_PROC / str(ident.pid) / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) == gone:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def pid_alive(pid: Any) -> bool:

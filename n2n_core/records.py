@@ -41,7 +41,7 @@ class Record:
     kind: ClassVar[str] = ""
     # (name, accepted JSON types) per field, filled in by :func:`record_kind`.
     _spec: ClassVar[tuple[tuple[str, tuple[type, ...]], ...]] = ()
-    _names: ClassVar[frozenset[str]] = frozenset()
+    _accept: ClassVar[dict[str, tuple[type, ...]]] = {}
 
     step: int | None = None
     time: float | None = None
@@ -79,28 +79,26 @@ def field_spec(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
     return tuple(spec)
 
 
-def split_fields(
-    spec: tuple[tuple[str, tuple[type, ...]], ...], names: frozenset[str], item: dict[str, Any]
-) -> dict[str, Any]:
-    """Keyword arguments for a dataclass from a JSON object, tolerantly.
+# The accepted types of a key read elsewhere (a record's ``kind``): never a field, never extra.
+SKIP: tuple[type, ...] = (type("_Skip", (), {}),)
+
+
+def split_fields(accept: dict[str, tuple[type, ...]], item: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for a dataclass from a JSON object, tolerantly (one pass).
 
     A value of the wrong type is left out (the field keeps its default) and goes,
-    with every key not in ``names``, into ``extra`` so that writing back loses nothing.
+    with every key not in ``accept``, into ``extra`` so that writing back loses nothing.
     """
     kwargs: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    for name, ok in spec:
-        v = item.get(name)
-        if v is None:
-            continue
-        if type(v) in ok:
-            kwargs[name] = v
-        else:
-            extra[name] = v
-    if len(item) > len(kwargs) + len(extra) + ("kind" in names):
-        for k, v in item.items():
-            if k not in names:
-                extra[k] = v
+    for k, v in item.items():
+        ok = accept.get(k)
+        if ok is None:
+            extra[k] = v
+        elif type(v) in ok:
+            kwargs[k] = v
+        elif v is not None and ok is not SKIP:
+            extra[k] = v
     if extra:
         kwargs["extra"] = extra
     return kwargs
@@ -128,7 +126,7 @@ def merged_json(obj: Any, first: dict[str, Any], keep_none: bool) -> dict[str, A
 def record_kind(cls: R) -> R:
     """Register a record class under its ``kind`` (the class decorator of every kind)."""
     cls._spec = field_spec(cls)
-    cls._names = frozenset(n for n, _ in cls._spec) | {"kind"}
+    cls._accept = {**dict(cls._spec), "kind": SKIP}
     RECORD_KINDS[cls.kind] = cls
     return cls
 
@@ -345,7 +343,7 @@ def parse_record(item: str | bytes | dict[str, Any]) -> Record | None:
     cls = RECORD_KINDS.get(kind) if type(kind) is str else None
     if cls is None:
         return None
-    kwargs = split_fields(cls._spec, cls._names, item)
+    kwargs = split_fields(cls._accept, item)
     return cls(**kwargs)
 
 

@@ -37,7 +37,7 @@ class RunInfo:
     """What ``run.json`` says about a run (DESIGN.md's field names)."""
 
     _spec: ClassVar[tuple[tuple[str, tuple[type, ...]], ...]] = ()
-    _names: ClassVar[frozenset[str]] = frozenset()
+    _accept: ClassVar[dict[str, tuple[type, ...]]] = {}
 
     status: str | None = None  # queued | running | finished | failed | stopped
     name: str | None = None
@@ -68,7 +68,7 @@ class RunInfo:
         """The model of a decoded ``run.json``; None when it is not a JSON object."""
         if not isinstance(data, dict):
             return None
-        return cls(**split_fields(cls._spec, cls._names, data))
+        return cls(**split_fields(cls._accept, data))
 
     def to_json(self) -> dict[str, Any]:
         return merged_json(self, {}, keep_none=True)
@@ -79,7 +79,7 @@ class RunInfo:
 
 
 RunInfo._spec = field_spec(RunInfo)
-RunInfo._names = frozenset(n for n, _ in RunInfo._spec)
+RunInfo._accept = dict(RunInfo._spec)
 
 
 def read_run_info(run_dir: str | Path) -> RunInfo | None:
@@ -143,6 +143,11 @@ def _write(p: Path, text: str) -> None:
             f.truncate()
             f.flush()
             os.fsync(f.fileno())
+
+
+def unreadable_status(run_dir: str | Path) -> str:
+    """The status of a run whose run.json could not be read: it is missing, or corrupt."""
+    return "corrupt run.json" if (Path(run_dir) / RUN_JSON).exists() else "no run.json"
 
 
 def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) -> str:

@@ -35,7 +35,7 @@ from .records import (
     ValRecord,
     read_metrics,
 )
-from .runinfo import RunInfo, effective_status, read_run_info, run_tags
+from .runinfo import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
 from .runstate import RunState, RunValues
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
@@ -284,7 +284,7 @@ class RunSummary:
             path=path,
             run_id=run_id,
             name=name,
-            status=effective_status(info, path),
+            status=effective_status(info, path) if info is not None else unreadable_status(path),
             info=info,
             values=values,
             step=values.step,
@@ -359,7 +359,17 @@ class RunSummary:
             "params": self.info.params if self.info else None,
             "eval_psnr": _round(self.eval_psnr),
             "eval": [e.to_json() for e in self.evals],
+            "reason": self.reason,
         }
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run ended as it did, when run.json says or its processes show it."""
+        if self.info is not None and self.info.reason:
+            return self.info.reason
+        if self.status == "interrupted":
+            return "no process of the run is left and none recorded an end; resumable"
+        return None
 
 
 def run_state(run_dir: str | Path, capacity: int | None = None) -> RunState:

@@ -19,6 +19,11 @@ from .records import EvalRecord, EventRecord, Record, SysRecord, TrainRecord, Va
 from .series import Series
 
 EVENTS_KEPT = 400
+# A pause this long between two records is a stop and a later resume, not training time.
+RATE_GAP_S = 600.0
+# How the trainer's first event of each session begins (train.py): the rate is
+# measured again from the session's first step, so time spent stopped is not counted.
+SESSION_STARTS = ("started", "resumed at step")
 
 
 @dataclass
@@ -44,6 +49,33 @@ class RunValues:
     sys: SysRecord | None = None  # the newest system/accelerator sample
     events: list[EventRecord] = field(default_factory=list)
     evals: list[EvalRecord] = field(default_factory=list)  # the latest of each cell
+    # Where the wall-clock rate is measured from (the first train record, or the
+    # first after a resume): validation and snapshot time fall between train
+    # records, so this rate includes them.
+    rate_step: int | None = None
+    rate_time: float | None = None
+    progress_time: float | None = None  # the newest train or val record's (not sys samples')
+
+    def remaining_s(self, total: int | None, now: float) -> float | None:
+        """Wall seconds left: steps to go at the measured rate, less the time since the last record."""
+        if not total or self.step >= total:
+            return None
+        per_step = None
+        last = self.progress_time
+        if self.rate_step is not None and self.rate_time is not None and last is not None:
+            done = self.step - self.rate_step
+            if done > 0 and last > self.rate_time:
+                per_step = (last - self.rate_time) / done
+        if per_step is None:
+            if self.ms_per_step is None:
+                return None
+            per_step = self.ms_per_step / 1000.0
+        left = (total - self.step) * per_step
+        if last is not None and now > last:
+            # Counts down between records (a validation writes none for a while); a
+            # silence longer than a stop-and-resume gap is a stall, not progress.
+            left -= min(now - last, RATE_GAP_S)
+        return max(left, 0.0)
 
     @property
     def eval_psnr(self) -> float | None:
@@ -96,17 +128,30 @@ class RunState:
             psnr_s, inp_s = series["psnr"], series["input_psnr"]
         step, last_t, n = v.step, v.last_time, 0
         for rec in records:
+            if type(rec) is EvalRecord:
+                # Measured after training (by validate or evaluate): not training
+                # progress, so neither its step nor its time moves the run's clock.
+                self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
+                self.evals[rec.key] = rec
+                n += 1
+                continue
             s = rec.step
             if s is None:
                 s = step
             elif s > step:
                 step = s
+            cls = type(rec)
             t = rec.time
             if t is not None:
+                if cls is TrainRecord and (
+                    v.rate_time is None or (last_t is not None and t - last_t > RATE_GAP_S)
+                ):
+                    v.rate_step, v.rate_time = s, t
+                if cls is TrainRecord or cls is ValRecord:
+                    v.progress_time = t
                 last_t = t
                 if v.first_time is None:
                     v.first_time = t
-            cls = type(rec)
             if cls is TrainRecord:
                 v.train_records += 1
                 if rec.loss is not None:
@@ -142,11 +187,10 @@ class RunState:
                     v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
+                if rec.msg and rec.msg.startswith(SESSION_STARTS):
+                    v.rate_step = v.rate_time = None
             elif cls is SysRecord:
                 v.sys = rec
-            elif cls is EvalRecord:
-                self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
-                self.evals[rec.key] = rec
             else:
                 continue
             n += 1

@@ -37,7 +37,7 @@ from .device import (
     resolve_precision,
     set_threads,
 )
-from .errors import UserError
+from .errors import EXIT_STOPPED, UserError
 from .evaluate import torch_runner
 from .folderlock import FolderLock
 from .network import UNet
@@ -501,6 +501,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
 
         out = None
         if d.is_main:
+            # runstate.SESSION_STARTS recognises these two openings.
             what = f"resumed at step {start}" if resume else "started"
             crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(
@@ -514,7 +515,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[precision], device)
         status = train_loop(parts, net, preset, d, start, stop, out, progress, mon)
         reason = progress.reason
-        exit_code = 0 if status in ("finished", "stopped") else 1
+        exit_code = {"finished": 0, "stopped": EXIT_STOPPED}.get(status, 1)
         return status
     except UserError as e:
         reason = str(e)

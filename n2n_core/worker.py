@@ -34,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # e.g. a peer lost with its node: one line per rank, no traceback
+        if os.environ.get("N2N_DEBUG") == "1":
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        rank = os.environ.get("RANK", "0")
+        print(f"error: rank {rank}: {e.__class__.__name__}: {first}", file=sys.stderr)
+        return 1
     return {"finished": 0, "stopped": 0}.get(status, 1)
 
 

@@ -23,7 +23,7 @@ from textual.worker import Worker
 from n2n_core.runs import RunSummary
 
 from .alerts import Alert, AlertWatch
-from .procs import Started
+from .procs import Started, probe_devices
 from .runindex import RunIndex
 
 
@@ -46,6 +46,7 @@ class N2NApp(App):
         speed: float = 1.0,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
+        device_probe: Callable[[], dict] = probe_devices,
         images: str | None = None,
     ):
         super().__init__()
@@ -67,6 +68,12 @@ class N2NApp(App):
         self._children_lock = threading.Lock()
         self._wake = threading.Event()
         self._index = RunIndex(self.results_dir)
+        # Launch's last values, so that coming back to it starts where you left.
+        self.launch_memory: dict | None = None
+        # What `n2n-core devices` reported (None until asked): absent devices are not offered.
+        self.device_probe = device_probe
+        self.devices: list[str] | None = None
+        self.cpu_cores: int | None = None
         self._alerts = AlertWatch()
 
     # -- screens -------------------------------------------------------------
@@ -88,6 +95,19 @@ class N2NApp(App):
         if isinstance(self.screen, TextModal):
             return
         self.push_screen(TextModal("n2n-tui — keys", help_text(self.screen)))
+
+    def relaunch(self, run_dir: Path) -> None:
+        """Launch, filled in from a run's own resolved preset and name, to change and start again."""
+        from .screens.launch import LaunchScreen
+
+        preset = run_dir / "preset.yaml"
+        if not preset.is_file():
+            self.notify(
+                f"{run_dir.name} has no preset.yaml to relaunch", title="Relaunch", markup=False
+            )
+            return
+        name = run_dir.name.split("-", 1)[1] if "-" in run_dir.name else run_dir.name
+        self.push_screen(LaunchScreen(preset, name=name))
 
     # -- the run watcher -------------------------------------------------------
 

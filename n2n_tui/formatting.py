@@ -87,9 +87,3 @@ def age(then: float | None, now: float) -> str:
     if s < 86400 * 2:
         return f"{int(s // 3600)}h ago"
     return f"{int(s // 86400)}d ago"
-
-
-def eta(step: int, total: int | None, ms_per_step: float | None) -> str:
-    if not total or ms_per_step is None or step >= total:
-        return DASH
-    return duration((total - step) * ms_per_step / 1000.0)

@@ -81,13 +81,20 @@ def _optional_model(ann: Any) -> type[BaseModel] | None:
     return inner if optional and _is_model(inner) else None
 
 
-def _model_specs(name: str, model: type[BaseModel]) -> list[FieldSpec]:
-    # A mapping-valued key (slurm.extra) has no form field; the file keeps it as written.
-    return [
-        _spec((name, k), f.annotation)
-        for k, f in model.model_fields.items()
-        if get_origin(_unwrap_optional(f.annotation)[0]) is not dict
-    ]
+def _model_specs(name: str | tuple[str, ...], model: type[BaseModel]) -> list[FieldSpec]:
+    """A section's fields; a nested section (data.augment) contributes its own fields."""
+    prefix = (name,) if isinstance(name, str) else name
+    out: list[FieldSpec] = []
+    for k, f in model.model_fields.items():
+        ann = _unwrap_optional(f.annotation)[0]
+        if get_origin(ann) is dict:
+            # A mapping-valued key (slurm.extra) has no form field; the file keeps it as written.
+            continue
+        if _is_model(ann):
+            out += _model_specs((*prefix, k), ann)
+        else:
+            out.append(_spec((*prefix, k), f.annotation))
+    return out
 
 
 def uses_section(preset: Preset, name: str) -> bool:
@@ -194,6 +201,9 @@ def to_text(value: Any) -> str:
         return ""
     if isinstance(value, list | tuple):
         return ", ".join(to_text(v) for v in value)
+    if isinstance(value, str):
+        # A one-line field would show a newline (a folded YAML block ends in one) as a stray glyph.
+        return " ".join(value.splitlines()).strip()
     return str(value)
 
 

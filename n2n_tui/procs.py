@@ -206,3 +206,8 @@ def run_core(args: list[str], timeout: float | None = None) -> CoreResult:
     except subprocess.TimeoutExpired:
         return CoreResult(argv, 124, "", f"error: n2n-core did not finish in {timeout:.0f}s")
     return CoreResult(argv, p.returncode, p.stdout, p.stderr)
+
+
+def probe_devices(timeout: float = 60.0) -> dict[str, Any]:
+    """``n2n-core devices --json``: the engine's own detection; {} when it cannot say."""
+    return run_core(["devices", "--json"], timeout=timeout).json() or {}

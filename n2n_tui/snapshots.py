@@ -1,4 +1,5 @@
-"""A run's snapshots with the PSNR measured at their step, and the log line for results."""
+"""A run's snapshots (and ONNX models frozen from them) with the PSNR measured at their step,
+the latest validation of each, and the log line for results."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from n2n_core.records import EvalRecord
 from n2n_core.runs import run_state
 
 from .procs import run_core
 
-SNAP_RE = re.compile(r"^snapshot-(\d+)\.safetensors$")
+SNAP_RE = re.compile(r"^snapshot-(\d+)\.(safetensors|onnx)$")
+KINDS = (".safetensors", ".onnx")
 
 
 @dataclass(frozen=True)
@@ -22,22 +25,28 @@ class Snapshot:
     psnr: float | None
     size: int
     mtime: float
+    validated: EvalRecord | None = None  # the latest validation of this file
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def onnx(self) -> bool:
+        return self.path.suffix == ".onnx"
 
 
 def list_snapshots(run_dir: Path) -> list[Snapshot]:
     """Periodic snapshots by step, then ``final``; PSNR of the validation at that step."""
     folder = Path(run_dir) / "snapshots"
     try:
-        files = [p for p in folder.iterdir() if p.suffix == ".safetensors"]
+        files = [p for p in folder.iterdir() if p.suffix in KINDS]
     except OSError:
         return []
     state = run_state(run_dir)
     val = state.val_psnr
     last_step, last_psnr = state.values.step, state.values.psnr
+    latest = {e.snapshot: e for e in state.evals.values()}  # file order: the last wins
     out = []
     for p in files:
         m = SNAP_RE.match(p.name)
@@ -48,16 +57,19 @@ def list_snapshots(run_dir: Path) -> list[Snapshot]:
         if m:
             step = int(m.group(1))
             psnr = val.get(step)
-        elif p.name == "final.safetensors":
+        elif p.stem == "final":
             step, psnr = last_step or None, last_psnr
         else:
             step, psnr = None, None
-        out.append(Snapshot(p, step, psnr, st.st_size, st.st_mtime))
-    out.sort(key=lambda s: (s.name == "final.safetensors", s.step or 0, s.name))
+        out.append(Snapshot(p, step, psnr, st.st_size, st.st_mtime, latest.get(p.name)))
+    # By step, each ONNX model right after the weights it was frozen from.
+    out.sort(key=lambda s: (s.path.stem == "final", s.step or 0, s.onnx, s.name))
     return out
 
 
-def validation_line(snapshot: Path, dataset: Path, result: dict[str, Any], when: float) -> str:
+def validation_line(
+    snapshot: Path, dataset: str | Path, result: dict[str, Any], when: float
+) -> str:
     """The line appended to the run's log.txt after a validation from the TUI."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
     psnr = result.get("psnr")
@@ -101,13 +113,15 @@ def newest_snapshot(run_dir: Path) -> Snapshot | None:
 def infer_out(run_dir: Path, image: Path, snapshot: Path) -> Path:
     """Where the TUI writes a denoised image: the run's samples/ (a folder for a folder)."""
     samples = Path(run_dir) / "samples"
+    tag = snapshot.stem + ("-onnx" if snapshot.suffix == ".onnx" else "")
     if image.is_dir():
-        return samples / f"infer-{snapshot.stem}"
-    return samples / f"infer-{image.stem}-{snapshot.stem}.png"
+        return samples / f"infer-{tag}"
+    return samples / f"infer-{image.stem}-{tag}.png"
 
 
 def denoise_each(image: Path, jobs: list[tuple[Path, Path]]) -> str | None:
-    """``n2n-core infer`` of ``image`` with each (snapshot, out); the first failure, or None.
+    """``n2n-core infer`` (``infer-frozen`` for ONNX) of ``image`` with each (snapshot, out);
+    the first failure, or None.
 
     Blocking: call it from a worker.
     """
@@ -116,9 +130,12 @@ def denoise_each(image: Path, jobs: list[tuple[Path, Path]]) -> str | None:
             (out if image.is_dir() else out.parent).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             return f"{out}: {e.strerror}"
-        res = run_core(
-            ["infer", "--snapshot", str(snapshot), "--image", str(image), "--out", str(out)]
-        )
+        # An ONNX model frozen from a snapshot runs through the frozen command.
+        if snapshot.suffix == ".onnx":
+            args = ["infer-frozen", "--model", str(snapshot)]
+        else:
+            args = ["infer", "--snapshot", str(snapshot)]
+        res = run_core([*args, "--image", str(image), "--out", str(out)])
         if not res.ok:
             return f"{snapshot.name}: {res.error_line()}"
     return None

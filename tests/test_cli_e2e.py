@@ -159,3 +159,13 @@ def test_bad_inputs_fail_cleanly(tiny_run, tmp_path, make_preset):
     assert_user_error(
         n2n("validate", "--snapshot", run_dir / "snapshots" / "final.safetensors"), "--dataset-dir"
     )
+
+
+def test_devices_lists_what_is_present():
+    from n2n_core.device import available_devices, cpu_cores
+
+    r = n2n("devices", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert data == {"devices": available_devices(), "cpu_cores": cpu_cores()}
+    assert data["devices"][-1] == "cpu" and data["cpu_cores"] >= 1

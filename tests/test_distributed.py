@@ -169,6 +169,7 @@ def test_sigterm_stops_with_snapshot_and_resume_completes(make_preset, tmp_path)
     assert proc.wait(timeout=60) == 130
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "stopped"
+    assert info["exit_code"] == 130  # what the process really exited with
     snaps = list((run_dir / "snapshots").glob("snapshot-*.safetensors"))
     assert len(snaps) == 1
     r = n2n("resume", run_dir)

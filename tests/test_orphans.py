@@ -21,6 +21,7 @@ import torch
 from cli_helpers import n2n
 from safetensors.torch import load_file
 
+from n2n_core.procident import children_of
 from n2n_core.runinfo import effective_status, read_run_info
 from n2n_tui import procs
 
@@ -110,6 +111,16 @@ def _processes_of(run_dir: Path) -> list[int]:
     return out
 
 
+def _ranks_of(run_dir: Path, launcher: subprocess.Popen):
+    """True once this launcher's rank 0 has recorded every rank (not an earlier launch's)."""
+
+    def ready() -> bool:
+        info = read_run_info(run_dir)
+        return info is not None and info.pid == launcher.pid and info.ranks is not None
+
+    return ready
+
+
 def _past_snapshot(run_dir: Path, step: int):
     snap = run_dir / "snapshots" / f"snapshot-{step:08d}.safetensors"
 
@@ -120,11 +131,15 @@ def _past_snapshot(run_dir: Path, step: int):
     return ready
 
 
-def _assert_nothing_left(run_dir: Path) -> None:
+def _assert_nothing_left_soon(run_dir: Path) -> None:
     deadline = time.monotonic() + 5.0
     while _processes_of(run_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _processes_of(run_dir) == [], "a process of the run outlived its launcher"
+
+
+def _assert_nothing_left(run_dir: Path) -> None:
+    _assert_nothing_left_soon(run_dir)
     metrics = run_dir / "metrics.jsonl"
     size, t_dead = metrics.stat().st_size, time.time()
     time.sleep(1.0)
@@ -181,7 +196,9 @@ def test_killed_launcher_takes_every_rank_then_resume_is_bit_identical(
     assert steps == sorted(set(steps)) and steps[-1] == STEPS
 
 
-def test_ctrl_c_to_the_launcher_pid_stops_every_rank_cleanly(tmp_path, photo_dir, val_dir):
+def test_ctrl_c_stops_every_rank_cleanly_and_a_killed_torchrun_is_recorded(
+    tmp_path, photo_dir, val_dir
+):
     preset = _preset(tmp_path, photo_dir, val_dir)
     run_dir = tmp_path / "res" / "00000-tiny"
     proc = _start(preset, tmp_path / "res")
@@ -195,4 +212,17 @@ def test_ctrl_c_to_the_launcher_pid_stops_every_rank_cleanly(tmp_path, photo_dir
     info = read_run_info(run_dir)
     assert info.status == "stopped"
     assert list((run_dir / "snapshots").glob("snapshot-*.safetensors"))
-    assert _processes_of(run_dir) == []
+    _assert_nothing_left_soon(run_dir)
+
+    # torchrun itself killed (the OOM killer's pick): its ranks die with it, and the
+    # launcher, still alive, records why the run failed since no rank could.
+    proc = _resume(run_dir)
+    assert _wait_for(_ranks_of(run_dir, proc), proc)
+    (agent,) = children_of(proc.pid)
+    os.kill(agent, signal.SIGKILL)
+    assert proc.wait(timeout=60) == 1
+    err = proc.stderr.read().decode()
+    assert "Traceback" not in err and "killed by SIGKILL" in err, err
+    info = read_run_info(run_dir)
+    assert info.status == "failed" and "torchrun was killed by SIGKILL" in info.reason
+    _assert_nothing_left_soon(run_dir)

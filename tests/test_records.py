@@ -163,3 +163,16 @@ def test_run_info_writers_do_not_lose_each_others_fields(tmp_path):
         t.join()
     info = read_run_info(tmp_path)
     assert (info.name, info.device, info.host, info.precision) == ("v0", "v1", "v2", "v3")
+
+
+def test_an_eval_record_is_kept_but_does_not_move_the_runs_clock():
+    from n2n_core.records import EvalRecord, TrainRecord, parse_record
+    from n2n_core.runstate import RunState
+
+    ev = EvalRecord(step=5, time=999.0, snapshot="final.safetensors", dataset="d", psnr=30.1)
+    assert parse_record(ev.to_line()) == ev
+    state = RunState()
+    state.feed([TrainRecord(step=10, time=100.0, loss=0.1), ev])
+    v = state.copy_values()
+    assert (v.step, v.last_time) == (10, 100.0)  # measured later: not training progress
+    assert [e.psnr for e in v.evals] == [30.1]

@@ -99,6 +99,8 @@ def test_unrelated_process_with_the_recorded_pid_survives_a_stop(procs, tmp_path
     # Its real pid, group, start time, boot and host: all that a stale or forged
     # run.json could copy. It does not hold this run folder's lock, so it is not the run.
     _run_json(tmp_path, victim.pid)
+    with FolderLock().acquire(tmp_path):  # a run folder's lock file, as its run left it
+        pass
     res = runstop.stop_run(tmp_path, grace=0.5, poll=0.05)
     assert res.outcome == "refused" and "does not hold" in res.reason
     with pytest.raises(UserError, match="not signalled"):
@@ -248,3 +250,22 @@ def test_resume_of_a_run_in_use_is_refused_with_one_error_line(make_preset, tmp_
     assert len(lines) == 1 and lines[0].startswith("error: ") and "in use" in lines[0], r.err
     assert "Traceback" not in r.err
     assert (run_dir / "metrics.jsonl").read_bytes() == before
+
+
+def test_a_live_launcher_whose_lock_file_was_removed_still_blocks_a_resume(procs, tmp_path):
+    from n2n_core.cli import _wait_for_old_processes
+
+    holder = _holder(procs, tmp_path)
+    _run_json(tmp_path, holder.pid)
+    lock_path(tmp_path).unlink()  # the holder keeps the lock on the unlinked file
+    info = read_run_info(tmp_path)
+    assert effective_status(info, tmp_path) == "running"
+    with pytest.raises(UserError, match=f"pid {holder.pid} of the previous launch"):
+        _wait_for_old_processes(tmp_path, info, wait_s=0.2)
+    # Not proven to be the run (its lock is not this folder's): never signalled.
+    assert runstop.stop_run(tmp_path, grace=0.1).outcome == "refused"
+    assert _alive(holder)
+    holder.kill()
+    holder.wait()
+    assert effective_status(info, tmp_path) == "interrupted"
+    _wait_for_old_processes(tmp_path, info, wait_s=0.2)

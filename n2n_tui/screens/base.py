@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from textual import on
+from textual import events, on
 from textual.screen import Screen
+from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from ..widgets.common import ErrorModal
@@ -19,6 +20,17 @@ def worker_failed(screen_or_app, event: Worker.StateChanged) -> None:
 
 
 class BaseScreen(Screen):
+    # Below this many rows the screen gets the class -short (the stylesheet tightens it).
+    SHORT_ROWS = 32
+
+    @on(events.Resize)
+    def _fit_terminal(self) -> None:
+        self.set_class(self.size.height < self.SHORT_ROWS, "-short")
+        # At 80 columns the keys fit only without the footer's spacing and palette hint.
+        for footer in self.query(Footer):
+            footer.compact = self.size.width < 110
+            footer.show_command_palette = self.size.width >= 110
+
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
         worker_failed(self, event)

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Log
 from textual.worker import get_current_worker
 
 from n2n_core.errors import UserError
-from n2n_core.runinfo import RunInfo, effective_status, read_run_info
+from n2n_core.runinfo import RunInfo, effective_status, read_run_info, unreadable_status
 
 from ..feed import LogTail, MetricsFollower, RunFeed, event_line
 from ..procs import launch_log_path, start_detached, stop_run, tail_text
@@ -31,6 +31,7 @@ FOLLOW_S = 0.5
 class DashboardScreen(BaseScreen):
     """One run, live (following its folder) or replayed from its metrics log."""
 
+    SHORT_ROWS = 36  # a short terminal gives the charts the rows; the log keeps a few
     HELP = (
         "Charts of loss, PSNR (input PSNR dashed), learning rate and ms/step against "
         "step; the log tail below. Stop sends SIGTERM to the run's process group "
@@ -41,6 +42,7 @@ class DashboardScreen(BaseScreen):
         Binding("s", "snapshots", "Snapshots"),
         Binding("x", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
+        Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("space", "pause", "Pause", show=False, priority=True),
         Binding("left", "seek(-0.05)", "−5%", show=False, priority=True),
         Binding("right", "seek(0.05)", "+5%", show=False, priority=True),
@@ -70,6 +72,7 @@ class DashboardScreen(BaseScreen):
         self._drawn_status = ""
         self._log_shown = 0
         self._note = ""
+        self._stop_modal: ConfirmModal | None = None
         self._halt = threading.Event()
 
     # -- layout ------------------------------------------------------------------
@@ -101,6 +104,9 @@ class DashboardScreen(BaseScreen):
         self.set_interval(REDRAW_S, self.redraw)
         self.call_after_refresh(self.redraw)
 
+    def on_resize(self) -> None:
+        self._drawn = None  # the header's progress bar follows the width
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
         if action == "pictures":
@@ -110,19 +116,18 @@ class DashboardScreen(BaseScreen):
         if action in replay_only:
             return self.replay is not None
         if action in {"stop", "resume"}:
-            if self.replay is not None:
-                return False
-            if action == "stop":
-                return True if self.status == "running" else None
-            return True if self.status in ("stopped", "interrupted", "failed") else None
+            # Always live: pressed where they cannot act, they say why.
+            return self.replay is None
         return True
 
     # -- data --------------------------------------------------------------------
 
     def _status(self) -> str:
+        if self.info is None:
+            return unreadable_status(self.run_dir)
         if self.replay:
-            return (self.info.status or "finished") if self.info else "no run.json"
-        return effective_status(self.info, self.run_dir) if self.info else "no run.json"
+            return self.info.status or "finished"
+        return effective_status(self.info, self.run_dir)
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False, name="follow run")
     def follow(self) -> None:
@@ -154,9 +159,13 @@ class DashboardScreen(BaseScreen):
 
     def redraw(self) -> None:
         feed = self.feed
+        self._settle()
         self.query_one(SamplePanel).poll(feed.values.step if self.replay else None)
         info = self.info or RunInfo()
-        info_key = (self.status, info.ended, info.exit_code, self._note)
+        now = self.app.clock()
+        # While running, elapsed time and ETA move every second with or without new records.
+        tick = int(now) if self.status == "running" else None
+        info_key = (self.status, info.ended, info.exit_code, self._note, tick)
         replay_key = None
         if self.replay:
             r = self.replay
@@ -169,7 +178,6 @@ class DashboardScreen(BaseScreen):
             self.refresh_bindings()
         self._drawn = key
         v = feed.copy_values()
-        now = self.app.clock()
         total = info.total_steps
         with self.app.batch_update():
             self.query_one(RunHeader).show(
@@ -186,6 +194,22 @@ class DashboardScreen(BaseScreen):
             else:
                 lines = list(self.log_tail.lines) or [event_line(e) for e in v.events]
                 self._show_lines(lines)
+
+    def _settle(self) -> None:
+        """States that wait for the run end when the run says so, not when our worker returns."""
+        if self._note == "stopping…" and self.status != "running":
+            self._note = ""
+        if self._note == "resuming…" and self.status == "running":
+            self._note = ""
+        modal = self._stop_modal
+        if modal is not None and self.status != "running":
+            self._stop_modal = None
+            if modal.is_attached and self.app.screen is modal:
+                modal.dismiss(False)
+                self.notify(
+                    f"{self.run_dir.name} ended by itself ({self.status}); nothing to stop",
+                    title="Stop",
+                )
 
     def _show_lines(self, lines: list[str]) -> None:
         log = self.query_one(Log)
@@ -205,16 +229,39 @@ class DashboardScreen(BaseScreen):
         elif self.replay:
             self.app.exit()
 
+    def action_relaunch(self) -> None:
+        self.app.relaunch(self.run_dir)
+
     def action_snapshots(self) -> None:
         from .snapshots import SnapshotsScreen
 
         self.app.push_screen(SnapshotsScreen(self.run_dir))
 
+    def _why_not(self, what: str) -> str | None:
+        """Why stop/resume cannot act on this run's state, in words; None when they can."""
+        name = self.run_dir.name
+        if self.status == "corrupt run.json":
+            return (
+                f"{name}: run.json is corrupt, so which process runs it is unknown; "
+                f"nothing to {what} from here"
+            )
+        if self.status == "no run.json":
+            return f"{name} has no run.json (not started by n2n-core?); nothing to {what}"
+        if what == "stop" and self.status != "running":
+            return f"{name} is {self.status}; nothing to stop"
+        if what == "resume" and self.status not in ("stopped", "interrupted", "failed"):
+            return f"{name} is {self.status}; nothing to resume"
+        return None
+
     def action_stop(self) -> None:
+        why = self._why_not("stop")
+        if why:
+            self.notify(why, title="Stop")
+            return
         # run.json alone says whether and where it runs: no metrics read on the UI thread.
         info = read_run_info(self.run_dir)
         if info is None or effective_status(info, self.run_dir) != "running":
-            self.notify("this run is not running", title="Stop")
+            self.notify(f"{self.run_dir.name} is not running; nothing to stop", title="Stop")
             return
         if not info.on_this_host:
             self.notify(
@@ -230,10 +277,12 @@ class DashboardScreen(BaseScreen):
         )
 
         def done(yes: bool | None) -> None:
+            self._stop_modal = None
             if yes:
                 self.stop()
 
-        self.app.push_screen(ConfirmModal("Stop run", body, yes="Stop", danger=True), done)
+        self._stop_modal = ConfirmModal("Stop run", body, yes="Stop", danger=True)
+        self.app.push_screen(self._stop_modal, done)
 
     @work(thread=True, exclusive=True, group="stop", exit_on_error=False, name="stop")
     def stop(self) -> None:
@@ -245,7 +294,6 @@ class DashboardScreen(BaseScreen):
             why = str(e) if isinstance(e, UserError) else "no permission to signal the run"
             self.app.call_from_thread(self.app.push_screen, ErrorModal("Stop failed", why))
             return
-        self._note = ""
         self.app.rescan()
         if result.outcome == "refused":
             self.app.call_from_thread(
@@ -257,9 +305,11 @@ class DashboardScreen(BaseScreen):
         )
 
     def action_resume(self) -> None:
-        if self.status not in ("stopped", "interrupted", "failed"):
-            self.notify(f"run is {self.status}; nothing to resume", title="Resume")
+        why = self._why_not("resume")
+        if why:
+            self.notify(why, title="Resume")
             return
+        self._note = "resuming…"
         self.resume()
 
     @work(thread=True, exclusive=True, group="resume", exit_on_error=False, name="resume")
@@ -267,7 +317,6 @@ class DashboardScreen(BaseScreen):
         out = launch_log_path(self.app.results_dir, f"resume-{self.run_dir.name}")
         started = start_detached(["resume", str(self.run_dir)], out)
         self.app.adopt_child(started)
-        self._note = "resuming…"
         code = None
         for _ in range(50):  # a child that fails at once fails within seconds
             code = started.proc.poll()
@@ -276,9 +325,9 @@ class DashboardScreen(BaseScreen):
             if effective_status(read_run_info(self.run_dir), self.run_dir) == "running":
                 break
             time.sleep(0.1)
-        self._note = ""
         self.app.rescan()
         if code not in (None, 0):
+            self._note = ""
             self.app.call_from_thread(
                 self.app.push_screen,
                 ErrorModal(

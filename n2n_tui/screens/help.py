@@ -24,7 +24,12 @@ def help_text(screen: Screen) -> Text:
     t.append("\nKeys here\n", style="bold")
     seen = set()
     for key, binding in screen._bindings:
-        if binding.action in seen or binding.system or binding.action.startswith("app."):
+        # Textual's own bindings (focus, copy) are not this screen's keys.
+        if (
+            binding.action in seen
+            or binding.system
+            or binding.action.startswith(("app.", "screen."))
+        ):
             continue
         if screen.check_action(binding.action.split("(")[0], ()) is False:
             continue

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from rich.text import Text
 from textual import on, work
@@ -26,9 +27,18 @@ from textual.widgets import (
     Static,
 )
 
-from n2n_core.config import NAME_PATTERN, Device, Precision
+from n2n_core.config import (
+    NAME_PATTERN,
+    Device,
+    Precision,
+    apply_overrides,
+    parse_override,
+    read_preset_data,
+)
+from n2n_core.errors import UserError
 from n2n_core.runs import list_run_dirs
 
+from .. import presetform as pf
 from ..presetfiles import PresetEntry, load_presets
 from ..procs import (
     LaunchSpec,
@@ -38,7 +48,7 @@ from ..procs import (
     start_detached,
     tail_text,
 )
-from ..widgets.common import ErrorModal
+from ..widgets.common import ConfirmModal, ErrorModal
 from .base import BaseScreen
 
 DEVICES = get_args(Device)
@@ -47,19 +57,67 @@ NAME_RE = re.compile(NAME_PATTERN)
 APPEAR_TIMEOUT_S = 120.0
 
 
+def _blames(err_key: str, override_key: str) -> bool:
+    return (
+        err_key == override_key
+        or err_key.startswith(override_key + ".")
+        or override_key.startswith(err_key + ".")
+    )
+
+
+def launch_problems(
+    preset_path: Path,
+    data: dict[str, Any],
+    overrides: list[str],
+    fields: dict[str, tuple[str, Any]],
+) -> list[str]:
+    """Every problem of the preset as it would run, each blamed on where its value came from.
+
+    ``fields`` maps a preset key set from a Launch field to (that field's label, value).
+    A value from an override is blamed on ``--set KEY=VALUE``, never on the preset file.
+    """
+    data = copy.deepcopy(data)
+    problems = []
+    keys: dict[str, str] = {}
+    for text in overrides:
+        try:
+            path, _ = parse_override(text)
+            apply_overrides(data, [text])
+        except UserError as e:
+            problems.append(str(e))
+            continue
+        keys[".".join(path)] = text
+    for key, (_, value) in fields.items():
+        pf.set_path(data, tuple(key.split(".")), value)
+    _, msgs = pf.validate(data)
+    for key, msg in msgs.items():
+        field = next((label for k, (label, _) in fields.items() if _blames(key, k)), None)
+        override = next((o for k, o in keys.items() if _blames(key, k)), None)
+        if override is not None:
+            problems.append(
+                f"--set {override}: {msg}" if key in keys else f"--set {override}: {key}: {msg}"
+            )
+        elif field is not None:
+            problems.append(f"{field}: {msg}")
+        else:
+            problems.append(f"{preset_path}: {key or '(preset)'}: {msg}")
+    return problems
+
+
 class LaunchScreen(BaseScreen):
-    """Builds an ``n2n-core run`` command and starts it detached."""
+    """Builds an ``n2n-core run`` command and starts it detached, after a confirmation."""
 
     HELP = (
         "The command shown at the bottom is exactly what is started, as a separate "
-        "process: closing the TUI does not stop it. Once its run folder appears the "
-        "dashboard opens. A sweep grid (KEY=V1,V2 …) starts a sweep instead, and "
-        "'queue' waits until the devices are free (no other sweep or queued run holds "
-        "them); both open the Sweeps screen."
+        "process: closing the TUI does not stop it. ctrl+l (or the button) asks once "
+        "more, showing the command; Enter in a field only moves to the next one. Once "
+        "its run folder appears the dashboard opens. A sweep grid (KEY=V1,V2 …) starts "
+        "a sweep instead, and 'queue' waits until the devices are free (no other sweep "
+        "or queued run holds them); both open the Sweeps screen."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("ctrl+l", "launch", "Launch"),
+        Binding("ctrl+l", "launch", "Launch…"),
     ]
 
     @dataclass
@@ -72,23 +130,50 @@ class LaunchScreen(BaseScreen):
         message: str
         lines: list[str]
 
-    def __init__(self, preset: Path | None = None):
+    @dataclass
+    class DevicesKnown(Message):
+        pass
+
+    def __init__(self, preset: Path | None = None, name: str = ""):
         super().__init__()
         self.initial = preset
+        self.initial_name = name
         self.entries: list[PresetEntry] = []
         self.launching = False
+        self._defaults_of: str | None = None
+        self._pending: dict[str, Any] | None = None
+
+    def _entries(self) -> list[PresetEntry]:
+        entries = [e for e in load_presets(self.app.presets_dir) if e.preset is not None]
+        if self.initial and all(e.path != self.initial for e in entries):
+            # A run's own preset.yaml ("relaunch with changes"), outside the presets dir.
+            try:
+                data = read_preset_data(self.initial)
+                entries.insert(0, PresetEntry(self.initial, data, pf.validate(data)[0], None))
+            except UserError:
+                pass
+        return [e for e in entries if e.preset is not None]
 
     def compose(self) -> ComposeResult:
-        self.entries = [e for e in load_presets(self.app.presets_dir) if e.preset is not None]
+        self.entries = self._entries()
         options = [
-            (f"{e.path.name}  —  {e.preset.description or e.preset.name}", str(e.path))
+            (
+                f"{e.path.name if e.path.parent == self.app.presets_dir else e.path}  —  "
+                f"{e.preset.description.strip() or e.preset.name}",
+                str(e.path),
+            )
             for e in self.entries
         ]
         values = [v for _, v in options]
         # A new user's first launch should be the one that finishes in minutes.
         quick = [v for v in values if v.endswith("/quickstart.yaml") or v == "quickstart.yaml"]
         fallback = quick[0] if quick else (values[0] if values else Select.NULL)
-        initial = str(self.initial) if self.initial else fallback
+        memory = self.app.launch_memory
+        if self.initial is None and memory and memory["preset"] in values:
+            self._pending = memory
+            initial = memory["preset"]
+        else:
+            initial = str(self.initial) if self.initial else fallback
         if initial not in values:
             initial = fallback
         blink = not self.app.is_headless
@@ -115,7 +200,7 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field-row"):
                 yield Label("device", classes="field-label")
                 yield Select(
-                    [(d, d) for d in DEVICES],
+                    [(d, d) for d in self._device_options()],
                     value="auto",
                     allow_blank=False,
                     id="launch-device",
@@ -133,6 +218,7 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field-row"):
                 yield Label("name", classes="field-label")
                 name = Input(
+                    self.initial_name,
                     placeholder="default: the preset name",
                     id="launch-name",
                     classes="field-editor",
@@ -163,10 +249,11 @@ class LaunchScreen(BaseScreen):
                     yield RadioButton("now", value=True, id="when-now")
                     yield RadioButton("queue (when devices are free)", id="when-queue")
             yield Static("", id="launch-error", classes="field-error")
+            yield Static("", id="launch-warning", classes="field-warning")
             yield Label("command", classes="dialog-sub")
             yield Static("", id="launch-command", classes="command-box")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Launch (ctrl+l)", variant="primary", id="launch-go")
+                yield Button("Launch… (ctrl+l)", variant="primary", id="launch-go")
             yield Static("", id="launch-status", classes="info-line")
         yield Footer()
 
@@ -179,6 +266,36 @@ class LaunchScreen(BaseScreen):
             )
         self._apply_preset_defaults()
         self.query_one("#launch-preset", Select).focus()
+        if self.app.devices is None:
+            self.probe()
+
+    # -- devices present -------------------------------------------------------------
+
+    def _device_options(self) -> list[str]:
+        present = self.app.devices
+        if not present:
+            return list(DEVICES)
+        return ["auto", *[d for d in present if d in DEVICES]]
+
+    @work(thread=True, exclusive=True, group="probe", exit_on_error=False, name="device probe")
+    def probe(self) -> None:
+        found = self.app.device_probe()
+        devices = found.get("devices")
+        if isinstance(devices, list) and devices:
+            self.app.devices = [str(d) for d in devices]
+        cores = found.get("cpu_cores")
+        if isinstance(cores, int) and cores > 0:
+            self.app.cpu_cores = cores
+        self.post_message(self.DevicesKnown())
+
+    @on(DevicesKnown)
+    def _devices_known(self) -> None:
+        select = self.query_one("#launch-device", Select)
+        current = select.value
+        options = self._device_options()
+        select.set_options([(d, d) for d in options])
+        select.value = current if current in options else "auto"
+        self.refresh_command()
 
     # -- the spec ------------------------------------------------------------------
 
@@ -188,18 +305,49 @@ class LaunchScreen(BaseScreen):
 
     def _apply_preset_defaults(self) -> None:
         e = self.entry()
+        self._defaults_of = str(e.path) if e else None
         if e is None or e.preset is None:
             self.refresh_command()
             return
         rt = e.preset.runtime
-        self.query_one("#launch-device", Select).value = rt.device
+        device = self.query_one("#launch-device", Select)
+        device.value = rt.device if rt.device in self._device_options() else "auto"
         self.query_one("#launch-precision", Select).value = rt.precision
         button = {1: "#nproc-1", 8: "#nproc-8"}.get(rt.nproc, "#nproc-custom")
         if button == "#nproc-custom":
             self.query_one("#launch-nproc-n", Input).value = str(rt.nproc)
         self.query_one(button, RadioButton).value = True
         self.query_one("#launch-name", Input).placeholder = f"default: {e.preset.name}"
+        memory, self._pending = self._pending, None
+        if memory and memory["preset"] == str(e.path):
+            self._restore(memory)
         self.refresh_command()
+
+    def _restore(self, m: dict[str, Any]) -> None:
+        if m["device"] in self._device_options():
+            self.query_one("#launch-device", Select).value = m["device"]
+        self.query_one("#launch-precision", Select).value = m["precision"]
+        self.query_one("#launch-nproc-n", Input).value = m["custom"]
+        self.query_one(f"#{m['nproc']}", RadioButton).value = True
+        self.query_one("#launch-name", Input).value = m["name"]
+        self.query_one("#launch-overrides", Input).value = m["overrides"]
+        self.query_one("#launch-grid", Input).value = m["grid"]
+
+    def _remember(self) -> None:
+        preset = self.query_one("#launch-preset", Select).value
+        if preset is Select.NULL:
+            return
+        pressed = self.query_one("#launch-nproc", RadioSet).pressed_button
+        self.app.launch_memory = {
+            "preset": str(preset),
+            "nproc": pressed.id if pressed and pressed.id else "nproc-1",
+            "custom": self.query_one("#launch-nproc-n", Input).value,
+            "device": str(self.query_one("#launch-device", Select).value),
+            "precision": str(self.query_one("#launch-precision", Select).value),
+            "name": self.query_one("#launch-name", Input).value,
+            "overrides": self.query_one("#launch-overrides", Input).value,
+            "grid": self.query_one("#launch-grid", Input).value,
+        }
 
     def nproc(self) -> int | None:
         pressed = self.query_one("#launch-nproc", RadioSet).pressed_button
@@ -209,51 +357,89 @@ class LaunchScreen(BaseScreen):
             return int(text) if text.isdigit() and int(text) > 0 else None
         return 8 if bid == "nproc-8" else 1
 
-    def spec(self) -> tuple[LaunchSpec | None, str]:
+    def spec(self) -> tuple[LaunchSpec | None, list[str]]:
+        """The command to start, or None and every problem that stops it."""
         e = self.entry()
-        if e is None or e.preset is None:
-            return None, "pick a preset"
+        if e is None or e.preset is None or e.data is None:
+            return None, ["pick a preset"]
         rt = e.preset.runtime
+        problems = []
         n = self.nproc()
         if n is None:
-            return None, "processes: enter a whole number ≥ 1"
+            problems.append("processes: enter a whole number ≥ 1")
         name = self.query_one("#launch-name", Input).value.strip() or e.preset.name
         if not NAME_RE.match(name):
-            return None, "name: letters, digits, . _ - (up to 64, starting with a letter or digit)"
-        device = self.query_one("#launch-device", Select).value
-        precision = self.query_one("#launch-precision", Select).value
+            problems.append(
+                "name: letters, digits, . _ - (up to 64, starting with a letter or digit)"
+            )
+        device = str(self.query_one("#launch-device", Select).value)
+        precision = str(self.query_one("#launch-precision", Select).value)
         overrides = split_overrides(self.query_one("#launch-overrides", Input).value)
-        bad = [o for o in overrides if "=" not in o]
-        if bad:
-            return None, f"overrides: {bad[0]!r} is not KEY=VALUE"
+        fields = {
+            "runtime.device": ("device", device),
+            "runtime.precision": ("precision", precision),
+        }
+        if NAME_RE.match(name):  # else already said, in words
+            fields["name"] = ("name", name)
+        if n is not None:
+            fields["runtime.nproc"] = ("processes", n)
+        problems += launch_problems(e.path, e.data, overrides, fields)
         grid = split_overrides(self.query_one("#launch-grid", Input).value)
-        bad = [g for g in grid if "=" not in g or not g.partition("=")[2].strip()]
-        if bad:
-            return None, f"sweep grid: {bad[0]!r} is not KEY=V1,V2"
+        problems += [
+            f"sweep grid: {g!r} is not KEY=V1,V2"
+            for g in grid
+            if "=" not in g or not g.partition("=")[2].strip()
+        ]
+        if problems:
+            return None, problems
         when = self.query_one("#launch-when", RadioSet).pressed_button
         spec = LaunchSpec(
             preset=e.path,
             name=name,
             nproc=n if n != rt.nproc else None,
-            device=str(device) if device != rt.device else None,
-            precision=str(precision) if precision != rt.precision else None,
+            device=device if device != rt.device else None,
+            precision=precision if precision != rt.precision else None,
             overrides=overrides,
             results_dir=self.app.results_dir,
             grid=grid,
             queue=bool(when and when.id == "when-queue"),
         )
-        return spec, ""
+        return spec, []
+
+    def warnings(self) -> list[str]:
+        """What is allowed but probably not meant."""
+        out = []
+        e = self.entry()
+        device = str(self.query_one("#launch-device", Select).value)
+        if e and e.preset and e.preset.runtime.device not in self._device_options():
+            out.append(f"the preset asks for device {e.preset.runtime.device}, not present here")
+        on_cpu = device == "cpu" or (device == "auto" and self.app.devices == ["cpu"])
+        n, cores = self.nproc(), self.app.cpu_cores
+        if on_cpu and n and cores and n > cores:
+            out.append(
+                f"{n} processes on {cores} CPU core{'s' if cores > 1 else ''}: each gets less "
+                "than a core, so this trains slower than fewer processes would"
+            )
+        return out
 
     def refresh_command(self) -> None:
-        spec, problem = self.spec()
-        self.query_one("#launch-error", Static).update(Text(problem))
+        spec, problems = self.spec()
+        warnings = self.warnings()
+        error = self.query_one("#launch-error", Static)
+        error.update(Text("\n".join(problems)))
+        error.display = bool(problems)
+        warning = self.query_one("#launch-warning", Static)
+        warning.update(Text("\n".join(warnings)))
+        warning.display = bool(warnings)
         cmd = self.query_one("#launch-command", Static)
         cmd.update(Text(spec.display() if spec else "—", style="bold"))
         self.query_one("#launch-go", Button).disabled = spec is None or self.launching
+        self._remember()
 
     @on(Select.Changed, "#launch-preset")
-    def _preset_changed(self) -> None:
-        self._apply_preset_defaults()
+    def _preset_changed(self, event: Select.Changed) -> None:
+        if str(event.value) != self._defaults_of:
+            self._apply_preset_defaults()
 
     @on(Select.Changed)
     @on(Input.Changed)
@@ -262,6 +448,10 @@ class LaunchScreen(BaseScreen):
         self.refresh_command()
 
     @on(Input.Submitted)
+    def _next_field(self) -> None:
+        # Enter in a text field never starts a run: it moves on, as in any form.
+        self.focus_next()
+
     @on(Button.Pressed, "#launch-go")
     def _go(self) -> None:
         self.action_launch()
@@ -272,16 +462,26 @@ class LaunchScreen(BaseScreen):
         self.app.pop_screen()
 
     def action_launch(self) -> None:
-        spec, problem = self.spec()
+        spec, problems = self.spec()
         if spec is None:
-            self.notify(problem, title="Cannot launch", severity="error", markup=False)
+            self.notify("\n".join(problems), title="Cannot launch", severity="error")
             return
         if self.launching:
             return
-        self.launching = True
-        self.refresh_command()
-        self.query_one("#launch-status", Static).update(Text(f"starting: {spec.display()}"))
-        self.start(spec)
+        body = f"{spec.display()}\n\nThis starts as a separate process; closing the TUI does not stop it."
+        warnings = self.warnings()
+        if warnings:
+            body += "\n\n" + "\n".join(f"⚠ {w}" for w in warnings)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.launching = True
+                self.refresh_command()
+                self.query_one("#launch-status", Static).update(Text(f"starting: {spec.display()}"))
+                self.start(spec)
+
+        what = "Start this sweep?" if spec.is_sweep else "Launch this run?"
+        self.app.push_screen(ConfirmModal(what, body, yes="Launch"), answered)
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, name="launch")
     def start(self, spec: LaunchSpec) -> None:

@@ -17,7 +17,7 @@ from n2n_core.config import Preset
 
 from .. import presetform as pf
 from ..presetfiles import PresetEntry, load_presets
-from ..widgets.common import RunsTable
+from ..widgets.common import ConfirmModal, RunsTable
 from ..widgets.presets import PresetForm
 from ..widgets.presets.diff import diff_text
 from .base import BaseScreen
@@ -44,13 +44,13 @@ class PresetsScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield RunsTable(id="presets-table")
+        yield RunsTable(flex="Description", min_flex=20, id="presets-table")
         yield Static("", id="preset-detail", classes="detail-box")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "presets"
-        self.sub_title = str(self.app.presets_dir)
+        self.sub_title = f"files in {self.app.presets_dir}/"
         table = self.query_one(RunsTable)
         for label, width in (
             ("File", 26),
@@ -62,6 +62,7 @@ class PresetsScreen(BaseScreen):
             ("Description", 56),
         ):
             table.add_column(label, width=width, key=label)
+        table.fit_columns()
         self.reload()
         table.focus()
 
@@ -210,7 +211,23 @@ class PresetEditorScreen(BaseScreen):
         self.query_one("#editor-status", Static).update(t)
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        form = self.query_one(PresetForm)
+        if not (form.changed_keys() or form.errors):
+            self.app.pop_screen()
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                self.app.pop_screen()
+
+        n = len(form.changed_keys()) + len(form.errors)
+        body = (
+            f"{n} unsaved edit{'s' if n != 1 else ''} to {self.path.name} will be lost.\n\n"
+            "ctrl+s saves them as a new preset instead."
+        )
+        self.app.push_screen(
+            ConfirmModal("Discard changes?", body, yes="Discard", danger=True), answered
+        )
 
     def action_save(self) -> None:
         form = self.query_one(PresetForm)
@@ -231,8 +248,12 @@ class PresetEditorScreen(BaseScreen):
         self.app.push_screen(SavePresetModal(self.path, self.data, new_data, target), saved)
 
 
+def _one_line(text: Any) -> str:
+    return pf.to_text(text) if isinstance(text, str) else ""
+
+
 class SavePresetModal(ModalScreen[Path | None]):
-    """File name for the new preset and the diff from the original."""
+    """File name (which is also the new preset's name), description, and the diff from the original."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -241,23 +262,89 @@ class SavePresetModal(ModalScreen[Path | None]):
         self.original, self.old, self.new, self.target = original, old, new, target
 
     def compose(self) -> ComposeResult:
-        old_text, new_text = pf.dump(self.old), pf.dump(self.new)
-        lines = pf.diff(old_text, new_text, self.original.name, "new preset")
         with Vertical(classes="dialog-box -wide"):
             yield Label("Save as a new preset", classes="dialog-title")
-            yield Input(str(self.target), id="save-path")
+            with Horizontal(classes="field-row"):
+                yield Label("file", classes="field-label")
+                yield Input(str(self.target), id="save-path", classes="field-editor -wide")
+            with Horizontal(classes="field-row"):
+                yield Label("description", classes="field-label")
+                yield Input(
+                    _one_line(self.old.get("description")),
+                    id="save-desc",
+                    classes="field-editor -wide",
+                )
+            yield Static("", id="save-desc-warning", classes="field-warning")
             yield Static("", id="save-error", classes="field-error")
             yield Label(Text(f"changes from {self.original.name}:"), classes="dialog-sub")
             with VerticalScroll(classes="dialog-scroll"):
-                yield Static(diff_text(lines, self.app) if lines else "no changes (saves a copy)")
+                yield Static("", id="save-diff")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (enter)", variant="primary", id="save")
                 yield Button("Cancel (esc)", id="cancel")
 
+    def on_resize(self) -> None:
+        # The diff gets what the window leaves, so the buttons stay on a 24-row screen.
+        chrome = 17
+        rows = max(3, int(self.size.height * 0.9) - chrome)
+        self.query_one(".dialog-scroll").styles.max_height = rows
+
     def on_mount(self) -> None:
-        inp = self.query_one(Input)
-        inp.cursor_blink = not self.app.is_headless
-        inp.focus()
+        self.query_one("#save-error", Static).display = False
+        for inp in self.query(Input):
+            inp.cursor_blink = not self.app.is_headless
+        self.query_one("#save-path", Input).focus()
+        self._refresh()
+
+    def path(self) -> Path | None:
+        text = self.query_one("#save-path", Input).value.strip()
+        if not text:
+            return None
+        path = Path(text)
+        if path.suffix not in (".yaml", ".yml"):
+            path = path.with_name(path.name + ".yaml")
+        if not path.is_absolute() and path.parent == Path("."):
+            path = self.original.parent / path
+        return path
+
+    def new_data(self) -> dict[str, Any]:
+        """The edited preset, named after its file, with the description as typed."""
+        data = dict(self.new)
+        path = self.path()
+        if path is not None:
+            data["name"] = path.stem
+        desc = self.query_one("#save-desc", Input).value.strip()
+        old = self.old.get("description")
+        if isinstance(old, str) and desc == _one_line(old):
+            desc = old  # untouched: keep the original's line breaks (no diff)
+        if desc or "description" in self.old:
+            data["description"] = desc
+        return data
+
+    def _refresh(self) -> None:
+        new = self.new_data()
+        lines = pf.diff(pf.dump(self.old), pf.dump(new), self.original.name, "new preset")
+        self.query_one("#save-diff", Static).update(
+            diff_text(lines, self.app) if lines else "no changes (saves a copy)"
+        )
+        # A description states what the original does (its steps, time, PSNR); after
+        # other edits it probably no longer fits.
+        others = {k for k in set(new) | set(self.old) if k not in ("name", "description")}
+        edited = any(new.get(k) != self.old.get(k) for k in others)
+        desc = _one_line(new.get("description"))
+        same = desc == _one_line(self.old.get("description"))
+        warning = (
+            f"the description is still that of {self.original.name}; does it fit the edited preset?"
+            if edited and same and desc
+            else ""
+        )
+        box = self.query_one("#save-desc-warning", Static)
+        box.update(Text(warning))
+        box.display = bool(warning)
+
+    @on(Input.Changed)
+    def _changed(self) -> None:
+        self._refresh()
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
@@ -273,31 +360,28 @@ class SavePresetModal(ModalScreen[Path | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def save(self) -> None:
+    def _error(self, text: str) -> None:
         err = self.query_one("#save-error", Static)
-        text = self.query_one(Input).value.strip()
-        if not text:
-            err.update("enter a file name")
+        err.display = True
+        err.update(Text(text))
+
+    def save(self) -> None:
+        path = self.path()
+        if path is None:
+            self._error("enter a file name")
             return
-        path = Path(text)
-        if path.suffix not in (".yaml", ".yml"):
-            path = path.with_name(path.name + ".yaml")
-        if not path.is_absolute() and path.parent == Path("."):
-            path = self.original.parent / path
         if path.exists():
-            err.update(Text(f"{path} exists; presets are saved as new files — pick another name"))
+            self._error(f"{path} exists; presets are saved as new files — pick another name")
             return
-        self.write(path)
+        self.write(path, self.new_data())
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False, name="save preset")
-    def write(self, path: Path) -> None:
+    def write(self, path: Path, data: dict[str, Any]) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "x", encoding="utf-8") as f:
-                f.write(pf.dump(self.new))
+                f.write(pf.dump(data))
         except OSError as e:
-            self.app.call_from_thread(
-                self.query_one("#save-error", Static).update, f"{path}: {e.strerror or e}"
-            )
+            self.app.call_from_thread(self._error, f"{path}: {e.strerror or e}")
             return
         self.app.call_from_thread(self.dismiss, path)

@@ -22,17 +22,17 @@ from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
 
-NO_RUN_JSON = "no run.json"
+# What tells runs apart comes first: a narrow terminal cuts off the right end.
 COLUMNS = (
     ("mark", "", 1),
     ("id", "ID", 5),
     ("name", "Name", 24),
     ("status", "Status", 13),
-    ("device", "Device", 8),
-    ("prec", "Prec", 4),
     ("step", "Step", 11),
     ("best", "Best", 6),
     ("last", "Last", 6),
+    ("device", "Device", 8),
+    ("prec", "Prec", 4),
     ("ms", "ms/step", 7),
     ("started", "Started", 9),
     ("tags", "Tags", 14),
@@ -68,17 +68,19 @@ class RunsScreen(BaseScreen):
     )
     BINDINGS = [
         Binding("enter", "open", "Open"),
-        Binding("s", "snapshots", "Snapshots"),
+        # The footer keeps what a newcomer needs and fits 80 columns; `?` lists every key.
+        Binding("s", "snapshots", "Snapshots", show=False),
         Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
-        Binding("e", "export", "Export"),
+        Binding("c", "compare", "Compare", show=False),  # the info line offers it
+        Binding("e", "export", "Export", show=False),
         Binding("l", "launch", "Launch"),
+        Binding("L", "relaunch", "Relaunch…", show=False),
         Binding("p", "presets", "Presets"),
         Binding("d", "delete", "Delete"),
         Binding("w", "sweeps", "Sweeps"),
-        Binding("o", "sort", "Sort"),
-        Binding("t", "tag", "Tags"),
-        Binding("n", "note", "Note"),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("t", "tag", "Tags", show=False),
+        Binding("n", "note", "Note", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -95,7 +97,7 @@ class RunsScreen(BaseScreen):
         yield Input(
             placeholder="filter: name, status, +tag, noise.type=poisson…  (/)", id="runs-filter"
         )
-        yield RunsTable(id="runs-table")
+        yield RunsTable(flex="name", min_flex=12, id="runs-table")
         yield Static("", id="runs-info", classes="info-line")
         yield Footer()
 
@@ -132,6 +134,7 @@ class RunsScreen(BaseScreen):
         table.reset_columns()
         for key, label, width in COLUMNS:
             table.add_column(self.order.label(key, label), width=width, key=key)
+        table.fit_columns()
 
     @on(RunsTable.HeaderSelected)
     def _header(self, event: RunsTable.HeaderSelected) -> None:
@@ -158,12 +161,12 @@ class RunsScreen(BaseScreen):
             mark,
             f"{r.run_id:05d}",
             r.name,
-            status_text(app, r.status if r.info is not None else NO_RUN_JSON, r.exit_code),
-            dev,
-            r.precision if r.info is not None else fmt.DASH,
+            status_text(app, r.status, r.exit_code),
             fmt.steps(r.step, r.total_steps),
             best,
             fmt.psnr(r.last_psnr),
+            dev,
+            r.precision if r.info is not None else fmt.DASH,
             fmt.ms(r.ms_per_step),
             fmt.age(r.started, now),
             Text(" ".join(run_tags(r.info))),
@@ -192,6 +195,7 @@ class RunsScreen(BaseScreen):
         if self.marked:
             parts.append(f"{len(self.marked)} marked (c: compare)")
         parts.append(f"results: {self.app.results_dir}")
+        parts.append("? every key")
         if not rows:
             parts.append("no runs yet — press l to launch one, p for presets")
         info.update(Text("  ·  ".join(parts)))
@@ -227,11 +231,9 @@ class RunsScreen(BaseScreen):
         row = self.selected()
         if not row:
             return
+        # The cursor stays on the run just (un)marked; the info line says what changed.
         self.marked.symmetric_difference_update({row.path.name})
         self._rows_changed(self.app.rows)
-        table = self.query_one(RunsTable)
-        if table.cursor_row < table.row_count - 1:
-            table.move_cursor(row=table.cursor_row + 1, animate=False)
 
     def action_compare(self) -> None:
         from .compare import CompareScreen
@@ -316,6 +318,11 @@ class RunsScreen(BaseScreen):
         from .launch import LaunchScreen
 
         self.app.push_screen(LaunchScreen())
+
+    def action_relaunch(self) -> None:
+        row = self.selected()
+        if row:
+            self.app.relaunch(row.path)
 
     def action_presets(self) -> None:
         from .presets import PresetsScreen

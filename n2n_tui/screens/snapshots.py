@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Static
+
+from n2n_core.config import read_preset_data
+from n2n_core.errors import UserError
+from n2n_core.records import EvalRecord
+from n2n_core.runinfo import effective_status, read_run_info
+from n2n_core.runs import MetricsWriter
 
 from .. import formatting as fmt
 from ..procs import run_core
@@ -21,9 +28,11 @@ from ..snapshots import (
     list_snapshots,
     validation_line,
 )
-from ..widgets.common import PathModal, RunsTable
+from ..widgets.common import ConfirmModal, PathModal, RunsTable
 from .base import BaseScreen
 from .pictures import PicturesScreen
+
+AGES_S = 5.0  # how often the "Written" ages are redrawn
 
 
 def _size(n: int) -> str:
@@ -34,16 +43,37 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _validated(e: EvalRecord | None) -> str:
+    if e is None or e.psnr is None:
+        return fmt.DASH
+    inp = f" (in {fmt.psnr(e.input_psnr)})" if e.input_psnr is not None else ""
+    return f"{fmt.psnr(e.psnr)}{inp} {e.dataset or ''}".rstrip()
+
+
+def run_val_set(run_dir: Path) -> str | None:
+    """The validation set the run itself used (data.val of its preset.yaml)."""
+    try:
+        data = read_preset_data(run_dir / "preset.yaml")
+    except UserError:
+        return None
+    val = (data.get("data") or {}).get("val") if isinstance(data.get("data"), dict) else None
+    return val if isinstance(val, str) and val else None
+
+
 class SnapshotsScreen(BaseScreen):
-    """The weights a run wrote, and what can be done with them."""
+    """The weights a run wrote, the ONNX models frozen from them, and what can be done with them."""
 
     HELP = (
-        "Periodic and final snapshots with the validation PSNR at their step. "
-        "Validate runs `n2n-core validate` on a data set folder and appends the "
-        "result to the run's log.txt; freeze writes an ONNX model beside the "
-        "snapshot; infer denoises an image (or a folder) into the run's samples/ "
-        "and shows it beside the input — with every marked snapshot (space) when "
-        "some are marked, so two snapshots are compared crop for crop."
+        "Periodic and final snapshots with the validation PSNR at their step, and "
+        "ONNX models frozen from them. Validate runs `n2n-core validate` (or "
+        "validate-frozen for ONNX) on a data set — a folder or builtin:photos-val; "
+        "it starts at the run's own validation set. The result (with the noisy "
+        "input's PSNR) is stored in the run's metrics.jsonl as an eval record, shown "
+        "in the Validated column, and appended to log.txt. Freeze writes an ONNX "
+        "model beside the snapshot (asking before replacing one); infer denoises an "
+        "image (or a folder) into the run's samples/ and shows it beside the input — "
+        "with every marked snapshot (space) when some are marked, so two snapshots "
+        "are compared crop for crop."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -58,14 +88,14 @@ class SnapshotsScreen(BaseScreen):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.snaps: list[Snapshot] = []
-        self.last_dataset = _default_dataset()
+        self.last_dataset = run_val_set(self.run_dir) or _default_dataset()
         self.last_image = ""
         self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(Text(f"snapshots of {self.run_dir}"), id="snap-title", classes="info-line")
-        yield RunsTable(id="snap-table")
+        yield RunsTable(flex="Validated", min_flex=16, id="snap-table")
         yield Static("", id="snap-result", classes="result-box")
         yield Footer()
 
@@ -73,16 +103,20 @@ class SnapshotsScreen(BaseScreen):
         self.title = "snapshots"
         self.sub_title = self.run_dir.name
         table = self.query_one(RunsTable)
+        # Size last: an 80-column terminal cuts it off first.
         for label, width in (
-            ("Snapshot", 34),
-            ("Step", 10),
-            ("PSNR", 7),
-            ("Size", 9),
-            ("Written", 10),
+            ("Snapshot", 31),  # room for the mark: "● snapshot-00000050.safetensors"
+            ("Step", 7),
+            ("PSNR", 6),
+            ("Validated", 30),
+            ("Written", 9),
+            ("Size", 8),
         ):
             table.add_column(label, width=width, key=label)
+        table.fit_columns()
         self.query_one("#snap-result", Static).display = False
         self.reload()
+        self.set_interval(AGES_S, lambda: self._show(self.snaps))
         table.focus()
 
     @work(
@@ -102,8 +136,9 @@ class SnapshotsScreen(BaseScreen):
                     f"● {s.name}" if s.name in self.marked else s.name,
                     f"{s.step:,}" if s.step is not None else fmt.DASH,
                     fmt.psnr(s.psnr),
-                    _size(s.size),
+                    _validated(s.validated),
                     fmt.age(s.mtime, now),
+                    _size(s.size),
                 ),
             )
             for s in snaps
@@ -120,7 +155,7 @@ class SnapshotsScreen(BaseScreen):
         else:
             title.update(
                 Text(
-                    f"{len(snaps)} snapshot{'s' if len(snaps) > 1 else ''} "
+                    f"{len(snaps)} file{'s' if len(snaps) > 1 else ''} "
                     f"in {self.run_dir / 'snapshots'}"
                 )
             )
@@ -158,49 +193,99 @@ class SnapshotsScreen(BaseScreen):
             if path:
                 self.last_dataset = str(path)
                 self._result(f"validating {snap.name} on {path} …")
-                self.validate(snap.path, path)
+                self.validate(snap, str(path))
 
         self.app.push_screen(
             PathModal(
                 f"Validate {snap.name}",
-                "Data set folder (images); the result is appended to the run's log.txt.",
+                "Data set: a folder of images, or builtin:photos-val. It starts at the "
+                "run's own validation set; the result is stored in the run's records.",
                 self.last_dataset,
                 want_dir=True,
+                specs=("builtin:",),
             ),
             chosen,
         )
 
     @work(thread=True, exclusive=True, group="snap-action", exit_on_error=False, name="validate")
-    def validate(self, snapshot: Path, dataset: Path) -> None:
-        res = run_core(
-            ["validate", "--snapshot", str(snapshot), "--dataset-dir", str(dataset), "--json"]
-        )
+    def validate(self, snap: Snapshot, dataset: str) -> None:
+        if snap.onnx:
+            args = ["validate-frozen", "--model", str(snap.path)]
+        else:
+            args = ["validate", "--snapshot", str(snap.path)]
+        res = run_core([*args, "--dataset-dir", dataset, "--json"])
         data = res.json() if res.ok else None
         if not res.ok or data is None:
-            msg = res.error_line() if not res.ok else "n2n-core validate printed no JSON result"
+            msg = res.error_line() if not res.ok else f"n2n-core {args[0]} printed no JSON result"
             self.app.call_from_thread(self._result, f"validate failed: {msg}", True)
             return
-        line = validation_line(snapshot, dataset, data, self.app.clock())
+        where = [self._store(snap, dataset, data)]
         try:
-            append_log(self.run_dir, line)
-            where = f"appended to {self.run_dir / 'log.txt'}"
+            append_log(self.run_dir, validation_line(snap.path, dataset, data, self.app.clock()))
+            where.append("appended to log.txt")
         except OSError as e:
-            where = f"could not append to log.txt: {e.strerror}"
+            where.append(f"could not append to log.txt: {e.strerror}")
+        psnr, inp = data.get("psnr"), data.get("input_psnr")
         t = Text()
-        t.append(f"PSNR {fmt.psnr(data.get('psnr'))} dB", style="bold")
+        t.append(f"PSNR {fmt.psnr(psnr)} dB", style="bold")
+        if isinstance(inp, int | float):
+            t.append(f"   input {fmt.psnr(inp)} dB")
+            if isinstance(psnr, int | float):
+                t.append(f"   gain {psnr - inp:+.2f} dB", style="bold")
         t.append(colour_text(data))
         extras = ", ".join(f"{k} {data[k]}" for k in ("images", "noise", "seed") if k in data)
-        t.append(f"  {snapshot.name} on {dataset}  ({extras})\n{where}")
+        t.append(f"\n{snap.name} on {dataset}  ({extras})\n{'; '.join(where)}")
         self.app.call_from_thread(self._result, t)
+        self.reload()
+
+    def _store(self, snap: Snapshot, dataset: str, data: dict[str, Any]) -> str:
+        """The result as an eval record in the run's metrics.jsonl; says where it went."""
+
+        def num(key: str) -> float | None:
+            v = data.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        # A live run's log belongs to its trainer (a resume may rewrite it).
+        if effective_status(read_run_info(self.run_dir)) == "running":
+            return "not stored in metrics.jsonl while the run is training"
+        rec = EvalRecord(
+            step=snap.step,
+            time=self.app.clock(),
+            snapshot=snap.name,
+            dataset=dataset,
+            noise=data.get("noise") if isinstance(data.get("noise"), str) else None,
+            psnr=num("psnr"),
+            input_psnr=num("input_psnr"),
+            images=data.get("images") if isinstance(data.get("images"), int) else None,
+        )
+        try:
+            with MetricsWriter(self.run_dir / "metrics.jsonl") as w:
+                w.write(rec)
+        except OSError as e:
+            return f"could not store it in metrics.jsonl: {e.strerror}"
+        return "stored in metrics.jsonl"
 
     # -- freeze ------------------------------------------------------------------
 
     def action_freeze(self) -> None:
         snap = self.selected()
-        if snap:
-            out = snap.path.with_suffix(".onnx")
-            self._result(f"freezing {snap.name} → {out} …")
-            self.freeze(snap.path, out)
+        if not snap:
+            return
+        if snap.onnx:
+            self.notify(f"{snap.name} is already an ONNX model", title="Freeze")
+            return
+        out = snap.path.with_suffix(".onnx")
+
+        def go(yes: bool | None = True) -> None:
+            if yes:
+                self._result(f"freezing {snap.name} → {out} …")
+                self.freeze(snap.path, out)
+
+        if out.exists():
+            body = f"{out} exists (frozen earlier). Replace it with a new export of {snap.name}?"
+            self.app.push_screen(ConfirmModal("Replace ONNX model?", body, yes="Replace"), go)
+        else:
+            go()
 
     @work(thread=True, exclusive=True, group="snap-action", exit_on_error=False, name="freeze")
     def freeze(self, snapshot: Path, out: Path) -> None:
@@ -209,8 +294,12 @@ class SnapshotsScreen(BaseScreen):
             self.app.call_from_thread(self._result, f"freeze failed: {res.error_line()}", True)
             return
         self.app.call_from_thread(
-            self._result, Text.assemble(("ONNX model written: ", "bold"), str(out))
+            self._result,
+            Text.assemble(
+                ("ONNX model written: ", "bold"), str(out), " (listed here: v validates it)"
+            ),
         )
+        self.reload()
 
     # -- infer -------------------------------------------------------------------
 

@@ -40,6 +40,8 @@ def make_app(results: Path, presets: Path, monkeypatch) -> Callable[..., N2NApp]
         kwargs.setdefault("presets_dir", Path("presets"))
         kwargs.setdefault("clock", lambda: CLOCK)
         kwargs.setdefault("poll_interval", 0.1)
+        # Launch asks `n2n-core devices`; tests answer for it (a subprocess importing torch each time is slow).
+        kwargs.setdefault("device_probe", lambda: {"devices": ["cuda", "cpu"], "cpu_cores": 16})
         return N2NApp(**kwargs)
 
     return make

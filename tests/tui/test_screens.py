@@ -92,8 +92,10 @@ async def test_dashboard_of_a_finished_run(make_app, results: Path):
         header = text_of(screen.query_one(RunHeader))
         assert "finished" in header and "20,000 / 20,000" in header
         assert "final snapshot" in "\n".join(screen.query_one(Log).lines)
-        # Stop is only offered for a running run.
-        assert screen.check_action("stop", ()) is None
+        # Stop cannot act on a finished run, and says so instead of doing nothing.
+        await pilot.press("x")
+        assert not isinstance(app.screen, ConfirmModal)
+        assert "finished; nothing to stop" in "\n".join(str(n.message) for n in app._notifications)
 
 
 async def test_dashboard_survives_a_damaged_log(make_app, results: Path):
@@ -217,15 +219,25 @@ async def test_presets_list_and_editor_validate_as_you_type(make_app, presets: P
         assert "train.crop" in text_of(editor.query_one("#editor-status"))
         # Own data: the mode rewrites data.train's prefix and turns synthetic noise off.
         editor.query_one("#data-mode").value = "pairs"
-        await pilot.pause(0.2)
+        form = editor.query_one("#preset-form")
+        await wait_for(pilot, lambda: form.noise_type == "none")
         assert editor.query_one("#f-data-train", Input).value.startswith("pairs:")
         assert editor.query_one("#f-noise-type").value == "none"
         editor.query_one("#data-mode").value = "builtin"
-        await pilot.pause(0.2)
+        # Each select change arrives as a message: wait for the form, not a fixed time.
+        await wait_for(
+            pilot,
+            lambda: (
+                form.values.get("data.train") == "builtin:photos" and form.noise_type == "gaussian"
+            ),
+        )
         assert editor.query_one("#f-data-train", Input).value == "builtin:photos"
         assert editor.query_one("#f-noise-type").value == "gaussian"
         # Another noise model brings its own fields.
         editor.query_one("#f-noise-type").value = "poisson"
+        await wait_for(
+            pilot, lambda: form.noise_type == "poisson" and form.query("#f-noise-val--lam")
+        )
         await pilot.pause(0.2)
         assert editor.query("#f-noise-val--lam") and not editor.query("#f-noise-val--sigma")
         await pilot.press("ctrl+s")
@@ -277,12 +289,14 @@ async def test_launch_of_a_child_that_fails_at_once(make_app, presets: Path, res
         app.push_screen(LaunchScreen(Path("presets/quick.yaml")))
         await pilot.pause()
         screen = app.screen
-        screen.query_one("#launch-overrides", Input).value = "train.crop=50"
-        await pilot.press("ctrl+l")
+        # A missing data folder is only found by the engine (the form cannot know the disk).
+        screen.query_one("#launch-overrides", Input).value = "data.train=no-such-folder"
+        await pilot.pause()
+        await pilot.press("ctrl+l", "y")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), timeout=60)
         modal = app.screen
         assert "exited with status 2" in modal.message
-        assert any("train.crop" in ln for ln in modal.lines)
+        assert any("data.train" in ln for ln in modal.lines)
 
 
 # -- snapshots, compare, help --------------------------------------------------------
@@ -338,7 +352,7 @@ async def test_compare_overlays_psnr_of_marked_runs(make_app):
         await pilot.press("c")  # nothing marked: a hint, no screen
         assert isinstance(app.screen, RunsScreen)
         app.screen.query_one(RunsTable).move_cursor(row=2)
-        await pilot.press("space", "space", "c")
+        await pilot.press("space", "down", "space", "c")
         screen = app.screen
         assert isinstance(screen, CompareScreen)
         assert [p.name for p in screen.run_dirs] == ["00000-gauss-baseline", "00001-poisson-8gpu"]

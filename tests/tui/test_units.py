@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from n2n_core.records import read_metrics
 from n2n_core.series import Series
 from n2n_tui import formatting as fmt
@@ -104,8 +106,35 @@ def test_formatting():
     assert fmt.psnr(None) == fmt.DASH
     assert fmt.steps(123_400, 500_000) == "123k/500k"
     assert fmt.age(100.0, 100.0 + 180) == "3m ago"
-    assert fmt.eta(1000, 2000, 60.0) == "1m 00s"
     assert fmt.duration(3 * 86400 + 7200) == "3d 02h"
+
+
+def test_remaining_time_is_wall_time_and_counts_down():
+    from n2n_core.records import EventRecord, TrainRecord
+
+    feed = RunFeed()
+    # 60 ms of compute per step, but 100 ms of wall time (validation, snapshots).
+    feed.ingest(
+        [
+            TrainRecord(step=s, time=1000.0 + s * 0.1, ms_per_step=60.0)
+            for s in range(100, 1001, 100)
+        ]
+    )
+    v = feed.copy_values()
+    assert v.remaining_s(2000, now=1100.0) == pytest.approx(100.0)
+    assert v.remaining_s(2000, now=1130.0) == pytest.approx(70.0)  # ticks without new records
+    assert v.remaining_s(1000, now=1100.0) is None
+    # A long pause (stopped, resumed later) is not counted as training time.
+    feed.ingest([TrainRecord(step=s, time=9000.0 + (s - 1000) * 0.1) for s in (1100, 1200)])
+    assert feed.copy_values().remaining_s(2000, now=9020.0) == pytest.approx(80.0)
+    # Nor is a short one: the resume's event starts a new measurement.
+    feed.ingest(
+        [
+            EventRecord(step=1200, time=9100.0, msg="resumed at step 1200: cpu x1 fp32"),
+            *[TrainRecord(step=s, time=9100.0 + (s - 1200) * 0.2) for s in (1300, 1400)],
+        ]
+    )
+    assert feed.copy_values().remaining_s(2000, now=9140.0) == pytest.approx(120.0)
 
 
 def test_mri_presets_edit_field_by_field():

@@ -29,6 +29,7 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
+            # Bodies quote paths and commands: plain text, never markup.
             yield Static(Text(self.body), classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
@@ -89,6 +90,13 @@ class TextModal(ModalScreen[None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Close (esc)", variant="primary", id="close")
 
+    def on_resize(self) -> None:
+        # The text gets the window's height before it scrolls (a fixed cap made a long
+        # help scroll inside a mostly empty window); the rest is the box's chrome.
+        chrome = 11
+        rows = max(3, int(self.size.height * 0.9) - chrome)
+        self.query_one(".dialog-scroll").styles.max_height = rows
+
     @on(Button.Pressed)
     def _pressed(self) -> None:
         self.dismiss(None)
@@ -125,18 +133,30 @@ class PathSuggester(Suggester):
 
 
 class PathModal(ModalScreen[Path | None]):
-    """Ask for a path (tab completes); dismisses with the Path, or None when cancelled."""
+    """Ask for a path (tab completes); dismisses with the Path, or None when cancelled.
+
+    ``specs``: prefixes of names that are not paths but the engine understands
+    (``builtin:``); such a text is passed on as it is, for the engine to judge.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, hint: str, value: str = "", want_dir: bool = False):
+    def __init__(
+        self,
+        title: str,
+        hint: str,
+        value: str = "",
+        want_dir: bool = False,
+        specs: tuple[str, ...] = (),
+    ):
         super().__init__(classes="dialog")
         self.title_text, self.hint, self.value, self.want_dir = title, hint, value, want_dir
+        self.specs = specs
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.hint, classes="dialog-body")
+            yield Static(Text(self.hint), classes="dialog-body")
             yield Input(
                 self.value,
                 placeholder="path (→ completes)",
@@ -158,6 +178,9 @@ class PathModal(ModalScreen[Path | None]):
         err = self.query_one("#path-error", Static)
         if not text:
             err.update("enter a path")
+            return
+        if text.startswith(self.specs) and self.specs:
+            self.dismiss(Path(text))
             return
         p = Path(text).expanduser()
         if not p.exists():

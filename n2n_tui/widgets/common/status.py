@@ -11,6 +11,7 @@ _ROLE = {
     "failed": "error",
     "stopped": "warning",
     "interrupted": "warning",
+    "corrupt run.json": "error",
 }
 
 

@@ -6,19 +6,55 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
+from textual import events
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 
 class RunsTable(DataTable):
-    """A DataTable whose rows are replaced in place by key (no flicker, cursor kept)."""
+    """A DataTable whose rows are replaced in place by key (no flicker, cursor kept).
+
+    One column (``flex``) takes whatever width the terminal leaves, so a narrow
+    terminal keeps the columns after it in view and a wide one is used.
+    """
 
     DEFAULT_CSS = """
     RunsTable { height: 1fr; }
     """
+    BINDINGS = [
+        Binding("home", "first_row", "First", show=False),
+        Binding("end", "last_row", "Last", show=False),
+    ]
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, flex: str | None = None, min_flex: int = 10, **kwargs: Any):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._cells: dict[str, tuple[Any, ...]] = {}
+        self.flex, self.min_flex = flex, min_flex
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Give the flex column the width the others leave (call after adding columns)."""
+        col = self.columns.get(self.flex) if self.flex else None  # type: ignore[call-overload]
+        if col is None or not self.size.width:
+            return
+        others = sum(c.get_render_width(self) for c in self.columns.values() if c is not col)
+        # One cell of slack for the vertical scrollbar's edge.
+        width = max(self.min_flex, self.size.width - others - 2 * self.cell_padding - 1)
+        if width != col.width or col.auto_width:
+            col.width, col.auto_width = width, False
+            self._require_update_dimensions = True
+            self._clear_caches()
+            self.refresh()
 
     def sync(self, rows: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
         """Show exactly ``rows`` (key, cells) in this order, touching only what changed.

@@ -50,23 +50,28 @@ class RunHeader(Static):
         if info.host:
             t.append(f"  @{info.host}", style="dim")
         t.append("\n")
+        # The progress bar takes what the numbers leave, so the ETA is never cut off.
+        rest = Text()
         if total:
             frac = v.step / total if total else 0
-            t.append_text(progress_bar(frac, 40))
-            t.append(f"  step {v.step:,} / {total:,}  {frac:6.1%}")
+            rest.append(f"  step {v.step:,} / {total:,}  {frac:6.1%}")
         else:
-            t.append(f"step {v.step:,}")
+            rest.append(f"step {v.step:,}")
         started, ended = info.started, info.ended
         if started is not None:
             end = ended if ended is not None and status != "running" else None
             if end is None and status == "running":
                 end = now
             if end is not None:
-                t.append(f"   elapsed {fmt.duration(end - started)}")
-        if status == "running" or note:
-            t.append(f"   ETA {fmt.eta(v.step, total, v.ms_per_step)}")
+                rest.append(f"   elapsed {fmt.duration(end - started)}")
+        if status == "running":
+            rest.append(f"   ETA {fmt.duration(v.remaining_s(total, now))}")
         if note:
-            t.append(f"   {note}", style="italic")
+            rest.append(f"   {note}", style="italic")
+        if total:
+            width = self.content_size.width or 80
+            t.append_text(progress_bar(v.step / total, min(40, max(width - rest.cell_len, 0))))
+        t.append_text(rest)
         self.update(t)
 
 

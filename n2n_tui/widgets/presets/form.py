@@ -33,7 +33,8 @@ class FieldRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         spec = self.spec
-        yield Label(spec.path[-1], classes="field-label")
+        # A nested key reads with its parent (augment.flips), the section being shown around it.
+        yield Label(".".join(spec.path[1:]) or spec.path[0], classes="field-label")
         wid = spec.widget_id
         if spec.kind == "select":
             options = [(o, o) for o in spec.options]
@@ -149,8 +150,8 @@ class PresetForm(VerticalScroll):
         if spec.kind == "text" or spec.kind == "range":
             value = pf.from_text(spec, value)
             before = pf.get_path(self.base.to_dict(), spec.path)
-            if isinstance(before, str) and isinstance(value, str) and value == before.strip():
-                value = before  # an Input cannot show a trailing newline; that is no edit
+            if isinstance(before, str) and isinstance(value, str) and value == pf.to_text(before):
+                value = before  # an Input cannot show the newlines of a YAML block; that is no edit
         self.values[spec.key] = value
         if spec.key == "noise.type" and value != self.noise_type and isinstance(value, str):
             # A new noise model: its parameters start at their defaults.
