@@ -25,22 +25,23 @@ LOCK_NAME = ".lock"
 _ACQUIRE_RETRY_S = 0.5
 
 
-def lock_path(folder: str | Path) -> Path:
-    return Path(folder) / LOCK_NAME
+def lock_path(folder: str | Path, name: str = LOCK_NAME) -> Path:
+    return Path(folder) / name
 
 
 class FolderLock:
     """An exclusive lock on one folder, held from :meth:`acquire` until :meth:`release` or exit."""
 
-    def __init__(self, what: str = "run folder") -> None:
+    def __init__(self, what: str = "run folder", name: str = LOCK_NAME) -> None:
         self.what = what
+        self.name = name
         self.folder: Path | None = None
         self.fd: int | None = None
 
     def acquire(self, folder: str | Path) -> FolderLock:
         """Take the lock or raise :class:`UserError` naming the folder (and its holder's pid)."""
         folder = Path(folder)
-        path = lock_path(folder)
+        path = lock_path(folder, self.name)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as e:
@@ -89,10 +90,10 @@ def _holder(fd: int) -> str:
     return f" (pid {int(text)})" if text.isdigit() else ""
 
 
-def is_held(folder: str | Path) -> bool | None:
+def is_held(folder: str | Path, name: str = LOCK_NAME) -> bool | None:
     """Whether a live process holds the folder's lock; None when the folder has no lock file."""
     try:
-        fd = os.open(lock_path(folder), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(lock_path(folder, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError:

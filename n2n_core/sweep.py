@@ -20,19 +20,17 @@ This module decides and records (grid, points, sweep.json); starting points is
 from __future__ import annotations
 
 import copy
-import fcntl
 import itertools
 import json
-import os
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from .atomic import atomic_write_text
 from .config import Preset, parse_value, read_preset_data, set_key, validate_preset
 from .errors import UserError
+from .folderlock import FolderLock, is_held
 from .runinfo import effective_status, read_run_info
 from .runs import allocate_run_dir
 
@@ -341,50 +339,26 @@ def create_sweep(
 
 
 class SchedulerLock:
-    """``fcntl.flock`` on ``SWEEP_DIR/scheduler.lock``, held while this object lives."""
+    """One scheduler per sweep: the one folder lock (:class:`~n2n_core.folderlock.FolderLock`)
+    on ``SWEEP_DIR/scheduler.lock``, held from :meth:`acquire` until :meth:`release` or exit."""
 
     def __init__(self, sweep_dir: Path):
-        self.path = Path(sweep_dir) / LOCK_FILE
-        self._f: IO[str] | None = None
+        self.sweep_dir = Path(sweep_dir)
+        self._lock = FolderLock("sweep", name=LOCK_FILE)
 
     def acquire(self) -> SchedulerLock:
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the scheduler's life
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            f.close()
-            raise UserError(
-                f"{self.path.parent}: a scheduler is already running this sweep ({holder})"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
-        self._f = f
+        if scheduler_alive(self.sweep_dir):
+            raise UserError(f"{self.sweep_dir}: a scheduler is already running this sweep")
+        self._lock.acquire(self.sweep_dir)
         return self
 
     def release(self) -> None:
-        if self._f is not None:
-            self._f.close()  # closing drops the flock
-            self._f = None
+        self._lock.release()
 
 
 def scheduler_alive(sweep_dir: Path) -> bool:
     """Whether some process holds the sweep's scheduler lock right now."""
-    path = Path(sweep_dir) / LOCK_FILE
-    try:
-        f = open(path, encoding="utf-8")  # noqa: SIM115
-    except OSError:
-        return False
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    return is_held(sweep_dir, LOCK_FILE) is True
 
 
 # ---------------------------------------------------------------------------
