@@ -1,7 +1,11 @@
 """The embedded default data set: the colour photographs scikit-image ships.
 
 ``builtin:photos`` trains on six of them; ``builtin:photos-val`` holds three
-back (never seen in training) for validation. The files are read from the
+back (never seen in training) for validation. ``builtin:photos-plus`` adds six
+greyscale pictures (read as RGB, three equal channels) to the six colour ones:
+the colour photos are mostly dark sky, fundus and tissue, and the grey ones
+bring the textures and edges of ordinary scenes (grass, gravel, brick, a face
+and a camera, coins, the moon) without adding any palette to learn. The files are read from the
 installed package's ``data`` folder, so no download is ever needed.
 """
 
@@ -21,6 +25,7 @@ TRAIN = (
     "rocket.jpg",
 )
 VAL = ("astronaut.png", "chelsea.png", "coffee.png")
+GREY = ("brick.png", "camera.png", "coins.png", "grass.png", "gravel.png", "moon.png")
 
 
 def skimage_data_dir() -> Path:
@@ -31,7 +36,12 @@ def skimage_data_dir() -> Path:
 
 
 def builtin_files(name: str) -> list[Path]:
-    table = {"photos": TRAIN, "photos-val": VAL, "photos-all": TRAIN + VAL}
+    table = {
+        "photos": TRAIN,
+        "photos-plus": TRAIN + GREY,
+        "photos-val": VAL,
+        "photos-all": TRAIN + VAL,
+    }
     if name not in table:
         raise UserError(f"builtin:{name}: unknown built-in data set (have: {', '.join(table)})")
     root = skimage_data_dir()

@@ -2,7 +2,8 @@
 
 A data spec is one of:
 
-- ``builtin:photos`` / ``builtin:photos-val``: the photos scikit-image ships;
+- ``builtin:photos`` / ``builtin:photos-plus`` / ``builtin:photos-val``: the
+  pictures scikit-image ships (``data/builtin.py``);
 - a folder of images (png, jpg, ...), read once at start;
 - a packed data set file from ``n2n-core dataset build`` (memory-mapped).
 

@@ -191,6 +191,6 @@ def test_nested_sections_are_fields_and_an_untouched_preset_validates():
     original = read_preset_data(path)
     base = validate_preset(original)
     values = pf.field_values(base)
-    assert values["data.augment.flips"] is False and "data.augment" not in values
+    assert values["data.augment.flips"] is True and "data.augment" not in values
     new, errors = pf.validate(pf.build_data(original, values, base.noise.type))
     assert errors == {} and pf.edited_data(original, base, new) == original
