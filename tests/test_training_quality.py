@@ -1,4 +1,6 @@
-"""A model trained on a few warm photos must not pull other colours towards them.
+"""Training that generalises: true colours on unseen palettes, crops the U-Net can learn from.
+
+A model trained on a few warm photos must not pull other colours towards them.
 
 The training crops (rocket, tissue, motorcycle, fundus) are reds, browns and
 greys; the test pictures are saturated greens and blues the model never saw.
@@ -84,3 +86,12 @@ def test_photos_plus_adds_grey_pictures_and_keeps_validation_held_out():
     # Read as RGB with three equal channels: texture to learn, no palette.
     assert all(g.shape[2] == 3 and (g[..., 0] == g[..., 1]).all() for g in grey)
     assert all((g[..., 1] == g[..., 2]).all() and g.std() > 10 for g in grey)
+
+
+@pytest.mark.parametrize("crop, noted", [(32, True), (64, False)])
+def test_a_crop_too_small_for_the_unet_is_pointed_out(make_preset, tmp_path, crop, noted):
+    p = make_preset(train__steps=1, train__crop=crop, train__val_every=0)
+    run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
+    assert train_worker(run_dir) == "finished"
+    log = (run_dir / "log.txt").read_text()
+    assert ("deepest layer trains on 1x1 maps" in log) is noted
