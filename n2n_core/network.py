@@ -14,6 +14,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+POOLINGS = 5
+# A crop of 2**POOLINGS reaches the deepest convolution as a 1x1 map, so its
+# off-centre taps only ever multiply zero padding and keep their random initial
+# values; on a full-size image they add that noise back (a crop-32 model scored
+# 30.8 dB on 32x32 tiles of a Kodak photo and 9.1 dB on 256x256 tiles). From twice
+# that, every tap sees data.
+SMALLEST_SOUND_CROP = 2 * 2**POOLINGS
+
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, padding=1)

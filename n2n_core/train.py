@@ -40,7 +40,7 @@ from .device import (
 from .errors import EXIT_STOPPED, UserError
 from .evaluate import torch_runner
 from .folderlock import FolderLock
-from .network import UNet
+from .network import SMALLEST_SOUND_CROP, UNet
 from .procident import own_identity
 from .records import RankStats
 from .runinfo import update_run_info
@@ -159,13 +159,6 @@ class StepParts:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     device: torch.device
-
-
-# Five 2x2 poolings: a 32x32 crop reaches the deepest convolution as a 1x1 map, so
-# its off-centre taps only ever multiply zero padding and keep their random
-# initial values; on a full-size image they add that noise back (a crop-32 model
-# scored 30.8 dB on 32x32 tiles of a Kodak photo and 9.1 dB on 256x256 tiles).
-SMALLEST_SOUND_CROP = 64
 
 
 def small_crop_note(crop: int) -> str:
