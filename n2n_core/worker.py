@@ -44,5 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     return {"finished": 0, "stopped": 0}.get(status, 1)
 
 
+def exit_now(code: int) -> None:
+    """End a rank of a multi-process run without the interpreter's teardown.
+
+    Everything the rank writes is closed by now (atomic files, run.json updated),
+    and the process group destroyed. What teardown would add is a race: C++
+    threads of the communication backend that still reach for the GIL while the
+    interpreter is finalising are stopped by ``pthread_exit`` inside ``noexcept``
+    frames, and the rank dies with SIGABRT ("terminate called without an active
+    exception") after a clean stop, so torchrun calls it a failure and SIGTERMs
+    rank 0 while it may still be writing the stop's snapshot. Seen in CI on a
+    Ctrl-C of an ``--nproc 2`` run; rare and timing-bound, so it cannot be
+    reproduced on demand -- skipping the teardown takes the race away.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        exit_now(code)
+    sys.exit(code)
