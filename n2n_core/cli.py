@@ -21,7 +21,7 @@ from typing import get_args
 
 from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
-from .errors import EXIT_STOPPED, UserError
+from .errors import EXIT_STOPPED, EXIT_USER, UserError
 from .fetch import CATALOGUE
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -314,7 +314,10 @@ def _launch(run_dir: Path, preset, resume: bool, lock, discard_empty: bool = Tru
                 _discard_if_empty(run_dir)
             raise
         return _report(run_dir, status)
-    return _launch_torchrun(run_dir, preset, resume, lock)
+    code = _launch_torchrun(run_dir, preset, resume, lock)
+    if code == EXIT_USER and not resume and discard_empty:
+        _discard_if_empty(run_dir)
+    return code
 
 
 def _discard_if_empty(run_dir: Path) -> None:
@@ -332,7 +335,8 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = 
     from .runinfo import read_run_info, update_run_info
 
     rt = preset.runtime
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={rt.nproc}"]
+    # torchrun's own agent, made to speak in error: lines (n2n_core.agent).
+    cmd = [sys.executable, "-m", "n2n_core.agent", f"--nproc-per-node={rt.nproc}"]
     if rt.nnodes > 1:
         if not rt.rdzv_endpoint:
             raise UserError("runtime.rdzv_endpoint: needed for nnodes > 1 (HOST:PORT of node 0)")
@@ -372,7 +376,7 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = 
             except subprocess.TimeoutExpired:
                 stop.deliver()
     if not records:
-        return 0 if code == 0 else 1
+        return code if code in (0, EXIT_USER) else 1
     info = read_run_info(run_dir)
     status = (info and info.status) or "failed"
     if status == "running":
@@ -381,8 +385,8 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = 
         why = stop.why(code)
         status = "finished" if why is None else "failed"
         update_run_info(run_dir, status=status, exit_code=code, ended=time.time(), reason=why)
-    if code == 2 and status == "failed":
-        raise UserError(f"{run_dir}: run failed, see {run_dir / 'log.txt'}")
+    if code == EXIT_USER and status == "failed":
+        return EXIT_USER  # bad input: the agent printed what the ranks said (one line each)
     return _report(run_dir, status)
 
 

@@ -35,6 +35,9 @@ class UserError(Exception):
         return " ".join(self.message.split("\n"))
 
 
+# Bad input (a file or key the user can fix): one ``error:`` line and this status.
+EXIT_USER = 2
+
 # A run stopped by SIGINT/SIGTERM exits with this status (the shell's 128 + SIGINT),
 # and run.json records the same number, so both tell the same story.
 EXIT_STOPPED = 130

@@ -530,7 +530,8 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
     except UserError as e:
         reason = str(e)
         _quietly(writer and writer.event, 0, f"error: {e}", level="error")
-        _quietly(con.print, f"error: {e}", style="red")
+        # Into log.txt only: the command prints it on stderr, once.
+        _quietly(con.log_only, f"error: {e}")
         exit_code = 2
         raise
     except OSError as e:

@@ -7,11 +7,13 @@ rank never outlives its launcher (:mod:`n2n_core.lifeline`).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
-from .errors import UserError
+from .errors import EXIT_USER, UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,22 +28,41 @@ def main(argv: list[str] | None = None) -> int:
     die_with_launcher()
     from .train import train_worker
 
+    debug = os.environ.get("N2N_DEBUG") == "1"
     try:
         status = train_worker(Path(paths[0]), resume=resume)
     except UserError as e:
-        if os.environ.get("N2N_DEBUG") == "1":
+        if debug:
             raise
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(f"error: {e}", file=sys.stderr)
-        return 2
+        report(str(e))
+        return EXIT_USER
     except Exception as e:  # e.g. a peer lost with its node: one line per rank, no traceback
-        if os.environ.get("N2N_DEBUG") == "1":
+        if debug:
             raise
         first = str(e).splitlines()[0] if str(e) else ""
-        rank = os.environ.get("RANK", "0")
-        print(f"error: rank {rank}: {e.__class__.__name__}: {first}", file=sys.stderr)
+        report(f"rank {os.environ.get('RANK', '0')}: {e.__class__.__name__}: {first}")
         return 1
     return {"finished": 0, "stopped": 0}.get(status, 1)
+
+
+def report(message: str) -> None:
+    """Say why this rank failed, once for the whole run.
+
+    Under torchrun the message goes to the file torchrun names for it
+    (``TORCHELASTIC_ERROR_FILE``), and :mod:`n2n_core.agent` prints each distinct
+    message once -- eight ranks that met the same bad file give one line, not
+    eight. Started some other way, rank 0 prints it.
+    """
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump({"message": message, "timestamp": int(time.time())}, f)
+            return
+        except OSError:
+            pass  # then say it here, as without torchrun
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"error: {message}", file=sys.stderr)
 
 
 def exit_now(code: int) -> None:

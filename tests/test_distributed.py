@@ -185,3 +185,81 @@ def test_mixed_precision_runs_finish_on_cpu(make_preset, tmp_path, precision):
     assert r.code == 0, r.err
     info = json.loads((tmp_path / "r" / "00000-tiny" / "run.json").read_text())
     assert info["precision"] == precision and info["status"] == "finished"
+
+
+def test_bad_input_under_torchrun_is_one_error_line_and_exit_2(make_preset, photo_dir, tmp_path):
+    """Every rank meets the same broken file: one line naming it (not one per rank,
+    not torchrun's traceback and failure table), exit 2, no run folder left behind."""
+    from cli_helpers import assert_user_error
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for f in photo_dir.iterdir():
+        (mixed / f.name).write_bytes(f.read_bytes())
+    png = next(photo_dir.iterdir()).read_bytes()
+    (mixed / "zz-broken.png").write_bytes(png[: len(png) // 3])
+    p = make_preset(data__train=str(mixed))
+    r = n2n("run", p, "--nproc", "2", "--results-dir", tmp_path / "res")
+    assert_user_error(r, "zz-broken.png")
+    assert r.out == ""
+    assert not list((tmp_path / "res").iterdir())
+
+
+def test_agent_names_the_cause_once():
+    """Unit: torchrun's failures -> the lines and status n2n_core.agent gives."""
+    from types import SimpleNamespace as F
+
+    from n2n_core.agent import exit_status, failure_lines
+
+    def said(tmp, rank, msg):
+        p = tmp / f"err{rank}.json"
+        p.write_text(json.dumps({"message": msg}))
+        return str(p)
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        bad = "data/x.png: cannot decode image"
+        same = {
+            r: F(
+                exitcode=2,
+                pid=10 + r,
+                timestamp=5,
+                error_file=said(tmp, r, bad),
+                error_file_data={"message": bad},
+            )
+            for r in range(8)
+        }
+        assert failure_lines(same) == [f"error: {bad}"] and exit_status(same) == 2
+        # rank 3 aborted; rank 0 lost its peer a moment later; torchrun SIGTERMed the rest
+        lost = "rank 0: RuntimeError: Connection closed by peer"
+        mixed = {
+            0: F(
+                exitcode=1,
+                pid=10,
+                timestamp=4,
+                error_file=said(tmp, 0, lost),
+                error_file_data={"message": lost},
+            ),
+            3: F(
+                exitcode=-signal.SIGABRT,
+                pid=13,
+                timestamp=6,
+                error_file="<N/A>",
+                error_file_data={"message": "<NONE>"},
+            ),
+            5: F(
+                exitcode=-signal.SIGTERM,
+                pid=15,
+                timestamp=6,
+                error_file="<N/A>",
+                error_file_data={"message": "<NONE>"},
+            ),
+        }
+        assert failure_lines(mixed) == [
+            "error: rank 3 (pid 13) died of SIGABRT",
+            f"error: {lost}",
+        ]
+        assert exit_status(mixed) == 1

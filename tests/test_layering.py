@@ -55,7 +55,7 @@ CORE_LAYERS = [
     {"task", "owndata", "mri"},
     {"tasks", "export", "infer", "tensorboard", "report", "evalmatrix", "runexport", "fetch"},
     {"train", "bench", "sweep", "scheduler", "slurm"},
-    {"worker", "cli", "sweepcli"},
+    {"worker", "agent", "cli", "sweepcli"},
 ]
 
 

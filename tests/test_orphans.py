@@ -226,3 +226,27 @@ def test_ctrl_c_stops_every_rank_cleanly_and_a_killed_torchrun_is_recorded(
     info = read_run_info(run_dir)
     assert info.status == "failed" and "torchrun was killed by SIGKILL" in info.reason
     _assert_nothing_left_soon(run_dir)
+
+
+def test_a_rank_killed_by_a_signal_is_one_error_line_naming_it(tmp_path, photo_dir, val_dir):
+    """No torchrun log lines, traceback or failure table: the rank that died and how,
+    first, then what its peer said about losing it."""
+    import yaml
+
+    preset = _preset(tmp_path, photo_dir, val_dir)
+    data = yaml.safe_load(preset.read_text())
+    data["train"]["steps"] = 100_000  # still training when the signal comes
+    preset.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "res" / "00000-tiny"
+    proc = _start(preset, tmp_path / "res")
+    assert _wait_for(_ranks_of(run_dir, proc), proc)
+    victim = read_run_info(run_dir).ranks[1]["pid"]
+    os.kill(victim, signal.SIGABRT)
+    assert proc.wait(timeout=120) == 1
+    err = proc.stderr.read().decode()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines[0] == f"error: rank 1 (pid {victim}) died of SIGABRT", err
+    assert all(ln.startswith(("error: ", "run failed")) for ln in lines), err
+    assert "Traceback" not in err and "ChildFailedError" not in err
+    assert read_run_info(run_dir).status == "failed"
+    _assert_nothing_left_soon(run_dir)

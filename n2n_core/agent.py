@@ -1,0 +1,103 @@
+"""torchrun's agent as ``n2n-core run --nproc N`` starts it: ``python -m n2n_core.agent ARGS``.
+
+The same agent as ``python -m torch.distributed.run ARGS`` (same arguments, same
+elastic launch), but it speaks like the rest of n2n: when ranks fail it prints
+one ``error:`` line per failed rank instead of torchrun's log lines, Python
+traceback and failure table, and it exits with the status the first failed rank
+chose (2: the rank met bad input and already said which file or key; 1:
+anything else). The rank's own ``error:`` line has said what went wrong;
+``N2N_DEBUG=1`` gives torchrun's full output back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+from .errors import EXIT_USER
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _first_cause(failures: dict) -> list[tuple[int, object]]:
+    """The failures that are causes, by rank, the earliest first: once a rank fails,
+    torchrun SIGTERMs the others, and their deaths by SIGTERM are its doing."""
+    # A rank killed by a signal is a cause, never a consequence; the peers it leaves
+    # fail their next collective ("connection closed by peer") a moment later.
+    ordered = sorted(failures.items(), key=lambda kv: (kv[1].exitcode >= 0, kv[1].timestamp, kv[0]))
+    causes = [(r, f) for r, f in ordered if f.exitcode != -signal.SIGTERM]
+    return causes or ordered
+
+
+def failure_lines(failures: dict) -> list[str]:
+    """What the failed ranks said, each distinct message once.
+
+    ``failures``: global rank -> torchrun's ``ProcessFailure`` (``exitcode``, ``pid``,
+    ``timestamp``, ``error_file_data``). A rank that failed in our code wrote its
+    message to its error file (:func:`n2n_core.worker.report`); one killed by a
+    signal wrote nothing, and only the agent can say so.
+    """
+    said: dict[str, None] = {}
+    for rank, f in _first_cause(failures):
+        message = _said(f)
+        if message is None:
+            if f.exitcode < 0:
+                message = f"rank {rank} (pid {f.pid}) died of {_signal_name(f.exitcode)}"
+            else:
+                message = f"rank {rank} exited with status {f.exitcode} without saying why"
+        said[" ".join(message.split())] = None
+    return [f"error: {m}" for m in said]
+
+
+def _said(failure) -> str | None:
+    """The message a rank wrote to its error file, if it wrote one."""
+    if not (failure.error_file and os.path.isfile(failure.error_file)):
+        return None
+    data = failure.error_file_data
+    message = data.get("message") if isinstance(data, dict) else None
+    return message if isinstance(message, str) and message.strip() else None
+
+
+def exit_status(failures: dict) -> int:
+    """2 when every failure that is a cause was bad input (its rank said which file or
+    key), else 1."""
+    causes = _first_cause(failures)
+    return EXIT_USER if causes and all(f.exitcode == EXIT_USER for _, f in causes) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = os.environ.get("N2N_DEBUG") == "1"
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    if not debug:
+        # Its warnings ("Sending process N closing signal SIGTERM") and errors are
+        # about the ranks, which report for themselves; the launcher says the rest.
+        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        run(args)
+    except ChildFailedError as e:
+        if debug:
+            raise
+        for line in failure_lines(e.failures):
+            print(line, file=sys.stderr)
+        return exit_status(e.failures)
+    except Exception as e:  # rendezvous lost with a node, store gone, ...
+        if debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"error: torchrun: {e.__class__.__name__}: {first}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
