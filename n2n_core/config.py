@@ -205,6 +205,13 @@ class AugmentConfig(_Strict):
 
     flips: bool = False  # one of the 8 flips/rotations per crop
     channels: bool = False  # a random permutation of the colour channels per crop
+    # Each crop cut at a random scale in [min_scale, 1]: a region up to 1/min_scale
+    # times the crop, area-averaged down to it (1.0: off).
+    min_scale: float = Field(1.0, ge=0.25, le=1.0)
+
+    @property
+    def active(self) -> bool:
+        return self.flips or self.channels or self.min_scale < 1.0
 
 
 class DataConfig(_Strict):
@@ -379,7 +386,7 @@ class Preset(_Strict):
             raise ValueError("noise.type bernoulli_spectral needs task: mri")
         if self.task == "mri" and self.noise.type != "bernoulli_spectral":
             raise ValueError("task: mri needs noise.type bernoulli_spectral")
-        if (self.data.augment.flips or self.data.augment.channels) and (
+        if self.data.augment.active and (
             self.task != "image" or self.data.train_spec.own_mode
         ):
             raise ValueError(

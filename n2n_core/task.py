@@ -138,8 +138,8 @@ class ImageTask(Task):
         u8 = self._bufs[k]
         if self._pinned and self._copied[k] is not None:
             self._copied[k].synchronize()  # the previous copy from this buffer is done
-        self.sampler.sample(self.preset.train.batch, rng, u8.numpy())
         aug = self.preset.data.augment
+        self.sampler.sample(self.preset.train.batch, rng, u8.numpy(), aug.min_scale)
         if aug.flips or aug.channels:
             # Its own stream: the crops a step draws do not depend on whether it augments.
             aug_rng = np.random.default_rng(step_seed(self.preset.train.seed, self.rank, step, 2))

@@ -60,3 +60,50 @@ def test_augment_is_refused_where_it_does_not_apply(make_preset, tmp_path):
     p = make_preset(data__augment={"flips": True}, data__train=f"pairs:{tmp_path}")
     with pytest.raises(UserError, match="data.augment"):
         load_preset(p)
+
+
+def test_shrink_to_averages_each_block():
+    from n2n_core.data.images import shrink_to
+
+    blocks = np.array([[10, 200], [60, 120]], np.uint8)
+    img = np.kron(blocks, np.ones((3, 3), np.uint8))[..., None]  # 6x6, 3x3 blocks
+    assert np.array_equal(shrink_to(img, 2)[..., 0], blocks)
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    out = shrink_to(rgb, 32)
+    want = rgb.reshape(32, 2, 32, 2, 3).astype(float).mean(axis=(1, 3))
+    assert out.shape == (32, 32, 3) and np.abs(out - want).max() <= 1.0
+
+
+def test_min_scale_zooms_out_and_off_changes_nothing(make_preset):
+    from n2n_core.data.sources import CropSampler
+
+    # Stripes one pixel wide: a crop at scale 1 is all 0s and 255s; zoomed out,
+    # neighbouring stripes are averaged into greys.
+    img = np.zeros((256, 256, 3), np.uint8)
+    img[:, ::2] = 255
+    s = CropSampler([img], ["stripes"], 32)
+    rng = lambda: np.random.default_rng(7)  # noqa: E731
+    plain = s.sample(16, rng())
+    assert np.array_equal(plain, s.sample(16, rng(), min_scale=1.0))
+    zoomed = s.sample(16, rng(), min_scale=0.5)
+    assert zoomed.shape == plain.shape
+    assert set(np.unique(plain)) == {0, 255}
+    grey = ((zoomed > 20) & (zoomed < 235)).mean(axis=(1, 2, 3))
+    assert (grey > 0.2).sum() >= 12  # most crops came from a region larger than 32
+    assert abs(float(zoomed.mean()) - 127.5) < 6  # averaging keeps the brightness
+    assert np.array_equal(zoomed, s.sample(16, rng(), min_scale=0.5))  # a function of the seed
+
+
+def test_noise_is_exact_on_zoomed_out_crops(make_preset):
+    p = make_preset(
+        noise={"type": "gaussian", "train_sigma": [25, 25]},
+        train__batch=8,
+        data__augment={"flips": True, "channels": True, "min_scale": 0.5},
+    )
+    task = ImageTask(load_preset(p), torch.device("cpu"), load_val=False)
+    clean = task.clean_batch(3)
+    noisy, target = task.make_batch(3)
+    for x in (noisy, target):
+        assert abs(float((x - clean).std()) - 25 / 255) < 0.01
+    with pytest.raises(UserError, match="min_scale"):
+        load_preset(make_preset(data__augment={"min_scale": 0.1}))

@@ -1,7 +1,7 @@
 """Augmentation of clean training crops, applied before any noise is drawn.
 
 Both noisy copies of a Noise2Noise pair are drawn from the one augmented clean
-crop, so input and target stay aligned pixel for pixel. Two transforms:
+crop, so input and target stay aligned pixel for pixel. Three transforms:
 
 - ``flips``: one of the 8 flips/rotations of the square (the dihedral group);
   a photo seen upside down or mirrored is still a photo.
@@ -10,7 +10,14 @@ crop, so input and target stay aligned pixel for pixel. Two transforms:
   learns that palette and pulls other colours towards it (greens came out
   grey), which no amount of extra training fixes.
 
-Both are exact permutations of pixels, so the noise statistics are untouched.
+- ``min_scale`` (done while cutting the crop, ``CropSampler.sample``): each
+  crop cut from a region up to 1/min_scale times larger and area-averaged
+  down to it -- the same photo seen from further away, with more structure per
+  crop, and cleaner (averaging also removes the photo's own noise and JPEG
+  blocks, so the synthetic noise is the only noise the network learns to see).
+
+Flips and channels are exact permutations of pixels; all three happen to the
+clean crop, so the noise drawn afterwards is exactly the noise asked for.
 """
 
 from __future__ import annotations

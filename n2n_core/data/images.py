@@ -166,6 +166,15 @@ def save_image(path: str | Path, arr: np.ndarray) -> None:
         raise UserError(f"{p}: cannot write image ({e.strerror or e})") from None
 
 
+def shrink_to(arr: np.ndarray, side: int) -> np.ndarray:
+    """Area-average a uint8 (H, W, C) region down to side x side (PIL's box filter:
+    each output pixel the mean of the input pixels it covers, no ringing)."""
+    c = arr.shape[2]
+    planes = arr[..., 0] if c == 1 else np.ascontiguousarray(arr)
+    out = np.asarray(Image.fromarray(planes).resize((side, side), Image.BOX))
+    return out[..., None] if c == 1 else out
+
+
 def resize_to(arr: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bicubic resize of uint8 (H, W, C) — how the reference grows images smaller than a crop."""
     c = arr.shape[2]

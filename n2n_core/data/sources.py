@@ -21,7 +21,7 @@ import numpy as np
 from ..config import DataSpec
 from ..errors import UserError
 from .builtin import builtin_files
-from .images import list_images, load_image, resize_to
+from .images import list_images, load_image, resize_to, shrink_to
 from .packed import is_packed, open_packed
 
 
@@ -83,17 +83,29 @@ class CropSampler:
         return len(self.images)
 
     def sample(
-        self, batch: int, rng: np.random.Generator, out: np.ndarray | None = None
+        self,
+        batch: int,
+        rng: np.random.Generator,
+        out: np.ndarray | None = None,
+        min_scale: float = 1.0,
     ) -> np.ndarray:
+        """``batch`` crops; with ``min_scale`` < 1 each is cut from a region up to
+        1/min_scale times larger (its scale drawn uniformly in [min_scale, 1]) and
+        area-averaged down to the crop (``data.augment.min_scale``)."""
         c = self.crop
         if out is None:
             out = np.empty((batch, c, c, self.channels), np.uint8)
         idx = rng.integers(0, len(self.images), batch)
+        scales = rng.uniform(min_scale, 1.0, batch) if min_scale < 1.0 else None
         for b, i in enumerate(idx):
             img = self.images[i]
-            y = int(rng.integers(0, img.shape[0] - c + 1))
-            x = int(rng.integers(0, img.shape[1] - c + 1))
-            out[b] = img[y : y + c, x : x + c]
+            side = c
+            if scales is not None:
+                side = min(int(round(c / scales[b])), img.shape[0], img.shape[1])
+            y = int(rng.integers(0, img.shape[0] - side + 1))
+            x = int(rng.integers(0, img.shape[1] - side + 1))
+            region = img[y : y + side, x : x + side]
+            out[b] = region if side == c else shrink_to(region, c)
         return out
 
 
