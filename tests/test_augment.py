@@ -89,7 +89,7 @@ def test_min_scale_zooms_out_and_off_changes_nothing(make_preset):
     assert zoomed.shape == plain.shape
     assert set(np.unique(plain)) == {0, 255}
     grey = ((zoomed > 20) & (zoomed < 235)).mean(axis=(1, 2, 3))
-    assert (grey > 0.2).sum() >= 12  # most crops came from a region larger than 32
+    assert (grey > 0.05).sum() >= 12 and grey.mean() > 0.25  # cut from regions beyond 32x32
     assert abs(float(zoomed.mean()) - 127.5) < 6  # averaging keeps the brightness
     assert np.array_equal(zoomed, s.sample(16, rng(), min_scale=0.5))  # a function of the seed
 
