@@ -146,23 +146,40 @@ class DeviceClaim:
         self._files: list = []
 
     def acquire(self) -> bool:
+        """True when every lock is ours; False when another scheduler holds one.
+
+        A lock path that is a symlink or not a regular file (planted in a shared
+        results dir) is refused, never followed or created through.
+        """
         import fcntl
+        import stat
 
         self.paths[0].parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         for path in self.paths:
-            f = open(path, "a")  # noqa: SIM115 - held while the point runs
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fd = os.open(path, flags, 0o644)
+            except OSError as e:
+                self.release()
+                raise UserError(f"{path}: cannot open the device lock ({e.strerror})") from None
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise UserError(f"{path}: not a regular file; cannot lock the device")
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                f.close()
+                os.close(fd)
                 self.release()
                 return False
-            self._files.append(f)
+            except BaseException:
+                os.close(fd)
+                self.release()
+                raise
+            self._files.append(fd)
         return True
 
     def release(self) -> None:
-        for f in self._files:
-            f.close()
+        for fd in self._files:
+            os.close(fd)
         self._files = []
 
 

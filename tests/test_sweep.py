@@ -77,6 +77,23 @@ def test_device_claims_keep_two_schedulers_off_one_device(tmp_path):
     other.release()
 
 
+def test_device_lock_planted_as_a_symlink_or_fifo_is_refused(tmp_path):
+    """A shared results dir: a lock path someone made a symlink (to a file of yours)
+    or a FIFO is never followed, created through, or left holding a lock."""
+    (slot,) = plan_slots("cuda", ["0"], nproc=1)
+    locks = tmp_path / ".devices"
+    locks.mkdir()
+    victim = tmp_path / "victim.txt"
+    (locks / "cuda0.lock").symlink_to(victim)
+    with pytest.raises(UserError, match="cuda0.lock"):
+        DeviceClaim(tmp_path, slot).acquire()
+    assert not victim.exists()
+    (locks / "cuda0.lock").unlink()
+    os.mkfifo(locks / "cuda0.lock")
+    with pytest.raises(UserError, match="not a regular file"):
+        DeviceClaim(tmp_path, slot).acquire()
+
+
 # ---------------------------------------------------------------------------
 # the grid
 
