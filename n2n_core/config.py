@@ -386,9 +386,7 @@ class Preset(_Strict):
             raise ValueError("noise.type bernoulli_spectral needs task: mri")
         if self.task == "mri" and self.noise.type != "bernoulli_spectral":
             raise ValueError("task: mri needs noise.type bernoulli_spectral")
-        if self.data.augment.active and (
-            self.task != "image" or self.data.train_spec.own_mode
-        ):
+        if self.data.augment.active and (self.task != "image" or self.data.train_spec.own_mode):
             raise ValueError(
                 "data.augment: applies to clean training images with synthetic noise "
                 "(task: image); MRI has mri.translate"

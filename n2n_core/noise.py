@@ -78,7 +78,17 @@ class Gaussian:
         ).astype(np.float32)
 
     def describe(self) -> str:
-        return f"gaussian sigma={self.val_sigma:g}"
+        return _described("gaussian sigma", self.train_sigma, self.val_sigma)
+
+
+def _described(what: str, train: tuple[float, float], val: float) -> str:
+    """``gaussian sigma 0..50 (validation 25)``; ``gaussian sigma=25`` when training
+    and validation use the one value."""
+    lo, hi = train
+    if lo == hi == val:
+        return f"{what}={val:g}"
+    span = f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}"
+    return f"{what} {span} (validation {val:g})"
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ class Poisson:
         return (rng.poisson(rate) / lam - 0.5).astype(np.float32)
 
     def describe(self) -> str:
-        return f"poisson lambda={self.val_lam:g}"
+        return _described("poisson lambda", self.train_lam, self.val_lam)
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ class Impulse:
         return np.where(hit, colours, x).astype(np.float32)
 
     def describe(self) -> str:
-        return f"impulse p={self.val_p:g}"
+        return _described("impulse p", self.train_p, self.val_p)
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,7 @@ class Bernoulli:
         return np.where(kept, x, -0.5).astype(np.float32)
 
     def describe(self) -> str:
-        return f"bernoulli keep={self.val_keep:g}"
+        return _described("bernoulli keep", self.train_keep, self.val_keep)
 
 
 _ALPHABET = string.ascii_letters + string.digits + string.punctuation + " "

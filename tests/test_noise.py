@@ -87,3 +87,11 @@ def test_text_leaves_uncovered_pixels_clean():
 def test_identity():
     x = np.ones((3, 4, 4), np.float32)
     assert np.array_equal(Identity().val(x, np.random.default_rng(0)), x)
+
+
+def test_the_start_line_says_what_training_draws_not_only_validation():
+    from n2n_core.noise import Gaussian, Impulse
+
+    assert Gaussian().describe() == "gaussian sigma 0..50 (validation 25)"
+    assert Gaussian(train_sigma=(25, 25), val_sigma=25).describe() == "gaussian sigma=25"
+    assert Impulse(train_p=(0.7, 0.7), val_p=0.5).describe() == "impulse p 0.7 (validation 0.5)"
