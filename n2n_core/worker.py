@@ -78,8 +78,11 @@ def exit_now(code: int) -> None:
     Ctrl-C of an ``--nproc 2`` run; rare and timing-bound, so it cannot be
     reproduced on demand -- skipping the teardown takes the race away.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, a closed stream
+            pass
     os._exit(code)
 
 
