@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if not debug:
         # Its warnings ("Sending process N closing signal SIGTERM") and errors are
         # about the ranks, which report for themselves; the launcher says the rest.
-        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+        for name in ("torch.distributed.elastic", "torch.distributed.run"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         run(args)
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"error: torchrun: {e.__class__.__name__}: {first}", file=sys.stderr)
+        what = e.__class__.__name__ + (f": {first}" if first else "")
+        print(f"error: torchrun: {what}", file=sys.stderr)
         return 1
     return 0
 

@@ -340,9 +340,11 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = 
     if rt.nnodes > 1:
         if not rt.rdzv_endpoint:
             raise UserError("runtime.rdzv_endpoint: needed for nnodes > 1 (HOST:PORT of node 0)")
+        # No --node-rank: the c10d rendezvous ignores it (and says so); ranks are
+        # handed out as nodes join. node_rank only tells this launcher whether it
+        # is the one that records the run (node 0).
         cmd += [
             f"--nnodes={rt.nnodes}",
-            f"--node-rank={rt.node_rank}",
             "--rdzv-backend=c10d",
             f"--rdzv-endpoint={rt.rdzv_endpoint}",
             f"--rdzv-id={run_dir.name}",
