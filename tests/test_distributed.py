@@ -205,61 +205,36 @@ def test_bad_input_under_torchrun_is_one_error_line_and_exit_2(make_preset, phot
     assert not list((tmp_path / "res").iterdir())
 
 
-def test_agent_names_the_cause_once():
+def test_agent_names_the_cause_once(tmp_path):
     """Unit: torchrun's failures -> the lines and status n2n_core.agent gives."""
-    from types import SimpleNamespace as F
+    from types import SimpleNamespace
 
     from n2n_core.agent import exit_status, failure_lines
 
-    def said(tmp, rank, msg):
-        p = tmp / f"err{rank}.json"
-        p.write_text(json.dumps({"message": msg}))
-        return str(p)
+    def failure(rank, exitcode, timestamp, message=None):
+        """As torchrun builds it: error_file_data from the rank's file, if it wrote one."""
+        path, data = "<N/A>", {"message": "<NONE>"}
+        if message is not None:
+            p = tmp_path / f"err{rank}.json"
+            p.write_text(json.dumps({"message": message}))
+            path, data = str(p), {"message": message}
+        return SimpleNamespace(
+            exitcode=exitcode,
+            pid=10 + rank,
+            timestamp=timestamp,
+            error_file=path,
+            error_file_data=data,
+        )
 
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as t:
-        tmp = Path(t)
-        bad = "data/x.png: cannot decode image"
-        same = {
-            r: F(
-                exitcode=2,
-                pid=10 + r,
-                timestamp=5,
-                error_file=said(tmp, r, bad),
-                error_file_data={"message": bad},
-            )
-            for r in range(8)
-        }
-        assert failure_lines(same) == [f"error: {bad}"] and exit_status(same) == 2
-        # rank 3 aborted; rank 0 lost its peer a moment later; torchrun SIGTERMed the rest
-        lost = "rank 0: RuntimeError: Connection closed by peer"
-        mixed = {
-            0: F(
-                exitcode=1,
-                pid=10,
-                timestamp=4,
-                error_file=said(tmp, 0, lost),
-                error_file_data={"message": lost},
-            ),
-            3: F(
-                exitcode=-signal.SIGABRT,
-                pid=13,
-                timestamp=6,
-                error_file="<N/A>",
-                error_file_data={"message": "<NONE>"},
-            ),
-            5: F(
-                exitcode=-signal.SIGTERM,
-                pid=15,
-                timestamp=6,
-                error_file="<N/A>",
-                error_file_data={"message": "<NONE>"},
-            ),
-        }
-        assert failure_lines(mixed) == [
-            "error: rank 3 (pid 13) died of SIGABRT",
-            f"error: {lost}",
-        ]
-        assert exit_status(mixed) == 1
+    bad = "data/x.png: cannot decode image"
+    same = {r: failure(r, 2, 5, bad) for r in range(8)}
+    assert failure_lines(same) == [f"error: {bad}"] and exit_status(same) == 2
+    # rank 3 aborted; rank 0 lost its peer a moment later; torchrun SIGTERMed the rest
+    lost = "rank 0: RuntimeError: Connection closed by peer"
+    mixed = {
+        0: failure(0, 1, 4, lost),
+        3: failure(3, -signal.SIGABRT, 6),
+        5: failure(5, -signal.SIGTERM, 6),
+    }
+    assert failure_lines(mixed) == ["error: rank 3 (pid 13) died of SIGABRT", f"error: {lost}"]
+    assert exit_status(mixed) == 1
