@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .data.images import list_images
 from .errors import UserError
 
 CHUNK = 1 << 20
@@ -68,9 +69,14 @@ class Source:
     build: Literal["folder", "pack", "mri"]
     dest: str  # what is made under --out: the name the presets use (datasets/kodak, ...)
     user_archive: bool = False  # the user provides the archive (licence): --archive PATH
+    use: str = "data.val or --dataset-dir"  # what a built folder is for (said when made)
 
 
 KODAK_BASE = "http://r0k.us/graphics/kodak/kodak/"
+# One archive, two sets: its test folder for validation, its train folder for training.
+BSDS300 = Remote(
+    "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz", None
+)
 
 CATALOGUE: dict[str, Source] = {
     s.name: s
@@ -86,16 +92,20 @@ CATALOGUE: dict[str, Source] = {
         Source(
             "bsd300",
             "Berkeley Segmentation Dataset 300; its 100 test images (validation)",
-            (
-                Remote(
-                    "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/"
-                    "BSDS300-images.tgz",
-                    None,
-                ),
-            ),
+            (BSDS300,),
             "BSDS300/images/test",
             "folder",
             "bsd300",
+        ),
+        Source(
+            "bsd300-train",
+            "Berkeley Segmentation Dataset 300; its 200 training photos (none of them in "
+            "BSD300 test, CBSD68 or Kodak24), for the photo-bsd300 preset",
+            (BSDS300,),
+            "BSDS300/images/train",
+            "folder",
+            "bsd300-train",
+            use="data.train",
         ),
         Source(
             "bsds500",
@@ -398,7 +408,7 @@ def _build(src: Source, images: Path, out: Path, say: Callable[[str], None]) -> 
         if dest.exists():
             raise UserError(f"{dest}: already exists; remove it or choose another --out")
         shutil.copytree(images, dest)
-        say(f"{dest}: validation images (use as data.val or --dataset-dir)")
+        say(f"{dest}: {len(list_images(dest))} images (use as {src.use})")
         return dest
     if src.build == "pack":
         from .data.packed import build_packed

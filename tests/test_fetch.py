@@ -195,3 +195,28 @@ def test_cli_offline_and_unknown_names(tmp_path):
     r = n2n("dataset", "fetch", "nope", "--out", tmp_path)
     assert r.code == 2
     assert Path(tmp_path).exists()
+
+
+def test_bsd300_archive_gives_a_training_set_and_a_disjoint_validation_set(tmp_path):
+    """One BSDS300 archive: `bsd300-train` builds its train folder (for photo-bsd300),
+    `bsd300` its test folder; no photo lands in both."""
+    from n2n_core.fetch import CATALOGUE
+
+    archive = tmp_path / "BSDS300-images.tgz"
+    with tarfile.open(archive, "w:gz") as t:
+        for split, seeds in (("train", range(3)), ("test", range(10, 12))):
+            for i in seeds:
+                data = _png(i)
+                info = tarfile.TarInfo(f"BSDS300/images/{split}/{i}.jpg")
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    sha = _sha(archive.read_bytes())
+    said: list[str] = []
+    train = fetch_dataset(
+        CATALOGUE["bsd300-train"], tmp_path / "d", sha256=sha, archive=archive, say=said.append
+    )
+    val = fetch_dataset(CATALOGUE["bsd300"], tmp_path / "d", sha256=sha, archive=archive)
+    assert train == tmp_path / "d" / "bsd300-train" and val == tmp_path / "d" / "bsd300"
+    assert sorted(p.name for p in train.iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+    assert sorted(p.name for p in val.iterdir()) == ["10.jpg", "11.jpg"]
+    assert any("3 images (use as data.train)" in m for m in said)
