@@ -22,7 +22,7 @@ from typing import get_args
 from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
 from .errors import EXIT_STOPPED, EXIT_USER, UserError
-from .fetch import CATALOGUE
+from .fetch import CATALOGUE, fetch_hint
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
 # thread waits for a core; on a shared 2-core machine that made a 2-thread training
@@ -287,7 +287,7 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
     if a.name is not None:
         data["name"] = a.name
     preset = validate_preset(data, a.preset)
-    check_data_paths(preset)
+    check_data_paths(preset, fetch_hint)
     from .folderlock import FolderLock
     from .train import prepare_run
 

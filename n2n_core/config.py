@@ -744,13 +744,19 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> Preset:
     return validate_preset(data, str(path))
 
 
-def check_data_paths(preset: Preset) -> None:
-    """Fail before creating a run folder when a data path does not exist."""
+def check_data_paths(preset: Preset, how_to_get=None) -> None:
+    """Fail before creating a run folder when a data path does not exist.
+
+    ``how_to_get``: path -> the command that makes it, or None (``fetch.fetch_hint``;
+    passed in by the commands, since this layer knows nothing of downloads).
+    """
     for key, spec in (("train", preset.data.train_spec), ("val", preset.data.val_spec)):
         if spec is None or spec.path is None:
             continue
         if not spec.path.exists():
-            raise UserError(f"data.{key}: {spec}: path not found")
+            cmd = how_to_get(spec.path) if how_to_get else None
+            hint = f"; make it with `{cmd}`" if cmd else ""
+            raise UserError(f"data.{key}: {spec}: path not found{hint}")
 
 
 def dump_preset(preset: Preset) -> str:

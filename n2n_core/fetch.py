@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .data.images import list_images
 from .errors import UserError
 
 CHUNK = 1 << 20
@@ -176,6 +175,19 @@ CATALOGUE: dict[str, Source] = {
         ),
     )
 }
+
+
+def fetch_hint(path: Path) -> str | None:
+    """The ``dataset fetch`` command that makes ``path`` (known by its name), if any."""
+    for src in CATALOGUE.values():
+        if Path(path).name == src.dest:
+            cmd = f"n2n-core dataset fetch {src.name} --out {Path(path).parent}"
+            if src.user_archive:
+                cmd += f" --archive {src.files[0].file_name}"
+            elif not all(f.sha256 for f in src.files):
+                cmd += " --sha256 HEX"
+            return cmd
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -408,6 +420,8 @@ def _build(src: Source, images: Path, out: Path, say: Callable[[str], None]) -> 
         if dest.exists():
             raise UserError(f"{dest}: already exists; remove it or choose another --out")
         shutil.copytree(images, dest)
+        from .data.images import list_images
+
         say(f"{dest}: {len(list_images(dest))} images (use as {src.use})")
         return dest
     if src.build == "pack":

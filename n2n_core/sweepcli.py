@@ -46,13 +46,14 @@ def _slots_for(sweep_presets, slots: int | None, devices: list[str] | None):
 
 def start(a: argparse.Namespace, argv: list[str]) -> int:
     from .config import check_data_paths
+    from .fetch import fetch_hint
     from .scheduler import parse_devices
 
     if a.json:
         raise UserError("sweep PRESET: --json is for sweep status")
     plan = plan_sweep(a.target, a.grid, a.overrides, a.seeds)
     for preset in plan.presets:
-        check_data_paths(preset)
+        check_data_paths(preset, fetch_hint)
     name = a.name or plan.presets[0].name
     if not NAME_RE.match(name):
         raise UserError(f"--name {name!r}: letters, digits, '.', '_' and '-' only (at most 64)")

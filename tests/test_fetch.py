@@ -220,3 +220,23 @@ def test_bsd300_archive_gives_a_training_set_and_a_disjoint_validation_set(tmp_p
     assert sorted(p.name for p in train.iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
     assert sorted(p.name for p in val.iterdir()) == ["10.jpg", "11.jpg"]
     assert any("3 images (use as data.train)" in m for m in said)
+
+
+def test_a_missing_data_set_names_the_fetch_that_makes_it(tmp_path):
+    from cli_helpers import assert_user_error
+
+    from n2n_core.fetch import fetch_hint
+
+    assert fetch_hint(Path("datasets/bsd300-train")) == (
+        "n2n-core dataset fetch bsd300-train --out datasets --sha256 HEX"
+    )
+    assert fetch_hint(Path("d/div2k.n2nd")) == "n2n-core dataset fetch div2k --out d"
+    assert fetch_hint(Path("my/photos")) is None
+    # The preset as shipped, its data set looked for where this test knows it is absent.
+    preset = Path(__file__).parents[1] / "presets" / "photo-bsd300.yaml"
+    where = tmp_path / "datasets" / "bsd300-train"
+    copy = tmp_path / "p.yaml"
+    copy.write_text(preset.read_text().replace("datasets/bsd300-train", str(where)))
+    r = n2n("run", copy, "--results-dir", tmp_path / "r")
+    assert_user_error(r, "data.train", f"n2n-core dataset fetch bsd300-train --out {where.parent}")
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
