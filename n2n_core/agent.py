@@ -1,12 +1,13 @@
 """torchrun's agent as ``n2n-core run --nproc N`` starts it: ``python -m n2n_core.agent ARGS``.
 
 The same agent as ``python -m torch.distributed.run ARGS`` (same arguments, same
-elastic launch), but it speaks like the rest of n2n: when ranks fail it prints
-one ``error:`` line per failed rank instead of torchrun's log lines, Python
-traceback and failure table, and it exits with the status the first failed rank
-chose (2: the rank met bad input and already said which file or key; 1:
-anything else). The rank's own ``error:`` line has said what went wrong;
-``N2N_DEBUG=1`` gives torchrun's full output back.
+elastic launch), but it speaks like the rest of n2n. Each rank that fails writes
+why to the error file torchrun names for it (``worker.report``); the agent then
+prints each distinct message once as an ``error:`` line -- a rank killed by a
+signal first, since it is the cause and its peers' lost connections the
+consequence -- instead of torchrun's log lines, Python traceback and failure
+table. It exits 2 when every cause was bad input (a file or key the user can
+fix), else 1. ``N2N_DEBUG=1`` gives torchrun's full output back.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ def _signal_name(code: int) -> str:
 
 
 def _first_cause(failures: dict) -> list[tuple[int, object]]:
-    """The failures that are causes, by rank, the earliest first: once a rank fails,
-    torchrun SIGTERMs the others, and their deaths by SIGTERM are its doing."""
+    """(rank, failure) for the failures that are causes, most likely cause first.
+
+    Once a rank fails, torchrun SIGTERMs the others: their deaths by SIGTERM are
+    its doing, not causes (unless nothing else failed)."""
     # A rank killed by a signal is a cause, never a consequence; the peers it leaves
     # fail their next collective ("connection closed by peer") a moment later.
     ordered = sorted(failures.items(), key=lambda kv: (kv[1].exitcode >= 0, kv[1].timestamp, kv[0]))
