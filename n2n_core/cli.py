@@ -951,7 +951,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
-        code = 2
+        code = EXIT_USER
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         code = EXIT_STOPPED

@@ -37,7 +37,7 @@ from .device import (
     resolve_precision,
     set_threads,
 )
-from .errors import EXIT_STOPPED, UserError
+from .errors import EXIT_STOPPED, EXIT_USER, UserError
 from .evaluate import torch_runner
 from .folderlock import FolderLock
 from .network import SMALLEST_SOUND_CROP, UNet
@@ -532,7 +532,7 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         _quietly(writer and writer.event, 0, f"error: {e}", level="error")
         # Into log.txt only: the command prints it on stderr, once.
         _quietly(con.log_only, f"error: {e}")
-        exit_code = 2
+        exit_code = EXIT_USER
         raise
     except OSError as e:
         if e.errno not in WRITE_FAILURES:

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = [a for a in args if not a.startswith("--")]
     if len(paths) != 1:
         print("usage: python -m n2n_core.worker RUN_DIR [--resume]", file=sys.stderr)
-        return 2
+        return EXIT_USER
     from .lifeline import die_with_launcher
 
     die_with_launcher()
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         report(str(e))
         return EXIT_USER
-    except Exception as e:  # e.g. a peer lost with its node: one line per rank, no traceback
+    except Exception as e:  # e.g. a peer lost with its node: one line, no traceback
         if debug:
             raise
         first = str(e).splitlines()[0] if str(e) else ""

@@ -166,19 +166,19 @@ def save_image(path: str | Path, arr: np.ndarray) -> None:
         raise UserError(f"{p}: cannot write image ({e.strerror or e})") from None
 
 
+def _pil_resize(arr: np.ndarray, h: int, w: int, method) -> np.ndarray:
+    """Resize uint8 (H, W, C) with a PIL filter, keeping the channel axis for C = 1."""
+    if arr.shape[2] == 1:
+        return np.asarray(Image.fromarray(arr[..., 0]).resize((w, h), method))[..., None]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(arr)).resize((w, h), method))
+
+
 def shrink_to(arr: np.ndarray, side: int) -> np.ndarray:
     """Area-average a uint8 (H, W, C) region down to side x side (PIL's box filter:
     each output pixel the mean of the input pixels it covers, no ringing)."""
-    c = arr.shape[2]
-    planes = arr[..., 0] if c == 1 else np.ascontiguousarray(arr)
-    out = np.asarray(Image.fromarray(planes).resize((side, side), Image.BOX))
-    return out[..., None] if c == 1 else out
+    return _pil_resize(arr, side, side, Image.BOX)
 
 
 def resize_to(arr: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bicubic resize of uint8 (H, W, C) — how the reference grows images smaller than a crop."""
-    c = arr.shape[2]
-    if c == 1:
-        out = Image.fromarray(arr[..., 0]).resize((w, h), Image.BICUBIC)
-        return np.asarray(out)[..., None]
-    return np.asarray(Image.fromarray(arr).resize((w, h), Image.BICUBIC))
+    return _pil_resize(arr, h, w, Image.BICUBIC)
