@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from .errors import EXIT_USER
+from .errors import EXIT_USER, error_line
 
 
 def _signal_name(code: int) -> str:
@@ -56,7 +56,7 @@ def failure_lines(failures: dict) -> list[str]:
             else:
                 message = f"rank {rank} exited with status {f.exitcode} without saying why"
         said[" ".join(message.split())] = None
-    return [f"error: {m}" for m in said]
+    return [error_line(m) for m in said]
 
 
 def _said(failure) -> str | None:
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         what = e.__class__.__name__ + (f": {first}" if first else "")
-        print(f"error: torchrun: {what}", file=sys.stderr)
+        print(error_line(f"torchrun: {what}"), file=sys.stderr)
         return 1
     return 0
 

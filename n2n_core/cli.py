@@ -21,7 +21,7 @@ from typing import get_args
 
 from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
-from .errors import EXIT_STOPPED, EXIT_USER, UserError
+from .errors import EXIT_STOPPED, EXIT_USER, UserError, error_line
 from .fetch import CATALOGUE, fetch_hint
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -950,7 +950,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         for problem in e.problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(error_line(problem), file=sys.stderr)
         code = EXIT_USER
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -35,6 +35,15 @@ class UserError(Exception):
         return " ".join(self.message.split("\n"))
 
 
+def error_line(problem: str) -> str:
+    """``error: PROBLEM`` for a terminal: control characters from file names or file
+    contents (an escape sequence in a name) shown escaped, never acted on."""
+    shown = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in problem
+    )
+    return f"error: {shown}"
+
+
 # Bad input (a file or key the user can fix): one ``error:`` line and this status.
 EXIT_USER = 2
 

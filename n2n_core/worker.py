@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import EXIT_USER, UserError
+from .errors import EXIT_USER, UserError, error_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +62,7 @@ def report(message: str) -> None:
         except OSError:
             pass  # then say it here, as without torchrun
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"error: {message}", file=sys.stderr)
+        print(error_line(message), file=sys.stderr)
 
 
 def exit_now(code: int) -> None:

@@ -1013,3 +1013,17 @@ def test_run_flags_fill_an_empty_runtime_section(make_preset, tmp_path):
     p.write_text(yaml.safe_dump(data))
     r = n2n("run", p, "--device", "cpu", "--precision", "fp32", "--results-dir", tmp_path / "r")
     assert_user_error(r, "train.steps")
+
+
+def test_an_escape_sequence_in_a_file_name_is_shown_not_acted_on(tmp_path, make_preset, photo_dir):
+    from n2n_core.errors import error_line
+
+    assert error_line("a\x1b[31mb\tc é") == "error: a\\x1b[31mb\\tc é"
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for f in photo_dir.iterdir():
+        (mixed / f.name).write_bytes(f.read_bytes())
+    (mixed / "z\x1b[2Jred.png").write_bytes(b"not a png")
+    r = n2n("run", make_preset(data__train=str(mixed)), "--results-dir", tmp_path / "res")
+    assert_user_error(r, "z\\x1b[2Jred.png")
+    assert "\x1b" not in r.err
