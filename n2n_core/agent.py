@@ -47,14 +47,22 @@ def failure_lines(failures: dict) -> list[str]:
     message to its error file (:func:`n2n_core.worker.report`); one killed by a
     signal wrote nothing, and only the agent can say so.
     """
+    causes = _first_cause(failures)
+    killed: dict[int, list[tuple[int, int]]] = {}  # exit code -> (rank, pid): one line each
+    for rank, f in causes:
+        if f.exitcode < 0 and _said(f) is None:
+            killed.setdefault(f.exitcode, []).append((rank, f.pid))
     said: dict[str, None] = {}
-    for rank, f in _first_cause(failures):
+    for rank, f in causes:
         message = _said(f)
-        if message is None:
-            if f.exitcode < 0:
-                message = f"rank {rank} (pid {f.pid}) died of {_signal_name(f.exitcode)}"
-            else:
-                message = f"rank {rank} exited with status {f.exitcode} without saying why"
+        if message is None and f.exitcode < 0:
+            who = killed[f.exitcode]
+            ranks = ", ".join(str(r) for r, _ in who)
+            pids = ", ".join(str(p) for _, p in who)
+            many = "s" if len(who) > 1 else ""
+            message = f"rank{many} {ranks} (pid{many} {pids}) died of {_signal_name(f.exitcode)}"
+        elif message is None:
+            message = f"rank {rank} exited with status {f.exitcode} without saying why"
         said[" ".join(message.split())] = None
     return [error_line(m) for m in said]
 

@@ -238,3 +238,6 @@ def test_agent_names_the_cause_once(tmp_path):
     }
     assert failure_lines(mixed) == ["error: rank 3 (pid 13) died of SIGABRT", f"error: {lost}"]
     assert exit_status(mixed) == 1
+    # Stopped before they could take the stop (still starting): one line for both.
+    early = {0: failure(0, -signal.SIGTERM, 3), 1: failure(1, -signal.SIGTERM, 3)}
+    assert failure_lines(early) == ["error: ranks 0, 1 (pids 10, 11) died of SIGTERM"]
