@@ -396,11 +396,14 @@ class _StopForwarder:
     """SIGINT/SIGTERM to the launcher -> SIGTERM to every rank (a graceful stop with a
     snapshot, as for one process); a second SIGINT kills torchrun and with it the ranks."""
 
+    DEAF_GRACE_S = 20.0
+
     def __init__(self) -> None:
         self.agent: subprocess.Popen | None = None
         self.requested: str | None = None
         self.forced = False
         self._told: set[int] = set()
+        self._seen: dict[int, float] = {}  # pid -> when first seen unwilling to hear
         self._old: dict = {}
 
     @contextlib.contextmanager
@@ -424,18 +427,28 @@ class _StopForwarder:
         self.deliver()
 
     def deliver(self) -> None:
-        """Tell ranks that have not heard of the stop yet (some may start late)."""
+        """Tell ranks that have not heard of the stop yet (some may start late).
+
+        A rank is told once it listens: SIGTERM before its stop handler is in (the
+        first moments of the interpreter) would kill it and fail the run. Where
+        that cannot be read, or a rank is still deaf after ``DEAF_GRACE_S``, it is
+        told anyway."""
         if not self.requested or self.forced or self.agent is None:
             return
-        from .procident import children_of
+        from .procident import catches_signal, children_of
 
+        now = time.monotonic()
         for pid in children_of(self.agent.pid):
-            if pid not in self._told:
-                self._told.add(pid)
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            if pid in self._told:
+                continue
+            seen = self._seen.setdefault(pid, now)
+            if catches_signal(pid, signal.SIGTERM) is False and now - seen < self.DEAF_GRACE_S:
+                continue
+            self._told.add(pid)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def why(self, code: int) -> str | None:
         """Why no rank recorded the end, or None when torchrun ended normally."""

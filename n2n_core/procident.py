@@ -138,6 +138,22 @@ def own_identity() -> ProcessIdentity:
     return ProcessIdentity(os.getpid(), os.getpgid(0), -1, "", socket.gethostname())
 
 
+def catches_signal(pid: int, signum: int) -> bool | None:
+    """Whether ``pid`` has a handler for ``signum`` (Linux: ``SigCgt`` in /proc/PID/status);
+    None where that cannot be read (no /proc, the process gone)."""
+    try:
+        text = (_PROC / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("SigCgt:"):
+            try:
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
 def parent_of(pid: int) -> int | None:
     st = _stat(pid)
     return None if st is None else st[1]

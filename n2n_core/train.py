@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,6 +51,7 @@ from .snapshots import (
     save_snapshot,
     snapshot_name,
 )
+from .stopflag import StopFlag
 from .sysmon import SysMonitor, gather_ranks
 from .task import Task
 from .tasks import make_task
@@ -77,33 +77,6 @@ def dist_from_env() -> Dist:
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
     )
-
-
-class StopFlag:
-    """SIGINT/SIGTERM -> graceful stop at the next agreed step; a second SIGINT exits now."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal_name = ""
-        self._old: dict[int, object] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not in the main thread (tests)
-                pass
-
-    def uninstall(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old.clear()
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            os._exit(130)
-        self.requested = True
-        self.signal_name = signal.Signals(signum).name
 
 
 def newest_resumable_snapshot(run_dir: Path, preset: Preset | None = None):
@@ -423,8 +396,11 @@ def train_loop(
     return "finished"
 
 
-def train_worker(run_dir: Path, resume: bool = False) -> str:
-    """Train the preset saved in ``run_dir``; returns the final status (rank 0's view)."""
+def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = None) -> str:
+    """Train the preset saved in ``run_dir``; returns the final status (rank 0's view).
+
+    ``stop``: a flag the caller installed earlier (a rank does, before importing
+    torch); a stop it already caught ends the run at its first agreed step."""
     from .config import load_preset
 
     run_dir = Path(run_dir)
@@ -461,8 +437,9 @@ def train_worker(run_dir: Path, resume: bool = False) -> str:
         )
         for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
             remove_orphan_temps(folder)  # half-written files of a writer that was killed
-    stop = StopFlag()
-    stop.install()
+    if stop is None:
+        stop = StopFlag()
+        stop.install()
     writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
     dev_index = (device.index or 0) if device.type in ("cuda", "npu") else None
     mon = SysMonitor(d.rank, device.type, dev_index, rt.sys_every)

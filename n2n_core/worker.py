@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(paths) != 1:
         print("usage: python -m n2n_core.worker RUN_DIR [--resume]", file=sys.stderr)
         return EXIT_USER
+    from .stopflag import StopFlag
+
+    # First, before torch is imported (seconds): a stop sent while this rank starts
+    # is then a clean stop at the first agreed step, not a death that fails the run.
+    stop = StopFlag()
+    stop.install()
     from .lifeline import die_with_launcher
 
     die_with_launcher()
@@ -30,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     debug = os.environ.get("N2N_DEBUG") == "1"
     try:
-        status = train_worker(Path(paths[0]), resume=resume)
+        status = train_worker(Path(paths[0]), resume=resume, stop=stop)
     except UserError as e:
         if debug:
             raise

@@ -21,7 +21,7 @@ import torch
 from cli_helpers import n2n
 from safetensors.torch import load_file
 
-from n2n_core.procident import children_of
+from n2n_core.procident import catches_signal, children_of
 from n2n_core.runinfo import effective_status, read_run_info
 from n2n_tui import procs
 
@@ -226,6 +226,40 @@ def test_ctrl_c_stops_every_rank_cleanly_and_a_killed_torchrun_is_recorded(
     info = read_run_info(run_dir)
     assert info.status == "failed" and "torchrun was killed by SIGKILL" in info.reason
     _assert_nothing_left_soon(run_dir)
+
+
+def test_ctrl_c_while_the_ranks_start_is_a_clean_stop(tmp_path, photo_dir, val_dir):
+    """A stop sent while the ranks are still importing torch: it waits until each rank
+    listens, then the run stops at its first agreed step with a snapshot -- not
+    ranks dead of SIGTERM and a run called failed."""
+    preset = _preset(tmp_path, photo_dir, val_dir)
+    run_dir = tmp_path / "res" / "00000-tiny"
+    proc = _start(preset, tmp_path / "res")
+
+    def ranks_spawned() -> bool:
+        agents = children_of(proc.pid)
+        return bool(agents) and len(children_of(agents[0])) >= 1
+
+    assert _wait_for(ranks_spawned, proc, timeout=60)
+    assert read_run_info(run_dir) is None or read_run_info(run_dir).ranks is None
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    err = proc.stderr.read().decode()
+    assert "error:" not in err and "Traceback" not in err, err
+    info = read_run_info(run_dir)
+    assert info.status == "stopped", info
+    assert list((run_dir / "snapshots").glob("snapshot-*.safetensors"))
+    _assert_nothing_left_soon(run_dir)
+
+
+def test_catches_signal_reads_whether_a_process_listens():
+    assert catches_signal(os.getpid(), signal.SIGUSR2) is False
+    old = signal.signal(signal.SIGUSR2, lambda *_: None)
+    try:
+        assert catches_signal(os.getpid(), signal.SIGUSR2) is True
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert catches_signal(2**22 + 12345, signal.SIGTERM) is None  # no such process
 
 
 def test_a_rank_killed_by_a_signal_is_one_error_line_naming_it(tmp_path, photo_dir, val_dir):
