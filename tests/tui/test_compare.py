@@ -91,3 +91,20 @@ async def test_runs_screen_exports_the_selected_run(make_app, results):
         # a second export never overwrites the first
         await pilot.press("e")
         await wait_for(pilot, lambda: len(list(exports.glob("runs-*.csv"))) == 2, timeout=30)
+
+
+async def test_runs_table_shows_the_evaluation_psnr(make_app, results):
+    """The best snapshot's mean evaluation PSNR beside best/last validation, sortable."""
+    from n2n_tui.screens.runs import RunsScreen
+    from n2n_tui.widgets.common import RunsTable
+
+    _prepare(results)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count >= 2)
+        assert str(table.get_cell(RUNS[0], "eval")) == "31.25"
+        assert str(table.get_cell(RUNS[1], "eval")) == "—"
