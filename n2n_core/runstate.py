@@ -55,6 +55,17 @@ class RunValues:
     rate_step: int | None = None
     rate_time: float | None = None
     progress_time: float | None = None  # the newest train or val record's (not sys samples')
+    # Time spent training: the sessions before the current one (each from its opening
+    # event to its last record), and when the current one opened. A run stopped for a
+    # night and resumed did not train that night.
+    earlier_sessions_s: float = 0.0
+    session_start: float | None = None
+
+    def elapsed_s(self, end: float) -> float | None:
+        """Seconds of training up to ``end`` (now, or when the run ended), gaps left out."""
+        if self.session_start is None:
+            return None
+        return self.earlier_sessions_s + max(end - self.session_start, 0.0)
 
     def remaining_s(self, total: int | None, now: float) -> float | None:
         """Wall seconds left: steps to go at the measured rate, less the time since the last record."""
@@ -142,6 +153,7 @@ class RunState:
                 step = s
             cls = type(rec)
             t = rec.time
+            before = last_t
             if t is not None:
                 if cls is TrainRecord and (
                     v.rate_time is None or (last_t is not None and t - last_t > RATE_GAP_S)
@@ -189,6 +201,10 @@ class RunState:
                 self.events.append(rec)
                 if rec.msg and rec.msg.startswith(SESSION_STARTS):
                     v.rate_step = v.rate_time = None
+                    if t is not None:
+                        if v.session_start is not None and before is not None:
+                            v.earlier_sessions_s += max(before - v.session_start, 0.0)
+                        v.session_start = t
             elif cls is SysRecord:
                 v.sys = rec
             else:

@@ -176,3 +176,25 @@ def test_an_eval_record_is_kept_but_does_not_move_the_runs_clock():
     v = state.copy_values()
     assert (v.step, v.last_time) == (10, 100.0)  # measured later: not training progress
     assert [e.psnr for e in v.evals] == [30.1]
+
+
+def test_elapsed_counts_training_sessions_not_the_gap_between_them():
+    """Stopped at 10:00 after an hour, resumed next morning for half an hour: 1:30 trained."""
+    state = RunState()
+    state.feed(
+        [
+            EventRecord(step=0, time=1000.0, msg="started: cpu x1 fp32"),
+            TrainRecord(step=50, time=1000.0 + 1800, loss=0.1),
+            EventRecord(step=100, time=1000.0 + 3600, msg="stopped by SIGINT at step 100"),
+        ]
+    )
+    assert state.values.elapsed_s(1000.0 + 3600) == 3600
+    state.feed(
+        [
+            EventRecord(step=100, time=90000.0, msg="resumed at step 100: cpu x1 fp32"),
+            TrainRecord(step=150, time=90000.0 + 900, loss=0.1),
+        ]
+    )
+    v = state.copy_values()
+    assert v.elapsed_s(90000.0 + 1800) == 3600 + 1800  # running: up to now
+    assert RunState().values.elapsed_s(5.0) is None  # no session opened: unknown

@@ -63,7 +63,9 @@ class RunHeader(Static):
             if end is None and status == "running":
                 end = now
             if end is not None:
-                rest.append(f"   elapsed {fmt.duration(end - started)}")
+                # Training time: a stop and a later resume leave their gap out.
+                took = v.elapsed_s(end)
+                rest.append(f"   elapsed {fmt.duration(end - started if took is None else took)}")
         if status == "running":
             rest.append(f"   ETA {fmt.duration(v.remaining_s(total, now))}")
         if note:
