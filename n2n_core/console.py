@@ -6,6 +6,7 @@ run started headless on a cluster node reads the same as one watched live.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -84,6 +85,15 @@ class RunConsole:
         self.stop_progress()
         if self._log and not self._log.closed:
             self._drop_log()
+
+
+def fmt_shift(mean_abs: float | None, worst: float | None, missing: str = "—") -> str:
+    """A colour shift beside a PSNR: mean |shift| (worst signed), levels of 255."""
+    if mean_abs is None or not math.isfinite(mean_abs):
+        return missing
+    if worst is None or not math.isfinite(worst):
+        return f"{mean_abs:.2f}"
+    return f"{mean_abs:.2f} ({worst:+.2f})"
 
 
 def fmt_duration(seconds: float) -> str:

@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .console import fmt_shift
 from .records import EventRecord, Record, ValRecord, read_metrics
 from .runinfo import run_tags
 from .runs import RunSummary, replay_records, resolve_run_dir, summarize_run
@@ -72,6 +73,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         "step",
         "best dB",
         "last dB",
+        "shift",
         "eval dB",
         "ms/step",
         "started",
@@ -79,7 +81,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         t.add_column(
             col,
             justify="right"
-            if col in ("id", "step", "best dB", "last dB", "eval dB", "ms/step")
+            if col in ("id", "step", "best dB", "last dB", "shift", "eval dB", "ms/step")
             else "left",
         )
     tagged = any(run_tags(r.info) for r in runs)
@@ -95,6 +97,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
             f"{r.step}{total}",
             _db(r.best_psnr),
             _db(r.last_psnr),
+            fmt_shift(r.colour_shift, None),  # the last validation's, beside its PSNR
             _db(r.eval_psnr),
             "—" if r.ms_per_step is None else f"{r.ms_per_step:.1f}",
             _age(r.started),
@@ -209,7 +212,7 @@ def matrix_table(m, console: Console | None = None) -> None:
             _level(c.level),
             str(c.images),
             f"{c.psnr:.2f}",
-            f"{c.colour.mean_abs:.2f} ({c.colour.worst:+.2f})" if c.colour else "-",
+            fmt_shift(c.colour.mean_abs, c.colour.worst) if c.colour else "-",
             *(_db(c.baselines.get(n)) for n in names),
         )
     console.print(t)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
+from .console import fmt_shift
 from .errors import UserError
 from .records import SysRecord, read_metrics
 from .runs import RunSummary, resolve_run_dir, summarize_run
@@ -153,15 +154,19 @@ def _db(v: float | None) -> str:
 def markdown(summaries: list[RunSummary]) -> str:
     """The runs with their best results, then each run's latest evaluation matrix."""
     lines = [
-        "| run | status | steps | best val PSNR (dB) | noisy input (dB) | eval PSNR (dB) | ms/step |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| run | status | device | steps | best val PSNR (dB) | noisy input (dB) "
+        "| colour shift (last val) | eval PSNR (dB) | ms/step |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
         steps = f"{s.step}" + (f"/{s.total_steps}" if s.total_steps else "")
         ms = "—" if s.ms_per_step is None else f"{s.ms_per_step:.1f}"
+        known = s.info is not None and s.info.device
+        device = f"{s.device}×{s.world_size} {s.precision}" if known else "—"
         lines.append(
-            f"| {_md(s.path.name)} | {s.status} | {steps} | {_db(s.best_psnr)} | "
-            f"{_db(s.input_psnr)} | {_db(s.eval_psnr)} | {ms} |"
+            f"| {_md(s.path.name)} | {s.status} | {_md(device)} | {steps} | {_db(s.best_psnr)} | "
+            f"{_db(s.input_psnr)} | {fmt_shift(s.colour_shift, s.colour_shift_worst)} | "
+            f"{_db(s.eval_psnr)} | {ms} |"
         )
     for s in summaries:
         if not s.evals:
@@ -171,16 +176,17 @@ def markdown(summaries: list[RunSummary]) -> str:
             "",
             f"**{_md(s.path.name)}** — evaluation (PSNR dB)",
             "",
-            "| snapshot | step | dataset | noise | level | images | network | "
+            "| snapshot | step | dataset | noise | level | images | network | colour shift | "
             + "".join(f"{_md(n)} | " for n in names).rstrip(),
-            "|---|---:|---|---|---:|---:|---:|" + "---:|" * len(names),
+            "|---|---:|---|---|---:|---:|---:|---:|" + "---:|" * len(names),
         ]
         for e in s.evals:
             mark = " (best)" if e.best else ""
             lines.append(
                 f"| {_md(e.snapshot)}{mark} | {_md(e.step)} | {_md(e.dataset)} | {_md(e.noise)} | "
                 f"{_md('—' if e.level is None else f'{e.level:g}')} | {_md(e.images)} | "
-                f"{_db(e.psnr)} | " + "".join(f"{_db(e.baseline(n))} | " for n in names).rstrip()
+                f"{_db(e.psnr)} | {fmt_shift(e.colour_shift, e.colour_shift_worst)} | "
+                + "".join(f"{_db(e.baseline(n))} | " for n in names).rstrip()
             )
     return "\n".join(lines) + "\n"
 

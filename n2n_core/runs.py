@@ -335,6 +335,15 @@ class RunSummary:
     def eval_psnr(self) -> float | None:
         return self.values.eval_psnr
 
+    @property
+    def colour_shift(self) -> float | None:
+        """The last validation's mean |colour shift| (levels of 255), beside ``last_psnr``."""
+        return self.values.colour_shift
+
+    @property
+    def colour_shift_worst(self) -> float | None:
+        return self.values.colour_shift_worst
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
@@ -349,6 +358,8 @@ class RunSummary:
             "best_psnr": _round(self.best_psnr),
             "last_psnr": _round(self.last_psnr),
             "input_psnr": _round(self.input_psnr),
+            "colour_shift": _round(self.colour_shift),
+            "colour_shift_worst": _round(self.colour_shift_worst),
             "ms_per_step": _round(self.ms_per_step),
             "started": self.started,
             "ended": self.ended,

@@ -37,7 +37,17 @@ def _records() -> list[dict]:
                 "ms_per_step": 50.0 + step,
             }
         )
-    recs.append({"kind": "val", "step": 30, "time": 1200.0, "psnr": 27.5, "input_psnr": 20.1})
+    recs.append(
+        {
+            "kind": "val",
+            "step": 30,
+            "time": 1200.0,
+            "psnr": 27.5,
+            "input_psnr": 20.1,
+            "colour_shift": 0.612,
+            "colour_shift_worst": -1.5,
+        }
+    )
     ev = EvalRecord(
         step=30,
         time=1300.0,
@@ -51,6 +61,8 @@ def _records() -> list[dict]:
         baselines={"nlm": 26.9},
         seconds={"network": 3.0, "nlm": 5.0},
         best=True,
+        colour_shift=0.81,
+        colour_shift_worst=2.25,
     )
     return [*recs, ev.to_json()]
 
@@ -59,7 +71,7 @@ def _run(root: Path, name: str, preset: dict) -> Path:
     d = root / name
     d.mkdir(parents=True)
     (d / "preset.yaml").write_text(yaml.safe_dump(preset))
-    update_run_info(d, status="finished", total_steps=30)
+    update_run_info(d, status="finished", total_steps=30, device="cpu", precision="bf16")
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _records()))
     return d
 
@@ -127,11 +139,14 @@ def test_export_markdown_lists_runs_and_their_evaluation(runs, capsys):
     r = _cli(capsys, "export", *runs, "--markdown")
     assert r.code == 0
     lines = r.out.splitlines()
-    assert lines[2].startswith("| 00000-a | finished | 30/30 | 27.50 | 20.10 | 28.25 |")
+    # the colour shift beside each PSNR: the last validation's, and each evaluation cell's
+    assert lines[2].startswith(
+        "| 00000-a | finished | cpu×1 bf16 | 30/30 | 27.50 | 20.10 | 0.61 (-1.50) | 28.25 |"
+    )
     # a pipe in a data set name cannot add a column
     row = next(ln for ln in lines if ln.startswith("| final.safetensors"))
     assert "kodak\\|24" in row and row.count(" | ") == lines[-1].count(" | ")
-    assert "| 26.90 |" in row
+    assert "| 28.25 | 0.81 (+2.25) | 26.90 |" in row
 
 
 def test_export_bad_paths(runs, tmp_path, capsys):

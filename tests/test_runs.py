@@ -65,7 +65,8 @@ def test_summary_without_run_json(tmp_path):
             for r in [
                 {"kind": "train", "step": 10, "loss": 0.1, "ms_per_step": 5.0},
                 {"kind": "val", "step": 10, "psnr": 28.0, "input_psnr": 20.2},
-                {"kind": "val", "step": 20, "psnr": 27.5, "input_psnr": 20.2},
+                {"kind": "val", "step": 20, "psnr": 27.5, "input_psnr": 20.2}
+                | {"colour_shift": 0.426, "colour_shift_worst": -1.234},
             ]
         )
         + "\n"
@@ -73,6 +74,9 @@ def test_summary_without_run_json(tmp_path):
     s = summarize_run(d)
     assert s.status == "no run.json"
     assert (s.step, s.best_psnr, s.last_psnr, s.ms_per_step) == (20, 28.0, 27.5, 5.0)
+    # `runs --json`: the colour shift beside the PSNR it was measured with
+    js = s.to_json()
+    assert (js["last_psnr"], js["colour_shift"], js["colour_shift_worst"]) == (27.5, 0.43, -1.23)
     assert [r.name for r in list_runs(tmp_path)] == ["x"]
 
 

@@ -98,6 +98,7 @@ class CompareScreen(BaseScreen):
             ("Best", 7),
             ("@ step", 8),
             ("Last", 7),
+            ("Shift", 6),
             ("Input", 7),
             ("Eval", 7),
             ("Step", 9),
@@ -173,6 +174,7 @@ class CompareScreen(BaseScreen):
                         Text(fmt.psnr(v.best_psnr), style="bold"),
                         fmt.count(v.best_step) if v.best_step is not None else fmt.DASH,
                         fmt.psnr(v.psnr),
+                        fmt.colour_shift(v.colour_shift, None),
                         fmt.psnr(v.input_psnr),
                         fmt.psnr(v.eval_psnr),
                         fmt.count(v.step),
@@ -309,7 +311,7 @@ def _eval_table(name: str, evals, colour: str) -> Group | Text:
         return Text(f"{name}: not evaluated yet (n2n-core evaluate RUN_DIR --dataset-dir D)")
     names = list(dict.fromkeys(b for e in evals for b in e.baseline_names))
     t = Table(title=Text(name, style=colour), header_style="bold", expand=True)
-    for col in ("snapshot", "data", "level", "net", *names):
+    for col in ("snapshot", "data", "level", "net", "shift", *names):
         t.add_column(col, justify="left" if col in ("snapshot", "data") else "right")
     for e in evals:
         snap = (e.snapshot or "?").removesuffix(".safetensors") + (" *" if e.best else "")
@@ -318,6 +320,7 @@ def _eval_table(name: str, evals, colour: str) -> Group | Text:
             Text(Path(e.dataset or "?").name or e.dataset or "?"),
             fmt.DASH if e.level is None else f"{e.level:g}",
             Text(fmt.psnr(e.psnr), style="bold"),
+            fmt.colour_shift(e.colour_shift, None),
             *(fmt.psnr(e.baseline(n)) for n in names),
         )
     return Group(t)

@@ -34,6 +34,8 @@ def _prepare(results: Path) -> list[Path]:
         images=24,
         baselines={"nlm": 29.5, "bm3d": 31.1},
         best=True,
+        colour_shift=0.44,
+        colour_shift_worst=-1.2,
     )
     with open(results / RUNS[0] / "metrics.jsonl", "a") as f:
         f.write(json.dumps(ev.to_json()) + "\n")
@@ -70,7 +72,8 @@ async def test_compare_metrics_axes_views_and_export(make_app, results):
         await pilot.press("v")
         assert switcher.current == "cmp-eval"
         first = screen.query_one("#cmp-eval-0").content.renderables[0]
-        assert [c.header for c in first.columns][-2:] == ["nlm", "bm3d"]
+        assert [c.header for c in first.columns][-3:] == ["shift", "nlm", "bm3d"]
+        assert first.columns[-3]._cells == ["0.44"]  # the network's colour shift on the cell
         second = screen.query_one("#cmp-eval-1").content
         assert "not evaluated yet" in second.plain
 
