@@ -161,7 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fe.add_argument("name", metavar="NAME", choices=list(CATALOGUE), help=", ".join(CATALOGUE))
     fe.add_argument("--out", required=True, help="folder for the downloads and the result")
-    fe.add_argument("--sha256", help="the file's hash, for sets without a published one")
+    fe.add_argument(
+        "--sha256",
+        metavar="HEX|FILE",
+        help="for sets without a published hash: the file's SHA-256, or a SHA256SUMS "
+        "file (`sha256sum` format) for a set of many files",
+    )
     fe.add_argument("--archive", help="an archive you downloaded (imagenet-val)")
 
     ru = sub.add_parser("runs", help="list run folders")

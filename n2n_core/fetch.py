@@ -71,7 +71,89 @@ class Source:
     use: str = "data.val or --dataset-dir"  # what a built folder is for (said when made)
 
 
+# Kodak24 as the denoising literature uses it (the DnCNN/FFDNet test set: 500x500
+# crops of the 24 photos) -- the very files behind every Kodak24 figure in
+# benchmarks/RESULTS.md -- from a fixed commit, so the hashes below (computed from
+# that commit's blobs) pin exactly what is served.
+FFDNET_KODAK = (
+    "https://raw.githubusercontent.com/cszn/FFDNet/"
+    "e787f46df2f374ff3591186706229cb9a0591fea/testsets/Kodak24/"
+)
+# The 768x512 originals (the reference validates on them): no published hashes.
 KODAK_BASE = "http://r0k.us/graphics/kodak/kodak/"
+# Set14 (Zeyde et al. 2010) from SelfExSR's data folder at a fixed commit; its
+# img_001..img_014 are the set's pictures in alphabetical order, saved under
+# their usual names.
+SELFEXSR_SET14 = (
+    "https://raw.githubusercontent.com/jbhuang0604/SelfExSR/"
+    "8f6dd8c1d20cb7e8792a7177b4f6fd677633f598/data/Set14/image_SRF_2/"
+)
+
+KODAK24_SHA256 = """
+4a3ad3164284407659c8c61154303ca45c37995ce8e2fe140640c2a32b6b899b  kodim01.png
+3b62bcf7f4260d53d396114a945eebe455603a89c130f7036e3ee220d8d1fb81  kodim02.png
+7d5601f79ba851dc1d415fbd918caf32accd24cd7e862f2810074dcd6324ca8c  kodim03.png
+042ed626e69fc09398716b1e20e63b26baf2b73db58bc0938b0fbfb2a9715409  kodim04.png
+2f128530bf758fd58b0ecfa90ea220155c328a3f87aa3b24b86f838631fa4ae9  kodim05.png
+32b9f94b92ad11eb224dcd919313f49cae6d1b5798ce5bb52c317b506354b91e  kodim06.png
+d40ec78671a3c98404e779bf8e657774380a27afe3ecb4a7110df2d8744cbdd0  kodim07.png
+9b9e698a981a76afd86a5c457ddb215b3e2fce2028708541a634d57b6b105fb3  kodim08.png
+939c71160c267dc4d289cdd35828c746714b782eeb2fc47d3e7b03f69799e00d  kodim09.png
+2d4ebf3090813f9495719e250ebd3d7ceb73f49317b2f397ef805d80640e05ca  kodim10.png
+d09010f8a454e5677e3a26525c27f5d20f4b58e70af8b3b95624997985f012d9  kodim11.png
+eed4a8201bd276b433510eccdb3436d67ee78f1776f765dcd8113ded445e903d  kodim12.png
+92928cebe24964b4f72e4c8cd7edbefbaa2db67e1c9b405a627a81cf191b6214  kodim13.png
+0bc7a76fd3667cfce1496defd662f4a68643684f4b919d432fc654f1b63b5756  kodim14.png
+18c3e450f5e6c1c0bf00bca5de391dd225456df3164e61f10914b7806ba85a5e  kodim15.png
+da1879efd30bdf25e311fa8c2d628c140619946bb86e3807f9a2ba4562b2064b  kodim16.png
+a114a6e48f8246dde5eb50b2402fe3bd0888140382a469f21d7527eb2c271997  kodim17.png
+a400f54584a1212d26002970f15e2abfdf334c56a0e02bfe569f4a16515ed731  kodim18.png
+cf256bed5534f84904dfef2e30d70c74429399de18d7a223740c67cb9ae83dbd  kodim19.png
+a078fa791a56f78e3c8fb79726a5a4056f0ce3f357a40e13e4f0cfe1452e2ecb  kodim20.png
+3bb598b987256ef353e167f78d771588167f029b49900f8197b649fa2d265497  kodim21.png
+46f108a13fd37e864bf080c4b78e0b127034fc6f07ba8e45d7e581cc7f6a8290  kodim22.png
+8d7d1e2df33a9ac3b1f8ce1bd65dde74a2c5f244612a123f8e73b80bdc3a54f1  kodim23.png
+27708263419c77eed6b3b1e64f5224acd8536d1fa0406b8d1ba4fe6a6794ffb9  kodim24.png
+"""
+SET14_SHA256 = """
+d60c263b88e82f70dccb0112c8e1e5f66ca8be6581d88ceabb353fe4c88feada  baboon.png
+282a29a2d82defbda925c01875b765c4c5c33f85f2f5655400a771eb7241d247  barbara.png
+ecf4c67660202decfbabf5898ef56a2cd1a88393d48dfc9208d4467ac9a76713  bridge.png
+04ae5ef38fc38ec1db20df2842c07226d7684da312fd3bd4cd0bd0401d9f62b0  coastguard.png
+ca96cdc294c81b1810dab4ba73c3675049cfd127d090a4719ff21f6a9d96b4bd  comic.png
+bd3710be9a2d9efdfa254ac2282dd7eaec0079d7bcd43fcb256517afebbfee58  face.png
+d72e12d6eb8144ad2420fe91af19bcb51256ac17b8221fa1c8f89f2a3d6b50c0  flowers.png
+c49e96409094b390704ec1eeab85a0f1c7660249ca8826ffe468c046758e3ab9  foreman.png
+469af940770cb99f92abc82a597388fe07b5eaf7a557c9e20c0094efc2870e01  lenna.png
+e62db478accc42370e463ac95f93e691debe751196f5927494cce1bae22df754  man.png
+44509e5c39eb0a0af5b0cf887ee53194a1f6830d125cff763275e13544ed4614  monarch.png
+f727b04ddea2c2ae07784ee9e9dd9db5c6035121d93de933eac3a9a8ad33a0a7  pepper.png
+2743edf18619b152bcff0da9383110b4257531a096369a8dcf7e879e43c1e03e  ppt3.png
+6795235d3a79bbb80f951b199752d2e64882f649c86efe3d94695020f425c11d  zebra.png
+"""
+
+
+def _is_digest(text: str) -> bool:
+    t = text.strip().lower()
+    return len(t) == 64 and all(c in "0123456789abcdef" for c in t)
+
+
+def checksums(text: str, where: str = "checksums") -> dict[str, str]:
+    """``sha256sum`` output (``HEX  NAME`` per line; ``*NAME`` for binary mode) as a dict."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2 or not _is_digest(parts[0]):
+            raise UserError(f"{where}: line {n}: not `SHA256  FILE`")
+        out[parts[1].lstrip("*").strip()] = parts[0].lower()
+    return out
+
+
+_KODAK24 = checksums(KODAK24_SHA256)
+_SET14 = checksums(SET14_SHA256)
 # One archive, two sets: its test folder for validation, its train folder for training.
 BSDS300 = Remote(
     "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz", None
@@ -82,11 +164,32 @@ CATALOGUE: dict[str, Source] = {
     for s in (
         Source(
             "kodak24",
-            "Kodak Lossless True Colour Image Suite, 24 photos (validation)",
-            tuple(Remote(f"{KODAK_BASE}kodim{i:02d}.png", None) for i in range(1, 25)),
+            "Kodak24 as denoising papers use it: 500x500 crops of the 24 Kodak photos "
+            "(the DnCNN/FFDNet test set, behind every Kodak24 figure here) (validation)",
+            tuple(Remote(FFDNET_KODAK + name, digest) for name, digest in _KODAK24.items()),
             ".",
             "folder",
             "kodak",
+        ),
+        Source(
+            "kodak24-full",
+            "Kodak Lossless True Colour Image Suite, the 24 photos at 768x512 as published "
+            "(the reference's validation set; pass --sha256 a SHA256SUMS file you trust)",
+            tuple(Remote(f"{KODAK_BASE}kodim{i:02d}.png", None) for i in range(1, 25)),
+            ".",
+            "folder",
+            "kodak-full",
+        ),
+        Source(
+            "set14",
+            "Set14, 14 pictures (Zeyde et al.; one greyscale) (validation)",
+            tuple(
+                Remote(f"{SELFEXSR_SET14}img_{i:03d}_SRF_2_HR.png", digest, name)
+                for i, (name, digest) in enumerate(_SET14.items(), 1)
+            ),
+            ".",
+            "folder",
+            "set14",
         ),
         Source(
             "bsd300",
@@ -185,7 +288,7 @@ def fetch_hint(path: Path) -> str | None:
             if src.user_archive:
                 cmd += f" --archive {src.files[0].file_name}"
             elif not all(f.sha256 for f in src.files):
-                cmd += " --sha256 HEX"
+                cmd += " --sha256 HEX" if len(src.files) == 1 else " --sha256 SHA256SUMS"
             return cmd
     return None
 
@@ -385,22 +488,53 @@ def fetch_dataset(
 
 
 def _pinned(src: Source, sha256: str | None) -> tuple[Remote, ...]:
+    if sha256 is not None and not _is_digest(sha256):
+        return _pinned_by_list(src, Path(sha256).expanduser())  # a SHA256SUMS file
     if sha256 is not None:
         if len(src.files) != 1:
             raise UserError(
                 f"--sha256: dataset {src.name} has {len(src.files)} files; one hash cannot pin them"
             )
         pinned = src.files[0].sha256
-        if pinned and pinned != sha256.lower():
+        digest = sha256.strip().lower()
+        if pinned and pinned != digest:
             raise UserError(f"--sha256: dataset {src.name} is pinned to {pinned}")
-        return (Remote(src.files[0].url, sha256.lower(), src.files[0].name),)
+        return (Remote(src.files[0].url, digest, src.files[0].name),)
     missing = [r for r in src.files if not r.sha256]
     if missing:
+        how = (
+            "pass its hash with --sha256 HEX"
+            if len(src.files) == 1
+            else "pass a file of their hashes (`sha256sum` format) with --sha256 FILE"
+        )
         raise UserError(
             f"dataset {src.name}: no published SHA-256 we could verify for {missing[0].url}; "
-            "download it only from a source you trust and pass its hash with --sha256 HEX"
+            f"download it only from a source you trust and {how}"
         )
     return src.files
+
+
+def _pinned_by_list(src: Source, path: Path) -> tuple[Remote, ...]:
+    """Each file of ``src`` pinned by its line in a ``sha256sum`` list the user trusts."""
+    from .filecheck import read_bounded
+
+    if not os.path.lexists(path):
+        raise UserError(
+            f"--sha256: {path} is neither a SHA-256 (64 hex digits) nor a SHA256SUMS file"
+        )
+    raw = read_bounded(path, "--sha256 list", "a SHA256SUMS file", 1 << 20)
+    sums = checksums(raw.decode("utf-8", "replace"), f"--sha256: {path}")
+    out = []
+    for r in src.files:
+        given = sums.get(r.file_name)
+        if given is None:
+            raise UserError(f"--sha256: {path} has no line for {r.file_name}")
+        if r.sha256 and r.sha256 != given:
+            raise UserError(
+                f"--sha256: {r.file_name} of dataset {src.name} is pinned to {r.sha256}"
+            )
+        out.append(Remote(r.url, given, r.name))
+    return tuple(out)
 
 
 def _checked_archive(path: Path, remote: Remote) -> Path:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from n2n_core.data.packed import open_packed
 from n2n_core.errors import UserError
-from n2n_core.fetch import Remote, Source, download, extract, fetch_dataset
+from n2n_core.fetch import CATALOGUE, Remote, Source, download, extract, fetch_dataset
 
 
 def _png(seed: int) -> bytes:
@@ -116,12 +116,7 @@ def test_checksum_mismatch_removes_the_download(server, tmp_path):
 
 
 def test_offline_is_one_clear_error(tmp_path):
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
+    port = _closed_port()
     with pytest.raises(UserError, match="cannot reach 127.0.0.1"):
         download(Remote(f"http://127.0.0.1:{port}/x.zip", "0" * 64), tmp_path / "x.zip")
 
@@ -189,8 +184,23 @@ def test_user_archive_is_checked_against_its_pin(tmp_path):
     ]
 
 
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return port
+
+
 def test_cli_offline_and_unknown_names(tmp_path):
-    r = n2n("dataset", "fetch", "kodak24", "--out", tmp_path)
+    # "Offline" for sure, network or not: every request goes to a proxy nobody runs.
+    proxy = f"http://127.0.0.1:{_closed_port()}"
+    env = {"https_proxy": proxy, "http_proxy": proxy, "no_proxy": ""}
+    env |= {k.upper(): v for k, v in env.items()}
+    r = n2n("dataset", "fetch", "kodak24", "--out", tmp_path, env=env)
+    assert "cannot reach raw.githubusercontent.com" in r.err, r.err
     assert r.code == 2 and r.err.startswith("error: ") and len(r.err.strip().splitlines()) == 1
     r = n2n("dataset", "fetch", "nope", "--out", tmp_path)
     assert r.code == 2
@@ -240,3 +250,45 @@ def test_a_missing_data_set_names_the_fetch_that_makes_it(tmp_path):
     r = n2n("run", copy, "--results-dir", tmp_path / "r")
     assert_user_error(r, "data.train", f"n2n-core dataset fetch bsd300-train --out {where.parent}")
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
+
+
+def test_kodak24_and_set14_are_pinned_file_by_file_at_a_fixed_commit():
+    """The Kodak24 every figure here is measured on, and Set14: fetchable without a
+    hash from the user, each file pinned, from a commit that cannot change under us."""
+    import re
+
+    for name, count in (("kodak24", 24), ("set14", 14)):
+        files = CATALOGUE[name].files
+        assert len(files) == count and all(f.sha256 and len(f.sha256) == 64 for f in files)
+        assert len({f.file_name for f in files}) == count
+        assert all(re.search(r"/[0-9a-f]{40}/", f.url) for f in files)
+    assert CATALOGUE["set14"].files[0].file_name == "baboon.png"
+    assert [f.file_name for f in CATALOGUE["kodak24"].files][-1] == "kodim24.png"
+
+
+def test_a_set_of_many_unpinned_files_is_pinned_by_a_sha256sums_file(server, tmp_path):
+    pngs = {f"k{i}.png": _png(20 + i) for i in (1, 2)}
+    server.files.update(pngs)
+    src = Source(
+        "many",
+        "test",
+        tuple(Remote(server.url + n, None) for n in pngs),
+        ".",
+        "folder",
+        "many",
+    )
+    with pytest.raises(UserError, match="--sha256 FILE"):
+        fetch_dataset(src, tmp_path / "d", say=lambda m: None)
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{_sha(pngs['k1.png'])}  k1.png\n")
+    with pytest.raises(UserError, match="no line for k2.png"):
+        fetch_dataset(src, tmp_path / "d", sha256=str(sums), say=lambda m: None)
+    sums.write_text("".join(f"{_sha(d)} *{n}\n" for n, d in pngs.items()))  # binary-mode lines
+    out = fetch_dataset(src, tmp_path / "d", sha256=str(sums), say=lambda m: None)
+    assert sorted(p.name for p in out.iterdir()) == ["k1.png", "k2.png"]
+    assert (out / "k2.png").read_bytes() == pngs["k2.png"]
+    with pytest.raises(UserError, match="neither a SHA-256"):
+        fetch_dataset(src, tmp_path / "e", sha256="not-a-hash", say=lambda m: None)
+    sums.write_text("garbage\n")
+    with pytest.raises(UserError, match="line 1"):
+        fetch_dataset(src, tmp_path / "e", sha256=str(sums), say=lambda m: None)
