@@ -375,7 +375,7 @@ def _launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = 
             preexec_fn=dies_with(os.getpid()),
             pass_fds=(lock.fd,) if lock.fd is not None else (),
         )
-        stop.agent = agent
+        stop.agent, stop.run_dir = agent, run_dir.resolve()
         while True:
             try:
                 code = agent.wait(timeout=0.2)
@@ -405,6 +405,7 @@ class _StopForwarder:
 
     def __init__(self) -> None:
         self.agent: subprocess.Popen | None = None
+        self.run_dir: Path | None = None
         self.requested: str | None = None
         self.forced = False
         self._told: set[int] = set()
@@ -440,14 +441,15 @@ class _StopForwarder:
         told anyway."""
         if not self.requested or self.forced or self.agent is None:
             return
-        from .procident import catches_signal, children_of
+        from .procident import children_of, rank_listens
 
         now = time.monotonic()
         for pid in children_of(self.agent.pid):
             if pid in self._told:
                 continue
             seen = self._seen.setdefault(pid, now)
-            if catches_signal(pid, signal.SIGTERM) is False and now - seen < self.DEAF_GRACE_S:
+            listens = rank_listens(pid, self.run_dir, signal.SIGTERM)
+            if listens is False and now - seen < self.DEAF_GRACE_S:
                 continue
             self._told.add(pid)
             try:

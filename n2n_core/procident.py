@@ -154,6 +154,22 @@ def catches_signal(pid: int, signum: int) -> bool | None:
     return None
 
 
+def rank_listens(pid: int, run_dir: str | Path, signum: int) -> bool | None:
+    """Whether ``pid`` is a rank of ``run_dir`` that handles ``signum`` by now.
+
+    False while it is not yet that rank: between fork and exec a child still
+    carries its parent's handlers (torchrun's agent catches SIGTERM), so the
+    command line must name the run before ``SigCgt`` is believed. None where
+    neither can be read (no /proc, or the process gone).
+    """
+    args = _cmdline(pid) if _have_proc() else None
+    if args is None:
+        return None
+    if not _names_run(args, Path(run_dir)):
+        return False
+    return catches_signal(pid, signum)
+
+
 def parent_of(pid: int) -> int | None:
     st = _stat(pid)
     return None if st is None else st[1]

@@ -143,8 +143,10 @@ def write_plot(run_dirs: list[Path], out: str | Path, x: str = "step") -> Path:
 
 
 def _md(v: Any) -> str:
-    """A table cell: pipes and newlines in names from run folders cannot break the table."""
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    """A table cell: pipes, line breaks and other control characters in names from run
+    folders cannot break the table (a lone CR ends a Markdown line too)."""
+    text = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(v))
+    return text.replace("|", "\\|")
 
 
 def _db(v: float | None) -> str:
@@ -164,7 +166,7 @@ def markdown(summaries: list[RunSummary]) -> str:
         known = s.info is not None and s.info.device
         device = f"{s.device}×{s.world_size} {s.precision}" if known else "—"
         lines.append(
-            f"| {_md(s.path.name)} | {s.status} | {_md(device)} | {steps} | {_db(s.best_psnr)} | "
+            f"| {_md(s.path.name)} | {_md(s.status)} | {_md(device)} | {steps} | {_db(s.best_psnr)} | "
             f"{_db(s.input_psnr)} | {fmt_shift(s.colour_shift, s.colour_shift_worst)} | "
             f"{_db(s.eval_psnr)} | {ms} |"
         )

@@ -274,6 +274,9 @@ class RunSummary:
     last_psnr: float | None = None
     input_psnr: float | None = None
     ms_per_step: float | None = None
+    eval_psnr: float | None = None  # the best snapshot's mean over its evaluation cells
+    colour_shift: float | None = None  # the last validation's mean |shift|, beside last_psnr
+    colour_shift_worst: float | None = None
     info_json: str = ""
 
     @classmethod
@@ -292,6 +295,9 @@ class RunSummary:
             last_psnr=values.psnr,
             input_psnr=values.input_psnr,
             ms_per_step=values.ms_per_step,
+            eval_psnr=values.eval_psnr,
+            colour_shift=values.colour_shift,
+            colour_shift_worst=values.colour_shift_worst,
             info_json="" if info is None else json.dumps(info.to_json(), sort_keys=True),
         )
 
@@ -330,19 +336,6 @@ class RunSummary:
     @property
     def evals(self) -> list[EvalRecord]:
         return self.values.evals
-
-    @property
-    def eval_psnr(self) -> float | None:
-        return self.values.eval_psnr
-
-    @property
-    def colour_shift(self) -> float | None:
-        """The last validation's mean |colour shift| (levels of 255), beside ``last_psnr``."""
-        return self.values.colour_shift
-
-    @property
-    def colour_shift_worst(self) -> float | None:
-        return self.values.colour_shift_worst
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -24,6 +24,9 @@ RATE_GAP_S = 600.0
 # How the trainer's first event of each session begins (train.py): the rate is
 # measured again from the session's first step, so time spent stopped is not counted.
 SESSION_STARTS = ("started", "resumed at step")
+# ... and how it says a session ended (an error event ends one too): the time after
+# is not training, even while a resume is still starting up.
+SESSION_ENDS = ("stopped by", "finished in")
 
 
 @dataclass
@@ -56,15 +59,27 @@ class RunValues:
     rate_time: float | None = None
     progress_time: float | None = None  # the newest train or val record's (not sys samples')
     # Time spent training: the sessions before the current one (each from its opening
-    # event to its last record), and when the current one opened. A run stopped for a
-    # night and resumed did not train that night.
+    # event to its last train/val record or closing event), and the current one's
+    # start, last progress and whether it has closed. A run stopped for a night and
+    # resumed did not train that night.
     earlier_sessions_s: float = 0.0
     session_start: float | None = None
+    session_end: float | None = None
+    session_closed: bool = False
+
+    def session_s(self) -> float:
+        """The current session's length so far, by its records (0 before any)."""
+        if self.session_start is None or self.session_end is None:
+            return 0.0
+        return max(self.session_end - self.session_start, 0.0)
 
     def elapsed_s(self, end: float) -> float | None:
-        """Seconds of training up to ``end`` (now, or when the run ended), gaps left out."""
+        """Seconds of training up to ``end`` (now, or when the run ended), gaps left out;
+        a session that has closed counts to its close, whatever ``end`` is."""
         if self.session_start is None:
             return None
+        if self.session_closed:
+            return self.earlier_sessions_s + self.session_s()
         return self.earlier_sessions_s + max(end - self.session_start, 0.0)
 
     def remaining_s(self, total: int | None, now: float) -> float | None:
@@ -153,7 +168,6 @@ class RunState:
                 step = s
             cls = type(rec)
             t = rec.time
-            before = last_t
             if t is not None:
                 if cls is TrainRecord and (
                     v.rate_time is None or (last_t is not None and t - last_t > RATE_GAP_S)
@@ -161,6 +175,8 @@ class RunState:
                     v.rate_step, v.rate_time = s, t
                 if cls is TrainRecord or cls is ValRecord:
                     v.progress_time = t
+                    if v.session_start is not None and not v.session_closed:
+                        v.session_end = t
                 last_t = t
                 if v.first_time is None:
                     v.first_time = t
@@ -199,12 +215,19 @@ class RunState:
                     v.colour_shift_worst = rec.colour_shift_worst
             elif cls is EventRecord:
                 self.events.append(rec)
-                if rec.msg and rec.msg.startswith(SESSION_STARTS):
+                msg = rec.msg or ""
+                if msg.startswith(SESSION_STARTS):
                     v.rate_step = v.rate_time = None
                     if t is not None:
-                        if v.session_start is not None and before is not None:
-                            v.earlier_sessions_s += max(before - v.session_start, 0.0)
-                        v.session_start = t
+                        v.earlier_sessions_s += v.session_s()
+                        v.session_start, v.session_end, v.session_closed = t, t, False
+                elif (
+                    t is not None
+                    and v.session_start is not None
+                    and not v.session_closed
+                    and (msg.startswith(SESSION_ENDS) or rec.level == "error")
+                ):
+                    v.session_end, v.session_closed = max(t, v.session_end or t), True
             elif cls is SysRecord:
                 v.sys = rec
             else:

@@ -21,7 +21,7 @@ import torch
 from cli_helpers import n2n
 from safetensors.torch import load_file
 
-from n2n_core.procident import catches_signal, children_of
+from n2n_core.procident import catches_signal, children_of, rank_listens
 from n2n_core.runinfo import effective_status, read_run_info
 from n2n_tui import procs
 
@@ -260,6 +260,43 @@ def test_catches_signal_reads_whether_a_process_listens():
     finally:
         signal.signal(signal.SIGUSR2, old)
     assert catches_signal(2**22 + 12345, signal.SIGTERM) is None  # no such process
+
+
+def test_a_rank_listens_once_it_is_that_rank_and_handles_the_signal(tmp_path):
+    """A handler inherited across fork (torchrun's agent catches SIGTERM) is not the rank's:
+    only a process whose command line names the run, and which catches it, listens."""
+    code = (
+        "import signal, sys, time; sys.stdin.readline(); "
+        "signal.signal(signal.SIGTERM, lambda *a: None); print('ready', flush=True); "
+        "time.sleep(60)"
+    )
+    run_dir = tmp_path / "00000-x"
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, "n2n_core.worker", str(run_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait_for(lambda: "n2n_core.worker" in _cmdline_of(p.pid), p, timeout=30)
+        assert rank_listens(p.pid, run_dir, signal.SIGTERM) is False  # not handling it yet
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "ready"
+        assert rank_listens(p.pid, run_dir, signal.SIGTERM) is True
+        assert rank_listens(p.pid, tmp_path / "other", signal.SIGTERM) is False
+        assert rank_listens(os.getpid(), run_dir, signal.SIGINT) is False  # not a rank
+    finally:
+        p.kill()
+        p.wait()
+    assert rank_listens(p.pid, run_dir, signal.SIGTERM) is None  # gone
+
+
+def _cmdline_of(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def test_a_rank_killed_by_a_signal_is_one_error_line_naming_it(tmp_path, photo_dir, val_dir):

@@ -198,3 +198,31 @@ def test_elapsed_counts_training_sessions_not_the_gap_between_them():
     v = state.copy_values()
     assert v.elapsed_s(90000.0 + 1800) == 3600 + 1800  # running: up to now
     assert RunState().values.elapsed_s(5.0) is None  # no session opened: unknown
+
+
+def test_elapsed_ignores_failed_resumes_and_a_resume_still_starting():
+    state = RunState()
+    state.feed(
+        [
+            EventRecord(step=0, time=0.0, msg="started: cpu x1 fp32"),
+            TrainRecord(step=50, time=3000.0, loss=0.1),
+            EventRecord(step=60, time=3600.0, msg="stopped by SIGTERM at step 60"),
+            # a resume that failed before it trained, the next morning
+            EventRecord(step=0, time=50000.0, msg="error: data.val: not found", level="error"),
+        ]
+    )
+    # run.json says "running" again while the next resume imports torch: still 1 hour
+    assert state.values.elapsed_s(54000.0) == 3600
+    state.feed(
+        [
+            EventRecord(step=60, time=54000.0, msg="resumed at step 60: cpu x1 fp32"),
+            TrainRecord(step=100, time=55800.0, loss=0.1),
+            EventRecord(step=100, time=55800.0, msg="finished in 1:30:00"),
+        ]
+    )
+    assert state.values.elapsed_s(99999.0) == 3600 + 1800
+    # a session killed without a closing event counts to its last record
+    state.feed([EventRecord(step=100, time=60000.0, msg="resumed at step 100: cpu x1 fp32")])
+    state.feed([TrainRecord(step=120, time=60600.0, loss=0.1)])
+    state.feed([EventRecord(step=100, time=90000.0, msg="resumed at step 100: cpu x1 fp32")])
+    assert state.values.elapsed_s(90000.0) == 3600 + 1800 + 600

@@ -149,6 +149,16 @@ def test_export_markdown_lists_runs_and_their_evaluation(runs, capsys):
     assert "| 28.25 | 0.81 (+2.25) | 26.90 |" in row
 
 
+def test_export_markdown_rows_survive_control_characters(tmp_path, capsys):
+    d = _run(tmp_path, "00000-a", PRESET)
+    update_run_info(d, device="cuda\r| x | y |\t")  # a hand-edited run.json
+    r = _cli(capsys, "export", d, "--markdown")
+    assert r.code == 0
+    row = r.out.splitlines()[2]
+    assert "\r" not in r.out and "cuda \\| x \\| y \\|" in row
+    assert row.count(" | ") == r.out.splitlines()[0].count(" | ")
+
+
 def test_export_bad_paths(runs, tmp_path, capsys):
     a, _ = runs
     assert_user_error(

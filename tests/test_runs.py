@@ -95,3 +95,25 @@ def test_drop_metrics_after_keeps_events_and_earlier_steps(tmp_path):
         ("train", 20),
         ("event", 25),
     ]
+
+
+def test_an_evaluation_changes_the_row_a_list_redraws(tmp_path):
+    """`evaluate` appends eval records and leaves run.json alone: the summary must still
+    compare unequal, or the TUI's runs list (which redraws changed rows) keeps a stale Eval."""
+    import time
+
+    from n2n_core.runinfo import update_run_info
+    from n2n_tui.runindex import RunIndex
+
+    d = allocate_run_dir(tmp_path, "demo")
+    update_run_info(d, status="finished", total_steps=10, started=time.time(), exit_code=0)
+    with MetricsWriter(d / "metrics.jsonl") as w:
+        w.train(10, 0.1, 1e-3, 5.0)
+        w.val(10, 30.0, 20.0, "val", 3, None)
+    index = RunIndex(tmp_path)
+    before = index.scan()
+    with MetricsWriter(d / "metrics.jsonl") as w:
+        w.eval(10, "final.safetensors", "kodak", "gaussian", 25, 31.5, 20.1, 24, {}, {}, True)
+    after = index.scan()
+    assert (before[0].eval_psnr, after[0].eval_psnr) == (None, 31.5)
+    assert before != after
