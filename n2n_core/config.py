@@ -214,6 +214,12 @@ class AugmentConfig(_Strict):
         return self.flips or self.channels or self.min_scale < 1.0
 
 
+class NetworkConfig(_Strict):
+    """The U-Net (``network.py``): the paper's, or with the input added to its output."""
+
+    residual: bool = False
+
+
 class DataConfig(_Strict):
     train: str = "builtin:photos"
     val: str | None = "builtin:photos-val"
@@ -360,6 +366,7 @@ class Preset(_Strict):
     noise: NoiseConfig = Field(default_factory=GaussianNoise)
     targets: Literal["noisy", "clean"] = "noisy"
     data: DataConfig = Field(default_factory=DataConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
     train: TrainConfig
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     mri: MriConfig | None = None  # task: mri only; left out means the reference values

@@ -122,6 +122,12 @@ class Snapshot:
         return int(w.shape[1]) if w is not None else int(self.meta.get("in_channels", 3))
 
     @property
+    def residual(self) -> bool:
+        """Whether the network adds its input to its output (``network.residual``); older
+        snapshots, without the key, are the paper's U-Net."""
+        return self.meta.get("residual") is True
+
+    @property
     def preset(self) -> dict[str, Any]:
         p = self.meta.get("preset")
         return p if isinstance(p, dict) else {}
@@ -199,7 +205,7 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "rng_numpy": (list,),
     "rng_python": (list,),
 }
-_PRESET_SECTIONS = ("noise", "data", "train", "runtime", "mri")
+_PRESET_SECTIONS = ("noise", "data", "network", "train", "runtime", "mri")
 
 
 def _check_meta(p: Path, meta: dict[str, Any]) -> None:
@@ -212,6 +218,8 @@ def _check_meta(p: Path, meta: dict[str, Any]) -> None:
             raise UserError(
                 f"{p}: snapshot metadata {key!r} has the wrong type ({type(v).__name__})"
             )
+    if not isinstance(meta.get("residual", False), bool):
+        raise UserError(f"{p}: snapshot metadata 'residual' is not true or false")
     if meta.get("step", 0) < 0:
         raise UserError(f"{p}: snapshot metadata 'step' is negative")
     if meta.get("task", "image") not in ("image", "mri"):
@@ -228,7 +236,7 @@ def load_network(path: str | Path, device: str | torch.device = "cpu"):
 
     snap = read_snapshot(path)
     cin = snap.in_channels
-    net = UNet(cin)
+    net = UNet(cin, residual=snap.residual)
     try:
         net.load_state_dict(snap.weights, strict=True)
     except RuntimeError as e:

@@ -245,3 +245,17 @@ def test_tile_below_32_is_a_user_error(frozen, val_dir, tmp_path, capsys):
     argv = ["infer-frozen", "--model", str(model), "--image", str(val_dir), "--out", str(tmp_path)]
     assert main([*argv, "--tile", "16"]) == 2
     assert "--tile 16" in capsys.readouterr().err
+
+
+def test_a_residual_network_freezes_to_the_same_function(tmp_path, val_dir, capsys):
+    torch.manual_seed(2)
+    meta = {"step": 7, "preset": {"name": "r"}, "task": "image", "in_channels": 3}
+    snap = save_snapshot(
+        tmp_path / "r.safetensors", UNet(3, residual=True), meta | {"residual": True}
+    )
+    model = tmp_path / "r.onnx"
+    assert main(["freeze", "--snapshot", str(snap), "--out", str(model)]) == 0
+    argv = ["--dataset-dir", str(val_dir), "--json"]
+    a = _json_out(capsys, ["validate", "--snapshot", str(snap), *argv])
+    b = _json_out(capsys, ["validate-frozen", "--model", str(model), *argv])
+    assert abs(a["psnr"] - b["psnr"]) < 0.01

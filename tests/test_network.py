@@ -61,3 +61,43 @@ def test_leaky_relu_slope():
         # two LeakyReLU(0.1) layers (dec_conv1a, dec_conv1b), then a linear output
         assert torch.allclose(net(x), torch.full_like(x, -0.01))
         assert torch.allclose(net(-x), -x)
+
+
+def test_residual_unet_adds_its_input_and_nothing_else():
+    """Same weights, same parameter count; the residual one returns input + correction."""
+    import pytest
+
+    torch.manual_seed(0)
+    plain, resid = UNet(3), UNet(3, residual=True)
+    resid.load_state_dict(plain.state_dict())
+    assert count_parameters(plain) == count_parameters(resid)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(resid(x), x + plain(x), atol=1e-6)
+        for p in (resid.dec_conv1.weight, resid.dec_conv1.bias):
+            p.zero_()
+        assert torch.equal(resid(x), x)  # no correction learned: the input as it was
+    with pytest.raises(ValueError, match="as many output channels"):
+        UNet(3, out_channels=1, residual=True)
+
+
+def test_snapshot_remembers_a_residual_network(tmp_path):
+    """validate / evaluate / infer / freeze build the network a snapshot was trained as."""
+    import pytest
+
+    from n2n_core.errors import UserError
+    from n2n_core.snapshots import load_network, save_snapshot
+
+    torch.manual_seed(1)
+    net = UNet(3, residual=True)
+    path = save_snapshot(tmp_path / "s.safetensors", net, {"step": 5, "residual": True})
+    loaded, snap = load_network(path)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert snap.residual and loaded.residual
+        assert torch.allclose(loaded(x), net(x), atol=1e-6)
+    old = save_snapshot(tmp_path / "old.safetensors", UNet(3), {"step": 5})
+    assert load_network(old)[0].residual is False  # snapshots from before the key
+    bad = save_snapshot(tmp_path / "bad.safetensors", net, {"step": 5, "residual": "yes"})
+    with pytest.raises(UserError, match="'residual' is not true or false"):
+        load_network(bad)
