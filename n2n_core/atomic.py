@@ -10,6 +10,10 @@ from pathlib import Path
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
     path = Path(path)
+    # A device, FIFO, folder or symlink there is not a file of ours to replace.
+    from .filecheck import check_output
+
+    check_output(path, "a file")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -612,6 +612,10 @@ def cmd_validate(a: argparse.Namespace) -> int:
         images = open_val(a.dataset_dir, snap.in_channels)
         samples = Path(a.samples_dir) if a.samples_dir else None
         if samples:
+            from .filecheck import check_output
+
+            # Strips are named after the images: in the data set they would replace them.
+            check_output(samples, "the sample strips", input_folders=(a.dataset_dir,), folder=True)
             _make_dir(samples, "--samples-dir")
         res = validate(
             torch_runner(net, device), images, noise, a.seed, samples, samples and len(images) or 0
@@ -632,16 +636,21 @@ def _make_dir(path: Path, flag: str) -> None:
         raise UserError(f"{path}: {flag} is not writable")
 
 
-def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
+def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Path, Path]]:
     """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder.
 
     Output names in folder mode: each input keeps its file name, except that a GIF
     (which is not written) becomes NAME.png. When two inputs would get the same
     output name (``a.gif`` and ``a.png``), every one of them keeps its full name and
     gains ``.png`` (``a.gif.png``, ``a.png.png``), so no result replaces another.
-    No output may be one of the inputs (the same path, a hard link or a symlink to it).
+    No output may be one of the inputs (the same path, a hard link or a symlink to it),
+    the ``model`` (snapshot or ONNX file), a device, FIFO or symlink; a folder --out
+    may not lie inside the --image folder.
     """
     from .data.images import list_images
+    from .filecheck import check_output
+
+    keep = (model,) if model else ()
 
     src, dst = Path(image), Path(out)
     if not src.exists():
@@ -652,6 +661,7 @@ def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
             raise UserError(f"{src}: no images found in folder")
         if dst.exists() and not dst.is_dir():
             raise UserError(f"{dst}: --out must be a folder when --image is a folder")
+        check_output(dst, "the denoised images", input_folders=(src,), folder=True)
         names = [f.stem + ".png" if f.suffix.lower() == ".gif" else f.name for f in files]
         clashes = {n for n in names if names.count(n) > 1}
         jobs = [
@@ -659,6 +669,8 @@ def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
             for f, n in zip(files, names, strict=True)
         ]
         _refuse_overwriting_inputs(jobs)
+        for _, out_file in jobs:
+            check_output(out_file, "a denoised image", inputs=keep)
         _make_dir(dst, "--out")
         return jobs
     if dst.is_dir():
@@ -668,6 +680,8 @@ def image_jobs(image: str, out: str) -> list[tuple[Path, Path]]:
             raise UserError(f"{dst.parent}: output folder not found")
         jobs = [(src, dst)]
     _refuse_overwriting_inputs(jobs)
+    for _, out_file in jobs:
+        check_output(out_file, "a denoised image", inputs=keep)
     return jobs
 
 
@@ -689,7 +703,7 @@ def _refuse_overwriting_inputs(jobs: list[tuple[Path, Path]]) -> None:
 def cmd_infer(a: argparse.Namespace) -> int:
     from .infer import denoise_files, make_runner_for_snapshot
 
-    jobs = image_jobs(a.image, a.out)
+    jobs = image_jobs(a.image, a.out, a.snapshot)
     runner, channels = make_runner_for_snapshot(a.snapshot, a.device, a.engine)
     for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
         print(f"{src} -> {dst}")
@@ -712,12 +726,16 @@ def cmd_dataset(a: argparse.Namespace) -> int:
         return 0
     if a.dataset_cmd == "build":
         from .data.packed import build_packed
+        from .filecheck import check_output
 
+        check_output(a.out, "the packed data set", input_folders=(a.src,))
         info = build_packed(a.src, a.out, a.channels)
         print(f"{info['out']}: {info['images']} images, {info['bytes'] / 1e6:.1f} MB")
         return 0
+    from .filecheck import check_output
     from .mri.dataset import build_mri_dataset
 
+    check_output(a.out, "the MRI slices", input_folders=(a.src,), folder=True)
     info = build_mri_dataset(a.src, a.out)
     print(json.dumps(info) if isinstance(info, dict) else info)
     return 0
@@ -781,7 +799,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def cmd_freeze(a: argparse.Namespace) -> int:
     from .export import freeze
+    from .filecheck import check_output
 
+    check_output(a.out, "the ONNX model", inputs=(a.snapshot,))
     out = freeze(a.snapshot, a.out)
     print(f"frozen model: {out}")
     return 0
@@ -799,7 +819,7 @@ def cmd_infer_frozen(a: argparse.Namespace) -> int:
     from .export import onnx_runner
     from .infer import denoise_files
 
-    jobs = image_jobs(a.image, a.out)
+    jobs = image_jobs(a.image, a.out, a.model)
     runner, channels = onnx_runner(a.model)
     for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
         print(f"{src} -> {dst}")
@@ -885,9 +905,12 @@ def cmd_export(a: argparse.Namespace) -> int:
     from .runexport import check_output_path, markdown, summaries, write_csv, write_plot
 
     dirs, runs = summaries(a.run_dirs)
+    from .filecheck import check_output
+
     for path, what in ((a.csv, "the CSV file"), (a.plot, "the plot")):
         if path:
             check_output_path(path, what)  # refuse before writing anything
+            check_output(path, what, input_folders=tuple(dirs))  # not into a run it reads
     if a.csv:
         print(f"CSV: {write_csv(dirs, a.csv)}", file=sys.stderr if a.markdown else sys.stdout)
     if a.plot:

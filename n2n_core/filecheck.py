@@ -102,3 +102,45 @@ def looks_pickled(head: bytes) -> bool:
     """
     pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
     return pickle or head[:4] == b"PK\x03\x04"
+
+
+def check_output(
+    out: str | Path,
+    what: str,
+    inputs: tuple[str | Path, ...] = (),
+    input_folders: tuple[str | Path, ...] = (),
+    folder: bool = False,
+) -> Path:
+    """Refuse, before any work, an output that would destroy what is not a result of ours.
+
+    ``folder``: ``out`` is a folder the command writes into (it may exist as one). A device, FIFO, folder or symlink at ``out`` is never replaced by a file (the
+    write would swap ``/dev/null`` or a link for a regular file); ``out`` may not be
+    one of the command's ``inputs`` (same file, hard link or symlink to it) nor lie
+    inside one of its ``input_folders`` (a data set, a run folder) it would spoil.
+    An existing regular file that is none of those is an earlier result: replaced.
+    """
+    p = Path(out).expanduser()
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise UserError(f"{p}: cannot check {what} ({e.strerror})") from None
+    if folder:
+        if st is not None and not os.path.isdir(p):
+            raise UserError(f"{p}: is not a folder; {what} needs one")
+    elif st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else _kind(st.st_mode)
+        raise UserError(f"{p}: is {kind}; refusing to replace it with {what}")
+    for src in inputs:
+        try:
+            if st is not None and os.path.samefile(p, src):
+                raise UserError(f"{p}: is the input {src}; choose another path for {what}")
+        except OSError:
+            continue
+    real = os.path.realpath(p)
+    for folder in input_folders:
+        root = os.path.realpath(folder)
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            raise UserError(f"{p}: is inside the input folder {folder}; write {what} elsewhere")
+    return p
