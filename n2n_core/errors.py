@@ -35,13 +35,18 @@ class UserError(Exception):
         return " ".join(self.message.split("\n"))
 
 
-def error_line(problem: str) -> str:
-    """``error: PROBLEM`` for a terminal: control characters from file names or file
-    contents (an escape sequence in a name) shown escaped, never acted on."""
-    shown = "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in problem
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control and other non-printable characters from
+    file names or file contents (an escape sequence in a name) shown escaped, as
+    ``\\x1b``, ``\\n``, ``\\u202e``, never acted on."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
     )
-    return f"error: {shown}"
+
+
+def error_line(problem: str) -> str:
+    """``error: PROBLEM`` for a terminal, with :func:`printable`'s escaping."""
+    return f"error: {printable(problem)}"
 
 
 # Bad input (a file or key the user can fix): one ``error:`` line and this status.

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .data.sources import ValImage
+from .errors import printable
 
 PAD_MULTIPLE = 32
 PSNR_IDENTICAL = 100.0  # reported when an image is reproduced exactly (MSE 0)
@@ -149,7 +150,8 @@ class ColourShift:
     def describe(self) -> str:
         return (
             f"colour shift {self.mean_abs:.2f} "
-            f"(worst {self.worst:+.2f} {self.worst_channel} in {self.worst_image})"
+            f"(worst {self.worst:+.2f} {printable(self.worst_channel)} "
+            f"in {printable(self.worst_image)})"
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .atomic import atomic_write_bytes
 from .console import fmt_shift
-from .errors import UserError
+from .errors import UserError, printable
 from .records import SysRecord, read_metrics
 from .runs import RunSummary, resolve_run_dir, summarize_run
 
@@ -64,19 +64,35 @@ def csv_text(run_dirs: list[Path]) -> str:
             columns.update(dict.fromkeys(row))
             rows.append(row)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    w.writeheader()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([_csv_text(c) for c in columns])  # keys come from the file too
     for row in rows:
-        w.writerow({k: _cell(v) for k, v in row.items()})
+        w.writerow([_cell(row[c]) if c in row else "" for c in columns])
     return buf.getvalue()
 
 
+# A cell a spreadsheet would read as a formula (or, after a tab or CR, might).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(text: str) -> str:
+    """A string from a file as a CSV cell that is only ever text: control characters
+    shown escaped (``\\x1b``), and a leading ``'`` before what a spreadsheet would run
+    as a formula (``=HYPERLINK(...)``; the OWASP advice against CSV injection)."""
+    shown = printable(text)
+    return "'" + shown if text.startswith(_FORMULA_START) else shown
+
+
 def _cell(v: Any) -> Any:
+    if isinstance(v, str):
+        return _csv_text(v)
     if isinstance(v, list):
-        return json.dumps(v)
+        return json.dumps(v)  # starts with "[", control characters as \u001b
     if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
+        return str(v)  # "-inf" is the code's own text, a number to a spreadsheet
+    if isinstance(v, bool | int | float) or v is None:
+        return v
+    return _csv_text(str(v))
 
 
 def write_csv(run_dirs: list[Path], out: str | Path) -> Path:
@@ -142,11 +158,17 @@ def write_plot(run_dirs: list[Path], out: str | Path, x: str = "step") -> Path:
     return p
 
 
+# Markdown and HTML that data must not form: ``<``/``>``/``&`` as entities (no tag,
+# autolink or entity), the rest backslash-escaped (no link, image, code or emphasis,
+# no pipe that adds a column), each character once, so no escape is undone.
+_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\|[]()`*_~"}
+
+
 def _md(v: Any) -> str:
-    """A table cell: pipes, line breaks and other control characters in names from run
-    folders cannot break the table (a lone CR ends a Markdown line too)."""
-    text = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(v))
-    return text.replace("|", "\\|")
+    """A table cell that is only ever text: pipes, line breaks and other control
+    characters in names from run folders cannot break the table (a lone CR ends a
+    Markdown line too), and no link, image, HTML or emphasis can be formed."""
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 else _MD_ESCAPES.get(c, c) for c in str(v))
 
 
 def _db(v: float | None) -> str:
