@@ -12,10 +12,19 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import UnionType
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import UserError
 from .filecheck import read_bounded
@@ -30,8 +39,42 @@ MathMode = Literal["high_precision", "high_performance"]
 DataKind = Literal["builtin", "pairs", "noisy", "clean", "path"]
 
 
+def _numeric(annotation: Any) -> bool:
+    """Whether a field holds a number (``int``, ``float``, optionally None), not a bool."""
+    args = get_args(annotation) if isinstance(annotation, UnionType) else (annotation,)
+    kinds = set(args) - {type(None)}
+    return bool(kinds) and kinds <= {int, float}
+
+
+def _not_bool(v: Any) -> Any:
+    # pydantic reads true as 1 for an int field; `train.steps: true` is a mistake.
+    if isinstance(v, bool):
+        raise ValueError(f"expected a number, got {str(v).lower()}")
+    return v
+
+
+class _Noise(BaseModel):
+    """A noise kind: its ``type`` is the union's discriminator, which takes no validator,
+    so each kind names its number fields for :func:`_numbers_only`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _numbers_only(*names: str):
+    """A before-validator refusing true/false for the number fields ``names``."""
+    return field_validator(*names, mode="before")(lambda cls, v: _not_bool(v))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool) and info.field_name:
+            if _numeric(cls.model_fields[info.field_name].annotation):
+                return _not_bool(v)
+        return v
 
 
 Range = tuple[float, float]
@@ -44,12 +87,13 @@ def _check_range(v: Range, lo: float, hi: float) -> Range:
     return v
 
 
-class GaussianNoise(_Strict):
+class GaussianNoise(_Noise):
     """Additive white Gaussian noise; sigmas on the 0..255 scale."""
 
     type: Literal["gaussian"] = "gaussian"
     train_sigma: Range = (0.0, 50.0)
     val_sigma: float = Field(25.0, ge=0, le=255)
+    _n = _numbers_only("val_sigma")
 
     @field_validator("train_sigma")
     @classmethod
@@ -57,12 +101,13 @@ class GaussianNoise(_Strict):
         return _check_range(v, 0.0, 255.0)
 
 
-class PoissonNoise(_Strict):
+class PoissonNoise(_Noise):
     """Shot noise ``poisson(lam * (x + 0.5)) / lam - 0.5`` (the reference's form)."""
 
     type: Literal["poisson"] = "poisson"
     train_lam: Range = (0.001, 50.0)
     val_lam: float = Field(30.0, gt=0, le=1e6)
+    _n = _numbers_only("val_lam")
 
     @field_validator("train_lam")
     @classmethod
@@ -72,12 +117,13 @@ class PoissonNoise(_Strict):
         return _check_range(v, 0.0, 1e6)
 
 
-class TextNoise(_Strict):
+class TextNoise(_Noise):
     """Random strings drawn over the image until a fraction of pixels is covered."""
 
     type: Literal["text"] = "text"
     train_coverage: Range = (0.0, 0.5)
     val_coverage: float = Field(0.25, ge=0, le=0.95)
+    _n = _numbers_only("val_coverage")
 
     @field_validator("train_coverage")
     @classmethod
@@ -85,7 +131,7 @@ class TextNoise(_Strict):
         return _check_range(v, 0.0, 0.95)
 
 
-class ImpulseNoise(_Strict):
+class ImpulseNoise(_Noise):
     """Random-valued impulse noise: a fraction p of pixels gets a uniform random colour.
 
     Validation at p = 0.70, the paper's reported experiment. In training each image
@@ -99,6 +145,7 @@ class ImpulseNoise(_Strict):
     type: Literal["impulse"] = "impulse"
     train_p: Range = (0.0, 0.95)
     val_p: float = Field(0.7, ge=0, le=1)
+    _n = _numbers_only("val_p")
 
     @field_validator("train_p")
     @classmethod
@@ -106,7 +153,7 @@ class ImpulseNoise(_Strict):
         return _check_range(v, 0.0, 1.0)
 
 
-class BernoulliNoise(_Strict):
+class BernoulliNoise(_Noise):
     """Multiplicative Bernoulli noise (the paper's Sec. 3.1): each pixel is kept with
     probability ``keep`` and otherwise multiplied by 0 (black, all channels); the
     training loss counts only the pixels the target kept."""
@@ -114,6 +161,7 @@ class BernoulliNoise(_Strict):
     type: Literal["bernoulli"] = "bernoulli"
     train_keep: Range = (0.05, 1.0)
     val_keep: float = Field(0.5, gt=0, le=1)
+    _n = _numbers_only("val_keep")
 
     @field_validator("train_keep")
     @classmethod
@@ -123,14 +171,15 @@ class BernoulliNoise(_Strict):
         return _check_range(v, 0.0, 1.0)
 
 
-class BernoulliSpectralNoise(_Strict):
+class BernoulliSpectralNoise(_Noise):
     """MRI: k-space undersampling with a keep-probability falling off from the centre."""
 
     type: Literal["bernoulli_spectral"] = "bernoulli_spectral"
     p_at_edge: float = Field(0.025, gt=0, le=1)
+    _n = _numbers_only("p_at_edge")
 
 
-class NoNoise(_Strict):
+class NoNoise(_Noise):
     """No synthetic corruption: the data is already noisy (own-data modes)."""
 
     type: Literal["none"] = "none"
@@ -236,14 +285,21 @@ class DataConfig(_Strict):
         return DataSpec.parse(self.val) if self.val else None
 
 
+# train.seed seeds numpy (whose seeds are 32-bit) and torch; train.steps is counted in
+# int64 tensors and snapshot names. Bounded here, so that a value too big is a preset
+# error before any run folder is created.
+SEED_MAX = 2**32 - 1
+STEPS_MAX = 10**9
+
+
 class TrainConfig(_Strict):
-    steps: int = Field(..., ge=1)
+    steps: int = Field(..., ge=1, le=STEPS_MAX)
     batch: int = Field(4, ge=1, le=4096)
     crop: int = Field(256, ge=32, le=4096)
     lr: float = Field(3e-4, gt=0, le=1.0)
     rampdown: float = Field(0.3, ge=0, le=1)
     rampup: float = Field(0.0, ge=0, le=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     val_every: int = Field(1000, ge=0)
     snapshot_every: int = Field(0, ge=0)
     log_every: int = Field(10, ge=1)
@@ -273,6 +329,9 @@ class TrainConfig(_Strict):
         return self
 
 
+SYS_EVERY_MAX = 86400.0
+
+
 class RuntimeConfig(_Strict):
     device: Device = "auto"
     precision: Precision = "fp32"
@@ -290,7 +349,8 @@ class RuntimeConfig(_Strict):
     # Also write TensorBoard events to RUN_DIR/tensorboard/ (needs the tensorboard extra).
     tensorboard: bool = False
     # Seconds between `sys` records (CPU, memory, device util/memory/temp/power); 0 = none.
-    sys_every: float = Field(5.0, ge=0)
+    # At most a day: a timer that long (or inf) cannot be armed (sysmon clamps too).
+    sys_every: float = Field(5.0, ge=0, le=SYS_EVERY_MAX, allow_inf_nan=False)
 
 
 class MriConfig(_Strict):

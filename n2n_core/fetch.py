@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import UserError
+from .filecheck import check_regular, is_regular_file
 
 CHUNK = 1 << 20
 ATTEMPTS = 5
@@ -297,7 +298,10 @@ def fetch_hint(path: Path) -> str | None:
 # download
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, what: str = "file") -> str:
+    """The SHA-256 of ``path``; a FIFO, device or folder there is a UserError (never read:
+    a FIFO would block the open, a device never ends)."""
+    check_regular(path, what, "a regular file")
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
@@ -324,7 +328,12 @@ def download(
 ) -> Path:
     """``remote`` into ``dest``, resuming a partial ``dest.part``; verified against its SHA-256."""
     part = dest.with_name(dest.name + ".part")
-    if dest.exists() and remote.sha256 and sha256_file(dest) == remote.sha256:
+    for p in (dest, part):
+        # Only regular files of ours live here: anything else is named, never read or
+        # opened for writing (a FIFO would hang the fetch, a folder fails mid-way).
+        if os.path.exists(p) and not is_regular_file(p):
+            check_regular(p, "download", "a downloaded file; remove it and run again")
+    if dest.exists() and remote.sha256 and sha256_file(dest, "download") == remote.sha256:
         return dest
     host = urllib.parse.urlsplit(remote.url).netloc or remote.url
     received_any = part.exists() and part.stat().st_size > 0
@@ -378,7 +387,7 @@ def download(
 
 
 def _verified(remote: Remote, part: Path, dest: Path) -> Path:
-    got = sha256_file(part)
+    got = sha256_file(part, "download")
     if remote.sha256 and got != remote.sha256:
         part.unlink()
         raise UserError(
@@ -466,7 +475,10 @@ def fetch_dataset(
             f"pass --archive PATH to {src.files[0].file_name}"
         )
     downloads = out / ".downloads" / src.name
-    downloads.mkdir(parents=True, exist_ok=True)
+    try:
+        downloads.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{downloads}: cannot create folder ({e.strerror})") from None
     got: list[Path] = []
     for remote in files:
         if archive is not None:
@@ -538,9 +550,9 @@ def _pinned_by_list(src: Source, path: Path) -> tuple[Remote, ...]:
 
 
 def _checked_archive(path: Path, remote: Remote) -> Path:
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: archive not found")
-    got = sha256_file(path)
+    got = sha256_file(path, "archive")
     if remote.sha256 and got != remote.sha256:
         raise UserError(
             f"{path}: SHA-256 mismatch (got {got}, expected {remote.sha256} for {remote.file_name})"

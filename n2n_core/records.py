@@ -335,7 +335,7 @@ def parse_record(item: str | bytes | dict[str, Any]) -> Record | None:
             return None
         try:
             item = json.loads(item)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested too deep: garbage
             return None
         if type(item) is not dict:
             return None
@@ -358,7 +358,7 @@ def parse_lines(lines: list[bytes]) -> list[Record]:
         return []
     try:
         items = json.loads(b"[" + body + b"]")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         items = lines
     out = []
     for it in items:

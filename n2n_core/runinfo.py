@@ -88,7 +88,7 @@ def read_run_info(run_dir: str | Path) -> RunInfo | None:
         return None
     try:
         data = json.loads((Path(run_dir) / RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):  # nested too deep: corrupt
         return None
     return RunInfo.parse(data)
 

@@ -22,14 +22,24 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .atomic import atomic_write_text
-from .config import Preset, parse_value, read_preset_data, set_key, validate_preset
+from .config import (
+    SEED_MAX,
+    Preset,
+    parse_value,
+    read_preset_data,
+    set_key,
+    validate_preset,
+)
 from .errors import UserError
+from .filecheck import read_bounded
 from .folderlock import FolderLock, is_held
 from .runinfo import effective_status, read_run_info
 from .runs import allocate_run_dir
@@ -40,6 +50,11 @@ LOCK_FILE = "scheduler.lock"
 CANCEL_FILE = "cancel.request"
 SWEEPS_DIR = "sweeps"
 FORMAT = "n2n-sweep/1"
+# At most this many points (grid combinations times seeds) per sweep: each is a run
+# folder, and the plan holds every point's preset in memory before anything is written.
+MAX_POINTS = 10_000
+# sweep.json of MAX_POINTS points is a few MB; anything far bigger is not ours.
+MAX_SWEEP_BYTES = 64 << 20
 
 PointStatus = Literal["pending", "running", "finished", "failed", "stopped", "cancelled"]
 SweepStatus = Literal["pending", "running", "finished", "failed", "stopped", "cancelled"]
@@ -120,6 +135,17 @@ def params_text(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
 
 
+def _unknown_prefix(key: str, message: str) -> str | None:
+    """The part of the dotted ``key`` (``nosuch`` of ``nosuch.lr``) that ``message`` calls an
+    unknown key; None when the message is about something else."""
+    parts = key.split(".")
+    for i in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:i])
+        if f": {prefix}: unknown key" in message:
+            return prefix
+    return None
+
+
 def plan_sweep(
     preset_path: str | Path, grid_items: list[str], sets: list[str], seeds: int
 ) -> SweepPlan:
@@ -128,9 +154,24 @@ def plan_sweep(
 
     if seeds < 1:
         raise UserError(f"--seeds {seeds}: must be >= 1")
+    if seeds > MAX_POINTS:
+        raise UserError(f"--seeds {seeds}: at most {MAX_POINTS} points per sweep")
     data = apply_overrides(read_preset_data(preset_path), sets)
     base_preset = validate_preset(copy.deepcopy(data), str(preset_path))
     grid, raw, problems = parse_grid(grid_items)
+    # Counted before any point is built: the product of the grid can be huge.
+    n_points = math.prod(len(v) for v in grid.values()) * seeds
+    if n_points > MAX_POINTS:
+        sizes = " x ".join([*(str(len(v)) for v in grid.values()), *([str(seeds)] * (seeds > 1))])
+        raise UserError(
+            f"sweep: {n_points} points asked for ({sizes}); at most {MAX_POINTS} per sweep"
+        )
+    last_seed = base_preset.train.seed + seeds - 1
+    if seeds > 1 and last_seed > SEED_MAX:
+        raise UserError(
+            f"--seeds {seeds}: seeds {base_preset.train.seed}..{last_seed} go past "
+            f"train.seed's largest value {SEED_MAX}"
+        )
     set_keys = {s.partition("=")[0].strip() for s in sets}
     for key in grid:
         if key in set_keys:
@@ -139,13 +180,19 @@ def plan_sweep(
         problems.append("--grid train.seed: use either --seeds or a train.seed grid, not both")
     # Each value on its own first, so a bad value is named once, not once per point.
     for key, values in grid.items():
+        try:  # the key itself first: a path through a value is said once, not once per value
+            _with(data, {key: None}, f"--grid {key}")
+        except UserError as e:
+            problems.append(str(e))
+            continue
         for value, text in zip(values, raw[key], strict=True):
             what = f"--grid {key}={text}"
             try:
                 validate_preset(_with(data, {key: value}, what), what)
             except UserError as e:
-                if f"{key}: unknown key" in str(e):  # about the key: say it once
-                    problems.append(f"--grid {key}: {key}: unknown key (not a preset key)")
+                unknown = _unknown_prefix(key, str(e))
+                if unknown is not None:  # about the key (or its section): say it once
+                    problems.append(f"--grid {key}: {unknown}: unknown key (not a preset key)")
                     break
                 section = key.rpartition(".")[0]
                 if key.endswith(".type") and "unknown key" in str(e):
@@ -271,11 +318,15 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     path = Path(sweep_dir) / SWEEP_FILE
     if not Path(sweep_dir).is_dir():
         raise UserError(f"{sweep_dir}: sweep folder not found")
+    if not os.path.lexists(path):
+        raise UserError(f"{path}: missing; not a sweep folder")
+    # A FIFO or device planted there is refused before any open (which would block).
+    raw = read_bounded(path, "sweep file", "a sweep.json file", MAX_SWEEP_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing; not a sweep folder") from None
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise UserError(f"{path}: unreadable sweep file (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: unreadable sweep file ({e.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"{path}: not a sweep file (format is not {FORMAT})")

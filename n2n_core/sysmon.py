@@ -30,6 +30,20 @@ from .records import DeviceStats, RankStats, SysRecord
 
 MB = 1024.0 * 1024.0
 NPU_SMI_TIMEOUT_S = 5.0
+# The longest sampling interval: ``threading.Event.wait`` cannot arm a timer much past
+# this (inf or 1e12 s is an OverflowError on the sampling thread).
+MAX_INTERVAL_S = 86400.0
+
+
+def sane_interval(interval: float) -> float:
+    """``interval`` as the monitor uses it: not a number or <= 0 is off (0), at most a day."""
+    try:
+        x = float(interval)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if math.isnan(x) or x <= 0:
+        return 0.0
+    return min(x, MAX_INTERVAL_S)
 
 
 @dataclass(frozen=True)
@@ -286,7 +300,7 @@ class SysMonitor:
     def __init__(self, rank: int, device_type: str, device_index: int | None, interval: float):
         self.rank = rank
         self.device_type = device_type
-        self.interval = interval
+        self.interval = sane_interval(interval)
         self._lock = threading.Lock()
         self._sample: dict[str, Any] | None = None
         self._fresh = False
@@ -294,7 +308,7 @@ class SysMonitor:
         self._thread: threading.Thread | None = None
         self._probe = (
             DeviceProbe(device_type, device_index)
-            if device_index is not None and interval > 0
+            if device_index is not None and self.interval > 0
             else None
         )
         self._step_s = 0.0

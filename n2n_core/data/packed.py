@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..filecheck import check_regular, is_regular_file
 from .images import list_images, load_image
 
 MAGIC = b"N2NDSET1"
@@ -81,6 +82,8 @@ def build_packed(src: str | Path, out: str | Path, channels: int = 3, progress=N
 
 
 def is_packed(path: Path) -> bool:
+    if not is_regular_file(path):  # a FIFO would block the open
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(len(MAGIC)) == MAGIC
@@ -91,6 +94,8 @@ def is_packed(path: Path) -> bool:
 def open_packed(path: str | Path) -> tuple[list[np.ndarray], list[str], int]:
     """Memory-mapped views of each image: (arrays, names, channels)."""
     p = Path(path)
+    # A FIFO or device is refused before the open, which would block on it.
+    size = check_regular(p, "data set file", "an n2n data set file").st_size
     try:
         with open(p, "rb") as f:
             magic = f.read(len(MAGIC))
@@ -99,16 +104,17 @@ def open_packed(path: str | Path) -> tuple[list[np.ndarray], list[str], int]:
                     f"{p}: not an n2n data set file (build one with `n2n-core dataset build`)"
                 )
             (hlen,) = struct.unpack("<Q", f.read(8))
+            base = len(MAGIC) + 8 + hlen
+            if base > size:  # a length past the end (2**63): nothing to read, nor to allocate
+                raise UserError(f"{p}: data set file is truncated or corrupt (header length)")
             header = json.loads(f.read(hlen))
-        base = len(MAGIC) + 8 + hlen
-        size = p.stat().st_size
         channels = int(header["channels"])
         mm = np.memmap(p, dtype=np.uint8, mode="r")
         arrays, names = [], []
         for e in header["images"]:
             h, w, off = int(e["h"]), int(e["w"]), int(e["offset"])
             n = h * w * channels
-            if base + off + n > size or h < 1 or w < 1:
+            if base + off + n > size or h < 1 or w < 1 or off < 0 or channels < 1:
                 raise UserError(
                     f"{p}: data set file is truncated or corrupt (image {e.get('name')})"
                 )
@@ -116,7 +122,7 @@ def open_packed(path: str | Path) -> tuple[list[np.ndarray], list[str], int]:
             names.append(str(e["name"]))
     except UserError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, struct.error):
+    except (OSError, ValueError, KeyError, TypeError, struct.error, OverflowError, RecursionError):
         raise UserError(f"{p}: data set file is truncated or corrupt") from None
     if not arrays:
         raise UserError(f"{p}: data set holds no images")
