@@ -615,7 +615,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
             from .filecheck import check_output
 
             # Strips are named after the images: in the data set they would replace them.
-            check_output(samples, "the sample strips", input_folders=(a.dataset_dir,), folder=True)
+            check_output(samples, "--samples-dir", input_folders=(a.dataset_dir,), folder=True)
             _make_dir(samples, "--samples-dir")
         res = validate(
             torch_runner(net, device), images, noise, a.seed, samples, samples and len(images) or 0
@@ -661,7 +661,6 @@ def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Pat
             raise UserError(f"{src}: no images found in folder")
         if dst.exists() and not dst.is_dir():
             raise UserError(f"{dst}: --out must be a folder when --image is a folder")
-        check_output(dst, "the denoised images", input_folders=(src,), folder=True)
         names = [f.stem + ".png" if f.suffix.lower() == ".gif" else f.name for f in files]
         clashes = {n for n in names if names.count(n) > 1}
         jobs = [
@@ -669,6 +668,7 @@ def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Pat
             for f, n in zip(files, names, strict=True)
         ]
         _refuse_overwriting_inputs(jobs)
+        check_output(dst, "--out", input_folders=(src,), folder=True)
         for _, out_file in jobs:
             check_output(out_file, "a denoised image", inputs=keep)
         _make_dir(dst, "--out")
