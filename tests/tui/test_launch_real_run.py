@@ -58,7 +58,12 @@ async def test_launch_a_tiny_run_and_see_its_psnr(make_app, results: Path):
         dash = app.screen
         assert dash.run_dir.name.endswith("-tiny")
         await wait_for(pilot, lambda: dash.feed.values.psnr is not None, timeout=240)
-        await pilot.pause(0.4)
-        assert f"PSNR {dash.feed.values.psnr:.2f}" in text_of(dash.query_one(RunValues))
+
+        def shown() -> bool:
+            # The panel redraws on a timer: a later validation may land between a read of
+            # the feed and the next redraw, so wait for them to agree.
+            return f"PSNR {dash.feed.values.psnr:.2f}" in text_of(dash.query_one(RunValues))
+
+        await wait_for(pilot, shown, timeout=30)
         await wait_for(pilot, lambda: dash.status in ("finished", "failed"), timeout=240)
         assert dash.status == "finished"
