@@ -21,7 +21,7 @@ from typing import get_args
 
 from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
-from .errors import EXIT_STOPPED, EXIT_USER, UserError, error_line
+from .errors import EXIT_STOPPED, EXIT_USER, UserError, error_line, printable
 from .fetch import CATALOGUE, fetch_hint
 
 # OpenMP worker threads that spin at barriers burn their time slice while a partner
@@ -48,6 +48,14 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if v < 0 or v != v:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return v
+
+
+def _replay_speed(text: str) -> float:
+    # Below a thousandth a run of minutes replays for days: a typo, not a wish.
+    v = _positive_float(text)
+    if 0 < v < 1e-3 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or from 0.001 up: {text!r}")
     return v
 
 
@@ -183,7 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="replay a run's metrics log in the terminal")
     rp.add_argument("run_dir")
-    rp.add_argument("--speed", type=_positive_float, default=0.0)
+    rp.add_argument(
+        "--speed",
+        type=_replay_speed,
+        default=0.0,
+        help="times real time (0: the final state at once; from 0.001 up)",
+    )
 
     be = sub.add_parser("bench", help="benchmark training, inference and the data pipeline")
     be.add_argument("--json", action="store_true")
@@ -588,7 +601,7 @@ def _print_val(res, as_json: bool, what: str) -> None:
     else:
         colour = f"; {res.colour.describe()}" if res.colour else ""
         print(
-            f"{what}: PSNR {res.psnr:.2f} dB on {res.images} image(s) "
+            f"{printable(what)}: PSNR {res.psnr:.2f} dB on {res.images} image(s) "
             f"({res.noise}, seed {res.seed}); noisy input {res.input_psnr:.2f} dB{colour}"
         )
 
@@ -775,6 +788,12 @@ def cmd_runs(a: argparse.Namespace) -> int:
     from .runs import list_runs
 
     query = RunQuery.from_flags(a.tag, a.where)
+    results = Path(a.results_dir)
+    # The default folder not made yet is "no runs yet"; a folder the user named that is
+    # not there is a typo, said as such (not an empty table that looks like lost runs).
+    if a.results_dir != DEFAULT_RESULTS and not results.is_dir():
+        what = "is not a folder" if results.exists() else "no such folder"
+        raise UserError(f"--results-dir {a.results_dir}: {what}")
     runs = [r for r in list_runs(a.results_dir) if query.matches(r.path, r.info)]
     if a.json:
         print(json.dumps({"results_dir": str(a.results_dir), "runs": [r.to_json() for r in runs]}))

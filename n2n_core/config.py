@@ -263,10 +263,23 @@ class AugmentConfig(_Strict):
         return self.flips or self.channels or self.min_scale < 1.0
 
 
+# How the U-Net's convolutions see past the edge of a map (``network.py``).
+PADDINGS = ("zeros", "replicate")
+
+
 class NetworkConfig(_Strict):
-    """The U-Net (``network.py``): the paper's, or with the input added to its output."""
+    """The U-Net (``network.py``): the paper's, or with the input added to its output
+    and the edges of its maps replicated instead of zero-padded."""
 
     residual: bool = False
+    padding: Literal[PADDINGS] = "zeros"
+
+    def describe(self) -> str:
+        """The start line's words for what is not the paper's network ("" when it is)."""
+        words = (["residual"] if self.residual else []) + (
+            [f"{self.padding}-padded"] if self.padding != "zeros" else []
+        )
+        return f", {' '.join(words)} U-Net" if words else ""
 
 
 class DataConfig(_Strict):
@@ -275,6 +288,15 @@ class DataConfig(_Strict):
     val_max_images: int | None = Field(None, ge=1)
     samples: int = Field(3, ge=0, le=64)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("train", "val")
+    @classmethod
+    def _names_some_data(cls, v: str | None, info) -> str | None:
+        if v is None or (info.field_name == "val" and v == ""):
+            return v  # no validation set
+        if not DataSpec.parse(v).value.strip():
+            raise ValueError(f"{v!r} names no data (a folder, a file or builtin:NAME)")
+        return v
 
     @property
     def train_spec(self) -> DataSpec:

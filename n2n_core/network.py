@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .config import PADDINGS
+
 POOLINGS = 5
 # A crop of 2**POOLINGS reaches the deepest convolution as a 1x1 map, so its
 # off-centre taps only ever multiply zero padding and keep their random initial
@@ -34,37 +36,44 @@ POOLINGS = 5
 SMALLEST_SOUND_CROP = 2 * 2**POOLINGS
 
 
-def _conv(cin: int, cout: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel_size=3, padding=1)
+def _conv(cin: int, cout: int, padding: str) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=3, padding=1, padding_mode=padding)
 
 
 class UNet(nn.Module):
     def __init__(
-        self, in_channels: int = 3, out_channels: int | None = None, residual: bool = False
+        self,
+        in_channels: int = 3,
+        out_channels: int | None = None,
+        residual: bool = False,
+        padding: str = "zeros",
     ):
         super().__init__()
         cin, cout = in_channels, out_channels or in_channels
         if residual and cin != cout:
             raise ValueError("a residual U-Net needs as many output channels as input channels")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}")
         self.in_channels, self.out_channels, self.residual = cin, cout, residual
-        self.enc_conv0 = _conv(cin, 48)
-        self.enc_conv1 = _conv(48, 48)
-        self.enc_conv2 = _conv(48, 48)
-        self.enc_conv3 = _conv(48, 48)
-        self.enc_conv4 = _conv(48, 48)
-        self.enc_conv5 = _conv(48, 48)
-        self.enc_conv6 = _conv(48, 48)
-        self.dec_conv5 = _conv(96, 96)
-        self.dec_conv5b = _conv(96, 96)
-        self.dec_conv4 = _conv(144, 96)
-        self.dec_conv4b = _conv(96, 96)
-        self.dec_conv3 = _conv(144, 96)
-        self.dec_conv3b = _conv(96, 96)
-        self.dec_conv2 = _conv(144, 96)
-        self.dec_conv2b = _conv(96, 96)
-        self.dec_conv1a = _conv(96 + cin, 64)
-        self.dec_conv1b = _conv(64, 32)
-        self.dec_conv1 = _conv(32, cout)
+        self.padding = padding
+        self.enc_conv0 = _conv(cin, 48, padding)
+        self.enc_conv1 = _conv(48, 48, padding)
+        self.enc_conv2 = _conv(48, 48, padding)
+        self.enc_conv3 = _conv(48, 48, padding)
+        self.enc_conv4 = _conv(48, 48, padding)
+        self.enc_conv5 = _conv(48, 48, padding)
+        self.enc_conv6 = _conv(48, 48, padding)
+        self.dec_conv5 = _conv(96, 96, padding)
+        self.dec_conv5b = _conv(96, 96, padding)
+        self.dec_conv4 = _conv(144, 96, padding)
+        self.dec_conv4b = _conv(96, 96, padding)
+        self.dec_conv3 = _conv(144, 96, padding)
+        self.dec_conv3b = _conv(96, 96, padding)
+        self.dec_conv2 = _conv(144, 96, padding)
+        self.dec_conv2b = _conv(96, 96, padding)
+        self.dec_conv1a = _conv(96 + cin, 64, padding)
+        self.dec_conv1b = _conv(64, 32, padding)
+        self.dec_conv1 = _conv(32, cout, padding)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from .atomic import atomic_write_bytes
+from .config import PADDINGS
 from .errors import UserError
 from .filecheck import looks_pickled, read_head
 
@@ -128,6 +129,12 @@ class Snapshot:
         return self.meta.get("residual") is True
 
     @property
+    def padding(self) -> str:
+        """How the network's convolutions pad (``network.padding``); older snapshots,
+        without the key, zero-pad as the paper."""
+        return self.meta.get("padding", "zeros")
+
+    @property
     def preset(self) -> dict[str, Any]:
         p = self.meta.get("preset")
         return p if isinstance(p, dict) else {}
@@ -220,6 +227,8 @@ def _check_meta(p: Path, meta: dict[str, Any]) -> None:
             )
     if not isinstance(meta.get("residual", False), bool):
         raise UserError(f"{p}: snapshot metadata 'residual' is not true or false")
+    if meta.get("padding", "zeros") not in PADDINGS:
+        raise UserError(f"{p}: snapshot metadata 'padding' is not one of {', '.join(PADDINGS)}")
     if meta.get("step", 0) < 0:
         raise UserError(f"{p}: snapshot metadata 'step' is negative")
     if meta.get("task", "image") not in ("image", "mri"):
@@ -236,7 +245,7 @@ def load_network(path: str | Path, device: str | torch.device = "cpu"):
 
     snap = read_snapshot(path)
     cin = snap.in_channels
-    net = UNet(cin, residual=snap.residual)
+    net = UNet(cin, residual=snap.residual, padding=snap.padding)
     try:
         net.load_state_dict(snap.weights, strict=True)
     except RuntimeError as e:

@@ -257,6 +257,7 @@ class RunOutput:
             "targets": preset.targets,
             "in_channels": p.task.channels,
             "residual": preset.network.residual,
+            "padding": preset.network.padding,
             "val_psnr": None if self.last_psnr is None else round(self.last_psnr, 2),
             "world_size": world_size,
         }
@@ -454,7 +455,9 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
 
             tb = TBWriter(run_dir / "tensorboard")
         task = make_task(preset, device, d.rank, load_val=d.is_main)
-        net = UNet(task.channels, residual=preset.network.residual).to(device)
+        net = UNet(
+            task.channels, residual=preset.network.residual, padding=preset.network.padding
+        ).to(device)
         if rt.channels_last:
             net = net.to(memory_format=torch.channels_last)
         # CUDA: one fused kernel for the whole update instead of a launch per tensor op.
@@ -494,7 +497,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
                 f"{preset.name}: {what} on {device.type} x{d.world_size}, {precision}, "
                 f"{t.steps} steps, batch {t.batch}x{d.world_size}{crop_txt}, "
                 f"noise {task.noise.describe()}, targets {preset.targets}, loss {task.loss_name}"
-                + (", residual U-Net" if preset.network.residual else "")
+                + preset.network.describe()
             )
             writer.event(start, f"{what}: {device.type} x{d.world_size} {precision}")
             if preset.task == "image" and t.crop < SMALLEST_SOUND_CROP:

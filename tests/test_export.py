@@ -247,11 +247,14 @@ def test_tile_below_32_is_a_user_error(frozen, val_dir, tmp_path, capsys):
     assert "--tile 16" in capsys.readouterr().err
 
 
-def test_a_residual_network_freezes_to_the_same_function(tmp_path, val_dir, capsys):
+def test_a_residual_replicate_padded_network_freezes_to_the_same_function(
+    tmp_path, val_dir, capsys
+):
     torch.manual_seed(2)
     meta = {"step": 7, "preset": {"name": "r"}, "task": "image", "in_channels": 3}
+    net = UNet(3, residual=True, padding="replicate")
     snap = save_snapshot(
-        tmp_path / "r.safetensors", UNet(3, residual=True), meta | {"residual": True}
+        tmp_path / "r.safetensors", net, meta | {"residual": True, "padding": "replicate"}
     )
     model = tmp_path / "r.onnx"
     assert main(["freeze", "--snapshot", str(snap), "--out", str(model)]) == 0

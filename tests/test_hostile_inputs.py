@@ -158,6 +158,10 @@ def test_packed_header_deep_or_past_the_end_is_one_error(tmp_path, make_preset):
         ("runtime.sys_every=inf", "runtime.sys_every"),
         ("runtime.sys_every=1e12", "runtime.sys_every"),
         ("runtime.sys_every=nan", "runtime.sys_every"),
+        ("data.train=", "data.train"),  # empty: was "error: : no images found"
+        ("data.train=noisy:  ", "data.train"),
+        ("data.val=clean:", "data.val"),
+        ("network.padding=reflect", "network.padding"),
     ],
 )
 def test_out_of_range_numbers_are_preset_errors_before_any_run_folder(
@@ -264,3 +268,15 @@ def test_special_file_where_a_download_lands_is_one_error(where, tmp_path):
     env |= {k.upper(): v for k, v in env.items()}
     r = n2n("dataset", "fetch", "kodak24", "--out", tmp_path / "out", env=env, timeout=60)
     assert_user_error(r, target.name, "FIFO" if where.endswith("fifo") else "folder")
+
+
+def test_a_results_dir_that_is_not_there_is_a_typo_not_an_empty_table(tmp_path):
+    for where, why in ((tmp_path / "nope", "no such folder"), (Path(os.devnull), "not a folder")):
+        r = n2n("runs", "--results-dir", where)
+        assert_user_error(r, "--results-dir", str(where), why)
+
+
+@pytest.mark.parametrize("speed", ["1e-308", "0.0001", "inf"])
+def test_replay_speed_that_would_never_end_is_refused(tiny_run, speed):
+    r = n2n("replay", tiny_run, "--speed", speed, timeout=60)
+    assert_user_error(r, "--speed", speed)

@@ -81,7 +81,7 @@ def test_residual_unet_adds_its_input_and_nothing_else():
         UNet(3, out_channels=1, residual=True)
 
 
-def test_snapshot_remembers_a_residual_network(tmp_path):
+def test_snapshot_remembers_a_residual_replicate_padded_network(tmp_path):
     """validate / evaluate / infer / freeze build the network a snapshot was trained as."""
     import pytest
 
@@ -89,15 +89,45 @@ def test_snapshot_remembers_a_residual_network(tmp_path):
     from n2n_core.snapshots import load_network, save_snapshot
 
     torch.manual_seed(1)
-    net = UNet(3, residual=True)
-    path = save_snapshot(tmp_path / "s.safetensors", net, {"step": 5, "residual": True})
+    net = UNet(3, residual=True, padding="replicate")
+    meta = {"step": 5, "residual": True, "padding": "replicate"}
+    path = save_snapshot(tmp_path / "s.safetensors", net, meta)
     loaded, snap = load_network(path)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        assert snap.residual and loaded.residual
+        assert snap.residual and loaded.residual and loaded.padding == "replicate"
         assert torch.allclose(loaded(x), net(x), atol=1e-6)
+        # the same weights zero-padded are another function: the key is what rebuilds it
+        zeros = UNet(3, residual=True)
+        zeros.load_state_dict(net.state_dict())
+        assert not torch.allclose(zeros(x), net(x), atol=1e-3)
     old = save_snapshot(tmp_path / "old.safetensors", UNet(3), {"step": 5})
-    assert load_network(old)[0].residual is False  # snapshots from before the key
+    old_net = load_network(old)[0]  # snapshots from before the keys: the paper's U-Net
+    assert old_net.residual is False and old_net.padding == "zeros"
     bad = save_snapshot(tmp_path / "bad.safetensors", net, {"step": 5, "residual": "yes"})
     with pytest.raises(UserError, match="'residual' is not true or false"):
         load_network(bad)
+    bad = save_snapshot(tmp_path / "bad2.safetensors", net, {"step": 5, "padding": "reflect"})
+    with pytest.raises(UserError, match="'padding' is not one of zeros, replicate"):
+        load_network(bad)
+
+
+def test_replicate_padding_keeps_a_flat_picture_flat_at_any_size():
+    """A flat region larger than any training crop is what a crop-trained zero-padded
+    network has never seen (every deep position of a 64-pixel crop touches the zero
+    border); replicate padding makes the inside of a flat field look like its edge."""
+    torch.manual_seed(3)
+    net = UNet(3, residual=True, padding="replicate")
+    zeros = UNet(3, residual=True)
+    zeros.load_state_dict(net.state_dict())
+    colour = torch.tensor([0.3, -0.1, -0.4]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        small = net(colour.expand(1, 3, 64, 64).contiguous())
+        large = net(colour.expand(1, 3, 256, 192).contiguous())
+        assert torch.allclose(small, small[..., :1, :1].expand_as(small), atol=1e-5)
+        assert torch.allclose(large[..., :1, :1], small[..., :1, :1], atol=1e-5)
+        assert torch.allclose(large, large[..., :1, :1].expand_as(large), atol=1e-5)
+        z = zeros(colour.expand(1, 3, 256, 192).contiguous())
+        assert (z - z[..., 128:129, 96:97]).abs().max() > 1e-3  # zero padding: not so
+        # a 1x1 deepest map (crop 32) is fine too: replicate needs no neighbour
+        assert net(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)

@@ -69,7 +69,7 @@ def evil_val(tmp_path_factory) -> tuple[Path, Path]:
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("evilval")
     snap = save_snapshot(
-        d / "s.safetensors",
+        d / (EVIL_FILE + ".safetensors"),  # the snapshot's own name heads the result line
         UNet(3),
         {"step": 1, "task": "image", "noise": "gaussian", "targets": "noisy"},
     )
