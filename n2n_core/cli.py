@@ -516,7 +516,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
     from .folderlock import FolderLock
     from .runinfo import read_run_info, update_run_info
     from .runs import resolve_run_dir
-    from .train import launch_identity
+    from .train import launch_identity, resume_point
 
     run_dir = resolve_run_dir(a.run_dir)
     if not (run_dir / "preset.yaml").exists():
@@ -528,15 +528,15 @@ def cmd_resume(a: argparse.Namespace) -> int:
     with FolderLock() as lock:
         lock.acquire(run_dir)
         info = read_run_info(run_dir)
-        if (
-            info is not None
-            and info.status == "finished"
-            and (run_dir / "snapshots" / "final.safetensors").exists()
-        ):
+        # The final snapshot is written only after the last step: the run is done,
+        # whatever a damaged run.json says.
+        if (run_dir / "snapshots" / "final.safetensors").exists():
             raise UserError(f"{run_dir}: run already finished; nothing to resume")
         _wait_for_old_processes(run_dir, info)
         # A queued run (a sweep's point, prepared but never started) starts at step 0.
         queued = info is not None and info.status == "queued"
+        if not queued:
+            resume_point(run_dir, preset)  # refused before anything in the folder changes
         changes = {"started": time.time()} if queued else {}
         update_run_info(
             run_dir, status="running", **launch_identity(), ended=None, exit_code=None, **changes

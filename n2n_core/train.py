@@ -79,6 +79,14 @@ def dist_from_env() -> Dist:
     )
 
 
+def resume_point(run_dir: Path, preset: Preset):
+    """The snapshot a resume continues from; a ``UserError`` when there is none."""
+    snap, why = newest_resumable_snapshot(run_dir, preset)
+    if snap is None:
+        raise UserError(f"{run_dir}: no complete snapshot to resume from ({why}); start a new run")
+    return snap
+
+
 def newest_resumable_snapshot(run_dir: Path, preset: Preset | None = None):
     """(snapshot, "") for the newest periodic snapshot that reads back whole with its
     training state (a torn newest one is skipped), else (None, why there is none)."""
@@ -468,11 +476,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
 
         start = 0
         if resume:
-            snap, why = newest_resumable_snapshot(run_dir, preset)
-            if snap is None:
-                raise UserError(
-                    f"{run_dir}: no complete snapshot to resume from ({why}); start a new run"
-                )
+            snap = resume_point(run_dir, preset)
             restore_training_state(snap, net, optimizer, scaler)
             start = snap.step
             if d.is_main:
