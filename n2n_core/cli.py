@@ -661,9 +661,7 @@ def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Pat
     may not lie inside the --image folder.
     """
     from .data.images import list_images
-    from .filecheck import check_output
-
-    keep = (model,) if model else ()
+    from .filecheck import check_output, input_ids
 
     src, dst = Path(image), Path(out)
     if not src.exists():
@@ -680,37 +678,15 @@ def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Pat
             (f, dst / (f.name + ".png" if n in clashes else n))
             for f, n in zip(files, names, strict=True)
         ]
-        _refuse_overwriting_inputs(jobs)
         check_output(dst, "--out", input_folders=(src,), folder=True)
-        for _, out_file in jobs:
-            check_output(out_file, "a denoised image", inputs=keep)
-        _make_dir(dst, "--out")
-        return jobs
-    if dst.is_dir():
-        jobs = [(src, dst / src.name)]
     else:
-        if not dst.parent.exists():
-            raise UserError(f"{dst.parent}: output folder not found")
-        jobs = [(src, dst)]
-    _refuse_overwriting_inputs(jobs)
+        jobs = [(src, dst / src.name if dst.is_dir() else dst)]
+    keep = input_ids([f for f, _ in jobs] + ([model] if model else []))
     for _, out_file in jobs:
         check_output(out_file, "a denoised image", inputs=keep)
+    if src.is_dir():
+        _make_dir(dst, "--out")
     return jobs
-
-
-def _refuse_overwriting_inputs(jobs: list[tuple[Path, Path]]) -> None:
-    inputs: dict[tuple[int, int], Path] = {}
-    for src, _ in jobs:
-        st = src.stat()
-        inputs[(st.st_dev, st.st_ino)] = src
-    for _, out in jobs:
-        try:
-            st = out.stat()
-        except OSError:
-            continue  # not there yet: cannot be an input
-        hit = inputs.get((st.st_dev, st.st_ino))
-        if hit is not None:
-            raise UserError(f"{out}: --out would overwrite the input {hit}; choose another --out")
 
 
 def cmd_infer(a: argparse.Namespace) -> int:
@@ -921,15 +897,13 @@ def cmd_diff(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .runexport import check_output_path, markdown, summaries, write_csv, write_plot
+    from .filecheck import check_output
+    from .runexport import markdown, summaries, write_csv, write_plot
 
     dirs, runs = summaries(a.run_dirs)
-    from .filecheck import check_output
-
     for path, what in ((a.csv, "the CSV file"), (a.plot, "the plot")):
-        if path:
-            check_output_path(path, what)  # refuse before writing anything
-            check_output(path, what, input_folders=tuple(dirs))  # not into a run it reads
+        if path:  # refused before writing anything; never into a run it reads
+            check_output(path, what, input_folders=tuple(dirs))
     if a.csv:
         print(f"CSV: {write_csv(dirs, a.csv)}", file=sys.stderr if a.markdown else sys.stdout)
     if a.plot:

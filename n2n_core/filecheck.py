@@ -104,20 +104,40 @@ def looks_pickled(head: bytes) -> bool:
     return pickle or head[:4] == b"PK\x03\x04"
 
 
+InputIds = dict[tuple[int, int], Path]
+
+
+def input_ids(paths) -> InputIds:
+    """(device, inode) -> path of each input that exists: built once for a command with
+    many inputs (an image folder), so each output is checked against all in O(1)."""
+    ids: InputIds = {}
+    for src in paths:
+        try:
+            st = os.stat(src)
+        except OSError:
+            continue
+        ids[(st.st_dev, st.st_ino)] = Path(src)
+    return ids
+
+
 def check_output(
     out: str | Path,
     what: str,
-    inputs: tuple[str | Path, ...] = (),
+    inputs: tuple[str | Path, ...] | InputIds = (),
     input_folders: tuple[str | Path, ...] = (),
     folder: bool = False,
 ) -> Path:
     """Refuse, before any work, an output that would destroy what is not a result of ours.
 
-    ``folder``: ``out`` is a folder the command writes into (it may exist as one). A device, FIFO, folder or symlink at ``out`` is never replaced by a file (the
-    write would swap ``/dev/null`` or a link for a regular file); ``out`` may not be
-    one of the command's ``inputs`` (same file, hard link or symlink to it) nor lie
-    inside one of its ``input_folders`` (a data set, a run folder) it would spoil.
-    An existing regular file that is none of those is an earlier result: replaced.
+    The one check every command that writes a file the user named goes through (and
+    every atomic write, as a last line of defence). ``folder``: ``out`` is a folder the
+    command writes into (it may exist as one). Otherwise ``out`` is a file: its folder
+    must exist, and a folder, device, FIFO or symlink there is never replaced by a file
+    (the write would swap ``/dev/null`` or a link for a regular file). ``out`` may not
+    be one of the command's ``inputs`` (same file or hard link; paths or an
+    :func:`input_ids` map) nor lie inside one of its ``input_folders`` (a data set, a
+    run folder) it would spoil. An existing regular file that is none of those is an
+    earlier result: replaced.
     """
     p = Path(out).expanduser()
     try:
@@ -129,15 +149,19 @@ def check_output(
     if folder:
         if st is not None and not os.path.isdir(p):
             raise UserError(f"{p}: is not a folder; {what} needs one")
-    elif st is not None and not stat.S_ISREG(st.st_mode):
+    elif st is None:
+        if not p.parent.is_dir():
+            raise UserError(f"{p}: cannot write {what} (folder {p.parent} not found)")
+    elif stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{p}: is a folder; {what} needs a file name")
+    elif not stat.S_ISREG(st.st_mode):
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else _kind(st.st_mode)
         raise UserError(f"{p}: is {kind}; refusing to replace it with {what}")
-    for src in inputs:
-        try:
-            if st is not None and os.path.samefile(p, src):
-                raise UserError(f"{p}: is the input {src}; choose another path for {what}")
-        except OSError:
-            continue
+    if st is not None and inputs:
+        ids = inputs if isinstance(inputs, dict) else input_ids(inputs)
+        hit = ids.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            raise UserError(f"{p}: would overwrite the input {hit}; choose another path for {what}")
     real = os.path.realpath(p)
     for folder in input_folders:
         root = os.path.realpath(folder)

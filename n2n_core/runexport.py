@@ -18,6 +18,7 @@ from typing import Any
 from .atomic import atomic_write_bytes
 from .console import fmt_shift
 from .errors import UserError, printable
+from .filecheck import check_output
 from .records import SysRecord, read_metrics
 from .runs import RunSummary, resolve_run_dir, summarize_run
 
@@ -35,16 +36,6 @@ def _flat_record(rec: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
-
-
-def check_output_path(path: str | Path, what: str) -> Path:
-    """Refuse an output path whose folder is missing or which is a folder, before any work."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        raise UserError(f"{p}: is a folder; {what} needs a file name")
-    if not p.parent.is_dir():
-        raise UserError(f"{p}: cannot write {what} (folder {p.parent} not found)")
-    return p
 
 
 def _write(p: Path, data: bytes, what: str) -> None:
@@ -96,7 +87,7 @@ def _cell(v: Any) -> Any:
 
 
 def write_csv(run_dirs: list[Path], out: str | Path) -> Path:
-    p = check_output_path(out, "the CSV file")
+    p = check_output(out, "the CSV file")
     _write(p, csv_text(run_dirs).encode("utf-8"), "the CSV file")
     return p
 
@@ -151,7 +142,7 @@ def plot_bytes(run_dirs: list[Path], fmt: str, x: str = "step") -> bytes:
 
 
 def write_plot(run_dirs: list[Path], out: str | Path, x: str = "step") -> Path:
-    p = check_output_path(out, "the plot")
+    p = check_output(out, "the plot")
     if p.suffix.lower() not in PLOT_SUFFIXES:
         raise UserError(f"{p}: --plot writes .png or .svg files, not {p.suffix or 'no suffix'}")
     _write(p, plot_bytes(run_dirs, p.suffix.lower()[1:], x), "the plot")

@@ -28,9 +28,10 @@ def _same(path: Path, data: bytes) -> bool:
 def test_a_command_never_writes_over_its_own_input(snap, tmp_path, val_dir):
     before = snap.read_bytes()
     image = next(val_dir.iterdir())
-    assert_user_error(n2n("freeze", "--snapshot", snap, "--out", snap), "is the input")
+    assert_user_error(n2n("freeze", "--snapshot", snap, "--out", snap), "would overwrite the input")
     assert_user_error(
-        n2n("infer", "--snapshot", snap, "--image", image, "--out", snap), "is the input"
+        n2n("infer", "--snapshot", snap, "--image", image, "--out", snap),
+        "would overwrite the input",
     )
     assert _same(snap, before)
 
