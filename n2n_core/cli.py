@@ -678,13 +678,14 @@ def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Pat
             (f, dst / (f.name + ".png" if n in clashes else n))
             for f, n in zip(files, names, strict=True)
         ]
-        check_output(dst, "--out", input_folders=(src,), folder=True)
     else:
         jobs = [(src, dst / src.name if dst.is_dir() else dst)]
-    keep = input_ids([f for f, _ in jobs] + ([model] if model else []))
-    for _, out_file in jobs:
-        check_output(out_file, "a denoised image", inputs=keep)
+    if dst.exists() or not src.is_dir():  # a folder not made yet holds nothing to spoil
+        keep = input_ids([f for f, _ in jobs] + ([model] if model else []))
+        for _, out_file in jobs:
+            check_output(out_file, "a denoised image", inputs=keep)
     if src.is_dir():
+        check_output(dst, "--out", input_folders=(src,), folder=True)
         _make_dir(dst, "--out")
     return jobs
 

@@ -146,6 +146,15 @@ def check_output(
         st = None
     except OSError as e:
         raise UserError(f"{p}: cannot check {what} ({e.strerror})") from None
+    if st is not None and inputs:  # a link to an input is named as the input it reaches
+        ids = inputs if isinstance(inputs, dict) else input_ids(inputs)
+        try:
+            target = os.stat(p)
+            hit = ids.get((target.st_dev, target.st_ino))
+        except OSError:
+            hit = None
+        if hit is not None:
+            raise UserError(f"{p}: would overwrite the input {hit}; choose another path for {what}")
     if folder:
         if st is not None and not os.path.isdir(p):
             raise UserError(f"{p}: is not a folder; {what} needs one")
@@ -157,11 +166,6 @@ def check_output(
     elif not stat.S_ISREG(st.st_mode):
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else _kind(st.st_mode)
         raise UserError(f"{p}: is {kind}; refusing to replace it with {what}")
-    if st is not None and inputs:
-        ids = inputs if isinstance(inputs, dict) else input_ids(inputs)
-        hit = ids.get((st.st_dev, st.st_ino))
-        if hit is not None:
-            raise UserError(f"{p}: would overwrite the input {hit}; choose another path for {what}")
     real = os.path.realpath(p)
     for folder in input_folders:
         root = os.path.realpath(folder)
