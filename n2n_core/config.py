@@ -292,9 +292,9 @@ class DataConfig(_Strict):
     @field_validator("train", "val")
     @classmethod
     def _names_some_data(cls, v: str | None, info) -> str | None:
-        if v is None or (info.field_name == "val" and v == ""):
-            return v  # no validation set
-        if not DataSpec.parse(v).value.strip():
+        # "" is no validation set; a prefix with nothing after it ("pairs:") is
+        # named by the data checks further on
+        if v is not None and info.field_name == "train" and not v.strip():
             raise ValueError(f"{v!r} names no data (a folder, a file or builtin:NAME)")
         return v
 
