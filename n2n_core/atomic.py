@@ -13,7 +13,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     # A device, FIFO, folder or symlink there is not a file of ours to replace.
     from .filecheck import check_output
 
-    check_output(path, "a file")
+    if path.parent.is_dir():  # a missing folder stays the OSError callers handle
+        check_output(path, "a file")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

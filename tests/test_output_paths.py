@@ -79,6 +79,10 @@ def test_devices_fifos_and_links_are_not_replaced_by_files(snap, tmp_path, val_d
     with pytest.raises(UserError, match="FIFO"):
         atomic_write_bytes(fifo, b"x")
     assert fifo.is_fifo()
+    # a folder gone from under a writer (a run folder deleted mid-run) stays an OSError,
+    # which the training loop records as the run's failure
+    with pytest.raises(FileNotFoundError):
+        atomic_write_bytes(tmp_path / "gone" / "snapshot.safetensors", b"x")
     # an earlier result is a result: replaced as before
     out = tmp_path / "model.onnx"
     out.write_bytes(b"old")
