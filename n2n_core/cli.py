@@ -701,6 +701,8 @@ def cmd_infer(a: argparse.Namespace) -> int:
 
 
 def cmd_dataset(a: argparse.Namespace) -> int:
+    from .filecheck import check_output
+
     if a.dataset_cmd == "fetch":
         from .fetch import fetch_dataset
 
@@ -716,13 +718,11 @@ def cmd_dataset(a: argparse.Namespace) -> int:
         return 0
     if a.dataset_cmd == "build":
         from .data.packed import build_packed
-        from .filecheck import check_output
 
         check_output(a.out, "the packed data set", input_folders=(a.src,))
         info = build_packed(a.src, a.out, a.channels)
         print(f"{info['out']}: {info['images']} images, {info['bytes'] / 1e6:.1f} MB")
         return 0
-    from .filecheck import check_output
     from .mri.dataset import build_mri_dataset
 
     check_output(a.out, "the MRI slices", input_folders=(a.src,), folder=True)

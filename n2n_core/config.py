@@ -289,12 +289,12 @@ class DataConfig(_Strict):
     samples: int = Field(3, ge=0, le=64)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
-    @field_validator("train", "val")
+    @field_validator("train")
     @classmethod
-    def _names_some_data(cls, v: str | None, info) -> str | None:
-        # "" is no validation set; a prefix with nothing after it ("pairs:") is
-        # named by the data checks further on
-        if v is not None and info.field_name == "train" and not v.strip():
+    def _names_some_data(cls, v: str) -> str:
+        # (an empty data.val is no validation set; a prefix with nothing after it,
+        # "pairs:", is named by the data checks further on)
+        if not v.strip():
             raise ValueError(f"{v!r} names no data (a folder, a file or builtin:NAME)")
         return v
 
