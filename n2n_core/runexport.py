@@ -151,8 +151,10 @@ def write_plot(run_dirs: list[Path], out: str | Path, x: str = "step") -> Path:
 
 # Markdown and HTML that data must not form: ``<``/``>``/``&`` as entities (no tag,
 # autolink or entity), the rest backslash-escaped (no link, image, code or emphasis,
-# no pipe that adds a column), each character once, so no escape is undone.
-_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\|[]()`*_~"}
+# no pipe that adds a column), each character once, so no escape is undone. ``:``,
+# ``.`` and ``@`` are escaped too: GitHub and other renderers turn a bare
+# ``https://...``, ``www.x.y`` or ``a@b.c`` in plain text into a link.
+_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\|[]()`*_~:.@"}
 
 
 def _md(v: Any) -> str:

@@ -10,6 +10,7 @@ first: a pid may be reused while we wait.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -18,9 +19,13 @@ from pathlib import Path
 
 from .errors import UserError
 from .procident import Verdict, live_ranks, verify_launcher
+from .runfilter import read_run_preset
 from .runinfo import RunInfo, read_run_info
+from .runs import run_state
 
 STOP_GRACE_S = 20.0
+# However slow its steps, a run that has not stopped within this is killed.
+STOP_GRACE_MAX_S = 900.0
 # After SIGKILL the kernel takes the ranks down with their launcher within this.
 REAP_WAIT_S = 10.0
 
@@ -67,14 +72,40 @@ def _anything_alive(run_dir: Path) -> bool:
     return v.ours or bool(live_ranks(run_dir, ranks))
 
 
+def stop_grace(run_dir: str | Path) -> float:
+    """Seconds a run gets after SIGTERM to stop by itself (with a snapshot) before SIGKILL.
+
+    It acts on the stop after the step under way when it is one process, at its next
+    log step (``train.log_every``) when several ranks must agree, then writes a
+    snapshot: at a paper-size crop in fp32 on a CPU a step takes seconds, so a fixed
+    grace would kill a run that was stopping as asked and lose every step since its
+    last snapshot. The base grace plus those steps at the run's measured rate (twice,
+    for a slower step than the last measured), capped at ``STOP_GRACE_MAX_S``."""
+    run_dir = Path(run_dir)
+    ms = run_state(run_dir).values.ms_per_step
+    if not ms or not math.isfinite(ms) or ms <= 0:
+        return STOP_GRACE_S
+    info = read_run_info(run_dir) or RunInfo()
+    steps = 1
+    if (info.world_size or 1) > 1:
+        train = read_run_preset(run_dir).get("train")
+        log_every = train.get("log_every") if isinstance(train, dict) else None
+        ok = isinstance(log_every, int) and not isinstance(log_every, bool) and log_every > 0
+        steps = log_every if ok else 100
+    return min(STOP_GRACE_MAX_S, STOP_GRACE_S + 2.0 * (steps + 1) * ms / 1000.0)
+
+
 def stop_run(
-    run_dir: str | Path, grace: float = STOP_GRACE_S, poll: float = 0.2, sleep=time.sleep
+    run_dir: str | Path, grace: float | None = None, poll: float = 0.2, sleep=time.sleep
 ) -> StopResult:
-    """SIGTERM the run; SIGKILL whatever of it is left after ``grace`` seconds.
+    """SIGTERM the run; SIGKILL whatever of it is left after ``grace`` seconds
+    (:func:`stop_grace` when not given).
 
     Blocking: call it from a worker thread.
     """
     run_dir = Path(run_dir)
+    if grace is None:
+        grace = stop_grace(run_dir)
     v, ranks = _launcher(run_dir)
     live = live_ranks(run_dir, ranks)
     if not v.ours and not (v.state == "gone" and live):

@@ -5,10 +5,11 @@ network is wrapped in DDP, each rank draws its own crops (the data order is a
 pure function of seed, rank and step), and ``train.batch`` is per process. Only
 rank 0 writes the run folder: metrics, log, samples, snapshots.
 
-Stopping: SIGINT/SIGTERM set a flag; ranks agree on it at the next log step,
-rank 0 writes a snapshot and the run ends ``stopped`` (a second Ctrl-C exits at
-once). A non-finite loss ends the run ``failed`` (in fp16 the loss scaler skips
-such steps instead) without overwriting the last good snapshot.
+Stopping: SIGINT/SIGTERM set a flag; one process acts on it after the step under
+way, several ranks agree on it at the next log step; rank 0 writes a snapshot
+and the run ends ``stopped`` (a second Ctrl-C exits at once). A non-finite loss
+ends the run ``failed`` (in fp16 the loss scaler skips such steps instead)
+without overwriting the last good snapshot.
 """
 
 from __future__ import annotations
@@ -330,11 +331,14 @@ def train_loop(
 
         # Validation and snapshot steps are log steps too: the loss is checked for
         # non-finite values (and ranks agree on a stop) before anything is saved.
+        # One process needs no agreement: it stops after the step under way, not up
+        # to log_every steps later (minutes at a paper-size crop on a CPU).
         if (
             due(t.log_every, step)
             or step == t.steps
             or due(t.val_every, step)
             or due(t.snapshot_every, step)
+            or (stop.requested and d.world_size == 1)
         ):
             mean_loss, stop_now, sys_now = agree(
                 loss_sum / max(n_sum, 1), stop.requested, d, mon is not None and mon.due()

@@ -3,7 +3,7 @@
 Runs are started detached (own session, no stdin, output to a file) so that
 quitting the TUI never stops training; the TUI then follows the run folder like
 any other. Stopping is the engine's (:mod:`n2n_core.runstop`): SIGTERM, then
-SIGKILL after a grace period, only to processes proven to be the run's. Short
+SIGKILL after a grace period that allows for the run's step time, only to processes proven to be the run's. Short
 commands (validate, freeze, infer) run to completion and return their output.
 """
 
@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from n2n_core import runstop
-
-STOP_GRACE_S = runstop.STOP_GRACE_S
 
 
 def core_command() -> list[str]:
@@ -152,9 +150,10 @@ def signal_run(run_dir: Path, sig: int) -> str:
     return runstop.signal_run(run_dir, sig)
 
 
-def stop_run(run_dir: Path, grace: float = STOP_GRACE_S, poll: float = 0.2) -> runstop.StopResult:
-    """SIGTERM the run, SIGKILL what is left of it after ``grace`` seconds; every rank
-    included, nothing that is not provably the run's. Blocking: call it from a worker."""
+def stop_run(run_dir: Path, grace: float | None = None, poll: float = 0.2) -> runstop.StopResult:
+    """SIGTERM the run, SIGKILL what is left of it after ``grace`` seconds (by default
+    as long as the run needs to reach its next stop point); every rank included,
+    nothing that is not provably the run's. Blocking: call it from a worker."""
     return runstop.stop_run(run_dir, grace=grace, poll=poll)
 
 

@@ -269,3 +269,33 @@ def test_a_live_launcher_whose_lock_file_was_removed_still_blocks_a_resume(procs
     holder.wait()
     assert effective_status(info, tmp_path) == "interrupted"
     _wait_for_old_processes(tmp_path, info, wait_s=0.2)
+
+
+def _metrics(run_dir, ms_per_step: float) -> None:
+    rec = {"kind": "train", "step": 10, "time": 1.0, "loss": 0.1, "lr": 1e-4}
+    (run_dir / "metrics.jsonl").write_text(json.dumps({**rec, "ms_per_step": ms_per_step}) + "\n")
+
+
+def test_the_grace_before_sigkill_allows_for_slow_steps(tmp_path):
+    # A paper-size crop in fp32 on a CPU: 2 s a step. A fixed 20 s grace would kill
+    # a run of 8 ranks that agrees on a stop only at its next log step (100 steps on).
+    assert runstop.stop_grace(tmp_path) == runstop.STOP_GRACE_S  # nothing measured yet
+    _metrics(tmp_path, 2000.0)
+    write_run_json(tmp_path, {"world_size": 1})
+    one = runstop.stop_grace(tmp_path)
+    assert runstop.STOP_GRACE_S + 2 * 2.0 <= one <= 60  # one process: the step under way
+    write_run_json(tmp_path, {"world_size": 8})
+    (tmp_path / "preset.yaml").write_text("train:\n  log_every: 100\n")
+    ranks = runstop.stop_grace(tmp_path)
+    assert ranks >= runstop.STOP_GRACE_S + 100 * 2.0
+    (tmp_path / "preset.yaml").write_text("train:\n  log_every: 10\n")
+    assert runstop.STOP_GRACE_S + 10 * 2.0 <= runstop.stop_grace(tmp_path) < ranks
+    # however slow, never unbounded; damaged files fall back, never raise
+    _metrics(tmp_path, 1e9)
+    assert runstop.stop_grace(tmp_path) == runstop.STOP_GRACE_MAX_S
+    _metrics(tmp_path, 2000.0)
+    for bad in ("train: 5\n", "train:\n  log_every: true\n", "[unclosed\n"):
+        (tmp_path / "preset.yaml").write_text(bad)
+        assert runstop.STOP_GRACE_S + 100 * 2.0 <= runstop.stop_grace(tmp_path) <= 900
+    (tmp_path / "metrics.jsonl").write_text("garbage\n")
+    assert runstop.stop_grace(tmp_path) == runstop.STOP_GRACE_S

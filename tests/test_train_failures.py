@@ -253,3 +253,23 @@ def test_orphan_temp_files_of_dead_writers_are_removed(make_preset, tmp_path):
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_one_process_stops_after_the_step_under_way(make_preset, tmp_path, monkeypatch):
+    """Not at its next log step, which can be minutes away: a stop's grace is short."""
+    from n2n_core.stopflag import StopFlag
+
+    p = make_preset(train__steps=50, train__log_every=40, train__val_every=0)
+    run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
+    stop = StopFlag()
+    real = ImageTask.loss
+
+    def loss(self, pred, target, step):
+        if step == 6:  # SIGTERM arrives during step 7 (0-based 6)
+            stop.requested, stop.signal_name = True, "SIGTERM"
+        return real(self, pred, target, step)
+
+    monkeypatch.setattr(ImageTask, "loss", loss)
+    assert train_worker(run_dir, stop=stop) == "stopped"
+    assert any("stopped by SIGTERM at step 7" in e["msg"] for e in _events(run_dir))
+    read_snapshot(run_dir / "snapshots" / "snapshot-00000007.safetensors")
