@@ -88,6 +88,18 @@ def test_photos_plus_adds_grey_pictures_and_keeps_validation_held_out():
     assert all((g[..., 1] == g[..., 2]).all() and g.std() > 10 for g in grey)
 
 
+def test_photos_max_trains_on_all_but_the_held_out_photo():
+    from n2n_core.data.sources import load_images
+
+    _, plus = load_images("builtin:photos-plus")
+    _, most = load_images("builtin:photos-max")
+    _, held = load_images("builtin:photos-holdout")
+    _, val = load_images("builtin:photos-val")
+    assert set(plus) < set(most) and held and set(held) < set(val)
+    assert not set(most) & set(held)
+    assert set(most) | set(held) == set(plus) | set(val)
+
+
 @pytest.mark.parametrize("crop, noted", [(32, True), (64, False)])
 def test_a_crop_too_small_for_the_unet_is_pointed_out(make_preset, tmp_path, crop, noted):
     p = make_preset(train__steps=1, train__crop=crop, train__val_every=0)

@@ -5,7 +5,11 @@ back (never seen in training) for validation. ``builtin:photos-plus`` adds six
 greyscale pictures (read as RGB, three equal channels) to the six colour ones:
 the colour photos are mostly dark sky, fundus and tissue, and the grey ones
 bring the textures and edges of ordinary scenes (grass, gravel, brick, a face
-and a camera, coins, the moon) without adding any palette to learn. The files are read from the
+and a camera, coins, the moon) without adding any palette to learn.
+``builtin:photos-max`` is everything worth training on: ``photos-plus`` and two of
+the three held-out photos (the astronaut, the cat), leaving ``builtin:photos-holdout``
+(the coffee cup) unseen to validate on -- for a long run, where more natural
+pictures matter more than a three-photo validation. The files are read from the
 installed package's ``data`` folder, so no download is ever needed.
 """
 
@@ -26,6 +30,7 @@ TRAIN = (
 )
 VAL = ("astronaut.png", "chelsea.png", "coffee.png")
 GREY = ("brick.png", "camera.png", "coins.png", "grass.png", "gravel.png", "moon.png")
+HOLDOUT = ("coffee.png",)
 
 
 def skimage_data_dir() -> Path:
@@ -41,6 +46,8 @@ def builtin_files(name: str) -> list[Path]:
         "photos-plus": TRAIN + GREY,
         "photos-val": VAL,
         "photos-all": TRAIN + VAL,
+        "photos-max": TRAIN + GREY + tuple(f for f in VAL if f not in HOLDOUT),
+        "photos-holdout": HOLDOUT,
     }
     if name not in table:
         raise UserError(f"builtin:{name}: unknown built-in data set (have: {', '.join(table)})")

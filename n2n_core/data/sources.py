@@ -2,7 +2,7 @@
 
 A data spec is one of:
 
-- ``builtin:photos`` / ``builtin:photos-plus`` / ``builtin:photos-val``: the
+- ``builtin:photos`` / ``-plus`` / ``-max`` / ``-val`` / ``-holdout``: the
   pictures scikit-image ships (``data/builtin.py``);
 - a folder of images (png, jpg, ...), read once at start;
 - a packed data set file from ``n2n-core dataset build`` (memory-mapped).
