@@ -104,8 +104,6 @@ def stop_run(
     Blocking: call it from a worker thread.
     """
     run_dir = Path(run_dir)
-    if grace is None:
-        grace = stop_grace(run_dir)
     v, ranks = _launcher(run_dir)
     live = live_ranks(run_dir, ranks)
     if not v.ours and not (v.state == "gone" and live):
@@ -116,6 +114,8 @@ def stop_run(
         signal_run(run_dir, signal.SIGTERM)
     except ProcessLookupError:
         return StopResult("stopped")
+    if grace is None:  # after the SIGTERM: reading the records must not delay the stop
+        grace = stop_grace(run_dir)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not _anything_alive(run_dir):
