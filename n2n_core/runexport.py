@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,17 +152,19 @@ def write_plot(run_dirs: list[Path], out: str | Path, x: str = "step") -> Path:
 
 # Markdown and HTML that data must not form: ``<``/``>``/``&`` as entities (no tag,
 # autolink or entity), the rest backslash-escaped (no link, image, code or emphasis,
-# no pipe that adds a column), each character once, so no escape is undone. ``:``,
-# ``.`` and ``@`` are escaped too: GitHub and other renderers turn a bare
-# ``https://...``, ``www.x.y`` or ``a@b.c`` in plain text into a link.
-_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\|[]()`*_~:.@"}
+# no pipe that adds a column), each character once, so no escape is undone.
+_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\|[]()`*_~@"}
+# GitHub and other renderers also link a bare ``https://x``, ``www.x`` or ``a@b.c``
+# in plain text: ``@`` is always escaped, ``:`` before ``/`` and ``.`` after ``www``.
+_AUTOLINK = re.compile(r":(?=/)|(?<=www)\.", re.IGNORECASE)
 
 
 def _md(v: Any) -> str:
     """A table cell that is only ever text: pipes, line breaks and other control
     characters in names from run folders cannot break the table (a lone CR ends a
     Markdown line too), and no link, image, HTML or emphasis can be formed."""
-    return "".join(" " if ord(c) < 32 or ord(c) == 127 else _MD_ESCAPES.get(c, c) for c in str(v))
+    text = "".join(" " if ord(c) < 32 or ord(c) == 127 else _MD_ESCAPES.get(c, c) for c in str(v))
+    return _AUTOLINK.sub(lambda m: "\\" + m.group(0), text)
 
 
 def _db(v: float | None) -> str:

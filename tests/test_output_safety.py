@@ -107,7 +107,7 @@ def test_export_markdown_forms_no_link_html_or_emphasis_from_names(tmp_path, cap
     row = r.out.splitlines()[2]
     name = (
         "00300-a\\|b&lt;script&gt;alert\\(1\\)&lt;img src=x onerror=alert\\(1\\)&gt;"
-        "\\[x\\]\\(javascript\\:alert\\(1\\)\\)"
+        "\\[x\\]\\(javascript:alert\\(1\\)\\)"
     )
     assert row.startswith(f"| {name} | finished | ")
     assert "\\*cu\\_da\\*\\`x\\`\\\\&amp;amp;×1 bf16" in row
@@ -116,17 +116,19 @@ def test_export_markdown_forms_no_link_html_or_emphasis_from_names(tmp_path, cap
     # no raw tag, and every [ ] ( ) * _ ` \ | of the data is escaped
     assert "<" not in r.out and ">" not in r.out
     for cell in (name, row.split(" | ")[2]):
-        assert not set("[]()`*_\\|") & set(re.sub(r"\\[\\|\[\]()`*_~:.@]", "", cell)), cell
+        assert not set("[]()`*_\\|") & set(re.sub(r"\\[\\|\[\]()`*_~]", "", cell)), cell
 
 
 def test_export_markdown_turns_no_bare_url_or_address_into_a_link(tmp_path, capsys):
     # GitHub-flavoured Markdown links bare https://, www. and e-mail addresses in text
-    d = _run(tmp_path, "00301-https:x.evil.example@www.evil.example", PRESET)
+    d = _run(tmp_path, "00301-mail@www.evil.example", PRESET)
+    update_run_info(d, device="https://evil.example/x WWW.evil.example")
     r = _cli(capsys, "export", d, "--markdown")
     assert r.code == 0, r.err
     row = r.out.splitlines()[2]
-    assert row.startswith("| 00301-https\\:x\\.evil\\.example\\@www\\.evil\\.example | ")
-    assert not re.search(r"https?:|www\.|\w@\w", row)
+    assert row.startswith("| 00301-mail\\@www\\.evil.example | ")
+    assert "https\\://evil.example/x WWW\\.evil.example×1" in row
+    assert not re.search(r"https?://|www\.|\w@\w", row, re.IGNORECASE)
 
 
 # --- CSV: metrics records -------------------------------------------------------------
