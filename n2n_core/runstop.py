@@ -26,6 +26,9 @@ from .runs import run_state
 STOP_GRACE_S = 20.0
 # However slow its steps, a run that has not stopped within this is killed.
 STOP_GRACE_MAX_S = 900.0
+# Ranks whose preset cannot be read are assumed to log this seldom (the reproduction
+# presets' value, above the default): an unknown errs toward waiting, not killing.
+UNKNOWN_LOG_EVERY = 100
 # After SIGKILL the kernel takes the ranks down with their launcher within this.
 REAP_WAIT_S = 10.0
 
@@ -91,7 +94,7 @@ def stop_grace(run_dir: str | Path) -> float:
         train = read_run_preset(run_dir).get("train")
         log_every = train.get("log_every") if isinstance(train, dict) else None
         ok = isinstance(log_every, int) and not isinstance(log_every, bool) and log_every > 0
-        steps = log_every if ok else 100
+        steps = log_every if ok else UNKNOWN_LOG_EVERY
     return min(STOP_GRACE_MAX_S, STOP_GRACE_S + 2.0 * (steps + 1) * ms / 1000.0)
 
 

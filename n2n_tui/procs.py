@@ -3,8 +3,9 @@
 Runs are started detached (own session, no stdin, output to a file) so that
 quitting the TUI never stops training; the TUI then follows the run folder like
 any other. Stopping is the engine's (:mod:`n2n_core.runstop`): SIGTERM, then
-SIGKILL after a grace period that allows for the run's step time, only to processes proven to be the run's. Short
-commands (validate, freeze, infer) run to completion and return their output.
+SIGKILL after a grace period that allows for the run's step time, only to
+processes proven to be the run's. Short commands (validate, freeze, infer) run
+to completion and return their output.
 """
 
 from __future__ import annotations
