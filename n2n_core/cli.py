@@ -19,19 +19,16 @@ import time
 from pathlib import Path
 from typing import get_args
 
+from . import ompenv
 from .config import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from .curves import XAxis
 from .errors import EXIT_STOPPED, EXIT_USER, UserError, error_line, printable
 from .fetch import CATALOGUE, fetch_hint
 
-# OpenMP worker threads that spin at barriers burn their time slice while a partner
-# thread waits for a core; on a shared 2-core machine that made a 2-thread training
-# step 9x slower (3097 vs 334 ms/step, benchmarks/RESULTS.md); its cost on a quiet
-# machine is what `n2n-core bench` there shows. Read when torch loads OpenMP, so set
-# before any import of torch; the user's own setting wins; training workers inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 DEFAULT_RESULTS = "results"
+# Commands whose convolutions run on OpenMP threads: how those threads wait is
+# decided before torch loads (ompenv.py); torchrun ranks and sweep slots inherit it.
+COMPUTE_COMMANDS = frozenset({"run", "resume", "sweep", "validate", "infer", "bench", "evaluate"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -982,6 +979,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("N2N_DEBUG") == "1"
     try:
         a = build_parser().parse_args(argv)
+        if a.cmd in COMPUTE_COMMANDS:
+            ompenv.apply()
         code = dispatch(a, argv)
     except UserError as e:
         if debug:

@@ -13,6 +13,9 @@ import torch
 
 from .errors import UserError
 
+# Its home is torch-free: the CLI needs it before torch loads.
+from .ompenv import cpu_cores as cpu_cores
+
 BACKENDS = {"cpu": "gloo", "cuda": "nccl", "npu": "hccl", "mps": "gloo"}
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -35,14 +38,6 @@ def available_devices() -> list[str]:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         out.append("mps")
     return [*out, "cpu"]
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def resolve_device(kind: str, local_rank: int = 0) -> torch.device:

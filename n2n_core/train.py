@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from . import ompenv
 from .atomic import remove_orphan_temps
 from .config import Preset, dump_preset
 from .console import RunConsole, fmt_duration
@@ -438,6 +439,9 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
     torch.manual_seed(t.seed + d.rank)
 
     con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
+    if device.type == "cpu":
+        # Step times depend on both; a slow run's log says why (ompenv.py).
+        con.log_only(f"cpu threads: {torch.get_num_threads()}, OpenMP {ompenv.describe()}")
     ranks = _rank_identities(d)
     if d.is_main:
         extra = {} if ranks is None else {"ranks": ranks}

@@ -1,6 +1,7 @@
 """A tiny end-to-end run through the CLI and everything that reads its folder."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -171,3 +172,14 @@ def test_devices_lists_what_is_present():
     data = json.loads(r.out)
     assert data == {"devices": available_devices(), "cpu_cores": cpu_cores()}
     assert data["devices"][-1] == "cpu" and data["cpu_cores"] >= 1
+
+
+def test_cpu_run_log_says_how_openmp_threads_wait(tiny_run):
+    """The CLI decided before torch loaded (ompenv), and the log says what, so step times can be read."""
+    from n2n_core.ompenv import USER_KEYS
+
+    run_dir, _, _ = tiny_run
+    line = next(ln for ln in (run_dir / "log.txt").read_text().splitlines() if "cpu threads:" in ln)
+    assert "cpu threads: 1, OpenMP " in line
+    if not any(k in os.environ for k in USER_KEYS):
+        assert "waiters spin" in line or "waiters sleep" in line, line
