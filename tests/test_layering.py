@@ -47,7 +47,7 @@ CORE_LAYERS = [
     # the run model and the leaves everything else stands on (plain_unet: the
     # benchmark's baseline, on purpose built from nothing of ours)
     {"errors", "atomic", "records", "runinfo", "series", "runstate", "tail", "filecheck"}
-    | {"folderlock", "procident", "plain_unet", "stopflag"},
+    | {"folderlock", "procident", "plain_unet", "stopflag", "ompenv"},
     {"config", "device", "console", "schedule", "losses", "network", "neighbor", "runs"}
     | {"runstop", "lifeline", "runfilter", "curves", "sysmon"},
     {"noise", "data", "evaluate", "snapshots", "accel", "mri.schedule", "mri.spectral"}
