@@ -979,7 +979,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("N2N_DEBUG") == "1"
     try:
         a = build_parser().parse_args(argv)
-        if a.cmd in COMPUTE_COMMANDS:
+        if a.cmd in COMPUTE_COMMANDS and not (
+            a.cmd == "sweep" and a.target in ("status", "cancel")
+        ):
             ompenv.apply()
         code = dispatch(a, argv)
     except UserError as e:

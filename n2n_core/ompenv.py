@@ -7,50 +7,54 @@ at crop 64 took 54 ms with sleeping waiters and 38 ms with a short spin (1.4x;
 crop 96: 1.3x). With another busy process on the same cores, spinning burns the
 time slice the partner thread is waiting for: libgomp's default spin made a
 2-thread step 9x slower, a short spin 1.1x (benchmarks/bench_threads.py, its
-numbers in benchmarks/RESULTS.md). So: a short spin when the CPUs are quiet as
-the command starts, sleeping waiters when they are already busy, and whatever
-the user set wins. Children (torchrun ranks, sweep slots) inherit the choice.
+numbers in benchmarks/RESULTS.md). So: a short spin when the cores this process
+may use are quiet as the command starts, sleeping waiters when something else
+computes on them, and whatever the user set wins. Children (torchrun ranks,
+sweep slots) inherit the choice; a Slurm job decides again on its node.
 
-The CPUs' use is sampled for 0.1 s, not read from the load average: that lags by
+The cores' use is sampled for 0.1 s, not read from the load average: that lags by
 minutes, and a run started right after another (a sweep, ``make demo`` after
-``make setup``) would find the machine "busy" with work that has ended.
+``make setup``) would find the machine "busy" with work that has ended. Only
+Linux builds of torch use libgomp; elsewhere waiters sleep, as before.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping
 
 # Spin iterations before a waiting thread sleeps; 3,000 kept the quiet-machine gain
 # (1.43x vs sleeping; 10,000: 1.45x) at the least cost on shared cores (0.89x; 10,000: 0.66x).
 SPIN_COUNT = "3000"
 USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-BUSY_FRACTION = 0.5  # of all CPUs in use by others: from here on, waiters sleep
+# Set beside our own choice, so that a job on another machine (Slurm) can tell it
+# from the user's and decide for its own cores.
+DECIDED_KEY = "N2N_OMP_DECIDED"
 SAMPLE_S = 0.1
 
 
-def omp_wait_env(environ: Mapping[str, str], busy: float | None) -> dict[str, str]:
+def quiet_limit(cores: int) -> float:
+    """Busy cores below which ours count as quiet: under half a core, plus a 16th of them
+    for the daemons a large node always runs."""
+    return 0.5 + cores / 16
+
+
+def omp_wait_env(
+    environ: Mapping[str, str], busy_cores: float | None, cores: int, platform: str = "linux"
+) -> dict[str, str]:
     """The variables to add to ``environ``: none if the user set either, else spin or sleep.
 
-    ``busy`` is the fraction of the machine's CPU time in use (0..1; None when it
+    ``busy_cores`` is how many of our ``cores`` others kept busy (None when it
     cannot be read, which counts as busy: sleeping waiters are never the bad case).
     """
     if any(k in environ for k in USER_KEYS):
         return {}
-    if busy is None or busy >= BUSY_FRACTION:
-        return {"OMP_WAIT_POLICY": "PASSIVE"}
-    return {"GOMP_SPINCOUNT": SPIN_COUNT}
-
-
-def cpu_busy() -> float | None:
-    """The fraction of all CPUs busy over the next 0.1 s, or None."""
-    try:
-        import psutil
-
-        return psutil.cpu_percent(interval=SAMPLE_S) / 100.0
-    except Exception:  # no /proc, a sandbox: not knowing is an answer too
-        return None
+    quiet = busy_cores is not None and busy_cores < quiet_limit(cores)
+    if quiet and platform == "linux":
+        return {"GOMP_SPINCOUNT": SPIN_COUNT, DECIDED_KEY: "1"}
+    return {"OMP_WAIT_POLICY": "PASSIVE", DECIDED_KEY: "1"}
 
 
 def cpu_cores() -> int:
@@ -61,13 +65,49 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def busy_cores() -> float | None:
+    """How many of the cores this process may use were busy over the next 0.1 s, or None."""
+    try:
+        import psutil
+
+        before = psutil.cpu_times(percpu=True)
+        time.sleep(SAMPLE_S)
+        after = psutil.cpu_times(percpu=True)
+        try:
+            mine = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            mine = list(range(len(after)))
+        busy = 0.0
+        for i in mine:
+            if i >= len(after) or i >= len(before):
+                return None
+            total = sum(after[i]) - sum(before[i])
+            idle = (after[i].idle - before[i].idle) + (
+                getattr(after[i], "iowait", 0.0) - getattr(before[i], "iowait", 0.0)
+            )
+            if total <= 0:  # a frozen or synthetic /proc/stat: unknown, not quiet
+                return None
+            busy += min(max(1.0 - idle / total, 0.0), 1.0)
+        return busy
+    except Exception:  # no /proc, a sandbox: not knowing is an answer too
+        return None
+
+
 def apply() -> dict[str, str]:
     """Decide for this process and its children; nothing once torch is loaded (too late to matter)."""
     if "torch" in sys.modules or any(k in os.environ for k in USER_KEYS):
         return {}
-    add = omp_wait_env(os.environ, cpu_busy())
+    add = omp_wait_env(os.environ, busy_cores(), cpu_cores(), sys.platform)
     os.environ.update(add)
     return add
+
+
+def undecided(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without our own choice (the user's stays): for a process on another machine."""
+    if DECIDED_KEY not in environ:
+        return dict(environ)
+    drop = {*USER_KEYS, DECIDED_KEY}
+    return {k: v for k, v in environ.items() if k not in drop}
 
 
 def describe(environ: Mapping[str, str] = os.environ) -> str:

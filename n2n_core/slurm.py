@@ -28,6 +28,7 @@ from typing import Any
 
 from .config import Preset, SlurmConfig
 from .errors import UserError
+from .ompenv import undecided
 from .sweep import CANCEL_FILE, Point, SchedulerLock, Sweep, point_dir, run_status, write_sweep
 
 RDZV_PORT = 29400
@@ -146,7 +147,11 @@ class PointJob:
 
             env = submitit.JobEnvironment()
             node, head = env.node, env.hostnames[0]
-        code = subprocess.call(self.command(node, head), stdin=subprocess.DEVNULL)
+        # sbatch exports the submitting shell's environment: how OpenMP threads wait
+        # there was decided for the login node's cores, not this node's (ompenv.py).
+        code = subprocess.call(
+            self.command(node, head), stdin=subprocess.DEVNULL, env=undecided(os.environ)
+        )
         if code not in (0, 130):
             raise RuntimeError(f"n2n-core resume {self.run_dir} exited with status {code}")
         return code

@@ -27,6 +27,8 @@ def _modules_after(code: str) -> set[str]:
 def test_core_does_not_import_textual():
     mods = _modules_after("import n2n_core, n2n_core.runs, n2n_core.config, n2n_core.cli")
     assert "textual" not in mods
+    # cli decides how OpenMP threads wait before torch loads (ompenv): importing it must not load torch.
+    assert "torch" not in mods
 
 
 def test_tui_does_not_import_torch_or_training():
