@@ -127,8 +127,8 @@ def test_disk_full_while_logging_fails_the_run_and_keeps_snapshots(
     if where == "metrics":
         _full_after(monkeypatch, MetricsWriter, "write", "_f", 7)  # the train record of step 5
     else:
-        # log lines: started, the crop-32 note, step 1, step 2 (fills the disk)
-        _full_after(monkeypatch, RunConsole, "log_only", "_log", 4)
+        # log lines: cpu threads, started, the crop-32 note, step 1, step 2 (fills the disk)
+        _full_after(monkeypatch, RunConsole, "log_only", "_log", 5)
     assert train_worker(run_dir) == "failed"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "failed" and info["exit_code"] == 1
