@@ -688,9 +688,10 @@ def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Pat
 
 
 def cmd_infer(a: argparse.Namespace) -> int:
+    # Checked before torch loads: a wrong --out is an answer in a fraction of a second.
+    jobs = image_jobs(a.image, a.out, a.snapshot)
     from .infer import denoise_files, make_runner_for_snapshot
 
-    jobs = image_jobs(a.image, a.out, a.snapshot)
     runner, channels = make_runner_for_snapshot(a.snapshot, a.device, a.engine)
     for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
         print(f"{src} -> {dst}")
