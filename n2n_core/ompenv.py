@@ -57,12 +57,18 @@ def omp_wait_env(
     return {"OMP_WAIT_POLICY": "PASSIVE", DECIDED_KEY: "1"}
 
 
+def _my_cpus() -> list[int] | None:
+    """The CPU numbers this process may run on (a container or taskset may allow fewer)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
 def cpu_cores() -> int:
     """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    cpus = _my_cpus()
+    return len(cpus) if cpus else (os.cpu_count() or 1)
 
 
 def busy_cores() -> float | None:
@@ -73,13 +79,10 @@ def busy_cores() -> float | None:
         before = psutil.cpu_times(percpu=True)
         time.sleep(SAMPLE_S)
         after = psutil.cpu_times(percpu=True)
-        try:
-            mine = sorted(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            mine = list(range(len(after)))
+        mine = _my_cpus() or list(range(len(after)))
         busy = 0.0
         for i in mine:
-            if i >= len(after) or i >= len(before):
+            if i >= min(len(before), len(after)):
                 return None
             total = sum(after[i]) - sum(before[i])
             idle = (after[i].idle - before[i].idle) + (
