@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from n2n_core.evaluate import pad_image, torch_runner  # noqa: E402
-from n2n_core.export import _runner, _session, export_bytes  # noqa: E402
-from n2n_core.network import UNet  # noqa: E402
+from n2n_core.engine.network import UNet  # noqa: E402
+from n2n_core.evaluation.onnx import _runner, _session, export_bytes  # noqa: E402
+from n2n_core.evaluation.protocol import pad_image, torch_runner  # noqa: E402
 
 SIZES = [(512, 768), (256, 256)]  # (H, W): the seed's frozen 768x512 input, a small crop
 

@@ -27,8 +27,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from n2n_core.bench import EngineTrainer
-from n2n_core.sysmon import VECTOR_LEN, SysMonitor, host_stats
+from n2n_core.bench.measure import EngineTrainer
+from n2n_core.engine.sysmon import VECTOR_LEN, SysMonitor, host_stats
 
 
 def per_call(fn, n: int) -> float:

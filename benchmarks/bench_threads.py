@@ -2,7 +2,7 @@
 
 Each setting runs in its own child process (libgomp reads its environment once,
 when torch loads it), interleaved round by round, and the step is the engine's
-own (:class:`n2n_core.bench.EngineTrainer`, bf16 where native, as the presets
+own (:class:`n2n_core.bench.measure.EngineTrainer`, bf16 where native, as the presets
 run). Prints ms/step and each setting's ratio to ``OMP_WAIT_POLICY=PASSIVE``::
 
     .venv/bin/python benchmarks/bench_threads.py            # batch 2, crop 64
@@ -10,7 +10,7 @@ run). Prints ms/step and each setting's ratio to ``OMP_WAIT_POLICY=PASSIVE``::
 
 "alone" is one run with every core; "shared" is two such runs at once on the
 same cores (two runs started by hand, or a run beside a test suite). What
-``n2n-core`` picks is :func:`n2n_core.ompenv.omp_wait_env`.
+``n2n-core`` picks is :func:`n2n_core.process.ompenv.omp_wait_env`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SHARED_SKIP = {"libgomp default"}
 def child(batch: int, crop: int, steps: int) -> None:
     import torch
 
-    from n2n_core.bench import EngineTrainer, _bf16_ok
+    from n2n_core.bench.measure import EngineTrainer, _bf16_ok
 
     device = torch.device("cpu")
     eng = EngineTrainer(batch, crop, device, "bf16" if _bf16_ok(device) else "fp32")

@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from n2n_core.evaluate import clip_to_uint8, infer_float, psnr, torch_runner  # noqa: E402
-from n2n_core.snapshots import load_network  # noqa: E402
+from n2n_core.engine.snapshots import load_network  # noqa: E402
+from n2n_core.evaluation.protocol import clip_to_uint8, infer_float, psnr, torch_runner  # noqa: E402
 
 # sky blue, deep blue, grass green, red, yellow, grey (0..1 per channel)
 COLOURS = [

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from n2n_core.data.builtin import builtin_files  # noqa: E402
 from n2n_core.data.demo import make_demo_noisy, make_demo_pairs  # noqa: E402
 from n2n_core.data.images import list_images, load_image, save_image  # noqa: E402
-from n2n_core.records import EventRecord, TrainRecord, ValRecord, read_metrics  # noqa: E402
+from n2n_core.runs.records import EventRecord, TrainRecord, ValRecord, read_metrics  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "datasets" / "kodak"
 PRESETS = {
@@ -82,9 +82,9 @@ def seconds_per_step(preset_path: Path, overrides: list[str], steps: int = 12) -
 
     import torch
 
-    from n2n_core.config import load_preset
-    from n2n_core.network import UNet
-    from n2n_core.tasks import make_task
+    from n2n_core.config.preset import load_preset
+    from n2n_core.engine.network import UNet
+    from n2n_core.tasks.registry import make_task
 
     preset = load_preset(preset_path, overrides + ["train.steps=1000"])
     if preset.runtime.threads:

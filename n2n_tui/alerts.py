@@ -13,11 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from n2n_core.records import EventRecord, parse_lines
-from n2n_core.runinfo import RunInfo
-from n2n_core.runs import RunSummary
-
-from . import formatting as fmt
+from n2n_core import formatting as fmt
+from n2n_core.runs.info import RunInfo
+from n2n_core.runs.records import EventRecord, parse_lines
+from n2n_core.runs.summary import RunSummary
 
 TAIL_BYTES = 64 * 1024
 ENDED = ("finished", "failed", "stopped", "interrupted")

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.signal import Signal
 from textual.worker import Worker
 
-from n2n_core.runs import RunSummary
+from n2n_core.runs.summary import RunSummary
 
 from .alerts import Alert, AlertWatch
 from .procs import Started, probe_devices
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.replay:
-            from n2n_core.runs import resolve_run_dir
+            from n2n_core.runs.paths import resolve_run_dir
 
             resolve_run_dir(args.replay)
         images = mode_from_env()

@@ -3,7 +3,7 @@
 Filled from a background thread (a tail of ``metrics.jsonl``) and read by the UI
 on a timer, like :class:`feed.RunFeed`. The state gives the values, the
 evaluation cells and every metric's series against step; which record field
-makes which curve is the engine's :mod:`n2n_core.curves`, used here for the
+makes which curve is the engine's :mod:`n2n_core.runs.curves`, used here for the
 same metrics against the minutes since the run's first record.
 """
 
@@ -13,10 +13,10 @@ import math
 import threading
 from collections.abc import Sequence
 
-from n2n_core.curves import METRICS, points
-from n2n_core.records import Record
-from n2n_core.runstate import RunState, RunValues
-from n2n_core.series import Series
+from n2n_core.runs.curves import METRICS, points
+from n2n_core.runs.records import Record
+from n2n_core.runs.series import Series
+from n2n_core.runs.state import RunState, RunValues
 
 
 class RunCurves:

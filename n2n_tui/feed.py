@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
-from n2n_core.records import EventRecord, Record
-from n2n_core.runstate import EVENTS_KEPT, RunState, RunValues
-from n2n_core.tail import FileTail, MetricsTail
+from n2n_core.runs.records import EventRecord, Record
+from n2n_core.runs.state import EVENTS_KEPT, RunState, RunValues
+from n2n_core.runs.tail import FileTail, MetricsTail
 
 LOG_LINES = EVENTS_KEPT
 

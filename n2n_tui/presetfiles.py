@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from n2n_core.config import Preset, read_preset_data, validate_preset
+from n2n_core.config.preset import Preset, read_preset_data, validate_preset
 from n2n_core.errors import UserError
 
 

@@ -2,7 +2,7 @@
 
 Runs are started detached (own session, no stdin, output to a file) so that
 quitting the TUI never stops training; the TUI then follows the run folder like
-any other. Stopping is the engine's (:mod:`n2n_core.runstop`): SIGTERM, then
+any other. Stopping is the engine's (:mod:`n2n_core.training.stop`): SIGTERM, then
 SIGKILL after a grace period that allows for the run's step time, only to
 processes proven to be the run's. Short commands (validate, freeze, infer) run
 to completion and return their output.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from n2n_core import runstop
+from n2n_core.training import stop as runstop
 
 
 def core_command() -> list[str]:
@@ -147,7 +147,7 @@ def tail_text(path: Path, lines: int = 12, limit: int = 64 << 10) -> list[str]:
 
 def signal_run(run_dir: Path, sig: int) -> str:
     """Send ``sig`` to the run in ``run_dir``, only if it is provably that run's
-    (:func:`n2n_core.runstop.signal_run`; raises ``UserError`` saying why not)."""
+    (:func:`n2n_core.training.stop.signal_run`; raises ``UserError`` saying why not)."""
     return runstop.signal_run(run_dir, sig)
 
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from n2n_core.filecheck import is_regular_file
-from n2n_core.records import Record, parse_lines, parse_record, read_metrics
-from n2n_core.tail import MetricsTail
+from n2n_core.files.checks import is_regular_file
+from n2n_core.runs.records import Record, parse_lines, parse_record, read_metrics
+from n2n_core.runs.tail import MetricsTail
 
 from .feed import RunFeed
 

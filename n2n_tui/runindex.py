@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from n2n_core.runinfo import RunInfo, read_run_info
-from n2n_core.runs import RunSummary, list_run_dirs
-from n2n_core.runstate import RunState
-from n2n_core.tail import MetricsTail
+from n2n_core.runs.info import RunInfo, read_run_info
+from n2n_core.runs.paths import list_run_dirs
+from n2n_core.runs.state import RunState
+from n2n_core.runs.summary import RunSummary
+from n2n_core.runs.tail import MetricsTail
 
 
 def _stamp(p: Path) -> tuple[int, int] | None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from n2n_core.records import EvalRecord
-from n2n_core.runs import run_state
+from n2n_core.runs.records import EvalRecord
+from n2n_core.runs.summary import run_state
 
 from .procs import run_core
 

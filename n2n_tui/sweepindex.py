@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from n2n_core.errors import UserError
-from n2n_core.runs import RunSummary
-from n2n_core.sweep import Sweep, list_sweep_dirs, point_dir, read_sweep, scheduler_alive
+from n2n_core.runs.summary import RunSummary
+from n2n_core.sweeps.store import Sweep, list_sweep_dirs, point_dir, read_sweep, scheduler_alive
 
 
 @dataclass(frozen=True)

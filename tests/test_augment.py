@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from n2n_core.config import load_preset
+from n2n_core.config.preset import load_preset
 from n2n_core.data.augment import augment_crops, dihedral
 from n2n_core.errors import UserError
-from n2n_core.task import ImageTask
+from n2n_core.tasks.image import ImageTask
 
 
 def test_dihedral_gives_eight_distinct_transforms():

@@ -133,8 +133,8 @@ def test_awkward_images_convert_correctly(tmp_path):
 def snapshot(tmp_path_factory) -> Path:
     import torch
 
-    from n2n_core.network import UNet
-    from n2n_core.snapshots import save_snapshot
+    from n2n_core.engine.network import UNet
+    from n2n_core.engine.snapshots import save_snapshot
 
     torch.manual_seed(0)
     p = tmp_path_factory.mktemp("snap") / "good.safetensors"
@@ -371,8 +371,8 @@ def test_unknown_verb_and_bad_flags():
 def test_snapshot_whose_header_length_starts_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
     # A safetensors file opens with its header length (u64 LE); a low byte of 0x80
     # must not look like a pickle's protocol marker.
-    from n2n_core.network import UNet
-    from n2n_core.snapshots import read_snapshot, save_snapshot
+    from n2n_core.engine.network import UNet
+    from n2n_core.engine.snapshots import read_snapshot, save_snapshot
 
     net = UNet(3)
     for pad in range(300):
@@ -464,7 +464,7 @@ BAD_PRESETS = [
 
 @pytest.mark.parametrize("kind", BAD_PRESETS)
 def test_hostile_presets_are_refused_at_once(kind, tmp_path):
-    from n2n_core.config import read_preset_data
+    from n2n_core.config.preset import read_preset_data
 
     p, needle = make_bad_preset(kind, tmp_path)
     with pytest.raises(UserError) as e:
@@ -489,7 +489,7 @@ def test_special_files_as_preset(tmp_path):
 
 
 def test_alias_merge_and_long_values_still_work(tmp_path):
-    from n2n_core.config import load_preset
+    from n2n_core.config.preset import load_preset
 
     p = tmp_path / "ok.yaml"
     p.write_text(
@@ -510,7 +510,7 @@ def test_alias_merge_and_long_values_still_work(tmp_path):
 
 
 def test_error_messages_do_not_embed_large_values(tmp_path):
-    from n2n_core.config import load_preset
+    from n2n_core.config.preset import load_preset
 
     p = tmp_path / "big.yaml"
     p.write_text("name: ok\ntrain: {steps: 5}\ntask: " + "x" * 100_000 + "\n")
@@ -533,7 +533,7 @@ def test_bad_name_blames_the_name_flag(name, tmp_path, make_preset):
 
 
 def test_merge_key_override_is_not_a_duplicate(tmp_path):
-    from n2n_core.config import load_preset
+    from n2n_core.config.preset import load_preset
 
     p = tmp_path / "merge.yaml"
     p.write_text("name: ok\ntrain:\n  <<: {steps: 5, lr: 0.001}\n  lr: 0.002\n")
@@ -704,7 +704,7 @@ DAMAGED_SNAPSHOTS = {
 
 @pytest.mark.parametrize("kind", list(DAMAGED_SNAPSHOTS))
 def test_damaged_weights_and_metadata_are_refused(kind, tmp_path, snapshot):
-    from n2n_core.snapshots import load_network
+    from n2n_core.engine.snapshots import load_network
 
     p = make_damaged_snapshot(kind, tmp_path, snapshot)
     with pytest.raises(UserError) as e:
@@ -781,8 +781,8 @@ BAD_ONNX = {
 
 @pytest.mark.parametrize("kind", list(BAD_ONNX))
 def test_onnx_models_that_are_not_n2n_image_models(kind, tmp_path):
-    from n2n_core.export import onnx_runner
-    from n2n_core.infer import denoise_files
+    from n2n_core.evaluation.infer import denoise_files
+    from n2n_core.evaluation.onnx import onnx_runner
 
     m = make_bad_onnx(kind, tmp_path / f"{kind}.onnx")
     img = _good_png(tmp_path / "in.png", (90, 70))
@@ -824,7 +824,7 @@ def test_infer_never_overwrites_its_input(tmp_path, snapshot):
 
 
 def test_infer_frozen_never_overwrites_its_input(tmp_path, snapshot):
-    from n2n_core.export import freeze
+    from n2n_core.evaluation.onnx import freeze
 
     model = freeze(snapshot, tmp_path / "m.onnx")
     img = _good_png(tmp_path / "in.png")
@@ -835,7 +835,7 @@ def test_infer_frozen_never_overwrites_its_input(tmp_path, snapshot):
 
 
 def test_folder_output_names_are_distinct(tmp_path):
-    from n2n_core.cli import image_jobs
+    from n2n_core.cli.main import image_jobs
 
     src = tmp_path / "src"
     src.mkdir()
@@ -897,7 +897,7 @@ def test_fifo_as_frozen_model_fails_at_once(tmp_path):
     assert_user_error(r, "model.onnx", "FIFO")
     for special in (fifo, tmp_path, Path("/dev/null")):
         with pytest.raises(UserError, match="expected"):
-            from n2n_core.export import open_frozen
+            from n2n_core.evaluation.onnx import open_frozen
 
             open_frozen(special)
 
@@ -931,8 +931,8 @@ def test_unwritable_results_dir_in_process(tmp_path, make_preset, monkeypatch):
     import errno
     import pathlib
 
-    from n2n_core.config import load_preset
-    from n2n_core.train import prepare_run
+    from n2n_core.config.preset import load_preset
+    from n2n_core.runs.paths import prepare_run
 
     res = tmp_path / "res"
     res.mkdir()
@@ -955,7 +955,7 @@ def test_unwritable_results_dir_in_process(tmp_path, make_preset, monkeypatch):
 def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
     import os
 
-    from n2n_core.tail import MetricsTail
+    from n2n_core.runs.tail import MetricsTail
 
     res = tmp_path / "results"
     d = res / "00000-fifos"
@@ -975,7 +975,7 @@ def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
 
 
 def test_set_override_with_an_alias_bomb_is_refused():
-    from n2n_core.config import apply_overrides
+    from n2n_core.config.preset import apply_overrides
 
     bomb = "[&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], " + ", ".join(
         ["&c [*b,*b,*b,*b,*b,*b,*b,*b,*b]"] + ["*c"] * 40

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from n2n_core import bench
+from n2n_core.bench import measure as bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def test_bench_quick_json_has_every_field():
 
 
 def test_conv_flops_matches_the_paper_figures():
-    from n2n_core.network import UNet
+    from n2n_core.engine.network import UNet
 
     net = UNet(3)
     # Issue 7: 273 GFLOP per training step at batch 4, 256x256; 137 GFLOP per 768x512 image.
@@ -73,8 +73,8 @@ def test_conv_flops_matches_the_paper_figures():
 
 
 def test_plain_port_computes_the_engine_network():
-    from n2n_core import plain_unet as plain
-    from n2n_core.network import UNet
+    from n2n_core.bench import plain_unet as plain
+    from n2n_core.engine.network import UNet
 
     a, b = UNet(3), plain.PlainUNet(3)
     b.load_state_dict(a.state_dict())
@@ -95,7 +95,7 @@ def test_interleaved_times_every_function():
 
 
 def test_compiled_or_eager_falls_back_when_compiling_fails():
-    from n2n_core.accel import CompiledOrEager
+    from n2n_core.engine.compile import CompiledOrEager
 
     def broken(x):
         raise RuntimeError("no compiler")
@@ -109,7 +109,7 @@ def test_compiled_or_eager_falls_back_when_compiling_fails():
 
 
 def test_gaussian_noise_keeps_channels_last_and_is_seeded():
-    from n2n_core.noise import Gaussian
+    from n2n_core.engine.noise import Gaussian
 
     x = torch.zeros(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
     rng = np.random.default_rng(0)

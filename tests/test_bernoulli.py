@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from n2n_core.config import load_preset
-from n2n_core.losses import compute_loss, masked_loss
-from n2n_core.noise import Bernoulli
-from n2n_core.task import ImageTask, MaskedTarget
+from n2n_core.config.preset import load_preset
+from n2n_core.engine.losses import compute_loss, masked_loss
+from n2n_core.engine.noise import Bernoulli
+from n2n_core.tasks.image import ImageTask, MaskedTarget
 
 
 def test_train_drops_whole_pixels_to_black_at_the_keep_rate():

@@ -165,7 +165,7 @@ def test_bad_inputs_fail_cleanly(tiny_run, tmp_path, make_preset):
 
 
 def test_devices_lists_what_is_present():
-    from n2n_core.device import available_devices, cpu_cores
+    from n2n_core.engine.device import available_devices, cpu_cores
 
     r = n2n("devices", "--json")
     assert r.code == 0, r.err
@@ -176,7 +176,7 @@ def test_devices_lists_what_is_present():
 
 def test_cpu_run_log_says_how_openmp_threads_wait(tiny_run):
     """The CLI decided before torch loaded (ompenv), and the log says what, so step times can be read."""
-    from n2n_core.ompenv import USER_KEYS
+    from n2n_core.process.ompenv import USER_KEYS
 
     run_dir, _, _ = tiny_run
     line = next(ln for ln in (run_dir / "log.txt").read_text().splitlines() if "cpu threads:" in ln)

@@ -47,9 +47,9 @@ def test_two_process_run_has_world_size_2_and_one_stream(make_preset, tmp_path):
 def _ddp_step(rank: int, world: int, init_file: str, data_file: str, out_file: str) -> None:
     import torch.distributed as dist
 
-    from n2n_core.losses import compute_loss
-    from n2n_core.network import UNet
-    from n2n_core.train import ADAM_BETAS, ADAM_EPS
+    from n2n_core.engine.losses import compute_loss
+    from n2n_core.engine.network import UNet
+    from n2n_core.training.step import ADAM_BETAS, ADAM_EPS
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -70,9 +70,9 @@ def _ddp_step(rank: int, world: int, init_file: str, data_file: str, out_file: s
 
 
 def test_two_ranks_of_batch_b_equal_one_rank_of_batch_2b(tmp_path):
-    from n2n_core.losses import compute_loss
-    from n2n_core.network import UNet
-    from n2n_core.train import ADAM_BETAS, ADAM_EPS
+    from n2n_core.engine.losses import compute_loss
+    from n2n_core.engine.network import UNet
+    from n2n_core.training.step import ADAM_BETAS, ADAM_EPS
 
     g = torch.Generator().manual_seed(1)
     x = torch.rand(4, 3, 32, 32, generator=g) - 0.5
@@ -206,10 +206,10 @@ def test_bad_input_under_torchrun_is_one_error_line_and_exit_2(make_preset, phot
 
 
 def test_agent_names_the_cause_once(tmp_path):
-    """Unit: torchrun's failures -> the lines and status n2n_core.agent gives."""
+    """Unit: torchrun's failures -> the lines and status n2n_core.training.agent gives."""
     from types import SimpleNamespace
 
-    from n2n_core.agent import exit_status, failure_lines
+    from n2n_core.training.agent import exit_status, failure_lines
 
     def failure(rank, exitcode, timestamp, message=None):
         """As torchrun builds it: error_file_data from the rank's file, if it wrote one."""

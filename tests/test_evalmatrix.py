@@ -14,18 +14,18 @@ import torch
 import yaml
 from cli_helpers import Result, assert_user_error
 
-from n2n_core.baselines import denoise_bm3d, nlm_params, score_baseline
-from n2n_core.cli import main
+from n2n_core.cli.main import main
 from n2n_core.data.images import save_image
 from n2n_core.data.sources import ValImage, open_val
-from n2n_core.evalmatrix import plan, run_matrix, store
-from n2n_core.evaluate import torch_runner, validate
-from n2n_core.network import UNet
-from n2n_core.noise import noise_at_level
-from n2n_core.records import EvalRecord, read_metrics
-from n2n_core.runinfo import update_run_info
-from n2n_core.runs import summarize_run
-from n2n_core.snapshots import load_network, save_snapshot, snapshot_name
+from n2n_core.engine.network import UNet
+from n2n_core.engine.noise import noise_at_level
+from n2n_core.engine.snapshots import load_network, save_snapshot, snapshot_name
+from n2n_core.evaluation.baselines import denoise_bm3d, nlm_params, score_baseline
+from n2n_core.evaluation.matrix import plan, run_matrix, store
+from n2n_core.evaluation.protocol import torch_runner, validate
+from n2n_core.runs.info import update_run_info
+from n2n_core.runs.records import EvalRecord, read_metrics
+from n2n_core.runs.summary import summarize_run
 
 PRESET = {"name": "tiny-eval", "noise": {"type": "gaussian", "val_sigma": 25.0}}
 

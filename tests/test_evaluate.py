@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from n2n_core.data.sources import ValImage
-from n2n_core.evaluate import (
+from n2n_core.engine.noise import Gaussian
+from n2n_core.evaluation.protocol import (
     ColourShift,
     clip_to_uint8,
     colour_shift,
@@ -14,7 +15,6 @@ from n2n_core.evaluate import (
     to_float,
     validate,
 )
-from n2n_core.noise import Gaussian
 
 
 def test_uint8_mapping_rounds_half_up_and_clips():

@@ -12,13 +12,19 @@ import pytest
 import torch
 from cli_helpers import assert_user_error, n2n
 
-from n2n_core.cli import main
+from n2n_core.cli.main import main
 from n2n_core.data.images import load_image, save_image
-from n2n_core.evaluate import clip_to_uint8, infer_float, pad_image, to_float, torch_runner
-from n2n_core.export import onnx_runner, onnx_runner_for_net, validate_frozen
-from n2n_core.infer import TILE_MARGIN, infer_tiled, tile_spans
-from n2n_core.network import UNet
-from n2n_core.snapshots import save_snapshot
+from n2n_core.engine.network import UNet
+from n2n_core.engine.snapshots import save_snapshot
+from n2n_core.evaluation.infer import TILE_MARGIN, infer_tiled, tile_spans
+from n2n_core.evaluation.onnx import onnx_runner, onnx_runner_for_net, validate_frozen
+from n2n_core.evaluation.protocol import (
+    clip_to_uint8,
+    infer_float,
+    pad_image,
+    to_float,
+    torch_runner,
+)
 
 
 def _photo(name: str) -> np.ndarray:

@@ -15,9 +15,9 @@ import pytest
 from cli_helpers import n2n
 from PIL import Image
 
+from n2n_core.data.fetch import CATALOGUE, Remote, Source, download, extract, fetch_dataset
 from n2n_core.data.packed import open_packed
 from n2n_core.errors import UserError
-from n2n_core.fetch import CATALOGUE, Remote, Source, download, extract, fetch_dataset
 
 
 def _png(seed: int) -> bytes:
@@ -210,7 +210,7 @@ def test_cli_offline_and_unknown_names(tmp_path):
 def test_bsd300_archive_gives_a_training_set_and_a_disjoint_validation_set(tmp_path):
     """One BSDS300 archive: `bsd300-train` builds its train folder (for photo-bsd300),
     `bsd300` its test folder; no photo lands in both."""
-    from n2n_core.fetch import CATALOGUE
+    from n2n_core.data.fetch import CATALOGUE
 
     archive = tmp_path / "BSDS300-images.tgz"
     with tarfile.open(archive, "w:gz") as t:
@@ -235,7 +235,7 @@ def test_bsd300_archive_gives_a_training_set_and_a_disjoint_validation_set(tmp_p
 def test_a_missing_data_set_names_the_fetch_that_makes_it(tmp_path):
     from cli_helpers import assert_user_error
 
-    from n2n_core.fetch import fetch_hint
+    from n2n_core.data.fetch import fetch_hint
 
     assert fetch_hint(Path("datasets/bsd300-train")) == (
         "n2n-core dataset fetch bsd300-train --out datasets --sha256 HEX"

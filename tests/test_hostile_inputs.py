@@ -22,13 +22,13 @@ import pytest
 import yaml
 from cli_helpers import Result, assert_user_error, n2n
 
+from n2n_core.data.fetch import CATALOGUE, Remote, download
 from n2n_core.data.packed import MAGIC, open_packed
+from n2n_core.engine.sysmon import SysMonitor
 from n2n_core.errors import UserError
-from n2n_core.fetch import CATALOGUE, Remote, download
-from n2n_core.records import TrainRecord, parse_lines, parse_record, read_metrics
-from n2n_core.runinfo import read_run_info
-from n2n_core.sweep import plan_sweep
-from n2n_core.sysmon import SysMonitor
+from n2n_core.runs.info import read_run_info
+from n2n_core.runs.records import TrainRecord, parse_lines, parse_record, read_metrics
+from n2n_core.sweeps.store import plan_sweep
 
 DEEP = "[" * 50_000  # past Python's recursion limit in json.loads
 MAX_POINTS = 10_000  # sweep.MAX_POINTS

@@ -11,9 +11,7 @@ import pytest
 import torch
 import yaml
 
-from n2n_core.errors import UserError
-from n2n_core.mri import schedule, spectral
-from n2n_core.mri.dataset import (
+from n2n_core.data.mri.dataset import (
     REFERENCE_TRAIN,
     REFERENCE_VAL,
     build_mri_dataset,
@@ -22,7 +20,9 @@ from n2n_core.mri.dataset import (
     subject_of,
     write_phantoms,
 )
-from n2n_core.mri.sources import open_mri_slices
+from n2n_core.data.mri.sources import open_mri_slices
+from n2n_core.errors import UserError
+from n2n_core.tasks.mri import schedule, spectral
 
 nib = pytest.importorskip("nibabel")
 
@@ -156,7 +156,7 @@ def test_slicing_of_a_volume_the_test_writes(tmp_path):
     vol[:, :, 60] = 0.0  # an empty slice inside the range is dropped
     vol[3, 4, 50] = 278.0  # the volume max: normalise by it, not per slice
     _save(tmp_path / "IXI001-Guys-0001-T1.nii", vol)
-    from n2n_core.mri.dataset import read_volume
+    from n2n_core.data.mri.dataset import read_volume
 
     slices, zs = slice_volume(read_volume(tmp_path / "IXI001-Guys-0001-T1.nii"), 32)
     assert zs == [z for z in range(25, 125) if z != 60]
@@ -186,7 +186,7 @@ def test_dataset_mri_splits_by_subject(tmp_path):
     val = open_mri_slices(str(tmp_path / "out" / "val.npy"), "val")
     assert train.pixels.shape == (info["train_slices"], 32, 32)
     assert len(val) == info["val_slices"] and val.names[0].startswith("phantom004_z")
-    from n2n_core.mri.dataset import read_volume
+    from n2n_core.data.mri.dataset import read_volume
 
     a, _ = slice_volume(read_volume(plain / "phantom000-T1.nii"), 32)
     assert np.array_equal(a, train.pixels[: len(a)])
@@ -204,7 +204,7 @@ def test_reference_ixi_split_is_used_when_its_subjects_are_present():
 
 
 def test_bad_volumes_are_errors_naming_the_file(tmp_path, capsys):
-    from n2n_core.cli import main
+    from n2n_core.cli.main import main
 
     src = tmp_path / "bad"
     src.mkdir()
@@ -250,9 +250,9 @@ def _preset(tmp_path: Path, data: Path, **train) -> Path:
 
 
 def test_task_batches_are_deterministic_and_fspec_consistent(tmp_path, tiny_mri):
-    from n2n_core.config import load_preset
-    from n2n_core.mri.task import MriTask
-    from n2n_core.network import UNet
+    from n2n_core.config.preset import load_preset
+    from n2n_core.engine.network import UNet
+    from n2n_core.tasks.mri.task import MriTask
 
     task = MriTask(load_preset(_preset(tmp_path, tiny_mri)), torch.device("cpu"))
     a, ta = task.make_batch(3)
@@ -269,10 +269,10 @@ def test_task_batches_are_deterministic_and_fspec_consistent(tmp_path, tiny_mri)
 
 
 def test_run_validate_and_frozen_path_agree(tmp_path, tiny_mri, capsys):
-    from n2n_core.cli import main
-    from n2n_core.evaluate import torch_runner
-    from n2n_core.mri.evaluate import validate_mri_frozen
-    from n2n_core.snapshots import load_network
+    from n2n_core.cli.main import main
+    from n2n_core.engine.snapshots import load_network
+    from n2n_core.evaluation.protocol import torch_runner
+    from n2n_core.tasks.mri.validation import validate_mri_frozen
 
     preset = _preset(tmp_path, tiny_mri, val_every=2)
     assert main(["run", str(preset), "--results-dir", str(tmp_path / "res")]) == 0
@@ -295,7 +295,7 @@ def test_run_validate_and_frozen_path_agree(tmp_path, tiny_mri, capsys):
     assert frozen.psnr == pytest.approx(res["psnr"], abs=0.01)
     assert frozen.input_psnr == pytest.approx(res["input_psnr"], abs=0.01)
     # And through a real ONNX model: fspec runs outside the graph, the numbers match.
-    from n2n_core.export import freeze, validate_frozen
+    from n2n_core.evaluation.onnx import freeze, validate_frozen
 
     onnx_path = freeze(snap, tmp_path / "mri.onnx")
     via_onnx = validate_frozen(onnx_path, tiny_mri)

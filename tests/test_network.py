@@ -1,6 +1,6 @@
 import torch
 
-from n2n_core.network import UNet, count_parameters
+from n2n_core.engine.network import UNet, count_parameters
 
 
 def test_parameter_count_matches_paper():
@@ -85,8 +85,8 @@ def test_snapshot_remembers_a_residual_replicate_padded_network(tmp_path):
     """validate / evaluate / infer / freeze build the network a snapshot was trained as."""
     import pytest
 
+    from n2n_core.engine.snapshots import load_network, save_snapshot
     from n2n_core.errors import UserError
-    from n2n_core.snapshots import load_network, save_snapshot
 
     torch.manual_seed(1)
     net = UNet(3, residual=True, padding="replicate")

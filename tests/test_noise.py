@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from n2n_core.noise import Gaussian, Identity, Impulse, Poisson, Text, text_overlay
+from n2n_core.engine.noise import Gaussian, Identity, Impulse, Poisson, Text, text_overlay
 
 
 def _gen(seed=0):
@@ -90,7 +90,7 @@ def test_identity():
 
 
 def test_the_start_line_says_what_training_draws_not_only_validation():
-    from n2n_core.noise import Gaussian, Impulse
+    from n2n_core.engine.noise import Gaussian, Impulse
 
     assert Gaussian().describe() == "gaussian sigma 0..50 (validation 25)"
     assert Gaussian(train_sigma=(25, 25), val_sigma=25).describe() == "gaussian sigma=25"

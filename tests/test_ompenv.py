@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from n2n_core import ompenv
-from n2n_core.ompenv import DECIDED_KEY, SPIN_COUNT, omp_wait_env, undecided
+from n2n_core.process import ompenv
+from n2n_core.process.ompenv import DECIDED_KEY, SPIN_COUNT, omp_wait_env, undecided
 
 SPIN = {"GOMP_SPINCOUNT": SPIN_COUNT, DECIDED_KEY: "1"}
 SLEEP = {"OMP_WAIT_POLICY": "PASSIVE", DECIDED_KEY: "1"}
@@ -58,7 +58,7 @@ def _child_apply(busy: str, extra_env: dict) -> list:
     """``apply`` in a fresh process (torch not loaded), its cores' use forced to ``busy``."""
     code = (
         "import json, os\n"
-        "from n2n_core import ompenv\n"
+        "from n2n_core.process import ompenv\n"
         f"ompenv.busy_cores = lambda: {busy}\n"
         "added = ompenv.apply()\n"
         "import torch\n"
@@ -91,7 +91,7 @@ def test_a_fresh_process_decides_before_torch_loads():
 
 
 def test_a_slurm_job_decides_on_its_own_node(monkeypatch):
-    from n2n_core import slurm
+    from n2n_core.sweeps import slurm
 
     seen = {}
 

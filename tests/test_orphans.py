@@ -21,8 +21,8 @@ import torch
 from cli_helpers import n2n
 from safetensors.torch import load_file
 
-from n2n_core.procident import catches_signal, children_of, rank_listens
-from n2n_core.runinfo import effective_status, read_run_info
+from n2n_core.process.identity import catches_signal, children_of, rank_listens
+from n2n_core.runs.info import effective_status, read_run_info
 from n2n_tui import procs
 
 pytestmark = [
@@ -272,13 +272,13 @@ def test_a_rank_listens_once_it_is_that_rank_and_handles_the_signal(tmp_path):
     )
     run_dir = tmp_path / "00000-x"
     p = subprocess.Popen(
-        [sys.executable, "-c", code, "n2n_core.worker", str(run_dir)],
+        [sys.executable, "-c", code, "n2n_core.training.rank", str(run_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert _wait_for(lambda: "n2n_core.worker" in _cmdline_of(p.pid), p, timeout=30)
+        assert _wait_for(lambda: "n2n_core.training.rank" in _cmdline_of(p.pid), p, timeout=30)
         assert rank_listens(p.pid, run_dir, signal.SIGTERM) is False  # not handling it yet
         p.stdin.write("go\n")
         p.stdin.flush()

@@ -10,8 +10,8 @@ import pytest
 import torch
 from cli_helpers import assert_user_error, n2n
 
-from n2n_core.network import UNet
-from n2n_core.snapshots import save_snapshot
+from n2n_core.engine.network import UNet
+from n2n_core.engine.snapshots import save_snapshot
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_a_command_never_writes_over_its_own_input(snap, tmp_path, val_dir):
 
 
 def test_export_never_writes_into_a_run_it_reads(tmp_path):
-    from n2n_core.runinfo import update_run_info
+    from n2n_core.runs.info import update_run_info
 
     run = tmp_path / "00000-a"
     run.mkdir()
@@ -73,8 +73,8 @@ def test_devices_fifos_and_links_are_not_replaced_by_files(snap, tmp_path, val_d
     assert_user_error(r, "symlink")
     assert link.is_symlink() and precious.read_text() == "keep me"
     # the engine's own writes refuse too (the last line of defence)
-    from n2n_core.atomic import atomic_write_bytes
     from n2n_core.errors import UserError
+    from n2n_core.files.atomic import atomic_write_bytes
 
     with pytest.raises(UserError, match="FIFO"):
         atomic_write_bytes(fifo, b"x")

@@ -18,10 +18,10 @@ import pytest
 from cli_helpers import Result
 from test_runexport import PRESET, _run
 
-from n2n_core.cli import main
+from n2n_core.cli.main import main
 from n2n_core.errors import error_line, printable
-from n2n_core.evaluate import ColourShift
-from n2n_core.runinfo import update_run_info
+from n2n_core.evaluation.protocol import ColourShift
+from n2n_core.runs.info import update_run_info
 
 EVIL_FILE = "\x1b[31mred\x1b]0;TITLE\x07"
 # a folder name cannot hold "/", so no "</script>": an <img> tag instead
@@ -63,8 +63,8 @@ def evil_val(tmp_path_factory) -> tuple[Path, Path]:
     import torch
 
     from n2n_core.data.images import save_image
-    from n2n_core.network import UNet
-    from n2n_core.snapshots import save_snapshot
+    from n2n_core.engine.network import UNet
+    from n2n_core.engine.snapshots import save_snapshot
 
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("evilval")

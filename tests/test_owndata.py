@@ -9,15 +9,16 @@ import pytest
 import torch
 import yaml
 
-from n2n_core.cli import main
-from n2n_core.config import validate_preset
+from n2n_core.cli.main import main
+from n2n_core.config.preset import validate_preset
 from n2n_core.data.aligned import AlignedCropSampler, flip
 from n2n_core.data.builtin import builtin_files
 from n2n_core.data.demo import make_demo_noisy, make_demo_pairs, noisy_copy
 from n2n_core.data.images import load_image, save_image
 from n2n_core.data.pairs import detect_channels, find_clean_refs, find_noisy, find_pairs
 from n2n_core.errors import UserError
-from n2n_core.neighbor import (
+from n2n_core.runs.records import TrainRecord, ValRecord, read_metrics
+from n2n_core.tasks.neighbor import (
     NEIGHBOUR_PAIRS,
     NeighbourPrediction,
     neighbour_choice,
@@ -25,8 +26,7 @@ from n2n_core.neighbor import (
     regulariser_weight,
     subsample,
 )
-from n2n_core.owndata import NoisyValImage, validate_noisy_files
-from n2n_core.records import TrainRecord, ValRecord, read_metrics
+from n2n_core.tasks.owndata import NoisyValImage, validate_noisy_files
 
 
 def _img(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:

@@ -8,11 +8,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from n2n_core import cli
-from n2n_core import device as devmod
-from n2n_core.config import load_preset
-from n2n_core.device import resolve_precision
-from n2n_core.train import prepare_run, train_worker
+from n2n_core.cli import main as cli
+from n2n_core.config.preset import load_preset
+from n2n_core.engine import device as devmod
+from n2n_core.engine.device import resolve_precision
+from n2n_core.runs.paths import prepare_run
+from n2n_core.training.loop import train_worker
 
 CPU = torch.device("cpu")
 

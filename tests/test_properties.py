@@ -15,10 +15,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from n2n_core.config import Preset, apply_overrides, validate_preset
+from n2n_core.config.preset import Preset, apply_overrides, validate_preset
 from n2n_core.errors import UserError
-from n2n_core.records import RECORD_KINDS, read_metrics
-from n2n_core.tail import MetricsTail
+from n2n_core.runs.records import RECORD_KINDS, read_metrics
+from n2n_core.runs.tail import MetricsTail
 
 scalars = st.one_of(
     st.none(),

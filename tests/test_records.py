@@ -6,11 +6,11 @@ import json
 import os
 import threading
 
-from n2n_core.records import EventRecord, TrainRecord, ValRecord, parse_record, read_metrics
-from n2n_core.runinfo import RunInfo, read_run_info, update_run_info
-from n2n_core.runs import MetricsWriter, drop_metrics_after
-from n2n_core.runstate import RunState
-from n2n_core.tail import FileTail, MetricsTail
+from n2n_core.runs.info import RunInfo, read_run_info, update_run_info
+from n2n_core.runs.records import EventRecord, TrainRecord, ValRecord, parse_record, read_metrics
+from n2n_core.runs.state import RunState
+from n2n_core.runs.tail import FileTail, MetricsTail
+from n2n_core.runs.writer import MetricsWriter, drop_metrics_after
 
 
 def test_writer_lines_keep_the_design_format(tmp_path):
@@ -166,8 +166,8 @@ def test_run_info_writers_do_not_lose_each_others_fields(tmp_path):
 
 
 def test_an_eval_record_is_kept_but_does_not_move_the_runs_clock():
-    from n2n_core.records import EvalRecord, TrainRecord, parse_record
-    from n2n_core.runstate import RunState
+    from n2n_core.runs.records import EvalRecord, TrainRecord, parse_record
+    from n2n_core.runs.state import RunState
 
     ev = EvalRecord(step=5, time=999.0, snapshot="final.safetensors", dataset="d", psnr=30.1)
     assert parse_record(ev.to_line()) == ev

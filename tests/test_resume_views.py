@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from n2n_core.cli import main
-from n2n_core.records import EventRecord, ValRecord, read_metrics
-from n2n_core.runinfo import update_run_info
+from n2n_core.cli.main import main
+from n2n_core.runs.info import update_run_info
+from n2n_core.runs.records import EventRecord, ValRecord, read_metrics
 from n2n_tui.feed import MetricsFollower, RunFeed
 from n2n_tui.replay import ReplayPlayer
 from n2n_tui.runindex import RunIndex

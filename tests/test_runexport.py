@@ -11,11 +11,11 @@ import pytest
 import yaml
 from cli_helpers import Result, assert_user_error
 
-from n2n_core.cli import main
-from n2n_core.config import ABSENT, flat_keys, preset_diff
-from n2n_core.curves import curve, ema
-from n2n_core.records import EvalRecord, parse_record
-from n2n_core.runinfo import update_run_info
+from n2n_core.cli.main import main
+from n2n_core.config.preset import ABSENT, flat_keys, preset_diff
+from n2n_core.runs.curves import curve, ema
+from n2n_core.runs.info import update_run_info
+from n2n_core.runs.records import EvalRecord, parse_record
 
 PRESET = {
     "name": "a",

@@ -1,9 +1,11 @@
 import json
 import threading
 
-from n2n_core.records import TrainRecord, ValRecord, read_metrics
-from n2n_core.runs import MetricsWriter, allocate_run_dir, list_runs, summarize_run
-from n2n_core.tail import MetricsTail
+from n2n_core.runs.paths import allocate_run_dir
+from n2n_core.runs.records import TrainRecord, ValRecord, read_metrics
+from n2n_core.runs.summary import list_runs, summarize_run
+from n2n_core.runs.tail import MetricsTail
+from n2n_core.runs.writer import MetricsWriter
 
 
 def test_run_ids_are_sequential_and_five_digits(tmp_path):
@@ -81,7 +83,7 @@ def test_summary_without_run_json(tmp_path):
 
 
 def test_drop_metrics_after_keeps_events_and_earlier_steps(tmp_path):
-    from n2n_core.runs import drop_metrics_after
+    from n2n_core.runs.writer import drop_metrics_after
 
     p = tmp_path / "metrics.jsonl"
     with MetricsWriter(p) as w:
@@ -102,7 +104,7 @@ def test_an_evaluation_changes_the_row_a_list_redraws(tmp_path):
     compare unequal, or the TUI's runs list (which redraws changed rows) keeps a stale Eval."""
     import time
 
-    from n2n_core.runinfo import update_run_info
+    from n2n_core.runs.info import update_run_info
     from n2n_tui.runindex import RunIndex
 
     d = allocate_run_dir(tmp_path, "demo")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from n2n_core.losses import compute_loss, l0, l0_gamma, l1, l2
-from n2n_core.schedule import learning_rate, rampdown_factor
+from n2n_core.engine.losses import compute_loss, l0, l0_gamma, l1, l2
+from n2n_core.engine.lr_schedule import learning_rate, rampdown_factor
 
 
 def reference_lrate(i, iteration_count, ramp_down_perc, learning_rate):

@@ -17,18 +17,18 @@ import time
 import pytest
 from cli_helpers import n2n
 
-from n2n_core import runstop
 from n2n_core.errors import UserError
-from n2n_core.folderlock import FolderLock, is_held, lock_path
-from n2n_core.procident import identity_of, own_identity, verify_launcher, verify_rank
-from n2n_core.runinfo import effective_status, read_run_info
+from n2n_core.process.identity import identity_of, own_identity, verify_launcher, verify_rank
+from n2n_core.process.locks import FolderLock, is_held, lock_path
+from n2n_core.runs.info import effective_status, read_run_info
+from n2n_core.training import stop as runstop
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 
 HOLDER = textwrap.dedent(
     """
     import signal, sys, time
-    from n2n_core.folderlock import FolderLock
+    from n2n_core.process.locks import FolderLock
     if sys.argv[2] == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     FolderLock().acquire(sys.argv[1])
@@ -190,7 +190,9 @@ def test_stop_escalates_to_sigkill_after_the_grace_period(procs, tmp_path):
 def _rank_like(procs, run_dir) -> subprocess.Popen:
     """A process whose command line names the run folder as a rank's does."""
     code = "import time; time.sleep(120)"
-    return procs([sys.executable, "-c", code, "-m", "n2n_core.worker", str(run_dir.resolve())])
+    return procs(
+        [sys.executable, "-c", code, "-m", "n2n_core.training.rank", str(run_dir.resolve())]
+    )
 
 
 def test_orphan_rank_keeps_the_run_alive_and_is_stopped_directly(procs, tmp_path):
@@ -253,7 +255,7 @@ def test_resume_of_a_run_in_use_is_refused_with_one_error_line(make_preset, tmp_
 
 
 def test_a_live_launcher_whose_lock_file_was_removed_still_blocks_a_resume(procs, tmp_path):
-    from n2n_core.cli import _wait_for_old_processes
+    from n2n_core.cli.main import _wait_for_old_processes
 
     holder = _holder(procs, tmp_path)
     _run_json(tmp_path, holder.pid)

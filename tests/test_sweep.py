@@ -14,8 +14,8 @@ import pytest
 from cli_helpers import assert_user_error, n2n
 
 from n2n_core.errors import UserError
-from n2n_core.scheduler import DeviceClaim, Slot, parse_devices, plan_slots
-from n2n_core.sweep import parse_grid, plan_sweep, split_values, sweep_view
+from n2n_core.sweeps.local import DeviceClaim, Slot, parse_devices, plan_slots
+from n2n_core.sweeps.store import parse_grid, plan_sweep, split_values, sweep_view
 
 EIGHT = [str(i) for i in range(8)]
 
@@ -381,8 +381,8 @@ def test_slurm_path_through_submitit_local_executor(make_preset, tmp_path):
 
 def test_slurm_keys_become_sbatch_options(monkeypatch, tmp_path):
     submitit = pytest.importorskip("submitit")
-    from n2n_core.config import validate_preset
-    from n2n_core.slurm import PointJob, executor_parameters
+    from n2n_core.config.preset import validate_preset
+    from n2n_core.sweeps.slurm import PointJob, executor_parameters
 
     preset = validate_preset(
         {

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import n2n
 
-from n2n_core.records import DeviceStats, RankStats, SysRecord, parse_record
-from n2n_core.runstate import RunState
-from n2n_core.sysmon import (
+from n2n_core.engine.sysmon import (
     VECTOR_LEN,
     SysMonitor,
     from_vector,
@@ -24,6 +22,8 @@ from n2n_core.sysmon import (
     parse_npu_smi,
     to_vector,
 )
+from n2n_core.runs.records import DeviceStats, RankStats, SysRecord, parse_record
+from n2n_core.runs.state import RunState
 
 NPU_SMI = Path(__file__).parent / "fixtures" / "npu-smi"
 

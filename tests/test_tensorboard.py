@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from n2n_core.cli import main
+from n2n_core.cli.main import main
 from n2n_core.data.images import save_image
 from n2n_core.errors import UserError
-from n2n_core.tensorboard import TBWriter, export_run
+from n2n_core.runs.tensorboard import TBWriter, export_run
 
 
 def _read(log_dir: Path) -> EventAccumulator:

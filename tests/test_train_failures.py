@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from n2n_core.config import load_preset
-from n2n_core.snapshots import read_snapshot
-from n2n_core.task import ImageTask
-from n2n_core.train import prepare_run, train_worker
+from n2n_core.config.preset import load_preset
+from n2n_core.engine.snapshots import read_snapshot
+from n2n_core.runs.paths import prepare_run
+from n2n_core.tasks.image import ImageTask
+from n2n_core.training.loop import train_worker
 
 
 def _events(run_dir):
@@ -41,7 +42,7 @@ def test_non_finite_loss_fails_the_run(make_preset, tmp_path, monkeypatch):
 
 
 def test_disk_full_during_snapshot_keeps_previous(make_preset, tmp_path, monkeypatch):
-    import n2n_core.snapshots as snapshots
+    import n2n_core.engine.snapshots as snapshots
 
     p = make_preset(train__steps=8, train__snapshot_every=2, train__val_every=0, train__log_every=1)
     run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
@@ -120,8 +121,8 @@ def _tiny_run(make_preset, tmp_path):
 def test_disk_full_while_logging_fails_the_run_and_keeps_snapshots(
     where, make_preset, tmp_path, monkeypatch
 ):
-    from n2n_core.console import RunConsole
-    from n2n_core.runs import MetricsWriter
+    from n2n_core.engine.console import RunConsole
+    from n2n_core.runs.writer import MetricsWriter
 
     run_dir = _tiny_run(make_preset, tmp_path)
     if where == "metrics":
@@ -141,7 +142,7 @@ def test_disk_full_while_logging_fails_the_run_and_keeps_snapshots(
 
 
 def test_disk_full_writing_samples_fails_the_run(make_preset, tmp_path, monkeypatch):
-    import n2n_core.atomic as atomic
+    import n2n_core.files.atomic as atomic
     from n2n_core.errors import UserError
 
     p = make_preset(train__steps=4, train__val_every=2, train__snapshot_every=2)
@@ -161,7 +162,7 @@ def test_disk_full_writing_samples_fails_the_run(make_preset, tmp_path, monkeypa
 
 
 def test_run_json_is_rewritten_in_place_when_the_disk_is_full(tmp_path, monkeypatch):
-    import n2n_core.runinfo as runinfo
+    import n2n_core.runs.info as runinfo
 
     runinfo.update_run_info(tmp_path, status="running", pid=1, name="x" * 200)
 
@@ -178,7 +179,7 @@ def test_stop_whose_snapshot_cannot_be_written_is_a_failure(make_preset, tmp_pat
     import os
     import signal
 
-    import n2n_core.snapshots as snapshots
+    import n2n_core.engine.snapshots as snapshots
 
     run_dir = _tiny_run(make_preset, tmp_path)
     real_loss, real_write = ImageTask.loss, snapshots.atomic_write_bytes
@@ -257,7 +258,7 @@ def test_orphan_temp_files_of_dead_writers_are_removed(make_preset, tmp_path):
 
 def test_one_process_stops_after_the_step_under_way(make_preset, tmp_path, monkeypatch):
     """Not at its next log step, which can be minutes away: a stop's grace is short."""
-    from n2n_core.stopflag import StopFlag
+    from n2n_core.process.signals import StopFlag
 
     p = make_preset(train__steps=50, train__log_every=40, train__val_every=0)
     run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])

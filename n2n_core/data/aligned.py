@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from n2n_core.errors import UserError
 
 
 def flip(img: np.ndarray, code: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..errors import UserError
+from n2n_core.errors import UserError
 
 TRAIN = (
     "hubble_deep_field.jpg",

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .images import list_images, load_image, save_image
+from n2n_core.data.images import list_images, load_image, save_image
+from n2n_core.errors import UserError
 
 
 def noisy_copy(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:

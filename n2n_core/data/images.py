@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..errors import UserError
-from ..filecheck import check_regular
+from n2n_core.errors import UserError
+from n2n_core.files.checks import check_regular
 
 IMAGE_EXTENSIONS = (
     ".png",
@@ -139,7 +139,7 @@ def _convert(im: Image.Image, channels: int) -> np.ndarray:
 
 def save_image(path: str | Path, arr: np.ndarray) -> None:
     """Write uint8 (H, W, C) as PNG (or the extension's format), atomically."""
-    from ..atomic import atomic_write_bytes
+    from n2n_core.files.atomic import atomic_write_bytes
 
     p = Path(path)
     if arr.ndim == 3 and arr.shape[2] == 1:

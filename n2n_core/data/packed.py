@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..filecheck import check_regular, is_regular_file
-from .images import list_images, load_image
+from n2n_core.data.images import list_images, load_image
+from n2n_core.errors import UserError
+from n2n_core.files.checks import check_regular, is_regular_file
 
 MAGIC = b"N2NDSET1"
 ALIGN = 64

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..config import DataSpec
-from ..errors import UserError
-from .images import is_image_file, list_images, load_image
+from n2n_core.config.preset import DataSpec
+from n2n_core.data.images import is_image_file, list_images, load_image
+from n2n_core.errors import UserError
 
 # PIL modes that hold one channel; a folder of only these trains a 1-channel network.
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataSpec
-from ..errors import UserError
-from .builtin import builtin_files
-from .images import list_images, load_image, resize_to, shrink_to
-from .packed import is_packed, open_packed
+from n2n_core.config.preset import DataSpec
+from n2n_core.data.builtin import builtin_files
+from n2n_core.data.images import list_images, load_image, resize_to, shrink_to
+from n2n_core.data.packed import is_packed, open_packed
+from n2n_core.errors import UserError
 
 
 def _spec_files(spec: str) -> tuple[list[Path] | None, Path | None]:

@@ -16,14 +16,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import get_current_worker
 
-from n2n_core.config import ABSENT, flat_keys, preset_diff, read_preset_data, show_value
-from n2n_core.curves import METRICS, PANELS, X_LABELS, ema
+from n2n_core import formatting as fmt
+from n2n_core.config.preset import ABSENT, flat_keys, preset_diff, read_preset_data, show_value
+from n2n_core.engine.sysmon import summarize_sys
 from n2n_core.errors import UserError
-from n2n_core.records import SysRecord
-from n2n_core.sysmon import summarize_sys
-from n2n_core.tail import MetricsTail
+from n2n_core.runs.curves import METRICS, PANELS, X_LABELS, ema
+from n2n_core.runs.records import SysRecord
+from n2n_core.runs.tail import MetricsTail
 
-from .. import formatting as fmt
 from ..curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
 from ..widgets.charts.chart import ROLES, theme_colour
@@ -290,7 +290,7 @@ class CompareScreen(BaseScreen):
 
 def export_runs(app, run_dirs: list[Path], what: str, x: str = "step") -> None:
     """Write CSV, Markdown and a PNG of ``run_dirs`` to RESULTS/exports/ (from a worker)."""
-    from n2n_core.runexport import export_bundle
+    from n2n_core.runs.export import export_bundle
 
     stem = f"{what}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:

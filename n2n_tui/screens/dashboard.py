@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Log
 from textual.worker import get_current_worker
 
 from n2n_core.errors import UserError
-from n2n_core.runinfo import RunInfo, effective_status, read_run_info, unreadable_status
+from n2n_core.runs.info import RunInfo, effective_status, read_run_info, unreadable_status
 
 from ..feed import LogTail, MetricsFollower, RunFeed, event_line
 from ..procs import launch_log_path, start_detached, stop_run, tail_text

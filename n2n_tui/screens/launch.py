@@ -27,7 +27,7 @@ from textual.widgets import (
     Static,
 )
 
-from n2n_core.config import (
+from n2n_core.config.preset import (
     NAME_PATTERN,
     Device,
     Precision,
@@ -36,7 +36,7 @@ from n2n_core.config import (
     read_preset_data,
 )
 from n2n_core.errors import UserError
-from n2n_core.runs import list_run_dirs
+from n2n_core.runs.paths import list_run_dirs
 
 from .. import presetform as pf
 from ..presetfiles import PresetEntry, load_presets

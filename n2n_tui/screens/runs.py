@@ -11,11 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Input, Static
 
-from n2n_core.runfilter import RunQuery, read_run_preset
-from n2n_core.runinfo import retag_run, run_tags, set_run_note
-from n2n_core.runs import RunSummary
+from n2n_core import formatting as fmt
+from n2n_core.runs.info import retag_run, run_tags, set_run_note
+from n2n_core.runs.query import RunQuery, read_run_preset
+from n2n_core.runs.summary import RunSummary
 
-from .. import formatting as fmt
 from ..runindex import is_local
 from ..sorting import SortOrder
 from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable

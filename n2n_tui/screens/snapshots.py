@@ -11,13 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Static
 
-from n2n_core.config import read_preset_data
+from n2n_core import formatting as fmt
+from n2n_core.config.preset import read_preset_data
 from n2n_core.errors import UserError
-from n2n_core.records import EvalRecord
-from n2n_core.runinfo import effective_status, read_run_info
-from n2n_core.runs import MetricsWriter
+from n2n_core.runs.info import effective_status, read_run_info
+from n2n_core.runs.records import EvalRecord
+from n2n_core.runs.writer import MetricsWriter
 
-from .. import formatting as fmt
 from ..procs import run_core
 from ..snapshots import (
     Snapshot,

@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from .. import formatting as fmt
+from n2n_core import formatting as fmt
+
 from ..procs import run_core, start_detached
 from ..sorting import SortOrder
 from ..sweepindex import PointRow, SweepIndex, SweepRow

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tui_helpers import SIZE, wait_for
 
-from n2n_core.runinfo import RunInfo
-from n2n_core.runs import RunSummary
-from n2n_core.runstate import RunValues
+from n2n_core.runs.info import RunInfo
+from n2n_core.runs.state import RunValues
+from n2n_core.runs.summary import RunSummary
 from n2n_tui.alerts import AlertWatch
 
 RUNNING = "00001-poisson-8gpu"  # running on another host: its status comes from run.json

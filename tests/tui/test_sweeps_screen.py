@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.widgets import Input
 from tui_helpers import SIZE, wait_for
 
-from n2n_core.sweep import Point, Sweep, write_sweep
+from n2n_core.sweeps.store import Point, Sweep, write_sweep
 from n2n_tui.procs import LaunchSpec
 from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.runs import RunsScreen

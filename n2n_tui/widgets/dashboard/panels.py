@@ -7,10 +7,10 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import Static
 
-from n2n_core import runstate
-from n2n_core.runinfo import RunInfo
+from n2n_core import formatting as fmt
+from n2n_core.runs import state as runstate
+from n2n_core.runs.info import RunInfo
 
-from ... import formatting as fmt
 from ...feed import RunFeed
 from ..charts import Chart, Line
 from ..charts.chart import muted_colour, theme_colour

@@ -6,9 +6,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from n2n_core.sysmon import SysRecord, summarize_sys
+from n2n_core import formatting as fmt
+from n2n_core.engine.sysmon import SysRecord, summarize_sys
 
-from ... import formatting as fmt
 from ..charts.chart import muted_colour
 
 DEVICE_NAMES = {"cuda": "GPU", "npu": "NPU"}

@@ -1,0 +1,164 @@
+"""``n2n-core sweep``: start a sweep, resume it, show its status, cancel it.
+
+The verbs glue :mod:`sweep` (plan, records) to a scheduler: :mod:`scheduler`
+(local slots) or :mod:`slurm` (submitit). Everything is checked before the
+sweep folder is written: every point's preset, its data paths, the slots and
+devices (or the Slurm settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from n2n_core.errors import UserError
+from n2n_core.sweeps.store import (
+    CANCEL_FILE,
+    LOG_FILE,
+    Sweep,
+    create_sweep,
+    plan_sweep,
+    read_sweep,
+    scheduler_alive,
+    sweep_view,
+)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CANCEL_WAIT_S = 180.0
+
+
+def _slots_for(sweep_presets, slots: int | None, devices: list[str] | None):
+    from n2n_core.sweeps.local import detect_devices, plan_slots
+
+    rt = sweep_presets[0].runtime
+    if any(p.runtime.nnodes > 1 for p in sweep_presets):
+        raise UserError("runtime.nnodes: more than one node needs --executor slurm")
+    kind, available = detect_devices(rt.device)
+    nproc = max(p.runtime.nproc for p in sweep_presets)
+    return plan_slots(kind, available, nproc, slots, devices, os.cpu_count() or 1)
+
+
+def start(a: argparse.Namespace, argv: list[str]) -> int:
+    from n2n_core.config.preset import check_data_paths
+    from n2n_core.data.fetch import fetch_hint
+    from n2n_core.sweeps.local import parse_devices
+
+    if a.json:
+        raise UserError("sweep PRESET: --json is for sweep status")
+    plan = plan_sweep(a.target, a.grid, a.overrides, a.seeds)
+    for preset in plan.presets:
+        check_data_paths(preset, fetch_hint)
+    name = a.name or plan.presets[0].name
+    if not NAME_RE.match(name):
+        raise UserError(f"--name {name!r}: letters, digits, '.', '_' and '-' only (at most 64)")
+    devices = parse_devices(a.devices)
+    slots = None
+    if a.executor == "local":
+        slots = _slots_for(plan.presets, a.slots, devices)
+    else:
+        from n2n_core.sweeps.slurm import check_slurm
+
+        check_slurm(plan.presets, devices)
+    sweep_dir = create_sweep(plan, a.results_dir, name, a.executor, a.slots, devices, argv)
+    print(f"sweep folder: {sweep_dir} ({len(plan.presets)} points)", flush=True)
+    if a.detach:
+        return _detach(sweep_dir)
+    return _schedule(sweep_dir, read_sweep(sweep_dir), slots, echo=True)
+
+
+def _schedule(sweep_dir: Path, sweep: Sweep, slots, echo: bool) -> int:
+    if sweep.executor == "slurm":
+        from n2n_core.sweeps.slurm import run_slurm
+
+        return run_slurm(sweep_dir, sweep, echo)
+    from n2n_core.sweeps.local import run_local
+
+    return run_local(sweep_dir, sweep, slots, echo)
+
+
+def _detach(sweep_dir: Path) -> int:
+    """Start ``sweep resume SWEEP_DIR`` in its own session; its console goes to scheduler.out."""
+    out = sweep_dir / "scheduler.out"
+    with open(out, "ab") as f:
+        subprocess.Popen(
+            [sys.executable, "-m", "n2n_core.cli", "sweep", "resume", str(sweep_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    print(f"scheduler started in the background; log: {sweep_dir / LOG_FILE}")
+    print(f"follow it with: n2n-core sweep status {sweep_dir}")
+    return 0
+
+
+def resume(a: argparse.Namespace) -> int:
+    sweep_dir = Path(a.sweep_dir)
+    sweep = read_sweep(sweep_dir)
+    if scheduler_alive(sweep_dir):
+        raise UserError(f"{sweep_dir}: a scheduler is already running this sweep")
+    if all(p.status in ("finished", "failed") for p in sweep.points):
+        raise UserError(f"{sweep_dir}: every point has ended ({sweep.status}); nothing to resume")
+    slots = None
+    if sweep.executor == "local":
+        from n2n_core.config.preset import load_preset
+        from n2n_core.sweeps.store import point_dir
+
+        presets = [load_preset(point_dir(sweep_dir, p) / "preset.yaml") for p in sweep.points]
+        slots = _slots_for(presets, sweep.slots, sweep.devices)
+    return _schedule(sweep_dir, sweep, slots, echo=True)
+
+
+def status(a: argparse.Namespace) -> int:
+    view = sweep_view(a.sweep_dir)
+    if a.json:
+        print(json.dumps(view))
+        return 0
+    from n2n_core.cli.views import sweep_table
+
+    sweep_table(view)
+    return 0
+
+
+def cancel(a: argparse.Namespace) -> int:
+    sweep_dir = Path(a.sweep_dir)
+    sweep = read_sweep(sweep_dir)
+    if sweep.status in ("finished", "failed", "cancelled") and not scheduler_alive(sweep_dir):
+        print(f"{sweep_dir}: sweep already {sweep.status}; nothing to cancel")
+        return 0
+    if scheduler_alive(sweep_dir):
+        # The scheduler holds its points' Popen objects: it stops them itself.
+        from n2n_core.files.atomic import atomic_write_text
+
+        atomic_write_text(sweep_dir / CANCEL_FILE, f"{time.time()}\n")
+        print(f"cancel requested; waiting for the scheduler to stop its points ({LOG_FILE})")
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while scheduler_alive(sweep_dir) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        if scheduler_alive(sweep_dir):
+            raise UserError(
+                f"{sweep_dir}: the scheduler has not stopped after {CANCEL_WAIT_S:.0f}s; "
+                f"see {sweep_dir / LOG_FILE}"
+            )
+    elif sweep.executor == "slurm":
+        from n2n_core.sweeps.slurm import cancel_jobs
+
+        cancel_jobs(sweep_dir, sweep)
+    else:
+        from n2n_core.sweeps.local import SweepLog, cancel_without_scheduler
+
+        log = SweepLog(sweep_dir, echo=True)
+        try:
+            cancel_without_scheduler(sweep_dir, sweep, log)
+        finally:
+            log.close()
+    after = read_sweep(sweep_dir)
+    print(f"sweep {after.status}: {after.message}")
+    return 0

@@ -1,0 +1,274 @@
+"""Headless views of run folders: the ``runs`` table and ``replay`` (rich)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from n2n_core import formatting as fmt
+from n2n_core.runs.info import run_tags
+from n2n_core.runs.paths import resolve_run_dir
+from n2n_core.runs.records import EventRecord, Record, ValRecord, read_metrics
+from n2n_core.runs.state import RunState
+from n2n_core.runs.summary import RunSummary, replay_records, summarize_run
+
+STATUS_STYLE = {
+    "running": "bold cyan",
+    "finished": "green",
+    "failed": "bold red",
+    "stopped": "yellow",
+    "interrupted": "magenta",
+    "queued": "dim",
+    "pending": "dim",
+    "cancelled": "yellow",
+}
+
+
+def _console() -> Console:
+    # Piped output (a log, `| less`) is not cut to 80 columns.
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
+
+
+def runs_table(runs: list[RunSummary], results_dir, console: Console | None = None) -> None:
+    console = console or _console()
+    if not runs:
+        console.print(f"no runs in {results_dir}", markup=False)
+        return
+    t = Table(title=Text(f"runs in {results_dir}"), header_style="bold")
+    for col in (
+        "id",
+        "name",
+        "status",
+        "device",
+        "step",
+        "best dB",
+        "last dB",
+        "shift",
+        "eval dB",
+        "ms/step",
+        "started",
+    ):
+        t.add_column(
+            col,
+            justify="right"
+            if col in ("id", "step", "best dB", "last dB", "shift", "eval dB", "ms/step")
+            else "left",
+        )
+    tagged = any(run_tags(r.info) for r in runs)
+    if tagged:
+        t.add_column("tags")
+    for r in runs:
+        total = f"/{r.total_steps}" if r.total_steps else ""
+        cells = [
+            f"{r.run_id:05d}",
+            Text(r.name),  # a folder name is data, never markup
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+            Text(f"{r.device} x{r.world_size}"),
+            f"{r.step}{total}",
+            fmt.psnr(r.best_psnr),
+            fmt.psnr(r.last_psnr),
+            fmt.colour_shift(r.colour_shift, None),  # the last validation's, beside its PSNR
+            fmt.psnr(r.eval_psnr),
+            "—" if r.ms_per_step is None else f"{r.ms_per_step:.1f}",
+            fmt.age(r.started, time.time()),
+        ]
+        if tagged:
+            cells.append(Text(" ".join(run_tags(r.info))))
+        t.add_row(*cells)
+    console.print(t)
+
+
+def _summary_table(state: RunState, total: int | None, name: str) -> Table:
+    agg = state.values
+    t = Table(title=Text(name), show_header=False, box=None, padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("step", f"{agg.step}" + (f" / {total}" if total else ""))
+    t.add_row("loss", "—" if agg.loss is None else f"{agg.loss:.5f}")
+    t.add_row("lr", "—" if agg.lr is None else f"{agg.lr:.2e}")
+    t.add_row("ms/step", "—" if agg.ms_per_step is None else f"{agg.ms_per_step:.1f}")
+    t.add_row("PSNR last / best", f"{fmt.psnr(agg.psnr)} / {fmt.psnr(agg.best_psnr)} dB")
+    t.add_row("noisy input PSNR", f"{fmt.psnr(agg.input_psnr)} dB")
+    return t
+
+
+def replay(run_dir: str | Path, speed: float = 0.0, console: Console | None = None) -> int:
+    """Play a run's metrics log; ``speed`` 0 shows the final state at once."""
+    console = console or _console()
+    path = resolve_run_dir(run_dir)
+    summary = summarize_run(path)
+    records = read_metrics(path / "metrics.jsonl")
+    state = RunState(capacity=None)
+    name = f"{path.name} ({summary.status})"
+    if speed <= 0:
+        state.feed(records)
+        _print_vals(console, records)
+        console.print(_summary_table(state, summary.total_steps, name))
+        return 0
+    with Live(
+        _summary_table(state, summary.total_steps, name), console=console, refresh_per_second=8
+    ) as live:
+        for rec in replay_records(records, speed):
+            state.feed([rec])
+            if isinstance(rec, ValRecord):
+                live.console.print(
+                    f"step {rec.step}: val PSNR {fmt.psnr(rec.psnr)} dB", markup=False
+                )
+            elif isinstance(rec, EventRecord):
+                live.console.print(f"step {rec.step}: {rec.msg}", markup=False)
+            live.update(_summary_table(state, summary.total_steps, name))
+    return 0
+
+
+def _print_vals(console: Console, records: list[Record]) -> None:
+    vals = [r for r in records if isinstance(r, ValRecord)]
+    if not vals:
+        return
+    t = Table(title="validation", header_style="bold")
+    t.add_column("step", justify="right")
+    t.add_column("PSNR dB", justify="right")
+    t.add_column("input dB", justify="right")
+    step = max(1, len(vals) // 20)  # at most ~20 rows for long runs
+    shown = vals[::step]
+    if shown[-1] is not vals[-1]:
+        shown.append(vals[-1])
+    for r in shown:
+        t.add_row(str(r.step), fmt.psnr(r.psnr), fmt.psnr(r.input_psnr))
+    console.print(t)
+
+
+# ---------------------------------------------------------------------------
+# evaluation matrix
+
+
+@contextmanager
+def progress_on_stderr(total: int, what: str) -> Iterator[Callable[[], None]]:
+    """A tick function driving a progress bar on stderr (terminals only; stdout stays clean)."""
+    console = Console(stderr=True)
+    if not console.is_terminal or total <= 0:
+        yield lambda: None
+        return
+    with Progress(
+        TextColumn(what),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _level(v: float) -> str:
+    return f"{v:g}"
+
+
+def matrix_table(m, console: Console | None = None) -> None:
+    """The evaluation matrix (a :class:`evalmatrix.Matrix`) as a table, then time per column."""
+    console = console or _console()
+    names = list(dict.fromkeys(b for c in m.cells for b in c.baselines))
+    several = len({c.snapshot for c in m.cells}) > 1
+    t = Table(title="evaluation (PSNR dB)", header_style="bold")
+    cols = ("snapshot", "step", "dataset", "noise", "level", "images", "network", "colour shift")
+    for col in (*cols, *names):
+        t.add_column(col, justify="left" if col in ("snapshot", "dataset", "noise") else "right")
+    for c in m.cells:
+        mark = " *" if several and c.best else ""
+        t.add_row(
+            Text(Path(c.snapshot).name + mark),
+            str(c.step),
+            Text(c.dataset),
+            c.noise,
+            _level(c.level),
+            str(c.images),
+            f"{c.psnr:.2f}",
+            fmt.colour_shift(c.colour.mean_abs, c.colour.worst, worst_label="")
+            if c.colour
+            else "-",
+            *(fmt.psnr(c.baselines.get(n)) for n in names),
+        )
+    console.print(t)
+    seconds: dict[str, float] = {}
+    for c in m.cells:
+        for k, v in c.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    # Baselines are scored once per data set and level and repeated in every snapshot's
+    # cells: count each once.
+    per_cell = {(c.dataset, c.level): c.seconds for c in m.cells}
+    for k in names:
+        seconds[k] = sum(s.get(k, 0.0) for s in per_cell.values())
+    console.print(
+        "time per column: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()),
+        markup=False,
+        highlight=False,
+    )
+    if several:
+        best = m.best()
+        console.print(
+            Text(
+                f"best snapshot: {Path(best['snapshot']).name} (step {best['step']}), "
+                f"mean {best['mean_psnr']:.2f} dB"
+            )
+        )
+    if m.stored:
+        console.print(Text(f"stored as eval records in {m.run_dir / 'metrics.jsonl'}"))
+
+
+def _param(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def sweep_table(view: dict, console: Console | None = None) -> None:
+    """``sweep status``: one row per point, one column per grid key (``view`` from sweep_view)."""
+    console = console or _console()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(view["counts"].items()))
+    title = Text(f"sweep {Path(view['sweep']).name}: {view['status']} ({counts})")
+    t = Table(title=title, header_style="bold")
+    keys = list(view["grid"]) + (["train.seed"] if view.get("seeds", 1) > 1 else [])
+    t.add_column("#", justify="right")
+    for k in keys:
+        t.add_column(Text(k))
+    t.add_column("status")
+    t.add_column("step", justify="right")
+    t.add_column("best dB", justify="right")
+    t.add_column("last dB", justify="right")
+    has_jobs = any(p.get("job_id") for p in view["points"])
+    if has_jobs:
+        t.add_column("job")
+    t.add_column("run")
+    for p in view["points"]:
+        total = f"/{p['total_steps']}" if p.get("total_steps") else ""
+        row = [str(p["index"])]
+        row += [Text(_param(p["params"].get(k, "—"))) for k in keys]
+        row += [
+            Text(p["status"], style=STATUS_STYLE.get(p["status"], "")),
+            f"{p['step']}{total}",
+            fmt.psnr(p.get("best_psnr")),
+            fmt.psnr(p.get("last_psnr")),
+        ]
+        if has_jobs:
+            row.append(Text(f"{p.get('job_id') or '—'} {p.get('job_state') or ''}".strip()))
+        row.append(Text(p["run"]))
+        t.add_row(*row)
+    console.print(t)
+    if view.get("message"):
+        console.print(Text(view["message"]))

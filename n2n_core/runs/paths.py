@@ -1,0 +1,172 @@
+"""Run folders: numbering, the metrics log writer, summaries.
+
+A run folder is self-describing (DESIGN.md)::
+
+    results/00042-name/
+      preset.yaml  run.json  metrics.jsonl  log.txt  snapshots/  samples/
+
+Only rank 0 writes. ``metrics.jsonl`` gets one whole JSON object per line, each
+written with a single ``write`` and flushed, so a crash tears at most the last
+line; every reader skips torn and garbage lines. The records are typed
+(``records.py``), ``run.json`` has its own model and writer (``runinfo.py``),
+what records add up to is ``runstate.py``, following a growing file ``tail.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from n2n_core.config.preset import Preset, dump_preset
+from n2n_core.errors import UserError
+from n2n_core.process.identity import launch_identity, own_identity
+from n2n_core.process.locks import FolderLock
+from n2n_core.runs.info import (
+    update_run_info,
+)
+
+RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
+# Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
+SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
+
+
+def sample_tag(step: int) -> str:
+    return f"step-{step:08d}-"
+
+
+def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
+    """(path, step, image name) of the sample strips in a folder, by step then name."""
+    d = Path(samples_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = SAMPLE_RE.match(p.name)
+        if m:
+            out.append((p, int(m.group(1)), m.group(2)))
+    return sorted(out, key=lambda t: (t[1], t[2]))
+
+
+# ---------------------------------------------------------------------------
+# run folders
+
+
+def run_id_of(path: Path) -> int | None:
+    m = RUN_DIR_RE.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def allocate_run_dir(results_dir: str | Path, name: str) -> Path:
+    """Create ``results_dir/NNNNN-name`` with the next id after the largest present.
+
+    ``mkdir`` is atomic: two runs started at the same instant cannot get the same
+    id, because the loser's ``mkdir`` fails and it takes the next number.
+    """
+    root = Path(results_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: results directory is not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{root}: cannot create results directory ({e.strerror})") from None
+    for _ in range(1000):
+        try:
+            ids = [i for i in (run_id_of(p) for p in root.iterdir()) if i is not None]
+        except OSError as e:
+            raise UserError(f"{root}: cannot read results directory ({e.strerror})") from None
+        nxt = max(ids, default=-1) + 1
+        path = root / f"{nxt:05d}-{name}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:  # read-only, immutable, full, quota
+            raise UserError(
+                f"{root}: cannot create a run folder in the results directory ({e.strerror})"
+            ) from None
+        # A different name with the same id may have been created concurrently.
+        same = [p for p in root.iterdir() if run_id_of(p) == nxt and p != path]
+        if same:
+            path.rmdir()
+            continue
+        return path
+    raise UserError(f"{root}: could not allocate a run id")
+
+
+def list_run_dirs(results_dir: str | Path) -> list[Path]:
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and run_id_of(p) is not None]
+    return sorted(dirs, key=lambda p: (run_id_of(p), p.name))
+
+
+# ---------------------------------------------------------------------------
+# metrics log
+
+
+# ---------------------------------------------------------------------------
+# summaries (what `n2n-core runs` and the TUI's run list show)
+
+
+def resolve_run_dir(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: run folder not found")
+    if not p.is_dir():
+        raise UserError(f"{p}: not a run folder (expected a directory)")
+    if not (p / "metrics.jsonl").exists() and not (p / "run.json").exists():
+        raise UserError(f"{p}: not a run folder (no run.json or metrics.jsonl)")
+    return p
+
+
+def prepare_run(
+    preset: Preset,
+    results_dir: str | Path,
+    name: str | None,
+    argv: list[str],
+    lock: FolderLock | None = None,
+    queued: bool = False,
+    sweep: str | None = None,
+    params: dict | None = None,
+) -> Path:
+    """Allocate the run folder and write preset.yaml and run.json.
+
+    The status is ``running`` (this process trains it now), or ``queued`` for a
+    run that a scheduler starts later with ``n2n-core resume`` (a sweep's
+    points, which also name their ``sweep`` and ``params``). With ``lock``, the
+    folder is locked for this process before anything is written in it, so no
+    other writer can ever see it running and unlocked.
+    """
+
+    run_dir = allocate_run_dir(results_dir, name or preset.name)
+    if lock is not None:
+        lock.acquire(run_dir)
+    world = preset.runtime.nproc * preset.runtime.nnodes
+    # A queued run has no process yet: `resume` records its launcher when it starts.
+    who = {"pid": None, "host": own_identity().host} if queued else launch_identity()
+    try:
+        (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
+        update_run_info(
+            run_dir,
+            status="queued" if queued else "running",
+            name=name or preset.name,
+            **who,
+            command=argv,
+            device=preset.runtime.device,
+            world_size=world,
+            precision=preset.runtime.precision,
+            total_steps=preset.train.steps,
+            started=None if queued else time.time(),
+            ended=None,
+            exit_code=None,
+            sweep=sweep,
+            params=params,
+        )
+    except OSError as e:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)  # ours: created just above, still empty of work
+        raise UserError(f"{run_dir}: cannot write the run folder ({e.strerror or e})") from None
+    return run_dir
