@@ -22,7 +22,8 @@ from n2n_core.data.mri.dataset import (
 )
 from n2n_core.data.mri.sources import open_mri_slices
 from n2n_core.errors import UserError
-from n2n_core.tasks.mri import schedule, spectral
+from n2n_core.tasks.mri import kspace as spectral
+from n2n_core.tasks.mri import lr_schedule as schedule
 
 nib = pytest.importorskip("nibabel")
 

@@ -255,7 +255,7 @@ def test_resume_of_a_run_in_use_is_refused_with_one_error_line(make_preset, tmp_
 
 
 def test_a_live_launcher_whose_lock_file_was_removed_still_blocks_a_resume(procs, tmp_path):
-    from n2n_core.cli.main import _wait_for_old_processes
+    from n2n_core.training.launch import wait_for_old_processes
 
     holder = _holder(procs, tmp_path)
     _run_json(tmp_path, holder.pid)
@@ -263,14 +263,14 @@ def test_a_live_launcher_whose_lock_file_was_removed_still_blocks_a_resume(procs
     info = read_run_info(tmp_path)
     assert effective_status(info, tmp_path) == "running"
     with pytest.raises(UserError, match=f"pid {holder.pid} of the previous launch"):
-        _wait_for_old_processes(tmp_path, info, wait_s=0.2)
+        wait_for_old_processes(tmp_path, info, wait_s=0.2)
     # Not proven to be the run (its lock is not this folder's): never signalled.
     assert runstop.stop_run(tmp_path, grace=0.1).outcome == "refused"
     assert _alive(holder)
     holder.kill()
     holder.wait()
     assert effective_status(info, tmp_path) == "interrupted"
-    _wait_for_old_processes(tmp_path, info, wait_s=0.2)
+    wait_for_old_processes(tmp_path, info, wait_s=0.2)
 
 
 def _metrics(run_dir, ms_per_step: float) -> None:

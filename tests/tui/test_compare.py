@@ -9,7 +9,7 @@ import yaml
 from textual.widgets import ContentSwitcher
 from tui_helpers import SIZE, wait_for
 
-from n2n_core.runs.paths import EvalRecord
+from n2n_core.runs.records import EvalRecord
 from n2n_tui.screens.compare import CompareScreen
 from n2n_tui.widgets.charts import Chart
 
