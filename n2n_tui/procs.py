@@ -2,10 +2,11 @@
 
 Runs are started detached (own session, no stdin, output to a file) so that
 quitting the TUI never stops training; the TUI then follows the run folder like
-any other. Stopping is the engine's (:mod:`n2n_core.training.stop`): SIGTERM, then
-SIGKILL after a grace period that allows for the run's step time, only to
-processes proven to be the run's. Short commands (validate, freeze, infer) run
-to completion and return their output.
+any other. Short commands (validate, freeze, infer) run to completion and
+return their output. Stopping a run is not here: the dashboard calls the
+engine's :mod:`n2n_core.training.stop` (SIGTERM, then SIGKILL after a grace
+period that allows for the run's step time, only to processes proven to be
+the run's), so this module stays clear of the training package.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from n2n_core.training import stop as runstop
 
 
 def core_command() -> list[str]:
@@ -143,19 +142,6 @@ def tail_text(path: Path, lines: int = 12, limit: int = 64 << 10) -> list[str]:
         return []
     text = data.decode("utf-8", "replace").splitlines()
     return [t.rsplit("\r", 1)[-1] for t in text if t.strip()][-lines:]
-
-
-def signal_run(run_dir: Path, sig: int) -> str:
-    """Send ``sig`` to the run in ``run_dir``, only if it is provably that run's
-    (:func:`n2n_core.training.stop.signal_run`; raises ``UserError`` saying why not)."""
-    return runstop.signal_run(run_dir, sig)
-
-
-def stop_run(run_dir: Path, grace: float | None = None, poll: float = 0.2) -> runstop.StopResult:
-    """SIGTERM the run, SIGKILL what is left of it after ``grace`` seconds (by default
-    as long as the run needs to reach its next stop point); every rank included,
-    nothing that is not provably the run's. Blocking: call it from a worker."""
-    return runstop.stop_run(run_dir, grace=grace, poll=poll)
 
 
 @dataclass

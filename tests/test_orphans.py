@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from n2n_core.process.identity import catches_signal, children_of, rank_listens
 from n2n_core.runs.info import effective_status, read_run_info
-from n2n_tui import procs
+from n2n_core.training import stop as runstop
 
 pytestmark = [
     pytest.mark.slow,
@@ -178,7 +178,7 @@ def test_killed_launcher_takes_every_rank_then_resume_is_bit_identical(
     #    stop: it escalates to SIGKILL, and that reaches every rank too.
     proc = _resume(run_dir)
     assert _wait_for(_past_snapshot(run_dir, 16), proc), proc.stderr.read().decode()
-    res = procs.stop_run(run_dir, grace=0.05, poll=0.01)
+    res = runstop.stop_run(run_dir, grace=0.05, poll=0.01)
     assert res.outcome == "killed", res
     assert proc.wait(timeout=30) == -signal.SIGKILL
     _assert_nothing_left(run_dir)

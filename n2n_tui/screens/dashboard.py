@@ -15,9 +15,10 @@ from textual.worker import get_current_worker
 
 from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, unreadable_status
+from n2n_core.training.stop import stop_run
 
 from ..feed import LogTail, MetricsFollower, RunFeed, event_line
-from ..procs import launch_log_path, start_detached, stop_run, tail_text
+from ..procs import launch_log_path, start_detached, tail_text
 from ..replay import ReplayPlayer
 from ..widgets.common import ConfirmModal, ErrorModal
 from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues, SysLine, SysTable
