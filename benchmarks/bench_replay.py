@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from n2n_tui.feed import RunFeed
-from n2n_tui.replay import ReplayPlayer
+from n2n_tui.models.feed import RunFeed
+from n2n_tui.models.replay import ReplayPlayer
 
 
 def write_log(path: Path, lines: int) -> None:

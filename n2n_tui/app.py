@@ -22,9 +22,9 @@ from textual.worker import Worker
 
 from n2n_core.runs.summary import RunSummary
 
-from .alerts import Alert, AlertWatch
-from .procs import Started, probe_devices
-from .runindex import RunIndex
+from .models.alerts import Alert, AlertWatch
+from .models.procs import Started, probe_devices
+from .models.runindex import RunIndex
 
 
 class N2NApp(App):

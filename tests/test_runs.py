@@ -105,7 +105,7 @@ def test_an_evaluation_changes_the_row_a_list_redraws(tmp_path):
     import time
 
     from n2n_core.runs.info import update_run_info
-    from n2n_tui.runindex import RunIndex
+    from n2n_tui.models.runindex import RunIndex
 
     d = allocate_run_dir(tmp_path, "demo")
     update_run_info(d, status="finished", total_steps=10, started=time.time(), exit_code=0)

@@ -24,7 +24,7 @@ from n2n_core.runs.curves import METRICS, PANELS, X_LABELS, ema
 from n2n_core.runs.records import SysRecord
 from n2n_core.runs.tail import MetricsTail
 
-from ..curveset import RunCurves
+from ..models.curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
 from ..widgets.charts.chart import ROLES, theme_colour
 from ..widgets.common import RunsTable
@@ -217,7 +217,7 @@ class CompareScreen(BaseScreen):
         self.app.pop_screen()
 
     def action_pictures(self) -> None:
-        from ..snapshots import newest_snapshot
+        from ..models.snapshots import newest_snapshot
         from ..widgets.common import PathModal
 
         snaps = [(p, newest_snapshot(p)) for p in self.run_dirs]
@@ -244,7 +244,7 @@ class CompareScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="cmp-pictures", exit_on_error=False, name="infer")
     def denoise(self, image: Path, runs: list[tuple[Path, Path]]) -> None:
-        from ..snapshots import denoise_each, infer_out
+        from ..models.snapshots import denoise_each, infer_out
         from .pictures import PicturesScreen
 
         jobs = [(snap, infer_out(run, image, snap)) for run, snap in runs]

@@ -17,9 +17,9 @@ from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, unreadable_status
 from n2n_core.training.stop import stop_run
 
-from ..feed import LogTail, MetricsFollower, RunFeed, event_line
-from ..procs import launch_log_path, start_detached, tail_text
-from ..replay import ReplayPlayer
+from ..models.feed import LogTail, MetricsFollower, RunFeed, event_line
+from ..models.procs import launch_log_path, start_detached, tail_text
+from ..models.replay import ReplayPlayer
 from ..widgets.common import ConfirmModal, ErrorModal
 from ..widgets.dashboard import MetricCharts, ReplayBar, RunHeader, RunValues, SysLine, SysTable
 from ..widgets.images import SamplePanel

@@ -38,9 +38,9 @@ from n2n_core.config.preset import (
 from n2n_core.errors import UserError
 from n2n_core.runs.paths import list_run_dirs
 
-from .. import presetform as pf
-from ..presetfiles import PresetEntry, load_presets
-from ..procs import (
+from ..models import presetform as pf
+from ..models.presetfiles import PresetEntry, load_presets
+from ..models.procs import (
     LaunchSpec,
     launch_log_path,
     run_core,

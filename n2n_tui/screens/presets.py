@@ -15,8 +15,8 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from n2n_core.config.preset import Preset
 
-from .. import presetform as pf
-from ..presetfiles import PresetEntry, load_presets
+from ..models import presetform as pf
+from ..models.presetfiles import PresetEntry, load_presets
 from ..widgets.common import ConfirmModal, RunsTable
 from ..widgets.presets import PresetForm
 from ..widgets.presets.diff import diff_text

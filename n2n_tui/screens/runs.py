@@ -16,8 +16,8 @@ from n2n_core.runs.info import retag_run, run_tags, set_run_note
 from n2n_core.runs.query import RunQuery, read_run_preset
 from n2n_core.runs.summary import RunSummary
 
-from ..runindex import is_local
-from ..sorting import SortOrder
+from ..models.runindex import is_local
+from ..models.sorting import SortOrder
 from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen

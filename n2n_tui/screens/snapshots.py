@@ -18,8 +18,8 @@ from n2n_core.runs.info import effective_status, read_run_info
 from n2n_core.runs.records import EvalRecord
 from n2n_core.runs.writer import MetricsWriter
 
-from ..procs import run_core
-from ..snapshots import (
+from ..models.procs import run_core
+from ..models.snapshots import (
     Snapshot,
     append_log,
     colour_text,

@@ -12,9 +12,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from n2n_core import formatting as fmt
 
-from ..procs import run_core, start_detached
-from ..sorting import SortOrder
-from ..sweepindex import PointRow, SweepIndex, SweepRow
+from ..models.procs import run_core, start_detached
+from ..models.sorting import SortOrder
+from ..models.sweepindex import PointRow, SweepIndex, SweepRow
 from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen

@@ -10,7 +10,7 @@ from tui_helpers import SIZE, wait_for
 from n2n_core.runs.info import RunInfo
 from n2n_core.runs.state import RunValues
 from n2n_core.runs.summary import RunSummary
-from n2n_tui.alerts import AlertWatch
+from n2n_tui.models.alerts import AlertWatch
 
 RUNNING = "00001-poisson-8gpu"  # running on another host: its status comes from run.json
 

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Input, Select
 from tui_helpers import SIZE, text_of, wait_for
 
-from n2n_tui.procs import core_command
+from n2n_tui.models.procs import core_command
 from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.launch import LaunchScreen
 from n2n_tui.widgets.common import ConfirmModal, ErrorModal

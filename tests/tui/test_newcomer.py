@@ -14,7 +14,7 @@ import yaml
 from textual.widgets import Input
 from tui_helpers import CLOCK, SIZE, text_of, wait_for
 
-from n2n_tui.procs import CoreResult
+from n2n_tui.models.procs import CoreResult
 from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.launch import LaunchScreen
 from n2n_tui.screens.presets import PresetEditorScreen, PresetsScreen, SavePresetModal

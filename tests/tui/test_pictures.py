@@ -173,7 +173,7 @@ async def test_live_dashboard_picks_up_a_new_validation_sample(make_app, sampled
 
 
 async def test_two_marked_snapshots_denoise_one_image_side_by_side(make_app, results, monkeypatch):
-    from n2n_tui.procs import CoreResult
+    from n2n_tui.models.procs import CoreResult
     from n2n_tui.screens.snapshots import SnapshotsScreen
 
     calls = []
@@ -184,7 +184,7 @@ async def test_two_marked_snapshots_denoise_one_image_side_by_side(make_app, res
         Image.new("RGB", (120, 80), (len(calls) * 60, 0, 0)).save(out)
         return CoreResult(args, 0, "", "")
 
-    monkeypatch.setattr("n2n_tui.snapshots.run_core", fake_run_core)
+    monkeypatch.setattr("n2n_tui.models.snapshots.run_core", fake_run_core)
     run = results / "00000-gauss-baseline"
     noisy = results.parent / "noisy.png"
     Image.new("RGB", (120, 80), (9, 9, 9)).save(noisy)

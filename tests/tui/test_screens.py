@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Input, Log
 from tui_helpers import CLOCK, SIZE, text_of, wait_for
 
-from n2n_tui.procs import CoreResult
+from n2n_tui.models.procs import CoreResult
 from n2n_tui.screens.compare import CompareScreen
 from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.launch import LaunchScreen

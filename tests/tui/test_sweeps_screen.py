@@ -9,11 +9,11 @@ from textual.widgets import Input
 from tui_helpers import SIZE, wait_for
 
 from n2n_core.sweeps.store import Point, Sweep, write_sweep
-from n2n_tui.procs import LaunchSpec
+from n2n_tui.models.procs import LaunchSpec
+from n2n_tui.models.sorting import SortOrder
 from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.runs import RunsScreen
 from n2n_tui.screens.sweeps import SweepsScreen
-from n2n_tui.sorting import SortOrder
 from n2n_tui.widgets.common import InputModal, RunsTable
 
 

@@ -10,8 +10,8 @@ import pytest
 from n2n_core import formatting as fmt
 from n2n_core.runs.records import read_metrics
 from n2n_core.runs.series import Series
-from n2n_tui.feed import LogTail, RunFeed
-from n2n_tui.procs import LaunchSpec, split_overrides
+from n2n_tui.models.feed import LogTail, RunFeed
+from n2n_tui.models.procs import LaunchSpec, split_overrides
 from n2n_tui.widgets.charts import Line, render_chart
 
 
@@ -139,7 +139,7 @@ def test_remaining_time_is_wall_time_and_counts_down():
 
 def test_mri_presets_edit_field_by_field():
     from n2n_core.config.preset import read_preset_data, validate_preset
-    from n2n_tui import presetform as pf
+    from n2n_tui.models import presetform as pf
 
     root = Path(__file__).resolve().parents[2] / "presets"
     original = read_preset_data(root / "mri-n2n.yaml")
@@ -162,7 +162,7 @@ def test_mri_presets_edit_field_by_field():
 def test_colour_shift_beside_psnr(tmp_path: Path):
     from n2n_core.runs.records import ValRecord
     from n2n_core.runs.state import RunState
-    from n2n_tui.snapshots import colour_text, validation_line
+    from n2n_tui.models.snapshots import colour_text, validation_line
 
     assert fmt.colour_shift(0.724, -2.304) == "0.72 (worst -2.30)"
     assert fmt.colour_shift(None, None) == fmt.DASH
@@ -185,7 +185,7 @@ def test_colour_shift_beside_psnr(tmp_path: Path):
 
 def test_nested_sections_are_fields_and_an_untouched_preset_validates():
     from n2n_core.config.preset import read_preset_data, validate_preset
-    from n2n_tui import presetform as pf
+    from n2n_tui.models import presetform as pf
 
     path = Path(__file__).resolve().parents[2] / "presets" / "quickstart.yaml"
     original = read_preset_data(path)

@@ -15,7 +15,7 @@ from textual.widgets import Input, Label, Select, Static, Switch
 
 from n2n_core.config.preset import Preset
 
-from ... import presetform as pf
+from ...models import presetform as pf
 
 
 class FieldRow(Horizontal):
