@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from n2n_tui.models.feed import RunFeed
+from n2n_tui.models.follow import RunFeed
 from n2n_tui.models.replay import ReplayPlayer
 
 

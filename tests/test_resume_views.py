@@ -12,7 +12,7 @@ import pytest
 from n2n_core.cli.main import main
 from n2n_core.runs.info import update_run_info
 from n2n_core.runs.records import EventRecord, ValRecord, read_metrics
-from n2n_tui.models.feed import MetricsFollower, RunFeed
+from n2n_tui.models.follow import MetricsFollower, RunFeed
 from n2n_tui.models.replay import ReplayPlayer
 from n2n_tui.models.runindex import RunIndex
 

@@ -17,7 +17,7 @@ from n2n_core.files.checks import is_regular_file
 from n2n_core.runs.records import Record, parse_lines, parse_record, read_metrics
 from n2n_core.runs.tail import MetricsTail
 
-from .feed import RunFeed
+from .follow import RunFeed
 
 CHUNK = 1 << 20
 

@@ -17,7 +17,7 @@ from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, unreadable_status
 from n2n_core.training.stop import stop_run
 
-from ..models.feed import LogTail, MetricsFollower, RunFeed, event_line
+from ..models.follow import LogTail, MetricsFollower, RunFeed, event_line
 from ..models.procs import launch_log_path, start_detached, tail_text
 from ..models.replay import ReplayPlayer
 from ..widgets.common import ConfirmModal, ErrorModal

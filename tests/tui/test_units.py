@@ -10,7 +10,7 @@ import pytest
 from n2n_core import formatting as fmt
 from n2n_core.runs.records import read_metrics
 from n2n_core.runs.series import Series
-from n2n_tui.models.feed import LogTail, RunFeed
+from n2n_tui.models.follow import LogTail, RunFeed
 from n2n_tui.models.procs import LaunchSpec, split_overrides
 from n2n_tui.widgets.charts import Line, render_chart
 

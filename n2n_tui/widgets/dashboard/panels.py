@@ -11,7 +11,7 @@ from n2n_core import formatting as fmt
 from n2n_core.runs import state as runstate
 from n2n_core.runs.info import RunInfo
 
-from ...models.feed import RunFeed
+from ...models.follow import RunFeed
 from ..charts import Chart, Line
 from ..charts.chart import muted_colour, theme_colour
 from ..common.status import status_text
