@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from n2n_tui.models.follow import RunFeed
+from n2n_tui.models.follow import RunFollower
 from n2n_tui.models.replay import ReplayPlayer
 
 
@@ -73,9 +73,9 @@ def bare_parse(path: Path) -> int:
         return len([json.loads(line) for line in f])
 
 
-def replay_final(path: Path) -> int:
-    feed = RunFeed()
-    ReplayPlayer(path, feed, speed=0).run(cancelled=lambda: True)
+def replay_final(run_dir: Path) -> int:
+    feed = RunFollower(run_dir)
+    ReplayPlayer(feed, speed=0).run(cancelled=lambda: True)
     return feed.values.step
 
 
@@ -116,9 +116,9 @@ def main() -> None:
         write_log(log, args.lines)
         (run / "run.json").write_text(json.dumps({"status": "finished", "total_steps": args.lines}))
         size = log.stat().st_size / 1e6
-        assert replay_final(log) == args.lines
+        assert replay_final(run) == args.lines
         t_parse = best_of(bare_parse, log)
-        t_replay = best_of(replay_final, log)
+        t_replay = best_of(replay_final, run)
         print(f"metrics.jsonl: {args.lines:,} lines, {size:.0f} MB")
         print(f"bare JSON parse      {t_parse:7.2f} s")
         print(f"replay --speed 0     {t_replay:7.2f} s   ratio {t_replay / t_parse:.2f}x")

@@ -12,13 +12,13 @@ import pytest
 from n2n_core.cli.main import main
 from n2n_core.runs.info import update_run_info
 from n2n_core.runs.records import EventRecord, ValRecord, read_metrics
-from n2n_tui.models.follow import MetricsFollower, RunFeed
+from n2n_tui.models.follow import RunFollower
 from n2n_tui.models.replay import ReplayPlayer
 from n2n_tui.models.runindex import RunIndex
 
 
-def _follow(follower: MetricsFollower) -> None:
-    while follower.poll():
+def _follow(follower: RunFollower) -> None:
+    while follower.poll().more:
         pass
 
 
@@ -53,8 +53,7 @@ def test_killed_after_snapshot_then_resumed_shows_the_same_everywhere(
     update_run_info(run, status="running", pid=int(gone.stdout), ended=None, exit_code=None)
 
     index = RunIndex(results)
-    feed = RunFeed()
-    follower = MetricsFollower(metrics, feed)
+    feed = follower = RunFollower(run)
     (row,) = index.scan()
     _follow(follower)
     assert row.status == "interrupted" and row.step == 80 and row.best_psnr == 99.0
@@ -68,8 +67,8 @@ def test_killed_after_snapshot_then_resumed_shows_the_same_everywhere(
 
     (row,) = index.scan()
     _follow(follower)
-    replayed = RunFeed()
-    ReplayPlayer(metrics, replayed, speed=0).run(cancelled=lambda: True)
+    replayed = RunFollower(run)
+    ReplayPlayer(replayed, speed=0).run(cancelled=lambda: True)
     capsys.readouterr()
     assert main(["runs", "--results-dir", str(results), "--json"]) == 0
     (cli,) = json.loads(capsys.readouterr().out)["runs"]

@@ -4,21 +4,19 @@ The app's run watcher sees every run folder, including runs started headless or
 by another TUI, so :class:`AlertWatch` compares each scan's statuses with the
 previous scan's and turns the transitions out of ``running`` into messages. The
 first scan only records what is there: opening the TUI does not replay history.
+What a row says about its run (its step, best PSNR, newest events) is what the
+run list's :class:`~.follow.RunFollower` read; nothing here reads a file.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from n2n_core import formatting as fmt
 from n2n_core.runs.info import RunInfo
-from n2n_core.runs.records import EventRecord, parse_lines
 from n2n_core.runs.summary import RunSummary
 
-TAIL_BYTES = 64 * 1024
 ENDED = ("finished", "failed", "stopped", "interrupted")
 
 
@@ -29,18 +27,10 @@ class Alert:
     severity: str  # Textual's: information | warning | error
 
 
-def last_error(run_dir: Path) -> str | None:
-    """The newest error event of a run (the end of its metrics.jsonl only)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - TAIL_BYTES))
-            lines = f.read().split(b"\n")[1:]  # the first may be cut in half
-    except OSError:
-        return None
-    for rec in reversed(parse_lines(lines)):
-        if type(rec) is EventRecord and rec.level == "error":
+def last_error(row: RunSummary) -> str | None:
+    """The newest error event among those the run's follower keeps."""
+    for rec in reversed(row.values.events):
+        if rec.level == "error":
             return rec.msg
     return None
 
@@ -63,7 +53,7 @@ def describe(row: RunSummary) -> Alert:
     if row.status == "interrupted":
         return Alert("Run lost", f"{where}: its process is gone at {step}", "error")
     # run.json's reason; runs written before it existed left an error event.
-    error = info.reason or last_error(row.path) or ""
+    error = info.reason or last_error(row) or ""
     if "non-finite loss" in error:
         return Alert("Run failed", f"{where}: non-finite loss at {step}; run stopped", "error")
     code = f" (exit code {row.exit_code})" if row.exit_code is not None else ""

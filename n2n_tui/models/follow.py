@@ -1,97 +1,149 @@
-"""What the dashboard knows about one run: a :class:`RunState` shared with the UI, and the log tail.
+"""Following one run folder: its ``metrics.jsonl`` into a :class:`RunState`, and its ``log.txt``.
 
-A :class:`RunFeed` is filled from a background thread (a tail of ``metrics.jsonl``
-or a replay) and read by the UI on a timer; a lock guards the hand-over and a
-version counter tells the UI whether anything changed since it last drew. What
+Every view of a run that grows holds one :class:`RunFollower` per run folder:
+the dashboard (live, or a replay paced by :mod:`.replay`), Compare, the run
+list and its alerts. A follower owns the tail of the metrics file (its offset,
+and a reset when the file was rewritten: ``n2n-core resume`` drops the records
+past its snapshot), the :class:`RunState` those records feed, and, when asked
+for, the last lines of the run's log. :meth:`RunFollower.poll` reads what is
+new, a bounded chunk at a time, and says what it found (:class:`Update`).
+
+A follower is polled from a background thread (a ``@work`` worker, or the
+app's run watcher) and read by the UI on a timer: a lock guards the hand-over
+and ``version`` tells the UI whether anything changed since it last drew. What
 the records mean (last and best values, the series) is the engine's
-:class:`RunState`; this module only adds the thread hand-over.
+:class:`RunState`; how a growing file is read is :mod:`n2n_core.runs.tail`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from n2n_core.runs.records import EventRecord, Record
+from n2n_core.runs.records import EventRecord, Record, parse_lines
 from n2n_core.runs.state import EVENTS_KEPT, RunState, RunValues
 from n2n_core.runs.tail import FileTail, MetricsTail
 
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "log.txt"
+CHUNK = 4 << 20  # metrics bytes one poll reads at most; a backlog takes several polls
+LOG_WINDOW = 1 << 20  # the log is first read from this far before its end
 LOG_LINES = EVENTS_KEPT
 
 
 def event_line(rec: EventRecord) -> str:
+    """An event as a log line (what the dashboard shows where there is no log.txt)."""
     step = "" if rec.step is None else rec.step
     return f"{step:>8} {rec.level or 'info':<5} {rec.msg or ''}"
 
 
-class RunFeed:
-    """One run's state, fed incrementally from another thread."""
+@dataclass(frozen=True)
+class Update:
+    """What one :meth:`RunFollower.poll` found."""
 
-    def __init__(self, capacity: int = 2048):
+    reset: bool = False  # the metrics file was rewritten: what was read before is forgotten
+    records: list[Record] = field(default_factory=list)  # the new records, in file order
+    read: int = 0  # metrics bytes read (0: nothing new)
+    more: bool = False  # a whole chunk was read: more may be waiting, poll again at once
+    log_reset: bool = False  # log.txt was rewritten: the lines kept were dropped
+    log_lines: list[str] = field(default_factory=list)  # new lines of log.txt
+
+
+class RunFollower:
+    """One run folder followed: its metrics into a :class:`RunState`, optionally its log.
+
+    ``capacity``: points kept per chart series (``None`` keeps values only, as
+    the run list does); ``log``: also keep the last lines of ``log.txt``;
+    ``chunk``: metrics bytes one :meth:`poll` reads at most (``None``: all).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        capacity: int | None = 2048,
+        *,
+        log: bool = False,
+        chunk: int | None = CHUNK,
+    ):
+        self.run_dir = Path(run_dir)
+        self.chunk = chunk
         self.lock = threading.Lock()
+        self.version = 0  # bumped whenever the state changes
         self.state = RunState(capacity)
-        self.version = 0
+        self._metrics = MetricsTail(self.metrics_path)
+        self._log = FileTail(self.run_dir / LOG_FILE, start_window=LOG_WINDOW) if log else None
+        self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.log_version = 0  # bumped whenever ``log_lines`` changes
 
     @property
-    def values(self) -> RunValues:
-        """The live values (the feeding thread changes them; :meth:`copy_values` for a redraw)."""
-        return self.state.values
+    def metrics_path(self) -> Path:
+        return self.run_dir / METRICS_FILE
 
-    def reset(self) -> None:
-        with self.lock:
-            self.state.reset()
-            self.version += 1
+    # -- reading (the polling thread) ---------------------------------------------
 
-    def ingest(self, records: Iterable[Record], reset: bool = False) -> int:
+    def poll(self, hold: bool = False) -> Update:
+        """Read what is new; the records feed the state unless ``hold`` (the caller
+        then feeds them with :meth:`ingest`, as a replay does when they are due).
+        A rewritten file resets the state either way."""
+        reset, records = self._metrics.read_new(max_bytes=self.chunk)
+        read = self._metrics.last_read
+        if reset or (records and not hold):
+            self.ingest(() if hold else records, reset=reset)
+        log_reset, lines = self._poll_log()
+        more = self.chunk is not None and read >= self.chunk
+        return Update(reset, records, read, more, log_reset, lines)
+
+    def _poll_log(self) -> tuple[bool, list[str]]:
+        if self._log is None:
+            return False, []
+        reset, raw = self._log.poll()
+        if reset:
+            self.log_lines.clear()
+        # A progress bar redraws its line with \r: the line shows its last state.
+        lines = [ln.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1] for ln in raw]
+        self.log_lines.extend(lines)
+        if reset or lines:
+            self.log_version += 1
+        return reset, lines
+
+    def partial_records(self) -> list[Record]:
+        """The record on the last line read so far, which has no newline yet (a torn
+        line gives none): a file that has ended still counts it."""
+        return parse_lines([self._metrics.file.partial])
+
+    def rewind(self) -> None:
+        """Read the metrics file again from its start, the state forgotten."""
+        self._metrics = MetricsTail(self.metrics_path)
+        self.ingest((), reset=True)
+
+    # -- the state (any thread) ----------------------------------------------------
+
+    def ingest(self, records: Sequence[Record], reset: bool = False) -> int:
         """Feed records (after forgetting everything when ``reset``); how many were used."""
         with self.lock:
             if reset:
-                self.state.reset()
-            n = self.state.feed(records)
+                self._reset_state()
+            n = self._feed(records)
             if n or reset:
                 self.version += 1
         return n
 
+    def _reset_state(self) -> None:
+        """Forget what was fed (under the lock; a subclass forgets its own additions too)."""
+        self.state.reset()
+
+    def _feed(self, records: Sequence[Record]) -> int:
+        """Feed the state (under the lock; a subclass may derive more from the records)."""
+        return self.state.feed(records)
+
+    @property
+    def values(self) -> RunValues:
+        """The live values (the polling thread changes them; :meth:`copy_values` for a redraw)."""
+        return self.state.values
+
     def copy_values(self) -> RunValues:
         with self.lock:
             return self.state.copy_values()
-
-
-class LogTail:
-    """The last lines of a growing text file (``log.txt``), partial line held back."""
-
-    def __init__(self, path: str | Path, keep: int = LOG_LINES, chunk: int = 1 << 20):
-        self.tail = FileTail(path, start_window=chunk)
-        self.lines: deque[str] = deque(maxlen=keep)
-        self.version = 0
-
-    def poll(self) -> bool:
-        reset, raw = self.tail.poll()
-        if reset:
-            self.lines.clear()
-        for line in raw:
-            text = line.decode("utf-8", "replace").rstrip("\r")
-            self.lines.append(text.rsplit("\r", 1)[-1])
-        if reset or raw:
-            self.version += 1
-            return True
-        return False
-
-
-class MetricsFollower:
-    """Tails ``metrics.jsonl`` into a :class:`RunFeed`, a bounded chunk at a time."""
-
-    def __init__(self, path: str | Path, feed: RunFeed, chunk: int = 4 << 20):
-        self.tail = MetricsTail(path)
-        self.feed = feed
-        self.chunk = chunk
-
-    def poll(self) -> bool:
-        """Ingest what is new; True when a full chunk was read (more may be waiting)."""
-        before = self.tail.offset
-        reset, records = self.tail.read_new(max_bytes=self.chunk)
-        if reset or records:
-            self.feed.ingest(records, reset=reset)
-        return self.tail.offset - before >= self.chunk

@@ -1,8 +1,11 @@
-"""Replay of a recorded ``metrics.jsonl`` into a :class:`RunFeed`, with pause, seek and speed.
+"""Replay of a recorded ``metrics.jsonl`` through a :class:`RunFollower`: pause, seek, speed.
 
-Time in the log (the records' ``time`` fields) advances at ``speed`` times the
-wall clock. Seeking backwards rebuilds the feed from the start of the file at
-full speed up to the target; ``speed 0`` ingests the whole file at once.
+The follower reads the file as it does for a live run (a rewrite under the
+replay resets it); the player holds each record back until it is due and then
+feeds it. Time in the log (the records' ``time`` fields) advances at ``speed``
+times the wall clock. Seeking backwards rewinds the follower and rebuilds the
+state from the start of the file at full speed up to the target; ``speed 0``
+reads the whole file and feeds it at once.
 """
 
 from __future__ import annotations
@@ -14,12 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from n2n_core.files.checks import is_regular_file
-from n2n_core.runs.records import Record, parse_lines, parse_record, read_metrics
-from n2n_core.runs.tail import MetricsTail
+from n2n_core.runs.records import Record, parse_record
 
-from .follow import RunFeed
-
-CHUNK = 1 << 20
+from .follow import RunFollower
 
 
 def log_time_span(path: Path) -> tuple[float | None, float | None]:
@@ -47,11 +47,12 @@ def log_time_span(path: Path) -> tuple[float | None, float | None]:
 
 
 class ReplayPlayer:
-    """Plays a metrics file into ``feed`` on a thread; controls are thread-safe."""
+    """Plays the metrics file of ``feed`` (a follower) into it on a thread; controls are
+    thread-safe."""
 
-    def __init__(self, path: str | Path, feed: RunFeed, speed: float = 1.0):
-        self.path = Path(path)
+    def __init__(self, feed: RunFollower, speed: float = 1.0):
         self.feed = feed
+        self.path = feed.metrics_path
         self.speed = max(0.0, speed)
         self.paused = False
         self.done = False
@@ -107,7 +108,7 @@ class ReplayPlayer:
 
     def run(self, cancelled: Callable[[], bool] = lambda: False) -> None:
         if self.speed <= 0:
-            self.feed.ingest(read_metrics(self.path))
+            self._load_all()
             with self._cv:
                 self.done = True
                 self._log_now = self.t1 or self._log_now
@@ -120,8 +121,20 @@ class ReplayPlayer:
                     self.speed = 1.0
         self._play(cancelled)
 
+    def _load_all(self) -> None:
+        """The whole file fed in one go (a redraw sees nothing or everything)."""
+        records: list[Record] = []
+        while True:
+            new = self.feed.poll(hold=True)
+            if new.reset:
+                records.clear()
+            records += new.records
+            if not new.read:
+                break
+        # A last line without its newline still counts once the file ends.
+        self.feed.ingest(records + self.feed.partial_records())
+
     def _play(self, cancelled: Callable[[], bool]) -> None:
-        tail = MetricsTail(self.path)
         pending: list[Record] = []
         eof = False
         while True:
@@ -131,22 +144,21 @@ class ReplayPlayer:
                 if self._seek_to is not None:
                     target, self._seek_to = self._seek_to, None
                     if target < self._now_locked() or self.done:
-                        tail = MetricsTail(self.path)
+                        self.feed.rewind()
                         pending, eof = [], False
-                        self.feed.reset()
                     self._log_now = self._anchor_log = target
                     self._anchor_wall = time.monotonic()
                     self.done = False
                 now = self._now_locked()
             if not pending and not eof:
-                reset, pending = tail.read_new(max_bytes=CHUNK)
-                if reset:  # the file was rewritten under the replay (a resume)
-                    self.feed.reset()
-                if tail.last_read:
+                # A file rewritten under the replay (a resume) resets the feed here.
+                new = self.feed.poll(hold=True)
+                pending = new.records
+                if new.read:
                     continue
                 eof = True
                 # A last line without its newline still counts once the file ends.
-                pending = parse_lines([tail.file.partial])
+                pending = self.feed.partial_records()
             # Feed everything due by `now`.
             i = 0
             for i, rec in enumerate(pending):  # noqa: B007

@@ -1,12 +1,12 @@
 """The run list: every run folder under the results dir, kept current cheaply.
 
 Each scan lists the folder, re-reads a ``run.json`` only when it changed, and
-reads only the bytes appended to each ``metrics.jsonl`` since the last scan (a
-:class:`MetricsTail` per run, whose records feed that run's
-:class:`RunState`), so a results dir with hundreds of runs costs a few
-``stat`` calls a second once it has been read. A rewritten metrics file (a
-resume drops the records past its snapshot) resets that run's state, so the
-list shows what ``n2n-core runs`` shows.
+polls one :class:`RunFollower` per run (values only, no series), which reads
+just the bytes appended to its ``metrics.jsonl`` since the last scan; so a
+results dir with hundreds of runs costs a few ``stat`` calls a second once it
+has been read. A rewritten metrics file (a resume drops the records past its
+snapshot) resets that run's state, so the list shows what ``n2n-core runs``
+shows.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from n2n_core.runs.info import RunInfo, read_run_info
 from n2n_core.runs.paths import list_run_dirs
-from n2n_core.runs.state import RunState
 from n2n_core.runs.summary import RunSummary
-from n2n_core.runs.tail import MetricsTail
+
+from .follow import CHUNK, RunFollower
 
 
 def _stamp(p: Path) -> tuple[int, int] | None:
@@ -29,30 +29,20 @@ def _stamp(p: Path) -> tuple[int, int] | None:
 
 
 class _Tracked:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, chunk: int | None):
         self.path = path
-        self.tail = MetricsTail(path / "metrics.jsonl")
-        self.state = RunState(capacity=None)
+        self.follower = RunFollower(path, capacity=None, chunk=chunk)
         self.info_stamp: tuple[int, int] | None = None
         self.info: RunInfo | None = None
 
-    def poll(self, chunk: int | None) -> bool:
-        """Read what is new; True when a full chunk was read (more may be waiting)."""
-        before = self.tail.offset
-        reset, records = self.tail.read_new(max_bytes=chunk)
-        if reset:
-            self.state.reset()
-        self.state.feed(records)
-        return chunk is not None and self.tail.offset - before >= chunk
-
     def summary(self) -> RunSummary:
-        return RunSummary.of(self.path, self.info, self.state.copy_values())
+        return RunSummary.of(self.path, self.info, self.follower.copy_values())
 
 
 class RunIndex:
     """Tracks run folders; :meth:`scan` returns the current rows (oldest first)."""
 
-    def __init__(self, results_dir: str | Path, chunk: int = 4 << 20):
+    def __init__(self, results_dir: str | Path, chunk: int | None = CHUNK):
         self.results_dir = Path(results_dir)
         self.chunk = chunk
         self._runs: dict[Path, _Tracked] = {}
@@ -71,12 +61,12 @@ class RunIndex:
         for d in dirs:
             t = self._runs.get(d)
             if t is None:
-                t = self._runs[d] = _Tracked(d)
+                t = self._runs[d] = _Tracked(d, self.chunk)
             stamp = _stamp(d / "run.json")
             if stamp != t.info_stamp:
                 t.info_stamp = stamp
                 t.info = read_run_info(d) if stamp else None
-            pending = t.poll(self.chunk) or pending
+            pending = t.follower.poll().more or pending
             rows.append(t.summary())
         self.pending = pending
         return rows

@@ -22,7 +22,6 @@ from n2n_core.engine.sysmon import summarize_sys
 from n2n_core.errors import UserError
 from n2n_core.runs.curves import METRICS, PANELS, X_LABELS, ema
 from n2n_core.runs.records import SysRecord
-from n2n_core.runs.tail import MetricsTail
 
 from ..models.curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
@@ -69,7 +68,7 @@ class CompareScreen(BaseScreen):
     def __init__(self, run_dirs: list[Path]):
         super().__init__()
         self.run_dirs = [Path(p) for p in run_dirs]
-        self.feeds = [RunCurves() for _ in self.run_dirs]
+        self.feeds = [RunCurves(p) for p in self.run_dirs]
         self.metric = "psnr"
         self.x = "step"
         self.show_input = False
@@ -121,14 +120,10 @@ class CompareScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False, name="compare")
     def follow(self) -> None:
         worker = get_current_worker()
-        tails = [MetricsTail(p / "metrics.jsonl") for p in self.run_dirs]
-        chunk = 4 << 20
         while not worker.is_cancelled and not self._halt.is_set():
             more = False
-            for tail, feed in zip(tails, self.feeds, strict=True):
-                reset, records = tail.read_new(max_bytes=chunk)
-                feed.ingest(records, reset)  # reset: rewritten by a resume that dropped records
-                more |= tail.last_read >= chunk
+            for feed in self.feeds:
+                more |= feed.poll().more
             if not more:
                 self._halt.wait(2.0)
 

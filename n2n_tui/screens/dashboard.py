@@ -17,7 +17,7 @@ from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, unreadable_status
 from n2n_core.training.stop import stop_run
 
-from ..models.follow import LogTail, MetricsFollower, RunFeed, event_line
+from ..models.follow import RunFollower, event_line
 from ..models.procs import launch_log_path, start_detached, tail_text
 from ..models.replay import ReplayPlayer
 from ..widgets.common import ConfirmModal, ErrorModal
@@ -62,11 +62,11 @@ class DashboardScreen(BaseScreen):
     def __init__(self, run_dir: str | Path, replay_speed: float | None = None):
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.feed = RunFeed()
+        # A live run shows its log.txt; a replay shows the events it has played so far.
+        self.feed = RunFollower(self.run_dir, log=replay_speed is None)
         self.replay: ReplayPlayer | None = None
         if replay_speed is not None:
-            self.replay = ReplayPlayer(self.run_dir / "metrics.jsonl", self.feed, replay_speed)
-        self.log_tail = LogTail(self.run_dir / "log.txt")
+            self.replay = ReplayPlayer(self.feed, replay_speed)
         self.info: RunInfo | None = read_run_info(self.run_dir)
         self.status = self._status()
         self._drawn = (-1, -1, None, None)
@@ -133,11 +133,9 @@ class DashboardScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False, name="follow run")
     def follow(self) -> None:
         worker = get_current_worker()
-        metrics = MetricsFollower(self.run_dir / "metrics.jsonl", self.feed)
         last_info = 0.0
         while not worker.is_cancelled and not self._halt.is_set():
-            more = metrics.poll()
-            self.log_tail.poll()
+            more = self.feed.poll().more
             if time.monotonic() - last_info > 1.0:
                 last_info = time.monotonic()
                 self.info = read_run_info(self.run_dir)
@@ -171,7 +169,7 @@ class DashboardScreen(BaseScreen):
         if self.replay:
             r = self.replay
             replay_key = (round(r.position(), 1), r.speed, r.paused, r.done)
-        key = (feed.version, self.log_tail.version, info_key, replay_key)
+        key = (feed.version, feed.log_version, info_key, replay_key)
         if key == self._drawn:
             return
         if info_key[0] != self._drawn_status:  # the footer's stop/resume follow the status
@@ -193,7 +191,7 @@ class DashboardScreen(BaseScreen):
                 self.query_one(ReplayBar).show(r.position(), r.t0, r.t1, r.speed, r.paused, r.done)
                 self._show_lines([event_line(e) for e in v.events])
             else:
-                lines = list(self.log_tail.lines) or [event_line(e) for e in v.events]
+                lines = list(feed.log_lines) or [event_line(e) for e in v.events]
                 self._show_lines(lines)
 
     def _settle(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 from n2n_core import formatting as fmt
 from n2n_core.runs.records import read_metrics
 from n2n_core.runs.series import Series
-from n2n_tui.models.follow import LogTail, RunFeed
+from n2n_tui.models.follow import RunFollower
 from n2n_tui.models.procs import LaunchSpec, split_overrides
 from n2n_tui.widgets.charts import Line, render_chart
 
@@ -45,7 +45,7 @@ def test_read_metrics_skips_torn_and_garbage_lines(tmp_path: Path):
         + json.dumps(good[2])
         + '\n{"kind": "tr'
     )
-    feed = RunFeed()
+    feed = RunFollower(tmp_path)
     feed.ingest(read_metrics(p))
     assert feed.values.step == 2 and feed.values.records == 3
 
@@ -55,7 +55,7 @@ def test_read_metrics_fast_path(tmp_path: Path):
     p.write_text(
         "".join(json.dumps({"kind": "val", "step": i, "psnr": 20 + i}) + "\n" for i in range(5))
     )
-    feed = RunFeed()
+    feed = RunFollower(tmp_path)
     feed.ingest(read_metrics(p))
     assert feed.values.best_psnr == 24 and feed.values.best_step == 4
 
@@ -63,13 +63,13 @@ def test_read_metrics_fast_path(tmp_path: Path):
 def test_log_tail_holds_back_partial_lines(tmp_path: Path):
     p = tmp_path / "log.txt"
     p.write_text("one\ntw")
-    t = LogTail(p)
+    t = RunFollower(tmp_path, log=True)
     t.poll()
-    assert list(t.lines) == ["one"]
+    assert list(t.log_lines) == ["one"]
     with open(p, "a") as f:
         f.write("o\n\rprogress 10%\rprogress 20%\n")
     t.poll()
-    assert list(t.lines) == ["one", "two", "progress 20%"]
+    assert list(t.log_lines) == ["one", "two", "progress 20%"]
 
 
 def test_render_chart_has_the_requested_size():
@@ -109,10 +109,10 @@ def test_formatting():
     assert fmt.duration(3 * 86400 + 7200) == "3d 02h"
 
 
-def test_remaining_time_is_wall_time_and_counts_down():
+def test_remaining_time_is_wall_time_and_counts_down(tmp_path: Path):
     from n2n_core.runs.records import EventRecord, TrainRecord
 
-    feed = RunFeed()
+    feed = RunFollower(tmp_path)
     # 60 ms of compute per step, but 100 ms of wall time (validation, snapshots).
     feed.ingest(
         [

@@ -11,7 +11,7 @@ from n2n_core import formatting as fmt
 from n2n_core.runs import state as runstate
 from n2n_core.runs.info import RunInfo
 
-from ...models.follow import RunFeed
+from ...models.follow import RunFollower
 from ..charts import Chart, Line
 from ..charts.chart import muted_colour, theme_colour
 from ..common.status import status_text
@@ -125,7 +125,7 @@ class MetricCharts(Grid):
         yield Chart("learning rate", id="chart-lr")
         yield Chart("ms / step", id="chart-ms")
 
-    def draw(self, feed: RunFeed, total: int | None) -> None:
+    def draw(self, feed: RunFollower, total: int | None) -> None:
         app = self.app
         with feed.lock:
             series = feed.state.series
