@@ -835,7 +835,7 @@ def test_infer_frozen_never_overwrites_its_input(tmp_path, snapshot):
 
 
 def test_folder_output_names_are_distinct(tmp_path):
-    from n2n_core.cli.main import image_jobs
+    from n2n_core.data.images import image_jobs
 
     src = tmp_path / "src"
     src.mkdir()
@@ -932,7 +932,7 @@ def test_unwritable_results_dir_in_process(tmp_path, make_preset, monkeypatch):
     import pathlib
 
     from n2n_core.config.preset import load_preset
-    from n2n_core.runs.paths import prepare_run
+    from n2n_core.runs.folders import prepare_run
 
     res = tmp_path / "res"
     res.mkdir()

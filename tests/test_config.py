@@ -146,7 +146,7 @@ def test_data_spec_parses_each_prefix_once():
 def test_cli_and_launch_choices_come_from_the_config_types():
     from typing import get_args
 
-    from n2n_core.cli.main import build_parser
+    from n2n_core.cli.parser import build_parser
     from n2n_core.config.preset import NOISE_TYPES, Device, Precision
 
     def choices(cmd: str, flag: str) -> list:

@@ -26,7 +26,7 @@ def _modules_after(code: str) -> set[str]:
 
 def test_core_does_not_import_textual():
     mods = _modules_after(
-        "import n2n_core, n2n_core.runs.paths, n2n_core.runs.summary, n2n_core.config.preset, n2n_core.cli.main"
+        "import n2n_core, n2n_core.runs.folders, n2n_core.runs.summary, n2n_core.config.preset, n2n_core.cli.main"
     )
     assert "textual" not in mods
     # cli decides how OpenMP threads wait before torch loads (ompenv): importing it must not load torch.

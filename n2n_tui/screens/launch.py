@@ -36,7 +36,7 @@ from n2n_core.config.preset import (
     read_preset_data,
 )
 from n2n_core.errors import UserError
-from n2n_core.runs.paths import list_run_dirs
+from n2n_core.runs.folders import list_run_dirs
 
 from .. import presetform as pf
 from ..presetfiles import PresetEntry, load_presets

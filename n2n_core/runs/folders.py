@@ -25,6 +25,7 @@ from n2n_core.process.locks import FolderLock
 from n2n_core.runs.info import (
     update_run_info,
 )
+from n2n_core.runs.layout import RunPaths
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 # Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
@@ -116,7 +117,7 @@ def resolve_run_dir(path: str | Path) -> Path:
         raise UserError(f"{p}: run folder not found")
     if not p.is_dir():
         raise UserError(f"{p}: not a run folder (expected a directory)")
-    if not (p / "metrics.jsonl").exists() and not (p / "run.json").exists():
+    if not (RunPaths(p).metrics).exists() and not (RunPaths(p).run_json).exists():
         raise UserError(f"{p}: not a run folder (no run.json or metrics.jsonl)")
     return p
 
@@ -147,7 +148,7 @@ def prepare_run(
     # A queued run has no process yet: `resume` records its launcher when it starts.
     who = {"pid": None, "host": own_identity().host} if queued else launch_identity()
     try:
-        (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
+        (RunPaths(run_dir).preset).write_text(dump_preset(preset), encoding="utf-8")
         update_run_info(
             run_dir,
             status="queued" if queued else "running",
