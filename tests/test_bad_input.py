@@ -464,7 +464,7 @@ BAD_PRESETS = [
 
 @pytest.mark.parametrize("kind", BAD_PRESETS)
 def test_hostile_presets_are_refused_at_once(kind, tmp_path):
-    from n2n_core.config.preset import read_preset_data
+    from n2n_core.config.loader import read_preset_data
 
     p, needle = make_bad_preset(kind, tmp_path)
     with pytest.raises(UserError) as e:
@@ -975,7 +975,7 @@ def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
 
 
 def test_set_override_with_an_alias_bomb_is_refused():
-    from n2n_core.config.preset import apply_overrides
+    from n2n_core.config.overrides import apply_overrides
 
     bomb = "[&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], " + ", ".join(
         ["&c [*b,*b,*b,*b,*b,*b,*b,*b,*b]"] + ["*c"] * 40

@@ -382,7 +382,7 @@ def test_slurm_path_through_submitit_local_executor(make_preset, tmp_path):
 
 def test_slurm_keys_become_sbatch_options(monkeypatch, tmp_path):
     submitit = pytest.importorskip("submitit")
-    from n2n_core.config.preset import validate_preset
+    from n2n_core.config.schema import validate_preset
     from n2n_core.sweeps.slurm import PointJob, executor_parameters
 
     preset = validate_preset(

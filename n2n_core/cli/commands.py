@@ -22,14 +22,9 @@ from n2n_core.runs.layout import RunPaths
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from n2n_core.config.preset import (
-        apply_overrides,
-        check_data_paths,
-        check_name,
-        read_preset_data,
-        set_key,
-        validate_preset,
-    )
+    from n2n_core.config.loader import read_preset_data
+    from n2n_core.config.overrides import apply_overrides, set_key
+    from n2n_core.config.schema import check_data_paths, check_name, validate_preset
 
     if a.name is not None:
         check_name(a.name, "--name")
@@ -255,14 +250,14 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _run_preset(path: str) -> dict:
-    from n2n_core.config.preset import read_preset_data
+    from n2n_core.config.loader import read_preset_data
     from n2n_core.runs.folders import resolve_run_dir
 
     return read_preset_data(RunPaths(resolve_run_dir(path)).preset)
 
 
 def cmd_diff(a: argparse.Namespace) -> int:
-    from n2n_core.config.preset import ABSENT, preset_diff, show_value
+    from n2n_core.config.diff import ABSENT, preset_diff, show_value
 
     rows = preset_diff(_run_preset(a.run_a), _run_preset(a.run_b))
     if a.json:

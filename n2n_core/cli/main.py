@@ -18,7 +18,7 @@ from n2n_core.errors import EXIT_STOPPED, EXIT_USER, UserError, error_line
 from n2n_core.process import ompenv
 
 # Commands whose convolutions run on OpenMP threads: how those threads wait is
-# decided before torch loads (ompenv.py); torchrun ranks and sweep slots inherit it.
+# decided before torch loads (process/ompenv.py); torchrun ranks and sweep slots inherit it.
 COMPUTE_COMMANDS = frozenset({"run", "resume", "sweep", "validate", "infer", "bench", "evaluate"})
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from n2n_core.config.preset import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
+from n2n_core.config.schema import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from n2n_core.data.fetch import CATALOGUE
 from n2n_core.errors import UserError
 from n2n_core.runs.curves import XAxis

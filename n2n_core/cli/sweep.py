@@ -47,7 +47,7 @@ def _slots_for(sweep_presets, slots: int | None, devices: list[str] | None):
 
 
 def start(a: argparse.Namespace, argv: list[str]) -> int:
-    from n2n_core.config.preset import check_data_paths
+    from n2n_core.config.schema import check_data_paths
     from n2n_core.data.fetch import fetch_hint
     from n2n_core.sweeps.local import parse_devices
 

@@ -185,7 +185,7 @@ def _level(v: float) -> str:
 
 
 def matrix_table(m, console: Console | None = None) -> None:
-    """The evaluation matrix (a :class:`evalmatrix.Matrix`) as a table, then time per column."""
+    """The evaluation matrix (a :class:`n2n_core.evaluation.matrix.Matrix`) as a table, then time per column."""
     console = console or _console()
     names = list(dict.fromkeys(b for c in m.cells for b in c.baselines))
     several = len({c.snapshot for c in m.cells}) > 1

@@ -27,7 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from n2n_core.config.preset import PADDINGS, Preset
+from n2n_core.config.schema import PADDINGS, Preset
 from n2n_core.errors import UserError
 from n2n_core.files.atomic import atomic_write_bytes
 from n2n_core.files.checks import looks_pickled, read_head

@@ -25,9 +25,15 @@ def open_own(path: str | Path, flags: int, what: str, mode: int = 0o644) -> int:
     try:
         fd = os.open(path, flags | extra, mode)
     except OSError:
-        if os.path.islink(path):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
             raise UserError(f"{path}: is a symlink; refusing to open {what} through it") from None
-        raise
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path}: not a regular file; cannot use it as {what}") from None
+        raise  # the open's own error (a missing folder, a full or read-only disk)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UserError(f"{path}: not a regular file; cannot use it as {what}")

@@ -34,7 +34,7 @@ STATUSES = ("queued", "running", "finished", "failed", "stopped")
 
 @dataclass(frozen=True, kw_only=True)
 class RunInfo:
-    """What ``run.json`` says about a run (DESIGN.md's field names)."""
+    """What ``run.json`` says about a run (the field names of docs/ARCHITECTURE.md)."""
 
     _spec: ClassVar[tuple[tuple[str, tuple[type, ...]], ...]] = ()
     _accept: ClassVar[dict[str, tuple[type, ...]]] = {}
@@ -55,7 +55,7 @@ class RunInfo:
     note: str | None = None  # n2n-core note
     sweep: str | None = None  # a sweep's point: "sweeps/NNNNN-name", relative to the results dir
     params: dict[str, Any] | None = None  # a sweep's point: its grid values by preset key
-    # What proves a live process is this run (procident): the launcher's identity,
+    # What proves a live process is this run (process.identity): the launcher's identity,
     # and every rank's of a torchrun run (recorded by rank 0).
     process: dict | None = None
     ranks: list | None = None
@@ -138,7 +138,7 @@ def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) ->
     """The status a person should see: a ``running`` run with no process left is ``interrupted``.
 
     With ``run_dir`` the answer comes from the run folder's lock and the recorded
-    process identities (:func:`procident.run_alive`); without it, from the bare pid.
+    process identities (:func:`n2n_core.process.identity.run_alive`); without it, from the bare pid.
     """
     if info is None:
         return "unknown"

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from n2n_core.config.preset import parse_value, read_preset_data
+from n2n_core.config.loader import read_preset_data
+from n2n_core.config.overrides import parse_value
 from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, run_tags
 from n2n_core.runs.layout import RunPaths

@@ -16,14 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from n2n_core.config.preset import (
-    SEED_MAX,
-    Preset,
-    parse_value,
-    read_preset_data,
-    set_key,
-    validate_preset,
-)
+from n2n_core.config.loader import read_preset_data
+from n2n_core.config.overrides import parse_value, set_key
+from n2n_core.config.schema import SEED_MAX, Preset, validate_preset
 from n2n_core.errors import UserError
 
 # At most this many points (grid combinations times seeds) per sweep: each is a run
@@ -116,7 +111,7 @@ def plan_sweep(
     preset_path: str | Path, grid_items: list[str], sets: list[str], seeds: int
 ) -> SweepPlan:
     """Parse and validate every point; all problems are raised together, nothing is written."""
-    from n2n_core.config.preset import apply_overrides
+    from n2n_core.config.overrides import apply_overrides
 
     if seeds < 1:
         raise UserError(f"--seeds {seeds}: must be >= 1")

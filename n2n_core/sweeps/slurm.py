@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from n2n_core.config.preset import Preset, SlurmConfig
+from n2n_core.config.schema import Preset, SlurmConfig
 from n2n_core.errors import UserError
 from n2n_core.process.ompenv import undecided
 from n2n_core.runs.layout import RunPaths
@@ -149,7 +149,7 @@ class PointJob:
             env = submitit.JobEnvironment()
             node, head = env.node, env.hostnames[0]
         # sbatch exports the submitting shell's environment: how OpenMP threads wait
-        # there was decided for the login node's cores, not this node's (ompenv.py).
+        # there was decided for the login node's cores, not this node's (process/ompenv.py).
         code = subprocess.call(
             self.command(node, head), stdin=subprocess.DEVNULL, env=undecided(os.environ)
         )

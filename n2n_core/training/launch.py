@@ -87,7 +87,7 @@ def launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = T
         ]
     else:
         cmd += ["--standalone"]
-    # Absolute: a rank's command line then names this run folder (procident.verify_rank).
+    # Absolute: a rank's command line then names this run folder (process.identity.verify_rank).
     cmd += ["-m", "n2n_core.training.rank", str(run_dir.resolve())] + (
         ["--resume"] if resume else []
     )
@@ -235,7 +235,7 @@ def resume_run(
     preset = load_preset(RunPaths(run_dir).preset)
     if nnodes and nnodes > 1:
         return resume_node(run_dir, preset, nnodes, node_rank, rdzv_endpoint)
-    # Refuses while the run's launcher lives (issue 18.2); held until this process exits.
+    # Refuses while the run's launcher lives; held until this process exits.
     with FolderLock() as lock:
         lock.acquire(run_dir)
         info = read_run_info(run_dir)

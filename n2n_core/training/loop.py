@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from n2n_core import formatting as fmt
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 from n2n_core.engine.console import RunConsole
 from n2n_core.engine.device import (
     AUTOCAST_DTYPES,
@@ -284,7 +284,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
 
     con = RunConsole(RunPaths(run_dir).log, enabled=d.is_main)
     if device.type == "cpu":
-        # Step times depend on both; a slow run's log says why (ompenv.py).
+        # Step times depend on both; a slow run's log says why (process/ompenv.py).
         con.log_only(f"cpu threads: {torch.get_num_threads()}, OpenMP {ompenv.describe()}")
     ranks = _rank_identities(d)
     if d.is_main:
@@ -346,7 +346,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
 
         out = None
         if d.is_main:
-            # runstate.SESSION_STARTS recognises these two openings.
+            # runs.state.SESSION_STARTS recognises these two openings.
             what = f"resumed at step {start}" if resume else "started"
             crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from n2n_core import formatting as fmt
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 from n2n_core.engine.console import RunConsole
 from n2n_core.engine.snapshots import (
     save_snapshot,
