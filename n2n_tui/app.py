@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.replay:
-            from n2n_core.runs.paths import resolve_run_dir
+            from n2n_core.runs.folders import resolve_run_dir
 
             resolve_run_dir(args.replay)
         images = mode_from_env()

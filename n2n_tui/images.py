@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from n2n_core.errors import UserError
-from n2n_core.runs.paths import sample_files
+from n2n_core.runs.folders import sample_files
 
 ImageMode = Literal["halfblock", "sixel", "kitty", "off"]
 IMAGE_MODES: tuple[str, ...] = get_args(ImageMode)

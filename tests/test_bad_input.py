@@ -464,7 +464,7 @@ BAD_PRESETS = [
 
 @pytest.mark.parametrize("kind", BAD_PRESETS)
 def test_hostile_presets_are_refused_at_once(kind, tmp_path):
-    from n2n_core.config.preset import read_preset_data
+    from n2n_core.config.loader import read_preset_data
 
     p, needle = make_bad_preset(kind, tmp_path)
     with pytest.raises(UserError) as e:
@@ -835,7 +835,7 @@ def test_infer_frozen_never_overwrites_its_input(tmp_path, snapshot):
 
 
 def test_folder_output_names_are_distinct(tmp_path):
-    from n2n_core.cli.main import image_jobs
+    from n2n_core.data.images import image_jobs
 
     src = tmp_path / "src"
     src.mkdir()
@@ -932,7 +932,7 @@ def test_unwritable_results_dir_in_process(tmp_path, make_preset, monkeypatch):
     import pathlib
 
     from n2n_core.config.preset import load_preset
-    from n2n_core.runs.paths import prepare_run
+    from n2n_core.runs.folders import prepare_run
 
     res = tmp_path / "res"
     res.mkdir()
@@ -975,7 +975,7 @@ def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
 
 
 def test_set_override_with_an_alias_bomb_is_refused():
-    from n2n_core.config.preset import apply_overrides
+    from n2n_core.config.overrides import apply_overrides
 
     bomb = "[&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], " + ", ".join(
         ["&c [*b,*b,*b,*b,*b,*b,*b,*b,*b]"] + ["*c"] * 40

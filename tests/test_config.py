@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from n2n_core.config.preset import Preset, apply_overrides, load_preset, validate_preset
+from n2n_core.config.overrides import apply_overrides
+from n2n_core.config.preset import load_preset
+from n2n_core.config.schema import Preset, validate_preset
 from n2n_core.errors import UserError
 
 PRESETS = sorted((Path(__file__).resolve().parents[1] / "presets").glob("*.yaml"))
@@ -130,7 +132,7 @@ def test_auto_loss_is_the_papers_choice():
 
 
 def test_data_spec_parses_each_prefix_once():
-    from n2n_core.config.preset import DataSpec
+    from n2n_core.config.schema import DataSpec
 
     assert DataSpec.parse("builtin:photos") == DataSpec("builtin", "photos", "builtin:photos")
     ds = DataSpec.parse("pairs: ~/own ")
@@ -146,8 +148,8 @@ def test_data_spec_parses_each_prefix_once():
 def test_cli_and_launch_choices_come_from_the_config_types():
     from typing import get_args
 
-    from n2n_core.cli.main import build_parser
-    from n2n_core.config.preset import NOISE_TYPES, Device, Precision
+    from n2n_core.cli.parser import build_parser
+    from n2n_core.config.schema import NOISE_TYPES, Device, Precision
 
     def choices(cmd: str, flag: str) -> list:
         sub = next(a for a in build_parser()._actions if a.dest == "cmd").choices[cmd]

@@ -28,7 +28,7 @@ from n2n_core.engine.sysmon import SysMonitor
 from n2n_core.errors import UserError
 from n2n_core.runs.info import read_run_info
 from n2n_core.runs.records import TrainRecord, parse_lines, parse_record, read_metrics
-from n2n_core.sweeps.store import plan_sweep
+from n2n_core.sweeps.plan import plan_sweep
 
 DEEP = "[" * 50_000  # past Python's recursion limit in json.loads
 MAX_POINTS = 10_000  # sweep.MAX_POINTS

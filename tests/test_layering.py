@@ -26,7 +26,7 @@ def _modules_after(code: str) -> set[str]:
 
 def test_core_does_not_import_textual():
     mods = _modules_after(
-        "import n2n_core, n2n_core.runs.paths, n2n_core.runs.summary, n2n_core.config.preset, n2n_core.cli.main"
+        "import n2n_core, n2n_core.runs.folders, n2n_core.runs.summary, n2n_core.config.preset, n2n_core.cli.main"
     )
     assert "textual" not in mods
     # cli decides how OpenMP threads wait before torch loads (ompenv): importing it must not load torch.
@@ -167,3 +167,19 @@ def test_engine_layers_only_import_downwards():
     ]
     assert upward == []
     assert not [f"{m} -> {d}" for m in core for d in graph[m] if d.startswith("n2n_tui")]
+
+
+def test_sweep_backends_never_import_each_other():
+    graph = import_graph()
+    assert "n2n_core.sweeps.slurm" not in graph["n2n_core.sweeps.local"]
+    assert "n2n_core.sweeps.local" not in graph["n2n_core.sweeps.slurm"]
+
+
+def test_writing_run_folders_and_sweeps_needs_no_torch():
+    # Creating a run or a sweep's points writes preset.yaml and run.json only;
+    # launching decides OpenMP's waiting before torch loads.
+    mods = _modules_after(
+        "import n2n_core.runs.folders, n2n_core.sweeps.store, n2n_core.sweeps.view\n"
+        "import n2n_core.training.launch, n2n_core.cli.commands, n2n_core.files.output"
+    )
+    assert "torch" not in mods

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from n2n_core.cli.main import main
-from n2n_core.config.preset import validate_preset
+from n2n_core.config.schema import validate_preset
 from n2n_core.data.aligned import AlignedCropSampler, flip
 from n2n_core.data.builtin import builtin_files
 from n2n_core.data.demo import make_demo_noisy, make_demo_pairs, noisy_copy

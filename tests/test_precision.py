@@ -12,7 +12,7 @@ from n2n_core.cli import main as cli
 from n2n_core.config.preset import load_preset
 from n2n_core.engine import device as devmod
 from n2n_core.engine.device import resolve_precision
-from n2n_core.runs.paths import prepare_run
+from n2n_core.runs.folders import prepare_run
 from n2n_core.training.loop import train_worker
 
 CPU = torch.device("cpu")

@@ -15,7 +15,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from n2n_core.config.preset import Preset, apply_overrides, validate_preset
+from n2n_core.config.overrides import apply_overrides
+from n2n_core.config.schema import Preset, validate_preset
 from n2n_core.errors import UserError
 from n2n_core.runs.records import RECORD_KINDS, read_metrics
 from n2n_core.runs.tail import MetricsTail

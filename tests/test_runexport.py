@@ -12,7 +12,7 @@ import yaml
 from cli_helpers import Result, assert_user_error
 
 from n2n_core.cli.main import main
-from n2n_core.config.preset import ABSENT, flat_keys, preset_diff
+from n2n_core.config.diff import ABSENT, flat_keys, preset_diff
 from n2n_core.runs.curves import curve, ema
 from n2n_core.runs.info import update_run_info
 from n2n_core.runs.records import EvalRecord, parse_record

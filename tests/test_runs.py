@@ -1,7 +1,7 @@
 import json
 import threading
 
-from n2n_core.runs.paths import allocate_run_dir
+from n2n_core.runs.folders import allocate_run_dir
 from n2n_core.runs.records import TrainRecord, ValRecord, read_metrics
 from n2n_core.runs.summary import list_runs, summarize_run
 from n2n_core.runs.tail import MetricsTail

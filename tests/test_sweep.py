@@ -15,7 +15,8 @@ from cli_helpers import assert_user_error, n2n
 
 from n2n_core.errors import UserError
 from n2n_core.sweeps.local import DeviceClaim, Slot, parse_devices, plan_slots
-from n2n_core.sweeps.store import parse_grid, plan_sweep, split_values, sweep_view
+from n2n_core.sweeps.plan import parse_grid, plan_sweep, split_values
+from n2n_core.sweeps.view import read_view
 
 EIGHT = [str(i) for i in range(8)]
 
@@ -178,7 +179,7 @@ def _cli_view(sweep_dir: Path) -> dict:
 
 
 def _view(sweep_dir: Path) -> dict:
-    return json.loads(json.dumps(sweep_view(sweep_dir)))  # as --json prints it
+    return json.loads(json.dumps(read_view(sweep_dir).to_json()))  # as --json prints it
 
 
 def _wait(cond, timeout: float = 240.0, what: str = "condition"):
@@ -381,7 +382,7 @@ def test_slurm_path_through_submitit_local_executor(make_preset, tmp_path):
 
 def test_slurm_keys_become_sbatch_options(monkeypatch, tmp_path):
     submitit = pytest.importorskip("submitit")
-    from n2n_core.config.preset import validate_preset
+    from n2n_core.config.schema import validate_preset
     from n2n_core.sweeps.slurm import PointJob, executor_parameters
 
     preset = validate_preset(

@@ -11,7 +11,7 @@ import torch
 
 from n2n_core.config.preset import load_preset
 from n2n_core.engine.snapshots import read_snapshot
-from n2n_core.runs.paths import prepare_run
+from n2n_core.runs.folders import prepare_run
 from n2n_core.tasks.image import ImageTask
 from n2n_core.training.loop import train_worker
 

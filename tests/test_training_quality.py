@@ -20,7 +20,7 @@ from n2n_core.cli import main as cli
 from n2n_core.config.preset import load_preset
 from n2n_core.data.builtin import skimage_data_dir
 from n2n_core.data.images import load_image, save_image
-from n2n_core.runs.paths import prepare_run
+from n2n_core.runs.folders import prepare_run
 from n2n_core.training.loop import train_worker
 
 # Saturated mean colours (R, G, B), kept clear of 0 and 255 so that clipping the

@@ -164,7 +164,7 @@ def num_threads(n: int):
 
 
 def _preset(batch: int, crop: int, device: torch.device, precision: str = "fp32"):
-    from n2n_core.config.preset import Preset
+    from n2n_core.config.schema import Preset
 
     return Preset.model_validate(
         {

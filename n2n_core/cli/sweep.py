@@ -18,16 +18,18 @@ import time
 from pathlib import Path
 
 from n2n_core.errors import UserError
+from n2n_core.files.safe import open_append
+from n2n_core.runs.layout import RunPaths
+from n2n_core.sweeps.plan import plan_sweep
 from n2n_core.sweeps.store import (
     CANCEL_FILE,
     LOG_FILE,
     Sweep,
     create_sweep,
-    plan_sweep,
     read_sweep,
     scheduler_alive,
-    sweep_view,
 )
+from n2n_core.sweeps.view import read_view
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CANCEL_WAIT_S = 180.0
@@ -45,7 +47,7 @@ def _slots_for(sweep_presets, slots: int | None, devices: list[str] | None):
 
 
 def start(a: argparse.Namespace, argv: list[str]) -> int:
-    from n2n_core.config.preset import check_data_paths
+    from n2n_core.config.schema import check_data_paths
     from n2n_core.data.fetch import fetch_hint
     from n2n_core.sweeps.local import parse_devices
 
@@ -85,7 +87,7 @@ def _schedule(sweep_dir: Path, sweep: Sweep, slots, echo: bool) -> int:
 def _detach(sweep_dir: Path) -> int:
     """Start ``sweep resume SWEEP_DIR`` in its own session; its console goes to scheduler.out."""
     out = sweep_dir / "scheduler.out"
-    with open(out, "ab") as f:
+    with open_append(out, "the scheduler log", binary=True) as f:
         subprocess.Popen(
             [sys.executable, "-m", "n2n_core.cli", "sweep", "resume", str(sweep_dir)],
             stdin=subprocess.DEVNULL,
@@ -111,15 +113,15 @@ def resume(a: argparse.Namespace) -> int:
         from n2n_core.config.preset import load_preset
         from n2n_core.sweeps.store import point_dir
 
-        presets = [load_preset(point_dir(sweep_dir, p) / "preset.yaml") for p in sweep.points]
+        presets = [load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points]
         slots = _slots_for(presets, sweep.slots, sweep.devices)
     return _schedule(sweep_dir, sweep, slots, echo=True)
 
 
 def status(a: argparse.Namespace) -> int:
-    view = sweep_view(a.sweep_dir)
+    view = read_view(a.sweep_dir)
     if a.json:
-        print(json.dumps(view))
+        print(json.dumps(view.to_json()))
         return 0
     from n2n_core.cli.views import sweep_table
 
@@ -152,7 +154,8 @@ def cancel(a: argparse.Namespace) -> int:
 
         cancel_jobs(sweep_dir, sweep)
     else:
-        from n2n_core.sweeps.local import SweepLog, cancel_without_scheduler
+        from n2n_core.sweeps.driver import SweepLog
+        from n2n_core.sweeps.local import cancel_without_scheduler
 
         log = SweepLog(sweep_dir, echo=True)
         try:

@@ -22,11 +22,13 @@ from rich.table import Table
 from rich.text import Text
 
 from n2n_core import formatting as fmt
+from n2n_core.runs.folders import resolve_run_dir
 from n2n_core.runs.info import run_tags
-from n2n_core.runs.paths import resolve_run_dir
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EventRecord, Record, ValRecord, read_metrics
 from n2n_core.runs.state import RunState
 from n2n_core.runs.summary import RunSummary, replay_records, summarize_run
+from n2n_core.sweeps.view import SweepView
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -114,7 +116,7 @@ def replay(run_dir: str | Path, speed: float = 0.0, console: Console | None = No
     console = console or _console()
     path = resolve_run_dir(run_dir)
     summary = summarize_run(path)
-    records = read_metrics(path / "metrics.jsonl")
+    records = read_metrics(RunPaths(path).metrics)
     state = RunState(capacity=None)
     name = f"{path.name} ({summary.status})"
     if speed <= 0:
@@ -183,7 +185,7 @@ def _level(v: float) -> str:
 
 
 def matrix_table(m, console: Console | None = None) -> None:
-    """The evaluation matrix (a :class:`evalmatrix.Matrix`) as a table, then time per column."""
+    """The evaluation matrix (a :class:`n2n_core.evaluation.matrix.Matrix`) as a table, then time per column."""
     console = console or _console()
     names = list(dict.fromkeys(b for c in m.cells for b in c.baselines))
     several = len({c.snapshot for c in m.cells}) > 1
@@ -230,20 +232,20 @@ def matrix_table(m, console: Console | None = None) -> None:
             )
         )
     if m.stored:
-        console.print(Text(f"stored as eval records in {m.run_dir / 'metrics.jsonl'}"))
+        console.print(Text(f"stored as eval records in {RunPaths(m.run_dir).metrics}"))
 
 
 def _param(v) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-def sweep_table(view: dict, console: Console | None = None) -> None:
-    """``sweep status``: one row per point, one column per grid key (``view`` from sweep_view)."""
+def sweep_table(view: SweepView, console: Console | None = None) -> None:
+    """``sweep status``: one row per point, one column per grid key."""
     console = console or _console()
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(view["counts"].items()))
-    title = Text(f"sweep {Path(view['sweep']).name}: {view['status']} ({counts})")
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(view.counts.items()))
+    title = Text(f"sweep {view.path.name}: {view.status} ({counts})")
     t = Table(title=title, header_style="bold")
-    keys = list(view["grid"]) + (["train.seed"] if view.get("seeds", 1) > 1 else [])
+    keys = list(view.grid_keys)
     t.add_column("#", justify="right")
     for k in keys:
         t.add_column(Text(k))
@@ -251,24 +253,53 @@ def sweep_table(view: dict, console: Console | None = None) -> None:
     t.add_column("step", justify="right")
     t.add_column("best dB", justify="right")
     t.add_column("last dB", justify="right")
-    has_jobs = any(p.get("job_id") for p in view["points"])
+    has_jobs = any(p.job_id for p in view.points)
     if has_jobs:
         t.add_column("job")
     t.add_column("run")
-    for p in view["points"]:
-        total = f"/{p['total_steps']}" if p.get("total_steps") else ""
-        row = [str(p["index"])]
-        row += [Text(_param(p["params"].get(k, "—"))) for k in keys]
+    for p in view.points:
+        total = f"/{p.total_steps}" if p.total_steps else ""
+        row = [str(p.index)]
+        row += [Text(_param(p.params.get(k, "—"))) for k in keys]
         row += [
-            Text(p["status"], style=STATUS_STYLE.get(p["status"], "")),
-            f"{p['step']}{total}",
-            fmt.psnr(p.get("best_psnr")),
-            fmt.psnr(p.get("last_psnr")),
+            Text(p.status, style=STATUS_STYLE.get(p.status, "")),
+            f"{p.step}{total}",
+            fmt.psnr(p.best_psnr),
+            fmt.psnr(p.last_psnr),
         ]
         if has_jobs:
-            row.append(Text(f"{p.get('job_id') or '—'} {p.get('job_state') or ''}".strip()))
-        row.append(Text(p["run"]))
+            row.append(Text(f"{p.job_id or '—'} {p.job_state or ''}".strip()))
+        row.append(Text(p.run))
         t.add_row(*row)
     console.print(t)
-    if view.get("message"):
-        console.print(Text(view["message"]))
+    if view.message:
+        console.print(Text(view.message))
+
+
+class download_bar:
+    """A rich progress bar on stderr, one task per file, as a ``fetch`` progress callback."""
+
+    def __enter__(self):
+        self.bar = None  # started at the first byte: an early error prints nothing else
+        self.tasks: dict[str, int] = {}
+        return self
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            self.bar = Progress(
+                *Progress.get_default_columns(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(name, total=total)
+        self.bar.update(self.tasks[name], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -17,6 +17,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from n2n_core.errors import UserError
 from n2n_core.files.checks import check_regular
+from n2n_core.files.output import check_output, input_ids, make_output_dir
 
 IMAGE_EXTENSIONS = (
     ".png",
@@ -182,3 +183,42 @@ def shrink_to(arr: np.ndarray, side: int) -> np.ndarray:
 def resize_to(arr: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bicubic resize of uint8 (H, W, C) — how the reference grows images smaller than a crop."""
     return _pil_resize(arr, h, w, Image.BICUBIC)
+
+
+def image_jobs(image: str, out: str, model: str | None = None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: a file -> a file, a folder -> the same names in the out folder.
+
+    Output names in folder mode: each input keeps its file name, except that a GIF
+    (which is not written) becomes NAME.png. When two inputs would get the same
+    output name (``a.gif`` and ``a.png``), every one of them keeps its full name and
+    gains ``.png`` (``a.gif.png``, ``a.png.png``), so no result replaces another.
+    No output may be one of the inputs (the same path, a hard link or a symlink to it),
+    the ``model`` (snapshot or ONNX file), a device, FIFO or symlink; a folder --out
+    may not lie inside the --image folder.
+    """
+
+    src, dst = Path(image), Path(out)
+    if not src.exists():
+        raise UserError(f"{src}: image not found")
+    if src.is_dir():
+        files = list_images(src)
+        if not files:
+            raise UserError(f"{src}: no images found in folder")
+        if dst.exists() and not dst.is_dir():
+            raise UserError(f"{dst}: --out must be a folder when --image is a folder")
+        names = [f.stem + ".png" if f.suffix.lower() == ".gif" else f.name for f in files]
+        clashes = {n for n in names if names.count(n) > 1}
+        jobs = [
+            (f, dst / (f.name + ".png" if n in clashes else n))
+            for f, n in zip(files, names, strict=True)
+        ]
+    else:
+        jobs = [(src, dst / src.name if dst.is_dir() else dst)]
+    if dst.exists() or not src.is_dir():  # a folder not made yet holds nothing to spoil
+        keep = input_ids([f for f, _ in jobs] + ([model] if model else []))
+        for _, out_file in jobs:
+            check_output(out_file, "a denoised image", inputs=keep)
+    if src.is_dir():
+        check_output(dst, "--out", input_folders=(src,), folder=True)
+        make_output_dir(dst, "--out")
+    return jobs

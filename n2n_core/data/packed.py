@@ -19,6 +19,7 @@ import numpy as np
 
 from n2n_core.data.images import list_images, load_image
 from n2n_core.errors import UserError
+from n2n_core.files.atomic import open_temp_beside
 from n2n_core.files.checks import check_regular, is_regular_file
 
 MAGIC = b"N2NDSET1"
@@ -40,11 +41,11 @@ def build_packed(src: str | Path, out: str | Path, channels: int = 3, progress=N
         raise UserError(f"{out}: is a folder, expected an output file name")
     if not out.parent.exists():
         raise UserError(f"{out.parent}: folder not found")
-    body = out.with_name(f".{out.name}.body-{os.getpid()}")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    body = tmp = None
     entries, offset = [], 0
     try:
-        with open(body, "wb") as fb:
+        fd_body, body = open_temp_beside(out, "body")
+        with os.fdopen(fd_body, "wb") as fb:
             for i, f in enumerate(files):
                 arr = load_image(f, channels)  # raises UserError naming a bad file
                 entries.append(
@@ -61,7 +62,8 @@ def build_packed(src: str | Path, out: str | Path, channels: int = 3, progress=N
                     progress(i + 1, len(files))
         header = json.dumps({"channels": channels, "images": entries}).encode()
         pad = (-(len(MAGIC) + 8 + len(header))) % ALIGN
-        with open(tmp, "wb") as fh, open(body, "rb") as fb:
+        fd_tmp, tmp = open_temp_beside(out)
+        with os.fdopen(fd_tmp, "wb") as fh, open(body, "rb") as fb:
             fh.write(MAGIC + struct.pack("<Q", len(header) + pad) + header + b" " * pad)
             while chunk := fb.read(1 << 24):
                 fh.write(chunk)
@@ -71,8 +73,9 @@ def build_packed(src: str | Path, out: str | Path, channels: int = 3, progress=N
     except OSError as e:
         raise UserError(f"{out}: cannot write data set ({e.strerror or e})") from None
     finally:
-        body.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
+        for p in (body, tmp):
+            if p is not None:
+                p.unlink(missing_ok=True)
     return {
         "images": len(entries),
         "bytes": out.stat().st_size,

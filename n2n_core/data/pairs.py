@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from n2n_core.config.preset import DataSpec
+from n2n_core.config.schema import DataSpec
 from n2n_core.data.images import is_image_file, list_images, load_image
 from n2n_core.errors import UserError
 

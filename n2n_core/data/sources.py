@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from n2n_core.config.preset import DataSpec
+from n2n_core.config.schema import DataSpec
 from n2n_core.data.builtin import builtin_files
 from n2n_core.data.images import list_images, load_image, resize_to, shrink_to
 from n2n_core.data.packed import is_packed, open_packed

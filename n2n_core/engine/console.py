@@ -13,12 +13,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from n2n_core.files.safe import open_append
+
 
 class RunConsole:
     def __init__(self, log_path: Path | None, enabled: bool = True):
         self.enabled = enabled
         self.term = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-        self._log = open(log_path, "a", encoding="utf-8") if (log_path and enabled) else None  # noqa: SIM115
+        self._log = open_append(log_path, "the log") if (log_path and enabled) else None
         self._progress: Progress | None = None
         self._task = None
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from n2n_core.config.preset import PADDINGS
+from n2n_core.config.schema import PADDINGS
 
 POOLINGS = 5
 # A crop of 2**POOLINGS reaches the deepest convolution as a 1x1 map, so its

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from n2n_core.config.preset import (
+from n2n_core.config.schema import (
     LEVEL_PARAM,
     BernoulliNoise,
     BernoulliSpectralNoise,

@@ -27,10 +27,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from n2n_core.config.preset import PADDINGS, Preset
+from n2n_core.config.schema import PADDINGS, Preset
 from n2n_core.errors import UserError
 from n2n_core.files.atomic import atomic_write_bytes
 from n2n_core.files.checks import looks_pickled, read_head
+from n2n_core.runs.layout import RunPaths
 
 FORMAT = "n2n-snapshot/1"
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{8})\.safetensors$")
@@ -292,7 +293,7 @@ def _restore(snap: Snapshot, net, optimizer, scaler) -> None:
 
 def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, path) of the periodic snapshots of a run, oldest first."""
-    d = Path(run_dir) / "snapshots"
+    d = RunPaths(run_dir).snapshots
     if not d.is_dir():
         return []
     out = []

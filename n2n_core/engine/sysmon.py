@@ -6,7 +6,7 @@ for the rank's own device its utilisation, memory, temperature and power (NVML
 on NVIDIA through the optional ``nvidia-ml-py``, ``npu-smi info`` on Ascend).
 The training thread only adds two clock reads per step (data wait, step time).
 
-Only rank 0 writes (DESIGN.md), so the other ranks' numbers travel to it at the
+Only rank 0 writes (docs/ARCHITECTURE.md), so the other ranks' numbers travel to it at the
 next log step: the log step's ``all_reduce`` carries a "sample due" flag, so
 every rank agrees on the same step, and then one ``all_gather`` of a fixed-length
 float vector per rank (no pickling) brings every rank's sample to rank 0, which

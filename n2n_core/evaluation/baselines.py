@@ -22,7 +22,7 @@ from typing import get_args
 
 import numpy as np
 
-from n2n_core.config.preset import BaselineName
+from n2n_core.config.schema import BaselineName
 from n2n_core.errors import UserError
 from n2n_core.evaluation.protocol import clip_to_uint8, noisy_images, psnr
 

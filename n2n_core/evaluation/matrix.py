@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from n2n_core.errors import UserError
+from n2n_core.runs.layout import RunPaths
 
 if TYPE_CHECKING:
     from n2n_core.evaluation.protocol import ColourShift
@@ -83,7 +84,7 @@ class Matrix:
 def resolve_snapshots(path: str | Path, all_snapshots: bool) -> tuple[Path | None, list[Path]]:
     """(run folder or None, snapshot files) for ``evaluate SNAPSHOT|RUN_DIR``."""
     from n2n_core.engine.snapshots import list_snapshots, read_snapshot
-    from n2n_core.runs.paths import resolve_run_dir
+    from n2n_core.runs.folders import resolve_run_dir
 
     p = Path(path)
     if not p.exists():
@@ -94,7 +95,7 @@ def resolve_snapshots(path: str | Path, all_snapshots: bool) -> tuple[Path | Non
         return None, [p]
     run_dir = resolve_run_dir(p)
     periodic = list_snapshots(run_dir)
-    final = run_dir / "snapshots" / "final.safetensors"
+    final = RunPaths(run_dir).final_snapshot
     chosen = [path for _, path in periodic] if all_snapshots else []
     if final.exists():
         # The periodic snapshot written at the final step holds the same weights.
@@ -270,7 +271,7 @@ def store(m: Matrix, run_dir: Path) -> bool:
 
     if effective_status(read_run_info(run_dir)) == "running":
         return False
-    path = run_dir / "metrics.jsonl"
+    path = RunPaths(run_dir).metrics
     try:
         with MetricsWriter(path) as w:
             for c in m.cells:

@@ -1,4 +1,4 @@
-"""What proves that a live process is a run's own (issue 18.1).
+"""What proves that a live process is a run's own.
 
 A pid read from ``run.json`` is data from a file: after a crash or a reboot it
 may name any process. So the launcher records, at launch, who it is: pid,
@@ -11,7 +11,7 @@ alive:
 - pid and pgid > 1, never the caller's own group;
 - same host and boot, a live process with the recorded start time and group;
 - and proof that the process is *this* run: the launcher holds the run folder's
-  lock file open (:mod:`folderlock`), a rank's command line names the run
+  lock file open (:mod:`n2n_core.process.locks`), a rank's command line names the run
   folder after ``n2n_core.training.rank``.
 
 Anything else is refused with the reason. Linux reads ``/proc``; elsewhere

@@ -1,4 +1,4 @@
-"""Processes that die with the one that launched them (issue 19).
+"""Processes that die with the one that launched them.
 
 torchrun starts each rank in a session of its own: a signal to the launcher's
 group never reaches the ranks, and when the launcher dies they are re-parented

@@ -19,8 +19,9 @@ from typing import Any
 from n2n_core import formatting as fmt
 from n2n_core.errors import UserError, printable
 from n2n_core.files.atomic import atomic_write_bytes
-from n2n_core.files.checks import check_output
-from n2n_core.runs.paths import resolve_run_dir
+from n2n_core.files.output import check_output
+from n2n_core.runs.folders import resolve_run_dir
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import SysRecord, read_metrics
 from n2n_core.runs.summary import RunSummary, summarize_run
 
@@ -51,7 +52,7 @@ def csv_text(run_dirs: list[Path]) -> str:
     """One row per record of every run, all fields; a ``run`` column says whose."""
     rows, columns = [], {"run": None}
     for d in run_dirs:
-        for rec in read_metrics(d / "metrics.jsonl"):
+        for rec in read_metrics(RunPaths(d).metrics):
             flat = rec.flat() if isinstance(rec, SysRecord) else _flat_record(rec.to_json())
             row = {"run": d.name, **flat}
             columns.update(dict.fromkeys(row))
@@ -110,7 +111,7 @@ def plot_bytes(run_dirs: list[Path], fmt: str, x: str = "step") -> bytes:
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
     try:
-        records = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
+        records = [read_metrics(RunPaths(d).metrics) for d in run_dirs]
         for ax, metric in zip(axes.flat, PANELS, strict=True):
             for i, (d, recs) in enumerate(zip(run_dirs, records, strict=True)):
                 colour = f"C{i % 10}"

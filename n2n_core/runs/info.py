@@ -10,14 +10,13 @@ not know, and values of the wrong type, are kept as they were.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import json
 import os
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,15 +25,16 @@ from n2n_core.errors import UserError
 from n2n_core.files.atomic import atomic_write_text
 from n2n_core.files.checks import is_regular_file
 from n2n_core.process.identity import pid_alive, run_alive
+from n2n_core.process.locks import folder_locked
+from n2n_core.runs.layout import RUN_JSON
 from n2n_core.runs.records import field_spec, merged_json, split_fields
 
-RUN_JSON = "run.json"
 STATUSES = ("queued", "running", "finished", "failed", "stopped")
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunInfo:
-    """What ``run.json`` says about a run (DESIGN.md's field names)."""
+    """What ``run.json`` says about a run (the field names of docs/ARCHITECTURE.md)."""
 
     _spec: ClassVar[tuple[tuple[str, tuple[type, ...]], ...]] = ()
     _accept: ClassVar[dict[str, tuple[type, ...]]] = {}
@@ -55,7 +55,7 @@ class RunInfo:
     note: str | None = None  # n2n-core note
     sweep: str | None = None  # a sweep's point: "sweeps/NNNNN-name", relative to the results dir
     params: dict[str, Any] | None = None  # a sweep's point: its grid values by preset key
-    # What proves a live process is this run (procident): the launcher's identity,
+    # What proves a live process is this run (process.identity): the launcher's identity,
     # and every rank's of a torchrun run (recorded by rank 0).
     process: dict | None = None
     ranks: list | None = None
@@ -93,22 +93,6 @@ def read_run_info(run_dir: str | Path) -> RunInfo | None:
     return RunInfo.parse(data)
 
 
-@contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    """An exclusive lock on the run folder itself (no lock file is left behind)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: writers are one process at a time there
-        yield
-        return
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
-
-
 def update_run_info(
     run_dir: str | Path, edit: Callable[[RunInfo], dict[str, Any]] | None = None, **changes: Any
 ) -> RunInfo:
@@ -118,7 +102,7 @@ def update_run_info(
     (a change that depends on the old value, such as adding a tag).
     """
     run_dir = Path(run_dir)
-    with _locked(run_dir):
+    with folder_locked(run_dir):
         info = read_run_info(run_dir) or RunInfo()
         if edit is not None:
             changes = {**changes, **edit(info)}
@@ -154,7 +138,7 @@ def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) ->
     """The status a person should see: a ``running`` run with no process left is ``interrupted``.
 
     With ``run_dir`` the answer comes from the run folder's lock and the recorded
-    process identities (:func:`procident.run_alive`); without it, from the bare pid.
+    process identities (:func:`n2n_core.process.identity.run_alive`); without it, from the bare pid.
     """
     if info is None:
         return "unknown"

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from n2n_core.config.preset import parse_value, read_preset_data
+from n2n_core.config.loader import read_preset_data
+from n2n_core.config.overrides import parse_value
 from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, run_tags
+from n2n_core.runs.layout import RunPaths
 
 RUN_KEYS = ("sweep", "note")
 
@@ -116,6 +118,6 @@ def read_run_preset(run_dir: Path) -> dict[str, Any]:
     ``/dev/zero`` or an alias bomb planted as its preset.yaml must not hang a listing.
     """
     try:
-        return read_preset_data(Path(run_dir) / "preset.yaml")
+        return read_preset_data(RunPaths(run_dir).preset)
     except UserError:
         return {}

@@ -1,6 +1,6 @@
 """The records of ``metrics.jsonl``: one frozen dataclass per kind, one parser.
 
-The on-disk format is DESIGN.md's: one JSON object per line with a ``kind``
+The on-disk format (docs/ARCHITECTURE.md, "The run-folder contract"): one JSON object per line with a ``kind``
 field. Each kind is a dataclass registered with :func:`record_kind`; a new kind
 (``sys``, ``eval``, ...) is one more class here, written by one more
 ``MetricsWriter`` method and read by :class:`~n2n_core.runs.state.RunState`.
@@ -48,7 +48,7 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The line's object, keys in DESIGN.md's order; unknown and unreadable fields kept."""
+        """The line's object, keys in the documented order; unknown and unreadable fields kept."""
         return merged_json(self, {"kind": self.kind}, keep_none=False)
 
     def to_line(self) -> str:

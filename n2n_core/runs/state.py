@@ -21,7 +21,7 @@ from n2n_core.runs.series import Series
 EVENTS_KEPT = 400
 # A pause this long between two records is a stop and a later resume, not training time.
 RATE_GAP_S = 600.0
-# How the trainer's first event of each session begins (train.py): the rate is
+# How the trainer's first event of each session begins (training/loop.py): the rate is
 # measured again from the session's first step, so time spent stopped is not counted.
 SESSION_STARTS = ("started", "resumed at step")
 # ... and how it says a session ended (an error event ends one too): the time after

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from n2n_core.runs.folders import RUN_DIR_RE, list_run_dirs
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
-from n2n_core.runs.paths import RUN_DIR_RE, list_run_dirs
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import (
     EvalRecord,
     Record,
@@ -147,7 +148,7 @@ class RunSummary:
 def run_state(run_dir: str | Path, capacity: int | None = None) -> RunState:
     """The state of a run's whole metrics file, read once."""
     state = RunState(capacity)
-    state.feed(read_metrics(Path(run_dir) / "metrics.jsonl"))
+    state.feed(read_metrics(RunPaths(run_dir).metrics))
     return state
 
 

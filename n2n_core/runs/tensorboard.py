@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from n2n_core.errors import UserError
-from n2n_core.runs.paths import sample_files
+from n2n_core.runs.folders import sample_files
+from n2n_core.runs.layout import RunPaths
 
 TB_DIR = "tensorboard"
 INSTALL_HINT = "install it with: pip install 'n2n[tensorboard]' (or pip install tensorboard)"
@@ -103,7 +104,7 @@ def export_run(run_dir: str | Path) -> Path:
     Earlier event files in that folder (a live run's, or a previous export) are
     replaced, so exporting twice does not show every point twice.
     """
-    from n2n_core.runs.paths import resolve_run_dir
+    from n2n_core.runs.folders import resolve_run_dir
     from n2n_core.runs.records import SysRecord, TrainRecord, ValRecord, read_metrics
 
     run = resolve_run_dir(run_dir)
@@ -117,7 +118,7 @@ def export_run(run_dir: str | Path) -> Path:
         raise UserError(f"{out}: cannot write TensorBoard events ({e.strerror or e})") from None
     tb = TBWriter(out)
     try:
-        for rec in read_metrics(run / "metrics.jsonl"):
+        for rec in read_metrics(RunPaths(run).metrics):
             step, t = rec.step, rec.time
             if step is None:
                 continue
@@ -129,7 +130,7 @@ def export_run(run_dir: str | Path) -> Path:
                     tb.val(step, rec.psnr, rec.input_psnr, walltime=t)
             elif isinstance(rec, SysRecord) and rec.ranks:
                 tb.sys(step, rec.ranks, walltime=t)
-        for path, step, name in sample_files(run / "samples"):
+        for path, step, name in sample_files(RunPaths(run).samples):
             try:
                 tb.image(step, f"samples/{name}", _read_png(path))
             except UserError:

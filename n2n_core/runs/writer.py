@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from n2n_core.files.atomic import atomic_write_text
+from n2n_core.files.safe import open_append
 from n2n_core.runs.records import (
     EvalRecord,
     EventRecord,
@@ -31,7 +32,7 @@ class MetricsWriter:
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self.clock = clock
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._f = open_append(self.path, "the metrics log")
         self.broken = False
 
     def write(self, record: Record) -> None:

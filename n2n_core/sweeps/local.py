@@ -20,23 +20,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from n2n_core.errors import UserError
+from n2n_core.errors import EXIT_STOPPED, UserError
+from n2n_core.files.safe import open_append
 from n2n_core.process.lifeline import dies_with
+from n2n_core.process.locks import Lock
 from n2n_core.runs.info import read_run_info
+from n2n_core.sweeps.driver import SweepLog, finish, run_sweep
+from n2n_core.sweeps.plan import params_text
 from n2n_core.sweeps.store import (
-    CANCEL_FILE,
-    LOG_FILE,
     Point,
     SchedulerLock,
     Sweep,
-    params_text,
     point_dir,
     point_log,
     run_status,
@@ -45,7 +45,6 @@ from n2n_core.sweeps.store import (
 
 VISIBLE_ENV = {"cuda": "CUDA_VISIBLE_DEVICES", "npu": "ASCEND_RT_VISIBLE_DEVICES"}
 STOP_GRACE_S = 60.0
-EXIT_STOPPED = 130
 
 
 # ---------------------------------------------------------------------------
@@ -143,7 +142,7 @@ class DeviceClaim:
     def __init__(self, sweeps_dir: Path, slot: Slot):
         names = [f"{slot.kind}{d}" for d in slot.devices] or [f"{slot.kind}-slot{slot.index}"]
         self.paths = [Path(sweeps_dir) / ".devices" / f"{n}.lock" for n in names]
-        self._files: list = []
+        self._locks: list[Lock] = []
 
     def acquire(self) -> bool:
         """True when every lock is ours; False when another scheduler holds one.
@@ -151,36 +150,24 @@ class DeviceClaim:
         A lock path that is a symlink or not a regular file (planted in a shared
         results dir) is refused, never followed or created through.
         """
-        import fcntl
-        import stat
-
         self.paths[0].parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         for path in self.paths:
+            lock = Lock(path, "device")
             try:
-                fd = os.open(path, flags, 0o644)
-            except OSError as e:
-                self.release()
-                raise UserError(f"{path}: cannot open the device lock ({e.strerror})") from None
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise UserError(f"{path}: not a regular file; cannot lock the device")
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                self.release()
-                return False
+                taken = lock.try_acquire()
             except BaseException:
-                os.close(fd)
                 self.release()
                 raise
-            self._files.append(fd)
+            if not taken:
+                self.release()
+                return False
+            self._locks.append(lock)
         return True
 
     def release(self) -> None:
-        for fd in self._files:
-            os.close(fd)
-        self._files = []
+        for lock in self._locks:
+            lock.release()
+        self._locks = []
 
 
 def detect_devices(kind: str) -> tuple[str, list[str]]:
@@ -208,24 +195,6 @@ def detect_devices(kind: str) -> tuple[str, list[str]]:
 
 # ---------------------------------------------------------------------------
 # the scheduler
-
-
-class SweepLog:
-    """``scheduler.log``: one timestamped line per event, echoed to the console if asked."""
-
-    def __init__(self, sweep_dir: Path, echo: bool):
-        self._f = open(Path(sweep_dir) / LOG_FILE, "a", encoding="utf-8")  # noqa: SIM115
-        self.echo = echo
-
-    def __call__(self, msg: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
-        self._f.write(line + "\n")
-        self._f.flush()
-        if self.echo:
-            print(line, flush=True)
-
-    def close(self) -> None:
-        self._f.close()
 
 
 def point_command(run_dir: Path) -> list[str]:
@@ -262,67 +231,49 @@ def reconcile(sweep_dir: Path, sweep: Sweep) -> list[Point]:
     return alive
 
 
-class LocalScheduler:
-    """Runs a sweep's pending points in slots until none is left (or it is stopped)."""
+class LocalBackend:
+    """Runs a sweep's pending points in slots on this machine, each an ``n2n-core resume``
+    child in a session of its own that dies with this scheduler."""
+
+    executor = "local"
 
     def __init__(
         self, sweep_dir: Path, sweep: Sweep, slots: list[Slot], log: SweepLog, poll: float = 0.5
     ):
         self.sweep_dir = Path(sweep_dir)
         self.sweep = sweep
+        self.slots = list(slots)
         self.free = list(slots)
         self.log = log
-        self.poll = poll
+        self.poll_s = poll
         self.children: dict[int, tuple[subprocess.Popen, Slot, DeviceClaim]] = {}
         self._waiting_logged = False
         self.adopted: dict[int, Slot | None] = {}
-        self.stop_reason: str | None = None
         self._stop_sent: float | None = None
+        self._adopted_lines: list[str] = []
 
     def save(self) -> None:
         write_sweep(self.sweep_dir, self.sweep)
 
-    def _on_signal(self, signum, frame) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = "stopped"
+    def prepare(self) -> dict:
+        for p in reconcile(self.sweep_dir, self.sweep):
+            self.adopted[p.index] = self._take_slot(p.devices)
+            self._adopted_lines.append(
+                f"point {p.index}: run {p.run} is still running; waiting for it"
+            )
+        return {"slots": [s.describe() for s in self.slots]}
 
-    def run(self, adopted: list[Point]) -> str:
-        """Schedule until done; returns why it ended: ``done``, ``stopped`` or ``cancelled``."""
-        old = {
-            s: signal.signal(s, self._on_signal)
-            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        }
-        try:
-            for p in adopted:
-                slot = self._take_slot(p.devices)
-                self.adopted[p.index] = slot
-                self.log(f"point {p.index}: run {p.run} is still running; waiting for it")
-            while True:
-                if (self.sweep_dir / CANCEL_FILE).exists() and self.stop_reason != "cancelled":
-                    self.stop_reason = "cancelled"
-                    self.log("cancel requested")
-                self._reap()
-                if self.stop_reason:
-                    self._stop_children()
-                else:
-                    self._start_pending()
-                pending = any(p.status == "pending" for p in self.sweep.points)
-                if not self.children and not self.adopted and (self.stop_reason or not pending):
-                    break
-                time.sleep(self.poll)
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-            try:
-                (self.sweep_dir / CANCEL_FILE).unlink()
-            except OSError:
-                pass
-        if self.stop_reason == "cancelled":
-            for p in self.sweep.points:
-                if p.status == "pending":
-                    p.status = "cancelled"
-        self.save()
-        return self.stop_reason or "done"
+    def announce(self) -> None:
+        todo = sum(p.status in ("pending", "running") for p in self.sweep.points)
+        self.log(
+            f"scheduler started: {todo} of {len(self.sweep.points)} points to run, "
+            f"{len(self.slots)} slot(s)"
+        )
+        for line in self._adopted_lines:
+            self.log(line)
+
+    def busy(self) -> bool:
+        return bool(self.children or self.adopted)
 
     def _take_slot(self, devices: list[str] | None) -> Slot | None:
         for slot in self.free:
@@ -344,7 +295,7 @@ class LocalScheduler:
             self._waiting_logged = True
         return None
 
-    def _start_pending(self) -> None:
+    def start_pending(self) -> None:
         for p in self.sweep.points:
             if not self.free:
                 return
@@ -357,7 +308,7 @@ class LocalScheduler:
             run_dir = point_dir(self.sweep_dir, p)
             log_path = point_log(self.sweep_dir, p)
             env = {**os.environ, "PYTHONUNBUFFERED": "1", **slot.env()}
-            with open(log_path, "ab") as out:
+            with open_append(log_path, "the point's log", binary=True) as out:
                 proc = subprocess.Popen(
                     point_command(run_dir),
                     stdin=subprocess.DEVNULL,
@@ -380,7 +331,7 @@ class LocalScheduler:
                 f"point {p.index} ({params_text(p.params)}) started: run {p.run} on {slot.describe()}"
             )
 
-    def _reap(self) -> None:
+    def poll(self) -> None:
         for index, (proc, slot, claim) in list(self.children.items()):
             code = proc.poll()
             if code is None:
@@ -410,7 +361,7 @@ class LocalScheduler:
             self.save()
             self.log(f"point {index}: run {p.run} ended {p.status}")
 
-    def _stop_children(self) -> None:
+    def stop(self) -> None:
         now = time.monotonic()
         if self._stop_sent is None:
             self._stop_sent = now
@@ -427,7 +378,7 @@ class LocalScheduler:
             self._stop_sent = now
 
     def _stop_point(self, index: int, proc: subprocess.Popen) -> None:
-        """SIGTERM through the run's verified identity (runstop); a point that has not yet
+        """SIGTERM through the run's verified identity (training.stop); a point that has not yet
         recorded who it is gets it through the Popen we hold."""
         from n2n_core.training.stop import signal_run
 
@@ -453,43 +404,13 @@ def _signal_child(proc: subprocess.Popen, sig: int) -> None:
 
 
 def run_local(sweep_dir: Path, sweep: Sweep, slots: list[Slot], echo: bool) -> int:
-    """Hold the lock and schedule the sweep to its end; returns the CLI's exit status."""
-    lock = SchedulerLock(sweep_dir).acquire()
-    log = SweepLog(sweep_dir, echo)
-    try:
-        adopted = reconcile(sweep_dir, sweep)
-        sweep.status, sweep.message, sweep.ended = "running", "", None
-        sweep.scheduler = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.time(),
-            "executor": "local",
-            "slots": [s.describe() for s in slots],
-        }
-        write_sweep(sweep_dir, sweep)
-        todo = sum(p.status in ("pending", "running") for p in sweep.points)
-        log(f"scheduler started: {todo} of {len(sweep.points)} points to run, {len(slots)} slot(s)")
-        why = LocalScheduler(sweep_dir, sweep, slots, log).run(adopted)
-        return finish(sweep_dir, sweep, why, log)
-    finally:
-        log.close()
-        lock.release()
-
-
-def finish(sweep_dir: Path, sweep: Sweep, why: str, log) -> int:
-    """Record how the sweep ended; the exit status: 0 finished, 1 failed, 130 stopped/cancelled."""
-    from n2n_core.sweeps.store import final_status
-
-    status, message = final_status(sweep, why)
-    sweep.status, sweep.message, sweep.ended = status, message, time.time()
-    write_sweep(sweep_dir, sweep)
-    log(f"sweep {status}: {message}")
-    return {"finished": 0, "failed": 1}.get(status, EXIT_STOPPED)
+    """Hold the lock and schedule the sweep to its end here; returns the CLI's exit status."""
+    return run_sweep(sweep_dir, sweep, echo, lambda log: LocalBackend(sweep_dir, sweep, slots, log))
 
 
 def cancel_without_scheduler(sweep_dir: Path, sweep: Sweep, log) -> list[str]:
     """Cancel a sweep whose scheduler is gone: pending points are cancelled; points whose
-    runs are still alive are stopped through their verified identity (runstop)."""
+    runs are still alive are stopped through their verified identity (training.stop)."""
     from n2n_core.training.stop import stop_run
 
     lock = SchedulerLock(sweep_dir).acquire()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,18 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from n2n_core.config.preset import Preset, SlurmConfig
+from n2n_core.config.schema import Preset, SlurmConfig
 from n2n_core.errors import UserError
 from n2n_core.process.ompenv import undecided
-from n2n_core.sweeps.store import (
-    CANCEL_FILE,
-    Point,
-    SchedulerLock,
-    Sweep,
-    point_dir,
-    run_status,
-    write_sweep,
-)
+from n2n_core.runs.layout import RunPaths
+from n2n_core.sweeps.driver import SweepLog, finish, run_sweep
+from n2n_core.sweeps.store import Point, SchedulerLock, Sweep, point_dir, run_status, write_sweep
 
 RDZV_PORT = 29400
 POLL_S = {"slurm": 15.0, "local": 0.5, "debug": 0.0}
@@ -156,7 +149,7 @@ class PointJob:
             env = submitit.JobEnvironment()
             node, head = env.node, env.hostnames[0]
         # sbatch exports the submitting shell's environment: how OpenMP threads wait
-        # there was decided for the login node's cores, not this node's (ompenv.py).
+        # there was decided for the login node's cores, not this node's (process/ompenv.py).
         code = subprocess.call(
             self.command(node, head), stdin=subprocess.DEVNULL, env=undecided(os.environ)
         )
@@ -170,92 +163,78 @@ def _outcome(sweep_dir: Path, p: Point) -> str:
     return status if status in ("finished", "failed", "stopped") else "failed"
 
 
-def run_slurm(sweep_dir: Path, sweep: Sweep, echo: bool) -> int:
-    """Submit the sweep's unfinished points and follow their jobs to the end."""
-    from n2n_core.config.preset import load_preset
-    from n2n_core.sweeps.local import SweepLog, finish
+class SlurmBackend:
+    """Each point one submitit job (``slurm.cluster``: a real Slurm, or submitit's local
+    and debug executors); at most ``sweep.slots`` jobs at once."""
 
-    submitit = _submitit()
-    lock = SchedulerLock(sweep_dir).acquire()
-    log = SweepLog(sweep_dir, echo)
-    jobs: dict[int, Any] = {}
-    stop = {"why": None}
+    executor = "slurm"
 
-    def on_signal(signum, frame) -> None:
-        stop["why"] = stop["why"] or "stopped"
+    def __init__(self, sweep_dir: Path, sweep: Sweep, log: SweepLog):
+        from n2n_core.config.preset import load_preset
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        presets = {
-            p.index: load_preset(point_dir(sweep_dir, p) / "preset.yaml") for p in sweep.points
+        self.submitit = _submitit()
+        self.sweep_dir, self.sweep, self.log = sweep_dir, sweep, log
+        self.jobs: dict[int, Any] = {}
+        self.presets = {
+            p.index: load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points
         }
-        cluster = slurm_config(presets[0]).cluster
-        folder = sweep_dir / "slurm"
-        for p in sweep.points:
+        self.cluster = slurm_config(self.presets[0]).cluster
+        self.folder = sweep_dir / "slurm"
+        self.poll_s = POLL_S[self.cluster]
+        self.limit = sweep.slots or len(sweep.points)
+
+    def prepare(self) -> dict[str, Any]:
+        for p in self.sweep.points:
             if p.status in ("finished", "failed"):
                 continue
-            job = _reattach(submitit, folder, cluster, p)
+            job = _reattach(self.submitit, self.folder, self.cluster, p)
             if job is not None:
-                jobs[p.index] = job
+                self.jobs[p.index] = job
                 p.status = "running"
-                log(f"point {p.index}: job {p.job_id} still {p.job_state}; following it")
+                self.log(f"point {p.index}: job {p.job_id} still {p.job_state}; following it")
                 continue
-            run_state = run_status(sweep_dir, p)
+            run_state = run_status(self.sweep_dir, p)
             p.status = run_state if run_state in ("finished", "failed") else "pending"
-        sweep.status, sweep.message, sweep.ended = "running", "", None
-        sweep.scheduler = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.time(),
-            "executor": "slurm",
-            "cluster": cluster,
-        }
-        write_sweep(sweep_dir, sweep)
-        log(f"submitting through submitit ({cluster}); job files in {folder}")
-        limit = sweep.slots or len(sweep.points)
-        while True:
-            if (sweep_dir / CANCEL_FILE).exists() and stop["why"] != "cancelled":
-                stop["why"] = "cancelled"
-                log("cancel requested")
-            if stop["why"]:
-                for index, job in list(jobs.items()):
-                    job.cancel(check=False)
-                    log(f"point {index}: job {job.job_id} cancelled")
-                    sweep.points[index].job_state = "CANCELLED"
-                _wait_ended(jobs, sweep_dir, sweep, log, timeout=120.0)
-                break
-            for p in sweep.points:
-                if p.status != "pending" or len(jobs) >= limit:
-                    continue
-                ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
-                ex.update_parameters(**executor_parameters(presets[p.index]))
-                nodes = slurm_config(presets[p.index]).nodes
-                job = ex.submit(PointJob(str(point_dir(sweep_dir, p)), nodes))
-                jobs[p.index] = job
-                p.status, p.job_id, p.job_state = "running", str(job.job_id), "SUBMITTED"
-                p.started, p.ended = time.time(), None
-                write_sweep(sweep_dir, sweep)
-                log(f"point {p.index}: submitted as job {job.job_id} (run {p.run})")
-                if cluster == "debug":  # a debug job runs when its result is asked for
-                    _debug_run(job)
-            _poll(jobs, sweep_dir, sweep, log)
-            if not jobs and not any(p.status == "pending" for p in sweep.points):
-                break
-            time.sleep(POLL_S[cluster])
-        if stop["why"] == "cancelled":
-            for p in sweep.points:
-                if p.status == "pending":
-                    p.status = "cancelled"
-        try:
-            (sweep_dir / CANCEL_FILE).unlink()
-        except OSError:
-            pass
-        return finish(sweep_dir, sweep, stop["why"] or "done", log)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        log.close()
-        lock.release()
+        return {"cluster": self.cluster}
+
+    def announce(self) -> None:
+        self.log(f"submitting through submitit ({self.cluster}); job files in {self.folder}")
+
+    def start_pending(self) -> None:
+        for p in self.sweep.points:
+            if p.status != "pending" or len(self.jobs) >= self.limit:
+                continue
+            ex = self.submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+            ex.update_parameters(**executor_parameters(self.presets[p.index]))
+            nodes = slurm_config(self.presets[p.index]).nodes
+            job = ex.submit(PointJob(str(point_dir(self.sweep_dir, p)), nodes))
+            self.jobs[p.index] = job
+            p.status, p.job_id, p.job_state = "running", str(job.job_id), "SUBMITTED"
+            p.started, p.ended = time.time(), None
+            write_sweep(self.sweep_dir, self.sweep)
+            self.log(f"point {p.index}: submitted as job {job.job_id} (run {p.run})")
+            if self.cluster == "debug":  # a debug job runs when its result is asked for
+                _debug_run(job)
+
+    def poll(self) -> None:
+        _poll(self.jobs, self.sweep_dir, self.sweep, self.log)
+
+    def stop(self) -> None:
+        """Cancel every job, wait for them to end (up to two minutes), then let go."""
+        for index, job in list(self.jobs.items()):
+            job.cancel(check=False)
+            self.log(f"point {index}: job {job.job_id} cancelled")
+            self.sweep.points[index].job_state = "CANCELLED"
+        _wait_ended(self.jobs, self.sweep_dir, self.sweep, self.log, timeout=120.0)
+        self.jobs.clear()  # those still ending were named in the log; their folders say the rest
+
+    def busy(self) -> bool:
+        return bool(self.jobs)
+
+
+def run_slurm(sweep_dir: Path, sweep: Sweep, echo: bool) -> int:
+    """Submit the sweep's unfinished points and follow their jobs to the end."""
+    return run_sweep(sweep_dir, sweep, echo, lambda log: SlurmBackend(sweep_dir, sweep, log))
 
 
 def _debug_run(job) -> None:
@@ -303,8 +282,6 @@ def _wait_ended(jobs, sweep_dir: Path, sweep: Sweep, log, timeout: float) -> Non
 
 def cancel_jobs(sweep_dir: Path, sweep: Sweep) -> None:
     """Cancel a Slurm sweep whose scheduler is gone: scancel its live jobs, drop pending points."""
-    from n2n_core.sweeps.local import SweepLog, finish
-
     submitit = _submitit()
     lock = SchedulerLock(sweep_dir).acquire()
     log = SweepLog(sweep_dir, echo=True)

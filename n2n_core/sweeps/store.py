@@ -1,4 +1,4 @@
-"""Sweeps: a preset times a grid of values (times seeds) becomes points, one run folder each.
+"""``sweep.json``: what a sweep is and how far it got, its folder, lock and view.
 
 A sweep lives in ``RESULTS/sweeps/NNNNN-name/``::
 
@@ -7,42 +7,31 @@ A sweep lives in ``RESULTS/sweeps/NNNNN-name/``::
     points/         each point's console output (its run folder keeps log.txt as usual)
 
 A sweep without a grid is one point: a run queued until its devices are free
-(see ``scheduler.DeviceClaim``). Every point is an ordinary run folder in
-``RESULTS`` (status ``queued`` until it starts) whose ``run.json`` names its ``sweep`` and ``params``, so everything that
-reads runs works unchanged. Every point is validated before anything is created:
-each bad grid value, and each combination the preset model rejects, is one
-problem of one :class:`UserError`.
+(see :class:`n2n_core.sweeps.local.DeviceClaim`). Every point is an ordinary run
+folder in ``RESULTS`` (status ``queued`` until it starts) whose ``run.json`` names
+its ``sweep`` and ``params``, so everything that reads runs works unchanged.
 
-This module decides and records (grid, points, sweep.json); starting points is
-``scheduler.py`` (local) and ``slurm.py``.
+Planning the points is :mod:`~n2n_core.sweeps.plan`; running them is
+:mod:`~n2n_core.sweeps.driver` with the ``local`` or ``slurm`` backend.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 import json
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from n2n_core.config.preset import (
-    SEED_MAX,
-    Preset,
-    parse_value,
-    read_preset_data,
-    set_key,
-    validate_preset,
-)
 from n2n_core.errors import UserError
 from n2n_core.files.atomic import atomic_write_text
 from n2n_core.files.checks import read_bounded
 from n2n_core.process.locks import FolderLock, is_held
+from n2n_core.runs.folders import allocate_run_dir, list_run_dirs, prepare_run
 from n2n_core.runs.info import effective_status, read_run_info
-from n2n_core.runs.paths import allocate_run_dir
+from n2n_core.sweeps.plan import SweepPlan
 
 SWEEP_FILE = "sweep.json"
 LOG_FILE = "scheduler.log"
@@ -50,9 +39,6 @@ LOCK_FILE = "scheduler.lock"
 CANCEL_FILE = "cancel.request"
 SWEEPS_DIR = "sweeps"
 FORMAT = "n2n-sweep/1"
-# At most this many points (grid combinations times seeds) per sweep: each is a run
-# folder, and the plan holds every point's preset in memory before anything is written.
-MAX_POINTS = 10_000
 # sweep.json of MAX_POINTS points is a few MB; anything far bigger is not ours.
 MAX_SWEEP_BYTES = 64 << 20
 
@@ -63,174 +49,6 @@ DONE = ("finished", "failed")
 
 # ---------------------------------------------------------------------------
 # the grid
-
-
-def split_values(raw: str) -> list[str]:
-    """``"0.1,0.2"`` -> two values; commas inside ``[...]``/``{...}`` belong to the value."""
-    out, depth, cur = [], 0, []
-    for ch in raw:
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return [v.strip() for v in out]
-
-
-def parse_grid(items: list[str]) -> tuple[dict[str, list[Any]], dict[str, list[str]], list[str]]:
-    """``--grid KEY=V1,V2`` flags -> (values per key, their raw text, problems)."""
-    grid: dict[str, list[Any]] = {}
-    raw: dict[str, list[str]] = {}
-    problems: list[str] = []
-    for text in items:
-        key, eq, values = text.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            problems.append(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. train.lr=1e-3,3e-4")
-            continue
-        if any(not part for part in key.split(".")):
-            problems.append(f"--grid {text!r}: bad key {key!r}")
-            continue
-        if key in grid:
-            problems.append(f"--grid {key}: key given twice; put all its values in one --grid")
-            continue
-        texts = split_values(values)
-        if any(not v for v in texts):
-            problems.append(f"--grid {text!r}: empty value")
-            continue
-        if len(set(texts)) != len(texts):
-            problems.append(f"--grid {text!r}: a value is listed twice")
-            continue
-        grid[key] = [parse_value(v) for v in texts]
-        raw[key] = texts
-    return grid, raw, problems
-
-
-@dataclass
-class SweepPlan:
-    """A validated sweep, before anything is written: the base and every point's preset."""
-
-    preset_path: str
-    base: dict[str, Any]  # the preset file after --set, before the grid
-    sets: list[str]
-    grid: dict[str, list[Any]]
-    seeds: int
-    params: list[dict[str, Any]]  # one per point, grid keys (and train.seed) -> value
-    presets: list[Preset]
-
-
-def _with(base: dict[str, Any], params: dict[str, Any], what: str) -> dict[str, Any]:
-    data = copy.deepcopy(base)
-    for key, value in params.items():
-        set_key(data, key.split("."), value, what)
-    return data
-
-
-def params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
-
-
-def _unknown_prefix(key: str, message: str) -> str | None:
-    """The part of the dotted ``key`` (``nosuch`` of ``nosuch.lr``) that ``message`` calls an
-    unknown key; None when the message is about something else."""
-    parts = key.split(".")
-    for i in range(1, len(parts) + 1):
-        prefix = ".".join(parts[:i])
-        if f": {prefix}: unknown key" in message:
-            return prefix
-    return None
-
-
-def plan_sweep(
-    preset_path: str | Path, grid_items: list[str], sets: list[str], seeds: int
-) -> SweepPlan:
-    """Parse and validate every point; all problems are raised together, nothing is written."""
-    from n2n_core.config.preset import apply_overrides
-
-    if seeds < 1:
-        raise UserError(f"--seeds {seeds}: must be >= 1")
-    if seeds > MAX_POINTS:
-        raise UserError(f"--seeds {seeds}: at most {MAX_POINTS} points per sweep")
-    data = apply_overrides(read_preset_data(preset_path), sets)
-    base_preset = validate_preset(copy.deepcopy(data), str(preset_path))
-    grid, raw, problems = parse_grid(grid_items)
-    # Counted before any point is built: the product of the grid can be huge.
-    n_points = math.prod(len(v) for v in grid.values()) * seeds
-    if n_points > MAX_POINTS:
-        sizes = " x ".join([*(str(len(v)) for v in grid.values()), *([str(seeds)] * (seeds > 1))])
-        raise UserError(
-            f"sweep: {n_points} points asked for ({sizes}); at most {MAX_POINTS} per sweep"
-        )
-    last_seed = base_preset.train.seed + seeds - 1
-    if seeds > 1 and last_seed > SEED_MAX:
-        raise UserError(
-            f"--seeds {seeds}: seeds {base_preset.train.seed}..{last_seed} go past "
-            f"train.seed's largest value {SEED_MAX}"
-        )
-    set_keys = {s.partition("=")[0].strip() for s in sets}
-    for key in grid:
-        if key in set_keys:
-            problems.append(f"--grid {key}: also given with --set; keep one")
-    if seeds > 1 and "train.seed" in grid:
-        problems.append("--grid train.seed: use either --seeds or a train.seed grid, not both")
-    # Each value on its own first, so a bad value is named once, not once per point.
-    for key, values in grid.items():
-        try:  # the key itself first: a path through a value is said once, not once per value
-            _with(data, {key: None}, f"--grid {key}")
-        except UserError as e:
-            problems.append(str(e))
-            continue
-        for value, text in zip(values, raw[key], strict=True):
-            what = f"--grid {key}={text}"
-            try:
-                validate_preset(_with(data, {key: value}, what), what)
-            except UserError as e:
-                unknown = _unknown_prefix(key, str(e))
-                if unknown is not None:  # about the key (or its section): say it once
-                    problems.append(f"--grid {key}: {unknown}: unknown key (not a preset key)")
-                    break
-                section = key.rpartition(".")[0]
-                if key.endswith(".type") and "unknown key" in str(e):
-                    # The other kind's parameters stay behind: the whole section must change.
-                    kinds = ",".join(f"{{type: {t}}}" for t in raw[key])
-                    problems.append(
-                        f"{e}; to change the kind, grid the whole section: "
-                        f"--grid '{section}={kinds}'"
-                    )
-                    continue
-                problems.append(str(e))
-    if problems:
-        raise UserError.collected(problems)
-
-    seed_values = [base_preset.train.seed + k for k in range(seeds)] if seeds > 1 else [None]
-    params_list, presets = [], []
-    for combo in itertools.product(*grid.values()):
-        for seed in seed_values:
-            params = dict(zip(grid.keys(), combo, strict=True))
-            if seed is not None:
-                params["train.seed"] = seed
-            what = f"point {params_text(params)}"
-            try:
-                presets.append(validate_preset(_with(data, params, what), what))
-            except UserError as e:
-                problems.append(str(e))
-                continue
-            params_list.append(params)
-    if problems:
-        raise UserError.collected(problems)
-    kinds = {p.runtime.device for p in presets}
-    if len(kinds) > 1:
-        raise UserError(
-            f"runtime.device: one kind of device per sweep (the grid gives {sorted(kinds)})"
-        )
-    return SweepPlan(
-        str(preset_path), data, list(sets), grid, seeds, params_list, presets or [base_preset]
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -250,10 +68,18 @@ class Point:
     ended: float | None = None
     exit_code: int | None = None
 
+    # Keys this version does not know (written by a newer one): kept on rewrite.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        return {**self.extra, **copy.deepcopy(d)}
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Point:
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        names = set(cls.__dataclass_fields__) - {"extra"}
+        extra = {k: v for k, v in d.items() if k not in names}
+        return cls(**{k: v for k, v in d.items() if k in names}, extra=extra)
 
 
 @dataclass
@@ -277,16 +103,23 @@ class Sweep:
     scheduler: dict[str, Any] | None = None
     format: str = FORMAT
 
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # unknown keys, kept
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {
+            k: [p.to_json() for p in self.points] if k == "points" else copy.deepcopy(v)
+            for k, v in ((k, getattr(self, k)) for k in self.__dataclass_fields__)
+            if k != "extra"
+        }
+        return {**self.extra, **d}
 
     @classmethod
     def from_json(cls, d: dict[str, Any], source: str) -> Sweep:
         try:
-            names = set(cls.__dataclass_fields__)
+            names = set(cls.__dataclass_fields__) - {"extra"}
             kw = {k: v for k, v in d.items() if k in names}
             kw["points"] = [Point.from_json(p) for p in d.get("points", [])]
-            return cls(**kw)
+            return cls(**kw, extra={k: v for k, v in d.items() if k not in names})
         except (TypeError, AttributeError) as e:
             raise UserError(f"{source}: not a sweep file ({e})") from None
 
@@ -334,8 +167,6 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
 
 
 def list_sweep_dirs(results_dir: str | Path) -> list[Path]:
-    from n2n_core.runs.paths import list_run_dirs
-
     return [p for p in list_run_dirs(Path(results_dir) / SWEEPS_DIR) if (p / SWEEP_FILE).exists()]
 
 
@@ -349,8 +180,6 @@ def create_sweep(
     argv: list[str],
 ) -> Path:
     """Write the sweep folder and every point's run folder (queued); returns the sweep folder."""
-    from n2n_core.runs.paths import prepare_run
-
     results = Path(results_dir)
     sweep_dir = allocate_run_dir(results / SWEEPS_DIR, name)
     (sweep_dir / "points").mkdir()
@@ -439,58 +268,3 @@ def final_status(sweep: Sweep, why: str) -> tuple[SweepStatus, str]:
     if c.get("failed"):
         return "failed", f"{c['failed']} of {n} points failed"
     return "finished", f"{n} points finished"
-
-
-def sweep_view(sweep_dir: str | Path) -> dict[str, Any]:
-    """The sweep as ``sweep status --json`` prints it: its fields and one entry per point,
-    with step and PSNR read from each point's run folder."""
-    from n2n_core.runs.summary import summarize_run
-
-    sweep_dir = Path(sweep_dir)
-    sweep = read_sweep(sweep_dir)
-    alive = scheduler_alive(sweep_dir)
-    points = []
-    for p in sweep.points:
-        run_dir = point_dir(sweep_dir, p)
-        s = summarize_run(run_dir) if run_dir.is_dir() else None
-        status = p.status
-        if not alive and status == "running":
-            # Nobody updates sweep.json any more: the run folder knows better.
-            status = s.status if s else "missing"
-        points.append(
-            {
-                "index": p.index,
-                "params": p.params,
-                "status": status,
-                "run": p.run,
-                "run_dir": str(run_dir),
-                "step": s.step if s else 0,
-                "total_steps": s.total_steps if s else None,
-                "best_psnr": None if not s or s.best_psnr is None else round(s.best_psnr, 2),
-                "last_psnr": None if not s or s.last_psnr is None else round(s.last_psnr, 2),
-                "devices": p.devices,
-                "job_id": p.job_id,
-                "job_state": p.job_state,
-            }
-        )
-    status = sweep.status
-    if status == "running" and not alive:
-        status = "interrupted"
-    counts: dict[str, int] = {}
-    for p in points:
-        counts[p["status"]] = counts.get(p["status"], 0) + 1
-    return {
-        "sweep": str(sweep_dir),
-        "name": sweep.name,
-        "status": status,
-        "message": sweep.message,
-        "preset": sweep.preset,
-        "grid": sweep.grid,
-        "seeds": sweep.seeds,
-        "executor": sweep.executor,
-        "scheduler_alive": alive,
-        "created": sweep.created,
-        "ended": sweep.ended,
-        "counts": counts,
-        "points": points,
-    }

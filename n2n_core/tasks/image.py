@@ -1,9 +1,9 @@
 """What a training step feeds the network and how a run is validated, per task.
 
-The training loop (``train.py``) is task-agnostic: it asks the task for the
+The training loop (``training/loop.py``) is task-agnostic: it asks the task for the
 batch of a step, the learning rate of a step, the loss, and a validation.
 :class:`Task` is that contract; the image task lives here, the user's own data
-in ``owndata.py``, the MRI task in ``mri/``; ``tasks.py`` picks one for a preset.
+in ``owndata.py``, the MRI task in ``mri/``; ``registry.py`` picks one for a preset.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 from n2n_core.data.augment import augment_crops
 from n2n_core.data.sources import open_train, open_val
 from n2n_core.engine.losses import compute_loss, masked_loss

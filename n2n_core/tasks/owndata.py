@@ -11,7 +11,7 @@ Two modes, chosen by ``data.train`` (naming rules in ``data/pairs.py``):
 Validation has no noise to add either: it denoises noisy files as they are. With
 ``data.val: clean:DIR`` each denoised file is scored against its clean reference
 (and the noisy file itself gives the input PSNR), by the same uint8 mapping and
-PSNR as ``evaluate.py``. Without clean references there is nothing to score:
+PSNR as ``evaluation/protocol.py``. Without clean references there is nothing to score:
 only sample strips (noisy | denoised) are written and no val record is returned,
 so a run's metrics hold no made-up PSNR.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from n2n_core.config.preset import DataSpec, Preset
+from n2n_core.config.schema import DataSpec, Preset
 from n2n_core.data.aligned import AlignedCropSampler
 from n2n_core.data.images import load_image, save_image
 from n2n_core.data.pairs import detect_channels, find_clean_refs, find_noisy, find_pairs, load_pair

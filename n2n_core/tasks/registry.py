@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 from n2n_core.tasks.image import ImageTask, Task
 
 

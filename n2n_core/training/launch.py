@@ -10,7 +10,6 @@ See docs/ARCHITECTURE.md, "The process model".
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -30,8 +29,10 @@ from n2n_core.process.identity import (
 )
 from n2n_core.process.lifeline import LAUNCHER_ENV, dies_with, launcher_env
 from n2n_core.process.locks import FolderLock
+from n2n_core.process.signals import StopFlag
+from n2n_core.runs.folders import prepare_run, resolve_run_dir
 from n2n_core.runs.info import read_run_info, update_run_info
-from n2n_core.runs.paths import prepare_run, resolve_run_dir
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import TrainRecord, ValRecord, read_metrics
 
 
@@ -61,7 +62,7 @@ def launch(run_dir: Path, preset, resume: bool, lock, discard_empty: bool = True
 def _discard_if_empty(run_dir: Path) -> None:
     """A run that failed before its first step leaves nothing worth keeping."""
 
-    recs = read_metrics(run_dir / "metrics.jsonl")
+    recs = read_metrics(RunPaths(run_dir).metrics)
     if not any(isinstance(r, TrainRecord | ValRecord) for r in recs):
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -86,7 +87,7 @@ def launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = T
         ]
     else:
         cmd += ["--standalone"]
-    # Absolute: a rank's command line then names this run folder (procident.verify_rank).
+    # Absolute: a rank's command line then names this run folder (process.identity.verify_rank).
     cmd += ["-m", "n2n_core.training.rank", str(run_dir.resolve())] + (
         ["--resume"] if resume else []
     )
@@ -138,31 +139,24 @@ class StopForwarder:
     def __init__(self) -> None:
         self.agent: subprocess.Popen | None = None
         self.run_dir: Path | None = None
-        self.requested: str | None = None
         self.forced = False
         self._told: set[int] = set()
         self._seen: dict[int, float] = {}  # pid -> when first seen unwilling to hear
-        self._old: dict = {}
+        self.flag = StopFlag(on_signal=self.deliver, on_second_sigint=self._kill_agent)
 
-    @contextlib.contextmanager
-    def installed(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        try:
-            yield self
-        finally:
-            for sig, old in self._old.items():
-                signal.signal(sig, old)
+    @property
+    def requested(self) -> str | None:
+        """The name of the signal that asked for the stop, or None."""
+        return self.flag.signal_name or None
 
-    def _handle(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        if self.requested and signum == signal.SIGINT and self.agent is not None:
+    def installed(self) -> StopFlag:
+        return self.flag
+
+    def _kill_agent(self) -> None:
+        if self.agent is not None:
             self.forced = True
             # Our own child, not yet reaped, leading the session we gave it.
             os.killpg(self.agent.pid, signal.SIGKILL)
-            return
-        self.requested = self.requested or name
-        self.deliver()
 
     def deliver(self) -> None:
         """Tell ranks that have not heard of the stop yet (some may start late).
@@ -206,10 +200,10 @@ class StopForwarder:
 
 def report_end(run_dir: Path, status: str) -> int:
 
-    final = run_dir / "snapshots" / "final.safetensors"
+    final = RunPaths(run_dir).final_snapshot
     samples = (
-        sorted((run_dir / "samples").glob("*.png"), key=lambda p: p.stat().st_mtime)
-        if (run_dir / "samples").is_dir()
+        sorted((RunPaths(run_dir).samples).glob("*.png"), key=lambda p: p.stat().st_mtime)
+        if (RunPaths(run_dir).samples).is_dir()
         else []
     )
     print(f"run folder:     {run_dir}")
@@ -223,7 +217,7 @@ def report_end(run_dir: Path, status: str) -> int:
     if status != "finished":
         info = read_run_info(run_dir)
         why = f": {info.reason}" if info is not None and info.reason else ""
-        print(f"run {status}{why}; see {run_dir / 'log.txt'}", file=sys.stderr)
+        print(f"run {status}{why}; see {RunPaths(run_dir).log}", file=sys.stderr)
         return 1
     return 0
 
@@ -236,18 +230,18 @@ def resume_run(
 ) -> int:
     """``n2n-core resume``: continue a stopped or interrupted run (or start a queued one)."""
     run_dir = resolve_run_dir(run_dir)
-    if not (run_dir / "preset.yaml").exists():
-        raise UserError(f"{run_dir / 'preset.yaml'}: missing; cannot resume this run")
-    preset = load_preset(run_dir / "preset.yaml")
+    if not (RunPaths(run_dir).preset).exists():
+        raise UserError(f"{RunPaths(run_dir).preset}: missing; cannot resume this run")
+    preset = load_preset(RunPaths(run_dir).preset)
     if nnodes and nnodes > 1:
         return resume_node(run_dir, preset, nnodes, node_rank, rdzv_endpoint)
-    # Refuses while the run's launcher lives (issue 18.2); held until this process exits.
+    # Refuses while the run's launcher lives; held until this process exits.
     with FolderLock() as lock:
         lock.acquire(run_dir)
         info = read_run_info(run_dir)
         # The final snapshot is written only after the last step: the run is done,
         # whatever a damaged run.json says.
-        if (run_dir / "snapshots" / "final.safetensors").exists():
+        if (RunPaths(run_dir).final_snapshot).exists():
             raise UserError(f"{run_dir}: run already finished; nothing to resume")
         wait_for_old_processes(run_dir, info)
         # A queued run (a sweep's point, prepared but never started) starts at step 0.

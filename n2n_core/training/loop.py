@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from n2n_core import formatting as fmt
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 from n2n_core.engine.console import RunConsole
 from n2n_core.engine.device import (
     AUTOCAST_DTYPES,
@@ -50,6 +50,7 @@ from n2n_core.process import ompenv
 from n2n_core.process.identity import own_identity, pid_alive
 from n2n_core.process.signals import StopFlag
 from n2n_core.runs.info import update_run_info
+from n2n_core.runs.layout import FINAL_SNAPSHOT, RunPaths
 from n2n_core.runs.writer import MetricsWriter, drop_metrics_after
 from n2n_core.tasks.image import Task
 from n2n_core.tasks.registry import make_task
@@ -244,7 +245,7 @@ def train_loop(
     if out:
         out.validate(step, net, task, device)
         names = [snapshot_name(step)] if due(t.snapshot_every, step) else []
-        for name in [*names, "final.safetensors"]:
+        for name in [*names, FINAL_SNAPSHOT]:
             progress.reason = out.snapshot(name, step, p, net, d.world_size)
             if progress.reason:
                 return "failed"
@@ -262,7 +263,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
     from n2n_core.config.preset import load_preset
 
     run_dir = Path(run_dir)
-    preset: Preset = load_preset(run_dir / "preset.yaml")
+    preset: Preset = load_preset(RunPaths(run_dir).preset)
     d = dist_from_env()
     rt, t = preset.runtime, preset.train
 
@@ -281,9 +282,9 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
     check_precision(device, precision)
     torch.manual_seed(t.seed + d.rank)
 
-    con = RunConsole(run_dir / "log.txt", enabled=d.is_main)
+    con = RunConsole(RunPaths(run_dir).log, enabled=d.is_main)
     if device.type == "cpu":
-        # Step times depend on both; a slow run's log says why (ompenv.py).
+        # Step times depend on both; a slow run's log says why (process/ompenv.py).
         con.log_only(f"cpu threads: {torch.get_num_threads()}, OpenMP {ompenv.describe()}")
     ranks = _rank_identities(d)
     if d.is_main:
@@ -296,12 +297,12 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
             status="running",
             **extra,
         )
-        for folder in (run_dir, run_dir / "snapshots", run_dir / "samples"):
+        for folder in (run_dir, RunPaths(run_dir).snapshots, RunPaths(run_dir).samples):
             remove_orphan_temps(folder, pid_alive)  # half-written files of a writer that was killed
     if stop is None:
         stop = StopFlag()
         stop.install()
-    writer = MetricsWriter(run_dir / "metrics.jsonl") if d.is_main else None
+    writer = MetricsWriter(RunPaths(run_dir).metrics) if d.is_main else None
     dev_index = (device.index or 0) if device.type in ("cuda", "npu") else None
     mon = SysMonitor(d.rank, device.type, dev_index, rt.sys_every)
     mon.start()
@@ -312,7 +313,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
         if d.is_main and rt.tensorboard:
             from n2n_core.runs.tensorboard import TBWriter
 
-            tb = TBWriter(run_dir / "tensorboard")
+            tb = TBWriter(RunPaths(run_dir).tensorboard)
         task = make_task(preset, device, d.rank, load_val=d.is_main)
         net = UNet(
             task.channels, residual=preset.network.residual, padding=preset.network.padding
@@ -333,8 +334,8 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
             if d.is_main:
                 # The file is rewritten: the writer must reopen it, not keep the old inode.
                 writer.close()
-                drop_metrics_after(run_dir / "metrics.jsonl", start)
-                writer = MetricsWriter(run_dir / "metrics.jsonl")
+                drop_metrics_after(RunPaths(run_dir).metrics, start)
+                writer = MetricsWriter(RunPaths(run_dir).metrics)
         model = net
         if d.world_size > 1:
             model = torch.nn.parallel.DistributedDataParallel(
@@ -345,7 +346,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
 
         out = None
         if d.is_main:
-            # runstate.SESSION_STARTS recognises these two openings.
+            # runs.state.SESSION_STARTS recognises these two openings.
             what = f"resumed at step {start}" if resume else "started"
             crop_txt = f", crop {t.crop}" if preset.task == "image" else ""
             con.print(

@@ -8,13 +8,14 @@ from pathlib import Path
 import torch
 
 from n2n_core import formatting as fmt
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 from n2n_core.engine.console import RunConsole
 from n2n_core.engine.snapshots import (
     save_snapshot,
 )
 from n2n_core.evaluation.protocol import torch_runner
-from n2n_core.runs.paths import sample_tag
+from n2n_core.runs.folders import sample_tag
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import RankStats
 from n2n_core.runs.writer import MetricsWriter
 from n2n_core.tasks.image import Task
@@ -27,8 +28,8 @@ class RunOutput:
     def __init__(self, run_dir: Path, preset: Preset, writer: MetricsWriter, con: RunConsole, tb):
         self.run_dir, self.preset = run_dir, preset
         self.writer, self.con, self.tb = writer, con, tb
-        self.snap_dir = run_dir / "snapshots"
-        self.samples_dir = run_dir / "samples"
+        self.snap_dir = RunPaths(run_dir).snapshots
+        self.samples_dir = RunPaths(run_dir).samples
         self.snap_dir.mkdir(exist_ok=True)
         self.samples_dir.mkdir(exist_ok=True)
         self.last_psnr: float | None = None

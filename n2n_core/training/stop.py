@@ -1,6 +1,6 @@
 """Stopping a run from outside it: the one home for the TUI's stop and sweep cancel.
 
-Nothing is signalled unless :mod:`procident` proves it is this run's: the
+Nothing is signalled unless :mod:`n2n_core.process.identity` proves it is this run's: the
 launcher (SIGTERM to its process group; it forwards the stop to every rank,
 which ends with a snapshot), then SIGKILL after the grace period -- the ranks
 die with their launcher (:mod:`lifeline`), and recorded ranks that are still

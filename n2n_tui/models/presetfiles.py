@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from n2n_core.config.preset import Preset, read_preset_data, validate_preset
+from n2n_core.config.loader import read_preset_data
+from n2n_core.config.schema import Preset, validate_preset
 from n2n_core.errors import UserError
 
 

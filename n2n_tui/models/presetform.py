@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from n2n_core.config.preset import DataSpec, Preset
+from n2n_core.config.schema import DataSpec, Preset
 
 NOISE_KEY = "noise"
 

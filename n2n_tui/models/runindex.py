@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from n2n_core.runs.folders import list_run_dirs
 from n2n_core.runs.info import RunInfo, read_run_info
-from n2n_core.runs.paths import list_run_dirs
 from n2n_core.runs.summary import RunSummary
 
 from .follow import CHUNK, RunFollower

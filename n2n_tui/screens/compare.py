@@ -17,7 +17,8 @@ from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from n2n_core import formatting as fmt
-from n2n_core.config.preset import ABSENT, flat_keys, preset_diff, read_preset_data, show_value
+from n2n_core.config.diff import ABSENT, flat_keys, preset_diff, show_value
+from n2n_core.config.loader import read_preset_data
 from n2n_core.engine.sysmon import summarize_sys
 from n2n_core.errors import UserError
 from n2n_core.runs.curves import METRICS, PANELS, X_LABELS, ema

@@ -27,16 +27,11 @@ from textual.widgets import (
     Static,
 )
 
-from n2n_core.config.preset import (
-    NAME_PATTERN,
-    Device,
-    Precision,
-    apply_overrides,
-    parse_override,
-    read_preset_data,
-)
+from n2n_core.config.loader import read_preset_data
+from n2n_core.config.overrides import apply_overrides, parse_override
+from n2n_core.config.schema import NAME_PATTERN, Device, Precision
 from n2n_core.errors import UserError
-from n2n_core.runs.paths import list_run_dirs
+from n2n_core.runs.folders import list_run_dirs
 
 from ..models import presetform as pf
 from ..models.presetfiles import PresetEntry, load_presets

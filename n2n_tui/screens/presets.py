@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 
 from ..models import presetform as pf
 from ..models.presetfiles import PresetEntry, load_presets

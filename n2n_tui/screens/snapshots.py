@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, Static
 
 from n2n_core import formatting as fmt
-from n2n_core.config.preset import read_preset_data
+from n2n_core.config.loader import read_preset_data
 from n2n_core.errors import UserError
 from n2n_core.runs.info import effective_status, read_run_info
 from n2n_core.runs.records import EvalRecord

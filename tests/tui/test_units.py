@@ -138,7 +138,8 @@ def test_remaining_time_is_wall_time_and_counts_down(tmp_path: Path):
 
 
 def test_mri_presets_edit_field_by_field():
-    from n2n_core.config.preset import read_preset_data, validate_preset
+    from n2n_core.config.loader import read_preset_data
+    from n2n_core.config.schema import validate_preset
     from n2n_tui.models import presetform as pf
 
     root = Path(__file__).resolve().parents[2] / "presets"
@@ -184,7 +185,8 @@ def test_colour_shift_beside_psnr(tmp_path: Path):
 
 
 def test_nested_sections_are_fields_and_an_untouched_preset_validates():
-    from n2n_core.config.preset import read_preset_data, validate_preset
+    from n2n_core.config.loader import read_preset_data
+    from n2n_core.config.schema import validate_preset
     from n2n_tui.models import presetform as pf
 
     path = Path(__file__).resolve().parents[2] / "presets" / "quickstart.yaml"

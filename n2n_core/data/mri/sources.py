@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from n2n_core.config.preset import DataSpec
+from n2n_core.config.schema import DataSpec
 from n2n_core.data.mri.builtin import builtin_mri_dataset
 from n2n_core.data.mri.dataset import MriSlices, is_nifti, read_slices_npy, slices_from_volumes
 from n2n_core.errors import UserError

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from n2n_core.config.preset import MriConfig, Preset
+from n2n_core.config.schema import MriConfig, Preset
 from n2n_core.data.mri.dataset import MriSlices
 from n2n_core.data.mri.sources import open_mri_slices
 from n2n_core.evaluation.protocol import ValResult

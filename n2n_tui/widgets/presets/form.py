@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from n2n_core.config.preset import Preset
+from n2n_core.config.schema import Preset
 
 from ...models import presetform as pf
 

@@ -1,15 +1,11 @@
-"""Run folders: numbering, the metrics log writer, summaries.
+"""Run folders: numbering, creating one (preset.yaml and run.json), listing and
+finding them, and the sample images' names.
 
-A run folder is self-describing (DESIGN.md)::
-
-    results/00042-name/
-      preset.yaml  run.json  metrics.jsonl  log.txt  snapshots/  samples/
-
-Only rank 0 writes. ``metrics.jsonl`` gets one whole JSON object per line, each
-written with a single ``write`` and flushed, so a crash tears at most the last
-line; every reader skips torn and garbage lines. The records are typed
-(``records.py``), ``run.json`` has its own model and writer (``runinfo.py``),
-what records add up to is ``runstate.py``, following a growing file ``tail.py``.
+The layout is :mod:`n2n_core.runs.layout`; the records are
+:mod:`~n2n_core.runs.records`, written by :mod:`~n2n_core.runs.writer`;
+``run.json`` has its own model and writer (:mod:`~n2n_core.runs.info`); what a
+folder adds up to is :mod:`~n2n_core.runs.summary`. Run ids are five digits,
+the next after the largest present.
 """
 
 from __future__ import annotations
@@ -18,13 +14,14 @@ import re
 import time
 from pathlib import Path
 
-from n2n_core.config.preset import Preset, dump_preset
+from n2n_core.config.schema import Preset, dump_preset
 from n2n_core.errors import UserError
 from n2n_core.process.identity import launch_identity, own_identity
 from n2n_core.process.locks import FolderLock
 from n2n_core.runs.info import (
     update_run_info,
 )
+from n2n_core.runs.layout import RunPaths
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 # Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
@@ -116,7 +113,7 @@ def resolve_run_dir(path: str | Path) -> Path:
         raise UserError(f"{p}: run folder not found")
     if not p.is_dir():
         raise UserError(f"{p}: not a run folder (expected a directory)")
-    if not (p / "metrics.jsonl").exists() and not (p / "run.json").exists():
+    if not (RunPaths(p).metrics).exists() and not (RunPaths(p).run_json).exists():
         raise UserError(f"{p}: not a run folder (no run.json or metrics.jsonl)")
     return p
 
@@ -147,7 +144,7 @@ def prepare_run(
     # A queued run has no process yet: `resume` records its launcher when it starts.
     who = {"pid": None, "host": own_identity().host} if queued else launch_identity()
     try:
-        (run_dir / "preset.yaml").write_text(dump_preset(preset), encoding="utf-8")
+        (RunPaths(run_dir).preset).write_text(dump_preset(preset), encoding="utf-8")
         update_run_info(
             run_dir,
             status="queued" if queued else "running",

@@ -1,0 +1,340 @@
+"""The commands of ``n2n-core``: each parses nothing, calls one function of its concept, prints.
+
+Every user error surfaces here as one ``error: ...`` line on stderr and exit
+status 2 (``main``); a traceback only with ``N2N_DEBUG=1``. ``--json`` prints
+exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from n2n_core.cli.parser import DEFAULT_RESULTS
+from n2n_core.data.fetch import CATALOGUE, fetch_hint
+from n2n_core.errors import UserError, printable
+from n2n_core.runs.layout import RunPaths
+
+# ---------------------------------------------------------------------------
+# verbs
+
+
+def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
+    from n2n_core.config.loader import read_preset_data
+    from n2n_core.config.overrides import apply_overrides, set_key
+    from n2n_core.config.schema import check_data_paths, check_name, validate_preset
+
+    if a.name is not None:
+        check_name(a.name, "--name")
+    data = read_preset_data(a.preset)
+    data = apply_overrides(data, a.overrides)
+    # The flags set their keys the way `--set runtime.KEY=...` does (an empty
+    # `runtime:` section included).
+    for key, val in (
+        ("device", a.device),
+        ("precision", a.precision),
+        ("nproc", a.nproc),
+        ("nnodes", a.nnodes),
+        ("node_rank", a.node_rank),
+        ("rdzv_endpoint", a.rdzv_endpoint),
+    ):
+        if val is not None:
+            set_key(data, ["runtime", key], val, f"--{key.replace('_', '-')}")
+    if a.name is not None:
+        data["name"] = a.name
+    preset = validate_preset(data, a.preset)
+    check_data_paths(preset, fetch_hint)
+    from n2n_core.training.launch import start_run
+
+    return start_run(preset, a.results_dir, a.name, ["n2n-core", *argv])
+
+
+def cmd_resume(a: argparse.Namespace) -> int:
+    from n2n_core.training.launch import resume_run
+
+    return resume_run(a.run_dir, a.nnodes, a.node_rank, a.rdzv_endpoint)
+
+
+def _print_val(res, as_json: bool, what: str) -> None:
+    if as_json:
+        print(json.dumps(res.to_json()))
+    else:
+        colour = f"; {res.colour.describe()}" if res.colour else ""
+        print(
+            f"{printable(what)}: PSNR {res.psnr:.2f} dB on {res.images} image(s) "
+            f"({res.noise}, seed {res.seed}); noisy input {res.input_psnr:.2f} dB{colour}"
+        )
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    from n2n_core.data.sources import open_val
+    from n2n_core.engine.device import apply_math_mode, resolve_device
+    from n2n_core.engine.noise import validation_noise
+    from n2n_core.engine.snapshots import load_network
+    from n2n_core.evaluation.protocol import torch_runner, validate
+
+    device = resolve_device(a.device)
+    apply_math_mode(device, a.math)
+    net, snap = load_network(a.snapshot, device)
+    if snap.meta.get("task") == "mri":
+        from n2n_core.tasks.mri.validation import validate_mri_snapshot
+
+        res = validate_mri_snapshot(net, snap, a.dataset_dir, seed=a.seed, device=device)
+    else:
+        noise = validation_noise(a.noise, snap.meta, str(a.snapshot))
+        images = open_val(a.dataset_dir, snap.in_channels)
+        samples = Path(a.samples_dir) if a.samples_dir else None
+        if samples:
+            from n2n_core.files.output import check_output, make_output_dir
+
+            # Strips are named after the images: in the data set they would replace them.
+            check_output(samples, "--samples-dir", input_folders=(a.dataset_dir,), folder=True)
+            make_output_dir(samples, "--samples-dir")
+        res = validate(
+            torch_runner(net, device), images, noise, a.seed, samples, samples and len(images) or 0
+        )
+    _print_val(res, a.json, str(a.snapshot))
+    return 0
+
+
+def cmd_infer(a: argparse.Namespace) -> int:
+    from n2n_core.data.images import image_jobs
+
+    # Checked before torch loads: a wrong --out is an answer in a fraction of a second.
+    jobs = image_jobs(a.image, a.out, a.snapshot)
+    from n2n_core.evaluation.infer import denoise_files, make_runner_for_snapshot
+
+    runner, channels = make_runner_for_snapshot(a.snapshot, a.device, a.engine)
+    for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
+        print(f"{src} -> {dst}")
+    return 0
+
+
+def cmd_dataset(a: argparse.Namespace) -> int:
+    from n2n_core.files.output import check_output
+
+    if a.dataset_cmd == "fetch":
+        from n2n_core.cli.views import download_bar
+        from n2n_core.data.fetch import fetch_dataset
+
+        keep = (a.archive,) if a.archive else ()
+        check_output(a.out, "the data set folder", inputs=keep, folder=True)
+
+        with download_bar() as progress:
+            fetch_dataset(
+                CATALOGUE[a.name],
+                a.out,
+                a.sha256,
+                a.archive,
+                progress,
+                say=lambda msg: print(msg, flush=True),
+            )
+        return 0
+    if a.dataset_cmd == "build":
+        from n2n_core.data.packed import build_packed
+
+        check_output(a.out, "the packed data set", input_folders=(a.src,))
+        info = build_packed(a.src, a.out, a.channels)
+        print(f"{info['out']}: {info['images']} images, {info['bytes'] / 1e6:.1f} MB")
+        return 0
+    from n2n_core.data.mri.dataset import build_mri_dataset
+
+    check_output(a.out, "the MRI slices", input_folders=(a.src,), folder=True)
+    info = build_mri_dataset(a.src, a.out)
+    print(json.dumps(info) if isinstance(info, dict) else info)
+    return 0
+
+
+def cmd_runs(a: argparse.Namespace) -> int:
+    from n2n_core.runs.query import RunQuery
+    from n2n_core.runs.summary import list_runs
+
+    query = RunQuery.from_flags(a.tag, a.where)
+    results = Path(a.results_dir)
+    # The default folder not made yet is "no runs yet"; a folder the user named that is
+    # not there is a typo, said as such (not an empty table that looks like lost runs).
+    if a.results_dir != DEFAULT_RESULTS and not results.is_dir():
+        what = "is not a folder" if results.exists() else "no such folder"
+        raise UserError(f"--results-dir {a.results_dir}: {what}")
+    runs = [r for r in list_runs(a.results_dir) if query.matches(r.path, r.info)]
+    if a.json:
+        print(json.dumps({"results_dir": str(a.results_dir), "runs": [r.to_json() for r in runs]}))
+        return 0
+    from n2n_core.cli.views import runs_table
+
+    runs_table(runs, a.results_dir)
+    return 0
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    from n2n_core.cli.views import replay
+
+    return replay(a.run_dir, a.speed)
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from n2n_core.bench.measure import main as bench_main
+
+    return bench_main(as_json=a.json, quick=a.quick)
+
+
+def cmd_freeze(a: argparse.Namespace) -> int:
+    from n2n_core.evaluation.onnx import freeze
+    from n2n_core.files.output import check_output
+
+    check_output(a.out, "the ONNX model", inputs=(a.snapshot,))
+    out = freeze(a.snapshot, a.out)
+    print(f"frozen model: {out}")
+    return 0
+
+
+def cmd_validate_frozen(a: argparse.Namespace) -> int:
+    from n2n_core.evaluation.onnx import validate_frozen
+
+    res = validate_frozen(a.model, a.dataset_dir, noise=a.noise, seed=a.seed)
+    _print_val(res, a.json, str(a.model))
+    return 0
+
+
+def cmd_infer_frozen(a: argparse.Namespace) -> int:
+    from n2n_core.data.images import image_jobs
+    from n2n_core.evaluation.infer import denoise_files
+    from n2n_core.evaluation.onnx import onnx_runner
+
+    jobs = image_jobs(a.image, a.out, a.model)
+    runner, channels = onnx_runner(a.model)
+    for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
+        print(f"{src} -> {dst}")
+    return 0
+
+
+def cmd_devices(a: argparse.Namespace) -> int:
+    from n2n_core.engine.device import available_devices, cpu_cores
+
+    devices, cores = available_devices(), cpu_cores()
+    if a.json:
+        print(json.dumps({"devices": devices, "cpu_cores": cores}))
+    else:
+        print(f"devices: {', '.join(devices)} (auto picks {devices[0]}); CPU cores: {cores}")
+    return 0
+
+
+def cmd_export_tb(a: argparse.Namespace) -> int:
+    from n2n_core.runs.tensorboard import export_run
+
+    out = export_run(a.run_dir)
+    print(f"TensorBoard events: {out}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from n2n_core.cli.views import matrix_table, progress_on_stderr
+    from n2n_core.engine.device import resolve_device
+    from n2n_core.evaluation.matrix import parse_levels, plan, resolve_snapshots, run_matrix, store
+
+    run_dir, snapshots = resolve_snapshots(a.target, a.all_snapshots)
+    baselines = [b.strip() for b in a.baselines.split(",") if b.strip()]
+    p = plan(snapshots, a.dataset_dirs, a.noise, parse_levels(a.levels), baselines, a.max_images)
+    device = resolve_device(a.device)
+    with progress_on_stderr(p.total_images(), "evaluate") as tick:
+        m = run_matrix(p, device, a.seed, tick)
+    if run_dir is not None and not store(m, run_dir):
+        print(f"note: {run_dir} is still training; results not stored in it", file=sys.stderr)
+    if a.json:
+        print(json.dumps(m.to_json()))
+    else:
+        matrix_table(m)
+    return 0
+
+
+def _run_preset(path: str) -> dict:
+    from n2n_core.config.loader import read_preset_data
+    from n2n_core.runs.folders import resolve_run_dir
+
+    return read_preset_data(RunPaths(resolve_run_dir(path)).preset)
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from n2n_core.config.diff import ABSENT, preset_diff, show_value
+
+    rows = preset_diff(_run_preset(a.run_a), _run_preset(a.run_b))
+    if a.json:
+        print(
+            json.dumps(
+                {
+                    "a": a.run_a,
+                    "b": a.run_b,
+                    "differ": [
+                        {
+                            "key": k,
+                            "a": None if va is ABSENT else va,
+                            "b": None if vb is ABSENT else vb,
+                        }
+                        for k, va, vb in rows
+                    ],
+                }
+            )
+        )
+        return 0
+    if not rows:
+        print("no preset keys differ")
+    for key, va, vb in rows:
+        print(f"{key}: {show_value(va)} -> {show_value(vb)}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from n2n_core.files.output import check_output
+    from n2n_core.runs.export import markdown, summaries, write_csv, write_plot
+
+    dirs, runs = summaries(a.run_dirs)
+    for path, what in ((a.csv, "the CSV file"), (a.plot, "the plot")):
+        if path:  # refused before writing anything; never into a run it reads
+            check_output(path, what, input_folders=tuple(dirs))
+    if a.csv:
+        print(f"CSV: {write_csv(dirs, a.csv)}", file=sys.stderr if a.markdown else sys.stdout)
+    if a.plot:
+        print(
+            f"plot: {write_plot(dirs, a.plot, a.x)}", file=sys.stderr if a.markdown else sys.stdout
+        )
+    if a.markdown or not (a.csv or a.plot):
+        sys.stdout.write(markdown(runs))
+    return 0
+
+
+def cmd_sweep(a: argparse.Namespace, argv: list[str]) -> int:
+    from n2n_core.cli import sweep as sweepcli
+
+    if a.target in ("resume", "status", "cancel"):
+        if not a.sweep_dir:
+            raise UserError(f"sweep {a.target}: SWEEP_DIR is missing")
+        return {
+            "resume": sweepcli.resume,
+            "status": sweepcli.status,
+            "cancel": sweepcli.cancel,
+        }[a.target](a)
+    if a.sweep_dir:
+        raise UserError(
+            f"sweep {a.target} {a.sweep_dir}: one preset; the actions are resume, status, cancel"
+        )
+    return sweepcli.start(a, ["n2n-core", *argv])
+
+
+def cmd_tag(a: argparse.Namespace) -> int:
+    from n2n_core.runs.folders import resolve_run_dir
+    from n2n_core.runs.info import retag_run
+
+    tags = retag_run(resolve_run_dir(a.run_dir), a.changes)
+    print(f"{a.run_dir}: tags {' '.join(tags) if tags else '(none)'}")
+    return 0
+
+
+def cmd_note(a: argparse.Namespace) -> int:
+    from n2n_core.runs.folders import resolve_run_dir
+    from n2n_core.runs.info import set_run_note
+
+    note = set_run_note(resolve_run_dir(a.run_dir), " ".join(a.text))
+    print(f"{a.run_dir}: note {'cleared' if not note else 'set'}")
+    return 0

@@ -1,0 +1,194 @@
+"""A sweep as people see it: one typed model for ``sweep status`` (table and ``--json``)
+and the TUI's Sweeps screen.
+
+A point's status comes from ``sweep.json`` while its scheduler lives; once none
+does, nobody updates that file and the point's run folder knows better. Step
+and PSNR always come from the run folder (the caller passes the summaries it
+has; the TUI keeps them current already, the CLI reads them once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from n2n_core.runs.summary import RunSummary, summarize_run
+from n2n_core.sweeps.store import Sweep, point_dir, read_sweep, scheduler_alive
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+@dataclass(frozen=True)
+class PointView:
+    index: int
+    params: dict[str, Any] = field(compare=False, hash=False)
+    params_text: tuple[str, ...]  # one value per grid key, as the table shows it
+    status: str
+    run: str  # the run folder's name
+    run_dir: Path
+    step: int = 0
+    total_steps: int | None = None
+    best_psnr: float | None = None
+    last_psnr: float | None = None
+    devices: tuple[str, ...] | None = None
+    job_id: str | None = None
+    job_state: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.run
+
+    @property
+    def job(self) -> str:
+        return f"{self.job_id} {self.job_state or ''}".strip() if self.job_id else ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "params": self.params,
+            "status": self.status,
+            "run": self.run,
+            "run_dir": str(self.run_dir),
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "best_psnr": _round(self.best_psnr),
+            "last_psnr": _round(self.last_psnr),
+            "devices": None if self.devices is None else list(self.devices),
+            "job_id": self.job_id,
+            "job_state": self.job_state,
+        }
+
+
+@dataclass(frozen=True)
+class SweepView:
+    path: Path
+    name: str
+    status: str
+    message: str
+    preset: str
+    grid: dict[str, list[Any]] = field(compare=False, hash=False)
+    seeds: int
+    executor: str
+    scheduler_alive: bool
+    created: float | None
+    ended: float | None
+    points: tuple[PointView, ...]
+
+    @property
+    def key(self) -> str:
+        return self.path.name
+
+    @property
+    def grid_keys(self) -> tuple[str, ...]:
+        return tuple(self.grid) + (("train.seed",) if self.seeds > 1 else ())
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.points:
+            out[p.status] = out.get(p.status, 0) + 1
+        return out
+
+    @property
+    def total(self) -> int:
+        return len(self.points)
+
+    @property
+    def finished(self) -> int:
+        return self.counts.get("finished", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get("failed", 0)
+
+    @property
+    def running(self) -> int:
+        return self.counts.get("running", 0)
+
+    @property
+    def done(self) -> int:
+        return self.finished + self.failed
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``sweep status --json`` prints."""
+        return {
+            "sweep": str(self.path),
+            "name": self.name,
+            "status": self.status,
+            "message": self.message,
+            "preset": self.preset,
+            "grid": self.grid,
+            "seeds": self.seeds,
+            "executor": self.executor,
+            "scheduler_alive": self.scheduler_alive,
+            "created": self.created,
+            "ended": self.ended,
+            "counts": self.counts,
+            "points": [p.to_json() for p in self.points],
+        }
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else str(v)
+
+
+def view_of(
+    sweep_dir: Path, sweep: Sweep, runs: Mapping[str, RunSummary | None], alive: bool
+) -> SweepView:
+    """The view of ``sweep``; ``runs``: the points' run summaries by folder name."""
+    keys = tuple(sweep.grid) + (("train.seed",) if sweep.seeds > 1 else ())
+    points = []
+    for p in sweep.points:
+        s = runs.get(p.run)
+        status = p.status
+        if not alive and status == "running":
+            status = s.status if s else "missing"  # nobody updates sweep.json now
+        points.append(
+            PointView(
+                index=p.index,
+                params=p.params,
+                params_text=tuple(_text(p.params.get(k, "")) for k in keys),
+                status=status,
+                run=p.run,
+                run_dir=point_dir(sweep_dir, p),
+                step=s.step if s else 0,
+                total_steps=s.total_steps if s else None,
+                best_psnr=s.best_psnr if s else None,
+                last_psnr=s.last_psnr if s else None,
+                devices=None if p.devices is None else tuple(p.devices),
+                job_id=p.job_id,
+                job_state=p.job_state,
+            )
+        )
+    status = sweep.status
+    if status == "running" and not alive:
+        status = "interrupted"
+    return SweepView(
+        path=Path(sweep_dir),
+        name=sweep.name,
+        status=status,
+        message=sweep.message,
+        preset=sweep.preset,
+        grid=sweep.grid,
+        seeds=sweep.seeds,
+        executor=sweep.executor,
+        scheduler_alive=alive,
+        created=sweep.created,
+        ended=sweep.ended,
+        points=tuple(points),
+    )
+
+
+def read_view(sweep_dir: str | Path) -> SweepView:
+    """Read ``sweep.json`` and each point's run folder: what ``sweep status`` shows."""
+    sweep_dir = Path(sweep_dir)
+    sweep = read_sweep(sweep_dir)
+    runs = {}
+    for p in sweep.points:
+        run_dir = point_dir(sweep_dir, p)
+        runs[p.run] = summarize_run(run_dir) if run_dir.is_dir() else None
+    return view_of(sweep_dir, sweep, runs, scheduler_alive(sweep_dir))
