@@ -183,3 +183,14 @@ def test_writing_run_folders_and_sweeps_needs_no_torch():
         "import n2n_core.training.launch, n2n_core.cli.commands, n2n_core.files.output"
     )
     assert "torch" not in mods
+
+
+def test_tui_models_draw_nothing():
+    graph = import_graph()
+    models = [m for m in graph if m.startswith("n2n_tui.models")]
+    assert models
+    for m in models:
+        drawn = [d for d in graph[m] if d.startswith(("n2n_tui.screens", "n2n_tui.widgets"))]
+        assert drawn == [] and "n2n_tui.app" not in graph[m], m
+    mods = _modules_after("import " + ", ".join(models))
+    assert "textual" not in mods and "torch" not in mods

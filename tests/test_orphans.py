@@ -22,8 +22,8 @@ from cli_helpers import n2n
 from safetensors.torch import load_file
 
 from n2n_core.process.identity import catches_signal, children_of, rank_listens
+from n2n_core.runs import stop as runstop
 from n2n_core.runs.info import effective_status, read_run_info
-from n2n_core.training import stop as runstop
 
 pytestmark = [
     pytest.mark.slow,

@@ -20,8 +20,8 @@ from cli_helpers import n2n
 from n2n_core.errors import UserError
 from n2n_core.process.identity import identity_of, own_identity, verify_launcher, verify_rank
 from n2n_core.process.locks import FolderLock, is_held, lock_path
+from n2n_core.runs import stop as runstop
 from n2n_core.runs.info import effective_status, read_run_info
-from n2n_core.training import stop as runstop
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from n2n_core import formatting as fmt
 from n2n_core.data.sources import ValImage
 from n2n_core.errors import printable
 
@@ -148,11 +149,8 @@ class ColourShift:
         }
 
     def describe(self) -> str:
-        return (
-            f"colour shift {self.mean_abs:.2f} "
-            f"(worst {self.worst:+.2f} {printable(self.worst_channel)} "
-            f"in {printable(self.worst_image)})"
-        )
+        where = {"channel": printable(self.worst_channel), "image": printable(self.worst_image)}
+        return "colour shift " + fmt.colour_shift(self.mean_abs, self.worst, **where)
 
 
 @dataclass

@@ -378,9 +378,9 @@ class LocalBackend:
             self._stop_sent = now
 
     def _stop_point(self, index: int, proc: subprocess.Popen) -> None:
-        """SIGTERM through the run's verified identity (training.stop); a point that has not yet
+        """SIGTERM through the run's verified identity (runs.stop); a point that has not yet
         recorded who it is gets it through the Popen we hold."""
-        from n2n_core.training.stop import signal_run
+        from n2n_core.runs.stop import signal_run
 
         try:
             signal_run(point_dir(self.sweep_dir, self.sweep.points[index]), signal.SIGTERM)
@@ -410,8 +410,8 @@ def run_local(sweep_dir: Path, sweep: Sweep, slots: list[Slot], echo: bool) -> i
 
 def cancel_without_scheduler(sweep_dir: Path, sweep: Sweep, log) -> list[str]:
     """Cancel a sweep whose scheduler is gone: pending points are cancelled; points whose
-    runs are still alive are stopped through their verified identity (training.stop)."""
-    from n2n_core.training.stop import stop_run
+    runs are still alive are stopped through their verified identity (runs.stop)."""
+    from n2n_core.runs.stop import stop_run
 
     lock = SchedulerLock(sweep_dir).acquire()
     notes = []

@@ -4,7 +4,7 @@ Runs are started detached (own session, no stdin, output to a file) so that
 quitting the TUI never stops training; the TUI then follows the run folder like
 any other. Short commands (validate, freeze, infer) run to completion and
 return their output. Stopping a run is not here: the dashboard calls the
-engine's :mod:`n2n_core.training.stop` (SIGTERM, then SIGKILL after a grace
+engine's :mod:`n2n_core.runs.stop` (SIGTERM, then SIGKILL after a grace
 period that allows for the run's step time, only to processes proven to be
 the run's), so this module stays clear of the training package.
 """
@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from n2n_core.files.safe import open_append
 
 
 def core_command() -> list[str]:
@@ -113,7 +115,7 @@ def start_detached(args: list[str], output: Path, cwd: str | Path | None = None)
     """Start ``n2n-core ARGS`` in its own session with output going to ``output``."""
     argv = core_command() + args
     output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "ab") as out:
+    with open_append(output, "the process's output", binary=True) as out:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from n2n_core import formatting as fmt
+from n2n_core.files.safe import open_append
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EvalRecord
 from n2n_core.runs.summary import run_state
 
@@ -94,13 +97,15 @@ def colour_text(result: dict[str, Any]) -> str:
         result.get("colour_shift_worst_channel"),
         result.get("colour_shift_worst_image"),
     )
-    where = f" {channel}" if isinstance(channel, str) else ""
-    where += f" in {image}" if isinstance(image, str) else ""
-    return f", colour shift {mean:.2f} (worst {worst:+.2f}{where})"
+    where = {
+        "channel": channel if isinstance(channel, str) else None,
+        "image": image if isinstance(image, str) else None,
+    }
+    return ", colour shift " + fmt.colour_shift(mean, worst, **where)
 
 
 def append_log(run_dir: Path, line: str) -> None:
-    with open(Path(run_dir) / "log.txt", "a", encoding="utf-8") as f:
+    with open_append(RunPaths(run_dir).log, "the run's log") as f:
         f.write(line.rstrip("\n") + "\n")
 
 

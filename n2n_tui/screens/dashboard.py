@@ -15,7 +15,7 @@ from textual.worker import get_current_worker
 
 from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, unreadable_status
-from n2n_core.training.stop import stop_run
+from n2n_core.runs.stop import stop_run
 
 from ..models.follow import RunFollower, event_line
 from ..models.procs import launch_log_path, start_detached, tail_text

@@ -487,10 +487,9 @@ class LaunchScreen(BaseScreen):
         out = launch_log_path(spec.results_dir, spec.name)
         try:
             started = start_detached(spec.args(), out)
-        except OSError as e:
-            self.post_message(
-                self.Failed("Launch failed", f"cannot start n2n-core: {e.strerror or e}", [])
-            )
+        except (OSError, UserError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            self.post_message(self.Failed("Launch failed", f"cannot start n2n-core: {why}", []))
             return
         self.app.adopt_child(started)
         deadline = time.monotonic() + APPEAR_TIMEOUT_S

@@ -223,8 +223,9 @@ class SnapshotsScreen(BaseScreen):
         try:
             append_log(self.run_dir, validation_line(snap.path, dataset, data, self.app.clock()))
             where.append("appended to log.txt")
-        except OSError as e:
-            where.append(f"could not append to log.txt: {e.strerror}")
+        except (OSError, UserError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            where.append(f"could not append to log.txt: {why}")
         psnr, inp = data.get("psnr"), data.get("input_psnr")
         t = Text()
         t.append(f"PSNR {fmt.psnr(psnr)} dB", style="bold")

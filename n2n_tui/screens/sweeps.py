@@ -11,10 +11,12 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from n2n_core import formatting as fmt
+from n2n_core.errors import UserError
+from n2n_core.sweeps.view import PointView, SweepView
 
 from ..models.procs import run_core, start_detached
 from ..models.sorting import SortOrder
-from ..models.sweepindex import PointRow, SweepIndex, SweepRow
+from ..models.sweepindex import SweepIndex
 from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
@@ -39,7 +41,7 @@ POINT_TAIL = (
 )
 
 
-def _sweep_value(r: SweepRow, col: str):
+def _sweep_value(r: SweepView, col: str):
     return {
         "id": r.key,
         "name": r.name,
@@ -52,7 +54,7 @@ def _sweep_value(r: SweepRow, col: str):
     }[col]
 
 
-def _point_value(p: PointRow, col: str):
+def _point_value(p: PointView, col: str):
     if col.startswith("grid:"):
         return p.params.get(col[5:])
     return {
@@ -87,7 +89,7 @@ class SweepsScreen(BaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.index: SweepIndex | None = None
-        self.sweeps: list[SweepRow] = []
+        self.sweeps: list[SweepView] = []
         self.chosen: str | None = None
         self.sweep_order = SortOrder()
         self.point_order = SortOrder()
@@ -116,7 +118,7 @@ class SweepsScreen(BaseScreen):
         rows = self.index.scan(list(self.app.rows)) if self.index else []
         self.app.call_from_thread(self._show, rows)
 
-    def _show(self, rows: list[SweepRow]) -> None:
+    def _show(self, rows: list[SweepView]) -> None:
         self.sweeps = rows
         table = self.query_one("#sweeps-table", RunsTable)
         ordered = self.sweep_order.apply(list(reversed(rows)), _sweep_value)
@@ -134,7 +136,7 @@ class SweepsScreen(BaseScreen):
             info.update(f"{len(rows)} sweep(s), {running} running")
         self._show_points()
 
-    def _sweep_cells(self, r: SweepRow) -> tuple:
+    def _sweep_cells(self, r: SweepView) -> tuple:
         return (
             r.key.split("-", 1)[0],
             Text(r.name),
@@ -146,7 +148,7 @@ class SweepsScreen(BaseScreen):
             fmt.age(r.created, self.app.clock()),
         )
 
-    def current_sweep(self) -> SweepRow | None:
+    def current_sweep(self) -> SweepView | None:
         return next((s for s in self.sweeps if s.key == self.chosen), None)
 
     def _show_points(self) -> None:
@@ -169,7 +171,7 @@ class SweepsScreen(BaseScreen):
             msg += f" — {sweep.message}"
         self.query_one("#points-info", Static).update(Text(msg))
 
-    def _point_cells(self, p: PointRow) -> tuple:
+    def _point_cells(self, p: PointView) -> tuple:
         best = Text(fmt.psnr(p.best_psnr), style="bold") if p.best_psnr is not None else fmt.DASH
         return (
             str(p.index),
@@ -298,6 +300,12 @@ class SweepsScreen(BaseScreen):
         if sweep.status in ("running", "finished", "failed"):
             self.notify(f"{sweep.key} is {sweep.status}", title="Nothing to resume")
             return
-        started = start_detached(["sweep", "resume", str(sweep.path)], sweep.path / "scheduler.out")
+        try:
+            started = start_detached(
+                ["sweep", "resume", str(sweep.path)], sweep.path / "scheduler.out"
+            )
+        except (OSError, UserError) as e:
+            self.notify(str(e), title="Cannot resume the sweep", severity="error")
+            return
         self.app.adopt_child(started)
         self.notify(f"scheduler started for {sweep.key}", title="Sweep")
