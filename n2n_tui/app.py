@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.signal import Signal
 from textual.worker import Worker
 
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.summary import RunSummary
 
 from .models.alerts import Alert, AlertWatch
@@ -100,7 +101,7 @@ class N2NApp(App):
         """Launch, filled in from a run's own resolved preset and name, to change and start again."""
         from .screens.launch import LaunchScreen
 
-        preset = run_dir / "preset.yaml"
+        preset = RunPaths(run_dir).preset
         if not preset.is_file():
             self.notify(
                 f"{run_dir.name} has no preset.yaml to relaunch", title="Relaunch", markup=False

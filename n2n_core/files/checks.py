@@ -102,3 +102,13 @@ def looks_pickled(head: bytes) -> bool:
     """
     pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
     return pickle or head[:4] == b"PK\x03\x04"
+
+
+def change_stamp(p: str | Path) -> tuple[int, int] | None:
+    """(modification time, size) of ``p``, or None: what a reader that re-reads a small
+    file only when it changed compares between polls."""
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EventRecord, Record, parse_lines
 from n2n_core.runs.state import EVENTS_KEPT, RunState, RunValues
 from n2n_core.runs.tail import FileTail, MetricsTail
 
-METRICS_FILE = "metrics.jsonl"
-LOG_FILE = "log.txt"
 CHUNK = 4 << 20  # metrics bytes one poll reads at most; a backlog takes several polls
 LOG_WINDOW = 1 << 20  # the log is first read from this far before its end
 LOG_LINES = EVENTS_KEPT
@@ -74,13 +73,13 @@ class RunFollower:
         self.version = 0  # bumped whenever the state changes
         self.state = RunState(capacity)
         self._metrics = MetricsTail(self.metrics_path)
-        self._log = FileTail(self.run_dir / LOG_FILE, start_window=LOG_WINDOW) if log else None
+        self._log = FileTail(RunPaths(self.run_dir).log, start_window=LOG_WINDOW) if log else None
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
         self.log_version = 0  # bumped whenever ``log_lines`` changes
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / METRICS_FILE
+        return RunPaths(self.run_dir).metrics
 
     # -- reading (the polling thread) ---------------------------------------------
 

@@ -13,19 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from n2n_core.files.checks import change_stamp
 from n2n_core.runs.folders import list_run_dirs
 from n2n_core.runs.info import RunInfo, read_run_info
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.summary import RunSummary
 
 from .follow import CHUNK, RunFollower
-
-
-def _stamp(p: Path) -> tuple[int, int] | None:
-    try:
-        st = p.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 class _Tracked:
@@ -62,7 +56,7 @@ class RunIndex:
             t = self._runs.get(d)
             if t is None:
                 t = self._runs[d] = _Tracked(d, self.chunk)
-            stamp = _stamp(d / "run.json")
+            stamp = change_stamp(RunPaths(d).run_json)
             if stamp != t.info_stamp:
                 t.info_stamp = stamp
                 t.info = read_run_info(d) if stamp else None

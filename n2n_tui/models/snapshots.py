@@ -41,7 +41,7 @@ class Snapshot:
 
 def list_snapshots(run_dir: Path) -> list[Snapshot]:
     """Periodic snapshots by step, then ``final``; PSNR of the validation at that step."""
-    folder = Path(run_dir) / "snapshots"
+    folder = RunPaths(run_dir).snapshots
     try:
         files = [p for p in folder.iterdir() if p.suffix in KINDS]
     except OSError:
@@ -117,7 +117,7 @@ def newest_snapshot(run_dir: Path) -> Snapshot | None:
 
 def infer_out(run_dir: Path, image: Path, snapshot: Path) -> Path:
     """Where the TUI writes a denoised image: the run's samples/ (a folder for a folder)."""
-    samples = Path(run_dir) / "samples"
+    samples = RunPaths(run_dir).samples
     tag = snapshot.stem + ("-onnx" if snapshot.suffix == ".onnx" else "")
     if image.is_dir():
         return samples / f"infer-{tag}"

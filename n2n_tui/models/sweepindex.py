@@ -11,17 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from n2n_core.errors import UserError
+from n2n_core.files.checks import change_stamp
 from n2n_core.runs.summary import RunSummary
 from n2n_core.sweeps.store import Sweep, list_sweep_dirs, read_sweep, scheduler_alive
 from n2n_core.sweeps.view import SweepView, view_of
-
-
-def _stamp(p: Path) -> tuple[int, int] | None:
-    try:
-        st = p.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 class SweepIndex:
@@ -35,7 +28,7 @@ class SweepIndex:
         by_name = {r.path.name: r for r in runs}
         rows = []
         for d in list_sweep_dirs(self.results_dir):
-            stamp = _stamp(d / "sweep.json")
+            stamp = change_stamp(d / "sweep.json")
             old = self._sweeps.get(d)
             if old is None or old[0] != stamp:
                 try:

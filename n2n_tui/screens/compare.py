@@ -22,6 +22,7 @@ from n2n_core.config.loader import read_preset_data
 from n2n_core.engine.sysmon import summarize_sys
 from n2n_core.errors import UserError
 from n2n_core.runs.curves import METRICS, PANELS, X_LABELS, ema
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import SysRecord
 
 from ..models.curveset import RunCurves
@@ -190,7 +191,7 @@ class CompareScreen(BaseScreen):
         presets = []
         for p in self.run_dirs:
             try:
-                presets.append(read_preset_data(p / "preset.yaml"))
+                presets.append(read_preset_data(RunPaths(p).preset))
             except UserError as e:
                 return Text(f"config diff unavailable: {e}")
         keys: dict[str, None] = {}

@@ -15,6 +15,7 @@ from n2n_core import formatting as fmt
 from n2n_core.config.loader import read_preset_data
 from n2n_core.errors import UserError
 from n2n_core.runs.info import effective_status, read_run_info
+from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EvalRecord
 from n2n_core.runs.writer import MetricsWriter
 
@@ -53,7 +54,7 @@ def _validated(e: EvalRecord | None) -> str:
 def run_val_set(run_dir: Path) -> str | None:
     """The validation set the run itself used (data.val of its preset.yaml)."""
     try:
-        data = read_preset_data(run_dir / "preset.yaml")
+        data = read_preset_data(RunPaths(run_dir).preset)
     except UserError:
         return None
     val = (data.get("data") or {}).get("val") if isinstance(data.get("data"), dict) else None
@@ -156,7 +157,7 @@ class SnapshotsScreen(BaseScreen):
             title.update(
                 Text(
                     f"{len(snaps)} file{'s' if len(snaps) > 1 else ''} "
-                    f"in {self.run_dir / 'snapshots'}"
+                    f"in {RunPaths(self.run_dir).snapshots}"
                 )
             )
 
@@ -260,7 +261,7 @@ class SnapshotsScreen(BaseScreen):
             images=data.get("images") if isinstance(data.get("images"), int) else None,
         )
         try:
-            with MetricsWriter(self.run_dir / "metrics.jsonl") as w:
+            with MetricsWriter(RunPaths(self.run_dir).metrics) as w:
                 w.write(rec)
         except OSError as e:
             return f"could not store it in metrics.jsonl: {e.strerror}"

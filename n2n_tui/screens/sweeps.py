@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from n2n_core import formatting as fmt
 from n2n_core.errors import UserError
+from n2n_core.runs.layout import RunPaths
 from n2n_core.sweeps.view import PointView, SweepView
 
 from ..models.procs import run_core, start_detached
@@ -256,7 +257,7 @@ class SweepsScreen(BaseScreen):
         point = next((p for p in sweep.points if p.key == key), None) if sweep else None
         if point is None:
             return
-        if not (point.run_dir / "run.json").exists():
+        if not (RunPaths(point.run_dir).run_json).exists():
             self.notify(f"{point.run_dir}: no run folder", severity="warning")
             return
         self.app.push_screen(DashboardScreen(point.run_dir))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from n2n_core.runs.layout import RunPaths
+
 from ...images import sample_steps
 from .picture import Picture, load_picture
 
@@ -23,7 +25,7 @@ class SamplePanel(Picture):
 
     def __init__(self, run_dir: str | Path, **kwargs) -> None:
         super().__init__("samples", **kwargs)
-        self.samples_dir = Path(run_dir) / "samples"
+        self.samples_dir = RunPaths(run_dir).samples
         self.steps: list[int] = []
         self.paths: dict[int, list[Path]] = {}
         self.pinned: int | None = None  # None: follow the newest
