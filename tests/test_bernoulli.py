@@ -9,7 +9,8 @@ import torch
 from n2n_core.config.preset import load_preset
 from n2n_core.engine.losses import compute_loss, masked_loss
 from n2n_core.engine.noise import Bernoulli
-from n2n_core.tasks.image import ImageTask, MaskedTarget
+from n2n_core.tasks.base import MaskedTarget
+from n2n_core.tasks.image import ImageTask
 
 
 def test_train_drops_whole_pixels_to_black_at_the_keep_rate():

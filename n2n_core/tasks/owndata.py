@@ -41,7 +41,7 @@ from n2n_core.evaluation.protocol import (
     score_record,
     to_float,
 )
-from n2n_core.tasks.image import Task, step_seed, to_unit_float
+from n2n_core.tasks.base import Task, step_seed, to_unit_float
 from n2n_core.tasks.neighbor import (
     NeighbourBatch,
     neighbour_choice,

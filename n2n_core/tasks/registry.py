@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from n2n_core.config.schema import Preset
-from n2n_core.tasks.image import ImageTask, Task
+from n2n_core.tasks.base import Task
+from n2n_core.tasks.image import ImageTask
 
 
 def task_class(preset: Preset) -> type[Task]:

@@ -52,7 +52,7 @@ from n2n_core.process.signals import StopFlag
 from n2n_core.runs.info import update_run_info
 from n2n_core.runs.layout import FINAL_SNAPSHOT, RunPaths
 from n2n_core.runs.writer import MetricsWriter, drop_metrics_after
-from n2n_core.tasks.image import Task
+from n2n_core.tasks.base import Task
 from n2n_core.tasks.registry import make_task
 from n2n_core.training.output import RunOutput, quietly
 from n2n_core.training.step import ADAM_BETAS, ADAM_EPS, StepParts, train_step

@@ -18,7 +18,7 @@ from n2n_core.runs.folders import sample_tag
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import RankStats
 from n2n_core.runs.writer import MetricsWriter
-from n2n_core.tasks.image import Task
+from n2n_core.tasks.base import Task
 from n2n_core.training.step import StepParts
 
 

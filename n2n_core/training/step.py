@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from n2n_core.engine.sysmon import SysMonitor
-from n2n_core.tasks.image import Task
+from n2n_core.tasks.base import Task
 
 ADAM_BETAS = (0.9, 0.99)
 

@@ -24,7 +24,7 @@ from n2n_core.config.schema import MriConfig, Preset
 from n2n_core.data.mri.dataset import MriSlices
 from n2n_core.data.mri.sources import open_mri_slices
 from n2n_core.evaluation.protocol import ValResult
-from n2n_core.tasks.image import Task, step_seed
+from n2n_core.tasks.base import Task, step_seed
 from n2n_core.tasks.mri.kspace import (
     bernoulli_mask,
     fspec,
