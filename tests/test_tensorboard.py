@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from n2n_core.cli.main import main
 from n2n_core.data.images import save_image
 from n2n_core.errors import UserError
-from n2n_core.runs.tensorboard import TBWriter, export_run
+from n2n_core.runs.tensorboard import TBWriter, write_tensorboard_events
 
 
 def _read(log_dir: Path) -> EventAccumulator:
@@ -87,7 +87,7 @@ def test_missing_tensorboard_package_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="pip install"):
         TBWriter(tmp_path / "tb")
     with pytest.raises(UserError, match="tensorboard"):
-        export_run(_fake_run(tmp_path))
+        write_tensorboard_events(_fake_run(tmp_path))
 
 
 def test_a_run_with_runtime_tensorboard_writes_events_live(make_preset, tmp_path):

@@ -222,9 +222,9 @@ def cmd_devices(a: argparse.Namespace) -> int:
 
 
 def cmd_export_tb(a: argparse.Namespace) -> int:
-    from n2n_core.runs.tensorboard import export_run
+    from n2n_core.runs.tensorboard import write_tensorboard_events
 
-    out = export_run(a.run_dir)
+    out = write_tensorboard_events(a.run_dir)
     print(f"TensorBoard events: {out}")
     return 0
 

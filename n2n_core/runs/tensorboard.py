@@ -98,7 +98,7 @@ def _read_png(path: Path) -> np.ndarray:
     return load_image(path, 3)
 
 
-def export_run(run_dir: str | Path) -> Path:
+def write_tensorboard_events(run_dir: str | Path) -> Path:
     """Convert a run's metrics.jsonl and sample strips into ``RUN_DIR/tensorboard/``.
 
     Earlier event files in that folder (a live run's, or a previous export) are
