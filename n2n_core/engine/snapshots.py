@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,9 @@ from n2n_core.config.schema import PADDINGS, Preset
 from n2n_core.errors import UserError
 from n2n_core.files.atomic import atomic_write_bytes
 from n2n_core.files.checks import looks_pickled, read_head
-from n2n_core.runs.layout import RunPaths
+from n2n_core.runs.layout import SNAPSHOT_RE, RunPaths
 
 FORMAT = "n2n-snapshot/1"
-SNAPSHOT_RE = re.compile(r"^snapshot-(\d{8})\.safetensors$")
 
 
 def snapshot_name(step: int) -> str:

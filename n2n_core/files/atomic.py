@@ -16,7 +16,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     from n2n_core.files.output import check_output
 
     if path.parent.is_dir():  # a missing folder stays the OSError callers handle
-        check_output(path, "a file")
+        check_output(path, "a file", ours=True)
     fd, tmp = open_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from n2n_core.errors import UserError
 from n2n_core.files.checks import kind_of
+from n2n_core.runs.layout import run_file_owner
 
 InputIds = dict[tuple[int, int], Path]
 
@@ -34,6 +35,7 @@ def check_output(
     inputs: tuple[str | Path, ...] | InputIds = (),
     input_folders: tuple[str | Path, ...] = (),
     folder: bool = False,
+    ours: bool = False,
 ) -> Path:
     """Refuse, before any work, an output that would destroy what is not a result of ours.
 
@@ -45,7 +47,8 @@ def check_output(
     be one of the command's ``inputs`` (same file or hard link; paths or an
     :func:`input_ids` map) nor lie inside one of its ``input_folders`` (a data set, a
     run folder) it would spoil. An existing regular file that is none of those is an
-    earlier result: replaced.
+    earlier result: replaced. No run's own files (:func:`run_file_owner`) are ever an
+    output, unless ``ours``: the run's own writer replacing them atomically.
     """
     p = Path(out).expanduser()
     try:
@@ -79,6 +82,13 @@ def check_output(
         root = os.path.realpath(folder)
         if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
             raise UserError(f"{p}: is inside the input folder {folder}; write {what} elsewhere")
+    if not ours:
+        owner = run_file_owner(p)
+        if owner is not None:
+            raise UserError(
+                f"{p}: is a file of the run {owner}, which only that run writes; "
+                f"write {what} elsewhere"
+            )
     return p
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from n2n_core.errors import UserError
 from n2n_core.files.safe import open_own
+from n2n_core.runs.layout import LOCK_FILE
 
-LOCK_NAME = ".lock"
+LOCK_NAME = LOCK_FILE
 # Probes (``is_held``) hold a shared lock for microseconds; a writer retries that long.
 _ACQUIRE_RETRY_S = 0.5
 

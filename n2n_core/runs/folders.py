@@ -21,11 +21,10 @@ from n2n_core.process.locks import FolderLock
 from n2n_core.runs.info import (
     update_run_info,
 )
-from n2n_core.runs.layout import RunPaths
+from n2n_core.runs.layout import SAMPLE_RE, RunPaths
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 # Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
-SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
 
 
 def sample_tag(step: int) -> str:

@@ -8,11 +8,15 @@
       samples/step-00002000-<image>.png
       tensorboard/
 
-Only rank 0 writes; everything else reads. A leaf: no imports of ours.
+Only rank 0 writes; everything else reads, and no command writes over these
+files of another run (:func:`run_file_owner`, used by the one output check).
+A leaf: no imports of ours.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,14 @@ SNAPSHOTS_DIR = "snapshots"
 SAMPLES_DIR = "samples"
 TENSORBOARD_DIR = "tensorboard"
 FINAL_SNAPSHOT = "final.safetensors"
+LOCK_FILE = ".lock"
+SNAPSHOT_RE = re.compile(r"^snapshot-(\d{8})\.safetensors$")
+SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
+# What the run folder itself holds; none is ever written by anyone but the run.
+OWN_NAMES = frozenset(
+    {PRESET_FILE, RUN_JSON, METRICS_FILE, LOG_FILE, LOCK_FILE}
+    | {SNAPSHOTS_DIR, SAMPLES_DIR, TENSORBOARD_DIR}
+)
 
 
 @dataclass(frozen=True)
@@ -66,3 +78,42 @@ class RunPaths:
     @property
     def tensorboard(self) -> Path:
         return self.root / TENSORBOARD_DIR
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """Whether ``path`` looks like a run folder (its run.json, or preset and metrics)."""
+    p = Path(path)
+    try:
+        return (p / RUN_JSON).is_file() or (
+            (p / PRESET_FILE).is_file() and (p / METRICS_FILE).exists()
+        )
+    except OSError:
+        return False
+
+
+def run_file_owner(path: str | Path) -> Path | None:
+    """The run folder whose own file ``path`` is (after links), or None.
+
+    A run's own files: those named in its folder (preset.yaml, run.json,
+    metrics.jsonl, log.txt, .lock and the snapshots/ samples/ tensorboard/
+    folders), its snapshots (``snapshot-*.safetensors``, ``final.safetensors``),
+    its validation samples (``step-*.png``) and its TensorBoard events. What
+    other commands add beside them (an ONNX model frozen from a snapshot, a
+    denoised picture from the TUI) is not the run's own.
+    """
+    real = Path(os.path.realpath(path))
+    parent = real.parent
+    if real.name in OWN_NAMES and is_run_folder(parent):
+        return parent
+    if is_run_folder(real):
+        return real
+    grand = parent.parent
+    if parent.name == SNAPSHOTS_DIR and (
+        SNAPSHOT_RE.match(real.name) or real.name == FINAL_SNAPSHOT
+    ):
+        return grand if is_run_folder(grand) else None
+    if parent.name == SAMPLES_DIR and SAMPLE_RE.match(real.name):
+        return grand if is_run_folder(grand) else None
+    if parent.name == TENSORBOARD_DIR:
+        return grand if is_run_folder(grand) else None
+    return None
