@@ -130,6 +130,7 @@ def cmd_dataset(a: argparse.Namespace) -> int:
                 a.archive,
                 progress,
                 say=lambda msg: print(msg, flush=True),
+                **({"max_bytes": a.max_bytes} if a.max_bytes else {}),
             )
         return 0
     if a.dataset_cmd == "build":

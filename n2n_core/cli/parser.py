@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         "file (`sha256sum` format) for a set of many files",
     )
     fe.add_argument("--archive", help="an archive you downloaded (imagenet-val)")
+    fe.add_argument(
+        "--max-bytes",
+        type=_positive_int,
+        default=None,
+        help="refuse a download larger than this (default 8 GiB; the largest set is 4.5 GB)",
+    )
 
     ru = sub.add_parser("runs", help="list run folders")
     ru.add_argument("--results-dir", default=DEFAULT_RESULTS)

@@ -26,11 +26,13 @@ import os
 import shutil
 import socket
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +40,25 @@ from typing import Literal
 
 from n2n_core.errors import UserError
 from n2n_core.files.checks import check_regular, is_regular_file
+from n2n_core.files.safe import open_own
 
 CHUNK = 1 << 20
 ATTEMPTS = 5
 TIMEOUT_S = 30.0
+# Bounds on what a server or an archive can make us write. The largest file of the
+# catalogue is IXI-T1.tar (4.5 GB); --max-bytes raises the cap for a bigger one.
+MAX_DOWNLOAD_BYTES = 8 << 30
+# A download that brings less than STALL_BYTES in STALL_S is stalled (a server
+# trickling a byte every few seconds never trips the socket's own timeout).
+STALL_S = 60.0
+STALL_BYTES = 64 << 10
+# Extraction: images hardly compress, so an archive that grows more than this
+# (beyond a small floor) is a bomb, not a data set; and so many members, this deep.
+MAX_EXPANSION = 20
+MIN_EXTRACT_BYTES = 256 << 20
+MAX_MEMBERS = 200_000
+MAX_DEPTH = 32
+MAX_NAME = 255
 USER_AGENT = "n2n-dataset-fetch"
 
 Progress = Callable[[str, int, int | None], None]  # (file name, bytes so far, total or None)
@@ -324,9 +341,18 @@ def _unreachable(e: BaseException) -> bool:
 
 
 def download(
-    remote: Remote, dest: Path, progress: Progress | None = None, timeout: float = TIMEOUT_S
+    remote: Remote,
+    dest: Path,
+    progress: Progress | None = None,
+    timeout: float = TIMEOUT_S,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+    stall: tuple[float, int] = (STALL_S, STALL_BYTES),
 ) -> Path:
-    """``remote`` into ``dest``, resuming a partial ``dest.part``; verified against its SHA-256."""
+    """``remote`` into ``dest``, resuming a partial ``dest.part``; verified against its SHA-256.
+
+    At most ``max_bytes`` are written (a larger announced size is refused before the
+    first byte); a transfer that brings fewer than ``stall[1]`` bytes in ``stall[0]``
+    seconds is stopped, keeping what arrived for a later resume."""
     part = dest.with_name(dest.name + ".part")
     for p in (dest, part):
         # Only regular files of ours live here: anything else is named, never read or
@@ -352,11 +378,35 @@ def download(
                 if have and resp.status != 206:  # the server ignored Range: start over
                     have = 0
                 total = _total_of(resp, have)
-                with open(part, "ab" if have else "wb") as f:
-                    while chunk := resp.read(CHUNK):
-                        f.write(chunk)
+                if total is not None and total > max_bytes:
+                    raise UserError(
+                        f"{remote.url}: {total} bytes announced, over the cap of {max_bytes} "
+                        "(--max-bytes raises it); nothing written"
+                    )
+                flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if have else os.O_TRUNC)
+                with os.fdopen(open_own(part, flags, "the partial download"), "wb") as f:
+                    window_t, window_n = time.monotonic(), 0
+                    while chunk := resp.read1(CHUNK):
                         have += len(chunk)
+                        if have > max_bytes:
+                            f.close()
+                            part.unlink(missing_ok=True)
+                            raise UserError(
+                                f"{remote.url}: more than {max_bytes} bytes (the cap; "
+                                "--max-bytes raises it); the partial file was removed"
+                            )
+                        f.write(chunk)
                         received_any = True
+                        window_n += len(chunk)
+                        now = time.monotonic()
+                        if now - window_t >= stall[0]:
+                            if window_n < stall[1]:
+                                raise UserError(
+                                    f"{remote.url}: stalled ({window_n} bytes in the last "
+                                    f"{stall[0]:.0f} s); run the same command again to "
+                                    f"resume from {part}"
+                                )
+                            window_t, window_n = now, 0
                         if progress:
                             progress(dest.name, have, total)
             if total is None or have >= total:
@@ -402,44 +452,107 @@ def _verified(remote: Remote, part: Path, dest: Path) -> Path:
 # extraction
 
 
-def _safe_target(root: Path, name: str) -> Path:
+def _safe_target(root: Path, name: str, archive: Path) -> Path:
+    parts = Path(name).parts
+    if len(parts) > MAX_DEPTH or any(len(p.encode("utf-8", "replace")) > MAX_NAME for p in parts):
+        raise UserError(f"{archive}: member {name[:80]!r}... is nested or named too long; refusing")
     target = (root / name).resolve()
-    if os.path.isabs(name) or ".." in Path(name).parts or not target.is_relative_to(root):
+    if os.path.isabs(name) or ".." in parts or not target.is_relative_to(root):
         raise UserError(f"archive member {name!r} would land outside {root}; refusing the archive")
     return target
 
 
-def extract(archive: Path, into: Path) -> None:
-    """Unpack a .zip / .tar / .tgz into ``into``, member by member, refusing escapes and links."""
+class _Budget:
+    """What an archive may still write: members and bytes (declared and actual)."""
+
+    def __init__(self, archive: Path, max_bytes: int | None):
+        size = archive.stat().st_size
+        self.archive = archive
+        self.left = (
+            max_bytes if max_bytes is not None else max(MAX_EXPANSION * size, MIN_EXTRACT_BYTES)
+        )
+        self.cap = self.left
+        self.members = 0
+
+    def member(self, name: str, declared: int) -> None:
+        self.members += 1
+        if self.members > MAX_MEMBERS:
+            raise UserError(f"{self.archive}: more than {MAX_MEMBERS} members; refusing")
+        if declared > self.left:
+            self._over(name)
+
+    def spend(self, n: int, name: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            self._over(name)
+
+    def _over(self, name: str) -> None:
+        raise UserError(
+            f"{self.archive}: extracts to more than {self.cap} bytes (at {name[:80]!r}); "
+            "not a data set of this size; refusing"
+        )
+
+
+def _copy_member(src, target: Path, budget: _Budget, name: str, archive: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(
+            open_own(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, f"member {name}"), "wb"
+        ) as dst:
+            while chunk := src.read(CHUNK):
+                budget.spend(len(chunk), name)
+                dst.write(chunk)
+    except OSError as e:  # a file where a folder should be, a name used twice, a full disk
+        raise UserError(
+            f"{archive}: member {name[:80]!r} cannot be extracted ({e.strerror or e})"
+        ) from None
+
+
+def _make_dir(target: Path, name: str, archive: Path) -> None:
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(
+            f"{archive}: member {name[:80]!r} cannot be extracted ({e.strerror or e})"
+        ) from None
+
+
+def extract(archive: Path, into: Path, max_bytes: int | None = None) -> None:
+    """Unpack a .zip / .tar / .tgz into the fresh folder ``into``, member by member,
+    refusing escapes, links, bombs (``max_bytes``, by default a multiple of the
+    archive's size) and more members, depth or name length than any data set has."""
     into.mkdir(parents=True, exist_ok=True)
     root = into.resolve()
+    budget = _Budget(archive, max_bytes)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
-                target = _safe_target(root, info.filename)
+                target = _safe_target(root, info.filename, archive)
+                budget.member(info.filename, info.file_size)
                 if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    _make_dir(target, info.filename, archive)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
+                with z.open(info) as src:
+                    _copy_member(src, target, budget, info.filename, archive)
         return
     try:
         tar = tarfile.open(archive)
     except tarfile.TarError:
         raise UserError(f"{archive}: not a zip or tar archive") from None
     with tar:
-        for m in tar:
-            target = _safe_target(root, m.name)
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif m.isfile():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(m)
-                with src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-            else:
-                raise UserError(f"{archive}: member {m.name!r} is a link or device; refusing")
+        try:
+            for m in tar:
+                target = _safe_target(root, m.name, archive)
+                budget.member(m.name, m.size)
+                if m.isdir():
+                    _make_dir(target, m.name, archive)
+                elif m.isfile():
+                    with tar.extractfile(m) as src:
+                        _copy_member(src, target, budget, m.name, archive)
+                else:
+                    raise UserError(f"{archive}: member {m.name!r} is a link or device; refusing")
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            raise UserError(f"{archive}: damaged archive ({e.__class__.__name__})") from None
 
 
 def is_archive(path: Path) -> bool:
@@ -457,8 +570,12 @@ def fetch_dataset(
     archive: str | Path | None = None,
     progress: Progress | None = None,
     say: Callable[[str], None] = print,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> Path:
     """Download (or take ``archive``), verify, extract and build ``src`` under ``out``.
+
+    Archives are extracted into a fresh staging folder, removed afterwards: only what
+    this archive held is built (never files an earlier, refused one left behind).
 
     Returns what to point a preset or ``validate`` at: the image folder, the
     packed file or the MRI slice folder.
@@ -475,28 +592,42 @@ def fetch_dataset(
             f"pass --archive PATH to {src.files[0].file_name}"
         )
     downloads = out / ".downloads" / src.name
-    try:
-        downloads.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{downloads}: cannot create folder ({e.strerror})") from None
+    for folder in (out / ".downloads", downloads):
+        _our_folder(folder)
     got: list[Path] = []
     for remote in files:
         if archive is not None:
             got.append(_checked_archive(Path(archive), remote))
         else:
-            got.append(download(remote, downloads / remote.file_name, progress))
-    extracted = out / f".{src.name}-files"
-    for path in got:
-        if is_archive(path):
-            say(f"extracting {path.name}")
-            extract(path, extracted)
-        else:
-            extracted.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, extracted / path.name)
-    images = (extracted / src.images).resolve()
-    if not images.is_relative_to(extracted.resolve()) or not images.is_dir():
-        raise UserError(f"dataset {src.name}: {src.images} not found in the downloaded files")
-    return _build(src, images, out, say)
+            got.append(
+                download(remote, downloads / remote.file_name, progress, max_bytes=max_bytes)
+            )
+    staging = Path(tempfile.mkdtemp(prefix=f".{src.name}-files-", dir=out))
+    try:
+        for path in got:
+            if is_archive(path):
+                say(f"extracting {path.name}")
+                extract(path, staging)
+            else:
+                shutil.copyfile(path, staging / path.name)
+        images = (staging / src.images).resolve()
+        if not images.is_relative_to(staging.resolve()) or not images.is_dir():
+            raise UserError(f"dataset {src.name}: {src.images} not found in the downloaded files")
+        return _build(src, images, out, say)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # ours: made above, for this fetch only
+
+
+def _our_folder(folder: Path) -> None:
+    """Make ``folder`` (a folder of ours under --out); a link or a file there is refused."""
+    if folder.is_symlink():
+        raise UserError(f"{folder}: is a symlink; refusing to download through it")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{folder}: cannot create folder ({e.strerror})") from None
+    if not folder.is_dir() or folder.is_symlink():
+        raise UserError(f"{folder}: not a folder; remove it and run again")
 
 
 def _pinned(src: Source, sha256: str | None) -> tuple[Remote, ...]:
