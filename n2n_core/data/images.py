@@ -61,12 +61,18 @@ def is_gray_file(path: str | Path) -> bool:
     """Whether an image file holds one channel (read from its header, not decoded)."""
     p = Path(path)
     try:
-        with Image.open(p) as im:
-            return im.mode in GRAY_MODES
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # header only
+            with Image.open(p) as im:
+                return im.mode in GRAY_MODES
     except UnidentifiedImageError:
         raise UserError(f"{p}: not an image file (or an unsupported format)") from None
+    except Image.DecompressionBombError:
+        raise UserError(f"{p}: image too large (possible decompression bomb)") from None
     except OSError as e:
         raise UserError(f"{p}: cannot read image ({e.strerror or e})") from None
+    except (ValueError, SyntaxError, EOFError) as e:
+        raise UserError(f"{p}: cannot read image ({e.__class__.__name__})") from None
 
 
 def _to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:

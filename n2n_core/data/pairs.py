@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from n2n_core.config.schema import DataSpec
-from n2n_core.data.images import is_image_file, list_images, load_image
+from n2n_core.data.images import is_gray_file, is_image_file, list_images, load_image
 from n2n_core.errors import UserError
 
 # PIL modes that hold one channel; a folder of only these trains a 1-channel network.
-GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def _root(spec: str) -> Path:
@@ -131,18 +129,16 @@ def find_clean_refs(spec: str) -> list[PairFiles]:
     return pairs
 
 
-def is_gray_file(path: Path) -> bool:
-    """Whether an image file holds one channel (read from its header, not decoded)."""
+def _is_gray(path: Path) -> bool:
     try:
-        with Image.open(path) as im:
-            return im.mode in GRAY_MODES
-    except Exception:  # unreadable files are reported by load_image with their name
+        return is_gray_file(path)
+    except UserError:  # unreadable files are reported by load_image with their name
         return False
 
 
 def detect_channels(files: list[Path]) -> int:
     """1 when every file is grayscale (microscopy, scans), else 3."""
-    return 1 if files and all(is_gray_file(p) for p in files) else 3
+    return 1 if files and all(_is_gray(p) for p in files) else 3
 
 
 def load_pair(pair: PairFiles, channels: int) -> tuple[np.ndarray, np.ndarray]:

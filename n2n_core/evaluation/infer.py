@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from n2n_core.data.images import load_image, save_image
+from n2n_core.data.images import is_gray_file, load_image, save_image
 from n2n_core.errors import UserError
 from n2n_core.evaluation.protocol import Runner, clip_to_uint8, infer_float, to_float
 
@@ -129,10 +129,7 @@ def denoise_files(run: Runner, jobs: list[tuple[Path, Path]], channels: int, til
 
 
 def _is_gray(path: Path) -> bool:
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
-            return im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-    except Exception:
+        return is_gray_file(path)
+    except UserError:  # load_image names what is wrong with it
         return False

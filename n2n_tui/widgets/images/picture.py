@@ -18,10 +18,13 @@ MAX_PIXELS = 64_000_000
 
 def load_picture(path: Path) -> PILImage.Image:
     """An RGB copy of a PNG/JPEG, or OSError/ValueError with the reason."""
-    with PILImage.open(path) as im:
-        if im.width * im.height > MAX_PIXELS:
-            raise ValueError(f"{im.width}×{im.height} pixels is too large to show")
-        return im.convert("RGB")
+    try:
+        with PILImage.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ValueError(f"{im.width}×{im.height} pixels is too large to show")
+            return im.convert("RGB")
+    except PILImage.DecompressionBombError as e:
+        raise ValueError(str(e).split(".")[0]) from None
 
 
 class Picture(Container):
