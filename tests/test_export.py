@@ -16,12 +16,14 @@ from n2n_core.cli.main import main
 from n2n_core.data.images import load_image, save_image
 from n2n_core.engine.network import UNet
 from n2n_core.engine.snapshots import save_snapshot
-from n2n_core.evaluation.infer import TILE_MARGIN, infer_tiled, tile_spans
 from n2n_core.evaluation.onnx import onnx_runner, onnx_runner_for_net, validate_frozen
 from n2n_core.evaluation.protocol import (
+    TILE_MARGIN,
     clip_to_uint8,
     infer_float,
+    infer_tiled,
     pad_image,
+    tile_spans,
     to_float,
     torch_runner,
 )
