@@ -97,3 +97,19 @@ def test_temp_files_are_unpredictable_and_orphans_of_dead_writers_go(tmp_path):
     assert removed == [orphan] and t1.exists() and t2.exists()  # ours (alive) are kept
     atomic_write_text(target, "{}\n")
     assert target.read_text() == "{}\n"
+
+
+def test_a_run_never_writes_through_a_planted_snapshots_link(make_preset, tmp_path):
+    """snapshots/ or samples/ replaced by a link: the run refuses it and writes nothing there."""
+    from n2n_core.config.preset import load_preset
+    from n2n_core.runs.folders import prepare_run
+    from n2n_core.training.loop import train_worker
+
+    preset = load_preset(make_preset(train__steps=2))
+    run_dir = prepare_run(preset, tmp_path / "res", "linked", ["test"])
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (run_dir / "snapshots").symlink_to(victim)
+    with pytest.raises(UserError, match="symlink"):
+        train_worker(run_dir)
+    assert list(victim.iterdir()) == []

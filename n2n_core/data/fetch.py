@@ -40,7 +40,7 @@ from typing import Literal
 
 from n2n_core.errors import UserError
 from n2n_core.files.checks import check_regular, is_regular_file
-from n2n_core.files.safe import open_own
+from n2n_core.files.safe import open_own, own_dir
 
 CHUNK = 1 << 20
 ATTEMPTS = 5
@@ -593,7 +593,7 @@ def fetch_dataset(
         )
     downloads = out / ".downloads" / src.name
     for folder in (out / ".downloads", downloads):
-        _our_folder(folder)
+        own_dir(folder, "downloads")
     got: list[Path] = []
     for remote in files:
         if archive is not None:
@@ -616,18 +616,6 @@ def fetch_dataset(
         return _build(src, images, out, say)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # ours: made above, for this fetch only
-
-
-def _our_folder(folder: Path) -> None:
-    """Make ``folder`` (a folder of ours under --out); a link or a file there is refused."""
-    if folder.is_symlink():
-        raise UserError(f"{folder}: is a symlink; refusing to download through it")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{folder}: cannot create folder ({e.strerror})") from None
-    if not folder.is_dir() or folder.is_symlink():
-        raise UserError(f"{folder}: not a folder; remove it and run again")
 
 
 def _pinned(src: Source, sha256: str | None) -> tuple[Remote, ...]:

@@ -51,3 +51,18 @@ def open_append(path: str | Path, what: str, binary: bool = False) -> IO:
     if binary:
         return os.fdopen(fd, "ab")
     return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def own_dir(path: str | Path, what: str) -> Path:
+    """The folder ``path`` of ours, made if missing; a symlink or a file where it should
+    be is a :class:`UserError` (what we write there would land elsewhere)."""
+    p = Path(path)
+    if p.is_symlink():
+        raise UserError(f"{p}: is a symlink; refusing to write {what} through it")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{p}: cannot create {what} ({e.strerror or e})") from None
+    if p.is_symlink() or not p.is_dir():
+        raise UserError(f"{p}: not a folder; cannot hold {what}")
+    return p
