@@ -271,6 +271,8 @@ def test_pairs_from_photos_train_and_improve_psnr_on_held_out_photos(tmp_path):
     (run,) = (tmp_path / "res").iterdir()
     vals = [r for r in read_metrics(run / "metrics.jsonl") if isinstance(r, ValRecord)]
     assert len(vals) == 1 and vals[0].images == 3
+    # Measured 5.33 dB of gain (bf16, one thread, Intel Xeon with AMX): 3 leaves room for
+    # other CPUs' kernels and still fails if training did not learn the pairs.
     assert vals[0].psnr > vals[0].input_psnr + 3.0, vals[0]
     assert len(list((run / "samples").glob("*.png"))) == 3
 
