@@ -147,13 +147,23 @@ def write_token_file(path: str | Path, token: str) -> os.stat_result:
         raise UserError(f"--token-file {path}: cannot write it: {e.strerror or e}") from None
 
 
-def remove_token_file(path: str | Path, written: os.stat_result) -> None:
-    """Remove the token file when it is still the one we wrote (a stale token is useless)."""
+def remove_token_file(path: str | Path, written: os.stat_result, token: str) -> None:
+    """Remove the token file when it is still the one we wrote (a stale token is useless).
+
+    The same inode and our token in it: an inode number alone can be the one a newer
+    file took after ours was replaced."""
     try:
         st = os.lstat(path)
-        if (st.st_dev, st.st_ino) == (written.st_dev, written.st_ino):
+        if (st.st_dev, st.st_ino) != (written.st_dev, written.st_ino):
+            return
+        fd = open_own(path, os.O_RDONLY, "the --serve token file")
+        try:
+            ours = os.read(fd, 4096) == (token + "\n").encode("ascii")
+        finally:
+            os.close(fd)
+        if ours:
             os.unlink(path)
-    except OSError:
+    except (OSError, UserError):
         pass
 
 
@@ -364,4 +374,4 @@ def serve(
         for sock in socks:
             sock.close()
         if written is not None:
-            remove_token_file(token_file, written)
+            remove_token_file(token_file, written, token)
