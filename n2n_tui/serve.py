@@ -24,10 +24,15 @@ its token, as notebook servers do:
 - A websocket must come from this server's own page: its ``Origin`` must be
   ``http://`` one of those hosts (a browser always sends one; a script adds it).
   Another site's page that opens ``ws://localhost:PORT`` is refused before any
-  process starts.
+  process starts; so is any request that names another site as its ``Origin``.
 - At most ``--max-sessions`` (4 unless told) sessions, each an ``n2n-tui``
   process, run at once; a tab past that gets a message in its terminal and no
   process.
+
+Browsers share cookies between all ports of a host: the cookie is named per port
+so that two servers do not overwrite each other's, but a page served by someone
+else on another localhost port that the user opens would be sent it, as with any
+notebook server on localhost.
 
 Every check is an aiohttp middleware or an override in a subclass of
 textual-serve's ``Server``; textual-serve itself is used as it is.
