@@ -305,7 +305,7 @@ def guarded_server(command: str, port: int, token: str, max_sessions: int) -> An
         async def refuse_session(self, request: web.Request) -> web.WebSocketResponse:
             """A tab past the cap: a message in its terminal, then closed; no process."""
             why = (
-                f"{self.sessions} sessions are open, the most this server runs "
+                f"too many sessions: {self.sessions} open, at most {self.max_sessions} "
                 f"(--max-sessions {self.max_sessions}); close one and reload this page"
             )
             log.warning("refused a session from %s: %s", request.remote, why)
