@@ -203,8 +203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--serve",
-        metavar="PORT",
-        type=int,
+        metavar="PORT",  # checked in main: a bad one is one error: line, not argparse's usage
         help=(
             "serve the manager to a browser on localhost:PORT (textual-serve; tunnel it over SSH "
             "to the same port number). Prints the URL to open, http://localhost:PORT/?token=...: "
@@ -259,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .serve import DEFAULT_MAX_SESSIONS, serve
 
-            if not 1 <= args.serve <= 65535:
+            port = int(args.serve) if args.serve.strip().lstrip("-").isdigit() else 0
+            if not 1 <= port <= 65535:
                 raise UserError(f"--serve {args.serve}: a port is 1 to 65535")
             max_sessions = DEFAULT_MAX_SESSIONS if args.max_sessions is None else args.max_sessions
-            serve(args.serve, forwarded_args(args), max_sessions, args.token_file)
+            serve(port, forwarded_args(args), max_sessions, args.token_file)
             return 0
     except UserError as e:
         print(error_line(str(e)), file=sys.stderr)

@@ -331,7 +331,7 @@ def test_a_port_in_use_is_one_error_line_and_exit_2():
     assert "Traceback" not in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("port", ["0", "70000", "-1"])
+@pytest.mark.parametrize("port", ["0", "70000", "-1", "abc", "80.5", ""])
 def test_a_bad_port_is_one_error_line(port, capsys):
     assert main(["--serve", port]) == 2
     assert capsys.readouterr().err == f"error: --serve {port}: a port is 1 to 65535\n"
