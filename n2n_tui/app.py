@@ -203,15 +203,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--serve",
-        metavar="PORT",
+        metavar="PORT",  # checked in main: a bad one is one error: line, not argparse's usage
+        help=(
+            "serve the manager to a browser on localhost:PORT (textual-serve; tunnel it over SSH "
+            "to the same port number). Prints the URL to open, http://localhost:PORT/?token=...: "
+            "every request needs that token (a new one each start), and a websocket's Origin and "
+            "every Host header must be this server's own"
+        ),
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="with --serve: also write the token to this new file, mode 0600, for scripts",
+    )
+    p.add_argument(
+        "--max-sessions",
+        metavar="N",
         type=int,
-        help="serve the manager to a browser on localhost:PORT (textual-serve; tunnel it over SSH)",
+        help="with --serve: at most N browser sessions (each an n2n-tui process) at once (default: 4)",
     )
     return p.parse_args(argv)
 
 
 def forwarded_args(args: argparse.Namespace) -> list[str]:
-    """The options each served session starts with (all but --serve)."""
+    """The options each served session starts with (all but --serve and its options)."""
     out = ["--results-dir", args.results_dir, "--presets-dir", args.presets_dir]
     if args.replay:
         out += ["--replay", args.replay, "--speed", str(args.speed)]
@@ -223,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed < 0:
         print("error: --speed must be >= 0", file=sys.stderr)
         return 2
-    from n2n_core.errors import UserError
+    from n2n_core.errors import UserError, error_line
 
     from .images import mode_from_env
 
@@ -233,15 +248,24 @@ def main(argv: list[str] | None = None) -> int:
 
             resolve_run_dir(args.replay)
         images = mode_from_env()
-        if args.serve is not None:
-            from .serve import serve
+        if args.serve is None:
+            for flag, value in (
+                ("--token-file", args.token_file),
+                ("--max-sessions", args.max_sessions),
+            ):
+                if value is not None:
+                    raise UserError(f"{flag} needs --serve PORT")
+        else:
+            from .serve import DEFAULT_MAX_SESSIONS, serve
 
-            if not 1 <= args.serve <= 65535:
+            port = int(args.serve) if args.serve.strip().lstrip("-").isdigit() else 0
+            if not 1 <= port <= 65535:
                 raise UserError(f"--serve {args.serve}: a port is 1 to 65535")
-            serve(args.serve, forwarded_args(args))
+            max_sessions = DEFAULT_MAX_SESSIONS if args.max_sessions is None else args.max_sessions
+            serve(port, forwarded_args(args), max_sessions, args.token_file)
             return 0
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line(str(e)), file=sys.stderr)
         return 2
     app = N2NApp(
         results_dir=args.results_dir,

@@ -22,13 +22,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _session_output(port: int, timeout: float = 60) -> str:
+async def _session_output(port: int, token: str, timeout: float = 60) -> str:
     """What a browser tab at 100x30 receives until the app has drawn its first screen."""
     import aiohttp
 
     out = ""
-    url = f"http://localhost:{port}/ws?width=100&height=30"
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+    url = f"http://localhost:{port}/ws?width=100&height=30&token={token}"
+    origin = {"Origin": f"http://localhost:{port}"}  # the server's own page
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=origin) as ws:
         deadline = time.monotonic() + timeout
         while "Noise2Noise" not in out and time.monotonic() < deadline:
             try:
@@ -58,8 +59,10 @@ def test_serve_answers_a_browser_with_the_app_page(tmp_path):
     pytest.importorskip("textual_serve")
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    token_file = tmp_path / "token"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "n2n_tui.app", "--serve", str(port), "--results-dir", str(tmp_path)],
+        [sys.executable, "-m", "n2n_tui.app", "--serve", str(port), "--results-dir", str(tmp_path)]
+        + ["--token-file", str(token_file)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -68,16 +71,21 @@ def test_serve_answers_a_browser_with_the_app_page(tmp_path):
     try:
         deadline = time.monotonic() + 60
         page = ""
+        token = ""  # the file is created, then written: wait for its line
+        while not token and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            token = token_file.read_text().strip() if token_file.exists() else ""
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://localhost:{port}/", timeout=5) as r:
+                url = f"http://localhost:{port}/?token={token}"
+                with urllib.request.urlopen(url, timeout=5) as r:
                     page = r.read().decode("utf-8", "replace")
                 break
             except OSError:
                 time.sleep(0.3)
         assert proc.poll() is None, proc.stderr.read().decode()
         assert f"ws://localhost:{port}/ws" in page and "xterm" in page
-        screen = asyncio.run(_session_output(port))
+        screen = asyncio.run(_session_output(port, token))
         assert "Noise2Noise experiments" in screen  # the Runs screen's header, drawn for the tab
     finally:
         proc.terminate()
