@@ -25,7 +25,9 @@ from n2n_core.sweeps.store import (
     CANCEL_FILE,
     LOG_FILE,
     Sweep,
+    check_points,
     create_sweep,
+    point_dir,
     read_sweep,
     scheduler_alive,
 )
@@ -89,7 +91,7 @@ def _detach(sweep_dir: Path) -> int:
     out = sweep_dir / "scheduler.out"
     with open_append(out, "the scheduler log", binary=True) as f:
         subprocess.Popen(
-            [sys.executable, "-m", "n2n_core.cli", "sweep", "resume", str(sweep_dir)],
+            [sys.executable, "-m", "n2n_core.cli", "sweep", "resume", "--", str(sweep_dir)],
             stdin=subprocess.DEVNULL,
             stdout=f,
             stderr=subprocess.STDOUT,
@@ -108,10 +110,10 @@ def resume(a: argparse.Namespace) -> int:
         raise UserError(f"{sweep_dir}: a scheduler is already running this sweep")
     if all(p.status in ("finished", "failed") for p in sweep.points):
         raise UserError(f"{sweep_dir}: every point has ended ({sweep.status}); nothing to resume")
+    check_points(sweep_dir, sweep)  # before any point's folder is read, written or run
     slots = None
     if sweep.executor == "local":
         from n2n_core.config.preset import load_preset
-        from n2n_core.sweeps.store import point_dir
 
         presets = [load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points]
         slots = _slots_for(presets, sweep.slots, sweep.devices)
@@ -152,11 +154,13 @@ def cancel(a: argparse.Namespace) -> int:
     elif sweep.executor == "slurm":
         from n2n_core.sweeps.slurm import cancel_jobs
 
+        check_points(sweep_dir, sweep)  # before any job is cancelled or run folder read
         cancel_jobs(sweep_dir, sweep)
     else:
         from n2n_core.sweeps.driver import SweepLog
         from n2n_core.sweeps.local import cancel_without_scheduler
 
+        check_points(sweep_dir, sweep)  # before any run is signalled
         log = SweepLog(sweep_dir, echo=True)
         try:
             cancel_without_scheduler(sweep_dir, sweep, log)

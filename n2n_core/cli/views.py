@@ -39,6 +39,7 @@ STATUS_STYLE = {
     "queued": "dim",
     "pending": "dim",
     "cancelled": "yellow",
+    "refused": "bold red",
 }
 
 
@@ -272,6 +273,9 @@ def sweep_table(view: SweepView, console: Console | None = None) -> None:
         row.append(Text(p.run))
         t.add_row(*row)
     console.print(t)
+    for p in view.points:
+        if p.refused:
+            console.print(Text(f"point {p.index}: refused: {p.refused}", style="bold red"))
     if view.message:
         console.print(Text(view.message))
 

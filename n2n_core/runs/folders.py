@@ -10,6 +10,7 @@ the next after the largest present.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -17,11 +18,9 @@ from pathlib import Path
 from n2n_core.config.schema import Preset, dump_preset
 from n2n_core.errors import UserError
 from n2n_core.process.identity import launch_identity, own_identity
-from n2n_core.process.locks import FolderLock
-from n2n_core.runs.info import (
-    update_run_info,
-)
-from n2n_core.runs.layout import RunPaths
+from n2n_core.process.locks import FolderLock, is_held
+from n2n_core.runs.info import update_run_info
+from n2n_core.runs.layout import SCHEDULER_LOCK, RunPaths
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 # Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
@@ -47,6 +46,15 @@ def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
 
 # ---------------------------------------------------------------------------
 # run folders
+
+
+def is_run_folder_name(name: object) -> bool:
+    """Whether ``name`` is a plain run-folder name (``00042-name``): one path component,
+    nothing that climbs out of or past its folder (no separator, no ``..``, no NUL)."""
+    if not isinstance(name, str) or RUN_DIR_RE.fullmatch(name) is None:
+        return False
+    seps = {"/", "\\", "\0", os.sep, os.altsep or "/"}
+    return not any(c in name for c in seps)
 
 
 def run_id_of(path: Path) -> int | None:
@@ -167,3 +175,12 @@ def prepare_run(
         shutil.rmtree(run_dir, ignore_errors=True)  # ours: created just above, still empty of work
         raise UserError(f"{run_dir}: cannot write the run folder ({e.strerror or e})") from None
     return run_dir
+
+
+# ---------------------------------------------------------------------------
+# sweeps seen from a run folder
+
+
+def scheduler_alive(sweep_dir: str | Path) -> bool:
+    """Whether some process holds the sweep's scheduler lock right now."""
+    return is_held(sweep_dir, SCHEDULER_LOCK) is True
