@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from n2n_core.errors import UserError
+from n2n_core.errors import UserError, printable
 from n2n_core.files.safe import open_append
 from n2n_core.runs.layout import RunPaths
 from n2n_core.sweeps.plan import plan_sweep
@@ -70,7 +70,7 @@ def start(a: argparse.Namespace, argv: list[str]) -> int:
 
         check_slurm(plan.presets, devices)
     sweep_dir = create_sweep(plan, a.results_dir, name, a.executor, a.slots, devices, argv)
-    print(f"sweep folder: {sweep_dir} ({len(plan.presets)} points)", flush=True)
+    print(f"sweep folder: {printable(str(sweep_dir))} ({len(plan.presets)} points)", flush=True)
     if a.detach:
         return _detach(sweep_dir)
     return _schedule(sweep_dir, read_sweep(sweep_dir), slots, echo=True)
@@ -98,8 +98,8 @@ def _detach(sweep_dir: Path) -> int:
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    print(f"scheduler started in the background; log: {sweep_dir / LOG_FILE}")
-    print(f"follow it with: n2n-core sweep status {sweep_dir}")
+    print(f"scheduler started in the background; log: {printable(str(sweep_dir / LOG_FILE))}")
+    print(f"follow it with: n2n-core sweep status {printable(str(sweep_dir))}")
     return 0
 
 
@@ -135,7 +135,7 @@ def cancel(a: argparse.Namespace) -> int:
     sweep_dir = Path(a.sweep_dir)
     sweep = read_sweep(sweep_dir)
     if sweep.status in ("finished", "failed", "cancelled") and not scheduler_alive(sweep_dir):
-        print(f"{sweep_dir}: sweep already {sweep.status}; nothing to cancel")
+        print(f"{printable(str(sweep_dir))}: sweep already {sweep.status}; nothing to cancel")
         return 0
     if scheduler_alive(sweep_dir):
         # The scheduler holds its points' Popen objects: it stops them itself.
@@ -167,5 +167,5 @@ def cancel(a: argparse.Namespace) -> int:
         finally:
             log.close()
     after = read_sweep(sweep_dir)
-    print(f"sweep {after.status}: {after.message}")
+    print(f"sweep {after.status}: {printable(after.message)}")
     return 0
