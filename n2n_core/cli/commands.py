@@ -108,7 +108,7 @@ def cmd_infer(a: argparse.Namespace) -> int:
 
     runner, channels = make_runner_for_snapshot(a.snapshot, a.device, a.engine)
     for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
-        print(f"{src} -> {dst}")
+        print(f"{printable(str(src))} -> {printable(str(dst))}")
     return 0
 
 
@@ -129,7 +129,7 @@ def cmd_dataset(a: argparse.Namespace) -> int:
                 a.sha256,
                 a.archive,
                 progress,
-                say=lambda msg: print(msg, flush=True),
+                say=lambda msg: print(printable(msg), flush=True),
                 **({"max_bytes": a.max_bytes} if a.max_bytes else {}),
             )
         return 0
@@ -138,13 +138,15 @@ def cmd_dataset(a: argparse.Namespace) -> int:
 
         check_output(a.out, "the packed data set", input_folders=(a.src,))
         info = build_packed(a.src, a.out, a.channels)
-        print(f"{info['out']}: {info['images']} images, {info['bytes'] / 1e6:.1f} MB")
+        print(
+            f"{printable(str(info['out']))}: {info['images']} images, {info['bytes'] / 1e6:.1f} MB"
+        )
         return 0
     from n2n_core.data.mri.dataset import build_mri_dataset
 
     check_output(a.out, "the MRI slices", input_folders=(a.src,), folder=True)
     info = build_mri_dataset(a.src, a.out)
-    print(json.dumps(info) if isinstance(info, dict) else info)
+    print(json.dumps(info) if isinstance(info, dict) else printable(str(info)))
     return 0
 
 
@@ -187,7 +189,7 @@ def cmd_freeze(a: argparse.Namespace) -> int:
 
     check_output(a.out, "the ONNX model", inputs=(a.snapshot,))
     out = freeze(a.snapshot, a.out)
-    print(f"frozen model: {out}")
+    print(f"frozen model: {printable(str(out))}")
     return 0
 
 
@@ -207,7 +209,7 @@ def cmd_infer_frozen(a: argparse.Namespace) -> int:
     jobs = image_jobs(a.image, a.out, a.model)
     runner, channels = onnx_runner(a.model)
     for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
-        print(f"{src} -> {dst}")
+        print(f"{printable(str(src))} -> {printable(str(dst))}")
     return 0
 
 
@@ -226,7 +228,7 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
     from n2n_core.runs.tensorboard import write_tensorboard_events
 
     out = write_tensorboard_events(a.run_dir)
-    print(f"TensorBoard events: {out}")
+    print(f"TensorBoard events: {printable(str(out))}")
     return 0
 
 
@@ -242,7 +244,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     with progress_on_stderr(p.total_images(), "evaluate") as tick:
         m = run_matrix(p, device, a.seed, tick)
     if run_dir is not None and not store(m, run_dir):
-        print(f"note: {run_dir} is still training; results not stored in it", file=sys.stderr)
+        print(
+            f"note: {printable(str(run_dir))} is still training; results not stored in it",
+            file=sys.stderr,
+        )
     if a.json:
         print(json.dumps(m.to_json()))
     else:
@@ -282,7 +287,7 @@ def cmd_diff(a: argparse.Namespace) -> int:
     if not rows:
         print("no preset keys differ")
     for key, va, vb in rows:
-        print(f"{key}: {show_value(va)} -> {show_value(vb)}")
+        print(f"{printable(key)}: {printable(show_value(va))} -> {printable(show_value(vb))}")
     return 0
 
 
@@ -295,11 +300,11 @@ def cmd_export(a: argparse.Namespace) -> int:
         if path:  # refused before writing anything; never into a run it reads
             check_output(path, what, input_folders=tuple(dirs))
     if a.csv:
-        print(f"CSV: {write_csv(dirs, a.csv)}", file=sys.stderr if a.markdown else sys.stdout)
+        csv = printable(str(write_csv(dirs, a.csv)))
+        print(f"CSV: {csv}", file=sys.stderr if a.markdown else sys.stdout)
     if a.plot:
-        print(
-            f"plot: {write_plot(dirs, a.plot, a.x)}", file=sys.stderr if a.markdown else sys.stdout
-        )
+        plot = printable(str(write_plot(dirs, a.plot, a.x)))
+        print(f"plot: {plot}", file=sys.stderr if a.markdown else sys.stdout)
     if a.markdown or not (a.csv or a.plot):
         sys.stdout.write(markdown(runs))
     return 0
@@ -328,7 +333,8 @@ def cmd_tag(a: argparse.Namespace) -> int:
     from n2n_core.runs.info import retag_run
 
     tags = retag_run(resolve_run_dir(a.run_dir), a.changes)
-    print(f"{a.run_dir}: tags {' '.join(tags) if tags else '(none)'}")
+    shown = printable(" ".join(tags)) if tags else "(none)"  # run.json's tags are data
+    print(f"{printable(a.run_dir)}: tags {shown}")
     return 0
 
 
@@ -337,5 +343,5 @@ def cmd_note(a: argparse.Namespace) -> int:
     from n2n_core.runs.info import set_run_note
 
     note = set_run_note(resolve_run_dir(a.run_dir), " ".join(a.text))
-    print(f"{a.run_dir}: note {'cleared' if not note else 'set'}")
+    print(f"{printable(a.run_dir)}: note {'cleared' if not note else 'set'}")
     return 0

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from n2n_core.errors import UserError
+from n2n_core.errors import UserError, printable
 from n2n_core.files.safe import open_append
 from n2n_core.runs.layout import RunPaths
 from n2n_core.sweeps.plan import plan_sweep
@@ -25,7 +25,9 @@ from n2n_core.sweeps.store import (
     CANCEL_FILE,
     LOG_FILE,
     Sweep,
+    check_points,
     create_sweep,
+    point_dir,
     read_sweep,
     scheduler_alive,
 )
@@ -68,7 +70,7 @@ def start(a: argparse.Namespace, argv: list[str]) -> int:
 
         check_slurm(plan.presets, devices)
     sweep_dir = create_sweep(plan, a.results_dir, name, a.executor, a.slots, devices, argv)
-    print(f"sweep folder: {sweep_dir} ({len(plan.presets)} points)", flush=True)
+    print(f"sweep folder: {printable(str(sweep_dir))} ({len(plan.presets)} points)", flush=True)
     if a.detach:
         return _detach(sweep_dir)
     return _schedule(sweep_dir, read_sweep(sweep_dir), slots, echo=True)
@@ -89,15 +91,15 @@ def _detach(sweep_dir: Path) -> int:
     out = sweep_dir / "scheduler.out"
     with open_append(out, "the scheduler log", binary=True) as f:
         subprocess.Popen(
-            [sys.executable, "-m", "n2n_core.cli", "sweep", "resume", str(sweep_dir)],
+            [sys.executable, "-m", "n2n_core.cli", "sweep", "resume", "--", str(sweep_dir)],
             stdin=subprocess.DEVNULL,
             stdout=f,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    print(f"scheduler started in the background; log: {sweep_dir / LOG_FILE}")
-    print(f"follow it with: n2n-core sweep status {sweep_dir}")
+    print(f"scheduler started in the background; log: {printable(str(sweep_dir / LOG_FILE))}")
+    print(f"follow it with: n2n-core sweep status {printable(str(sweep_dir))}")
     return 0
 
 
@@ -108,10 +110,10 @@ def resume(a: argparse.Namespace) -> int:
         raise UserError(f"{sweep_dir}: a scheduler is already running this sweep")
     if all(p.status in ("finished", "failed") for p in sweep.points):
         raise UserError(f"{sweep_dir}: every point has ended ({sweep.status}); nothing to resume")
+    check_points(sweep_dir, sweep)  # before any point's folder is read, written or run
     slots = None
     if sweep.executor == "local":
         from n2n_core.config.preset import load_preset
-        from n2n_core.sweeps.store import point_dir
 
         presets = [load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points]
         slots = _slots_for(presets, sweep.slots, sweep.devices)
@@ -133,7 +135,7 @@ def cancel(a: argparse.Namespace) -> int:
     sweep_dir = Path(a.sweep_dir)
     sweep = read_sweep(sweep_dir)
     if sweep.status in ("finished", "failed", "cancelled") and not scheduler_alive(sweep_dir):
-        print(f"{sweep_dir}: sweep already {sweep.status}; nothing to cancel")
+        print(f"{printable(str(sweep_dir))}: sweep already {sweep.status}; nothing to cancel")
         return 0
     if scheduler_alive(sweep_dir):
         # The scheduler holds its points' Popen objects: it stops them itself.
@@ -152,16 +154,18 @@ def cancel(a: argparse.Namespace) -> int:
     elif sweep.executor == "slurm":
         from n2n_core.sweeps.slurm import cancel_jobs
 
+        check_points(sweep_dir, sweep)  # before any job is cancelled or run folder read
         cancel_jobs(sweep_dir, sweep)
     else:
         from n2n_core.sweeps.driver import SweepLog
         from n2n_core.sweeps.local import cancel_without_scheduler
 
+        check_points(sweep_dir, sweep)  # before any run is signalled
         log = SweepLog(sweep_dir, echo=True)
         try:
             cancel_without_scheduler(sweep_dir, sweep, log)
         finally:
             log.close()
     after = read_sweep(sweep_dir)
-    print(f"sweep {after.status}: {after.message}")
+    print(f"sweep {after.status}: {printable(after.message)}")
     return 0

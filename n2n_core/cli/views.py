@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from n2n_core import formatting as fmt
+from n2n_core.errors import printable
 from n2n_core.runs.folders import resolve_run_dir
 from n2n_core.runs.info import run_tags
 from n2n_core.runs.layout import RunPaths
@@ -39,7 +40,15 @@ STATUS_STYLE = {
     "queued": "dim",
     "pending": "dim",
     "cancelled": "yellow",
+    "refused": "bold red",
 }
+
+
+def data(value: object, style: str = "") -> Text:
+    """A value read from a file or a folder name (a run's name, a param, a job state, a
+    message) as a table shows it: never markup, and its control characters escaped
+    (``\\x1b``) so that no escape sequence in it reaches the terminal."""
+    return Text(printable(value if isinstance(value, str) else str(value)), style=style)
 
 
 def _console() -> Console:
@@ -51,9 +60,9 @@ def _console() -> Console:
 def runs_table(runs: list[RunSummary], results_dir, console: Console | None = None) -> None:
     console = console or _console()
     if not runs:
-        console.print(f"no runs in {results_dir}", markup=False)
+        console.print(data(f"no runs in {results_dir}"))
         return
-    t = Table(title=Text(f"runs in {results_dir}"), header_style="bold")
+    t = Table(title=data(f"runs in {results_dir}"), header_style="bold")
     for col in (
         "id",
         "name",
@@ -80,9 +89,9 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         total = f"/{r.total_steps}" if r.total_steps else ""
         cells = [
             f"{r.run_id:05d}",
-            Text(r.name),  # a folder name is data, never markup
-            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
-            Text(f"{r.device} x{r.world_size}"),
+            data(r.name),  # a folder name is data, never markup nor a terminal command
+            data(r.status, STATUS_STYLE.get(r.status, "")),
+            data(f"{r.device} x{r.world_size}"),
             f"{r.step}{total}",
             fmt.psnr(r.best_psnr),
             fmt.psnr(r.last_psnr),
@@ -92,14 +101,14 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
             fmt.age(r.started, time.time()),
         ]
         if tagged:
-            cells.append(Text(" ".join(run_tags(r.info))))
+            cells.append(data(" ".join(run_tags(r.info))))
         t.add_row(*cells)
     console.print(t)
 
 
 def _summary_table(state: RunState, total: int | None, name: str) -> Table:
     agg = state.values
-    t = Table(title=Text(name), show_header=False, box=None, padding=(0, 2))
+    t = Table(title=data(name), show_header=False, box=None, padding=(0, 2))
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_row("step", f"{agg.step}" + (f" / {total}" if total else ""))
@@ -130,11 +139,9 @@ def replay(run_dir: str | Path, speed: float = 0.0, console: Console | None = No
         for rec in replay_records(records, speed):
             state.feed([rec])
             if isinstance(rec, ValRecord):
-                live.console.print(
-                    f"step {rec.step}: val PSNR {fmt.psnr(rec.psnr)} dB", markup=False
-                )
+                live.console.print(data(f"step {rec.step}: val PSNR {fmt.psnr(rec.psnr)} dB"))
             elif isinstance(rec, EventRecord):
-                live.console.print(f"step {rec.step}: {rec.msg}", markup=False)
+                live.console.print(data(f"step {rec.step}: {rec.msg}"))
             live.update(_summary_table(state, summary.total_steps, name))
     return 0
 
@@ -196,10 +203,10 @@ def matrix_table(m, console: Console | None = None) -> None:
     for c in m.cells:
         mark = " *" if several and c.best else ""
         t.add_row(
-            Text(Path(c.snapshot).name + mark),
+            data(Path(c.snapshot).name + mark),
             str(c.step),
-            Text(c.dataset),
-            c.noise,
+            data(c.dataset),
+            data(c.noise),
             _level(c.level),
             str(c.images),
             f"{c.psnr:.2f}",
@@ -219,20 +226,19 @@ def matrix_table(m, console: Console | None = None) -> None:
     for k in names:
         seconds[k] = sum(s.get(k, 0.0) for s in per_cell.values())
     console.print(
-        "time per column: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()),
-        markup=False,
+        data("time per column: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())),
         highlight=False,
     )
     if several:
         best = m.best()
         console.print(
-            Text(
+            data(
                 f"best snapshot: {Path(best['snapshot']).name} (step {best['step']}), "
                 f"mean {best['mean_psnr']:.2f} dB"
             )
         )
     if m.stored:
-        console.print(Text(f"stored as eval records in {RunPaths(m.run_dir).metrics}"))
+        console.print(data(f"stored as eval records in {RunPaths(m.run_dir).metrics}"))
 
 
 def _param(v) -> str:
@@ -240,15 +246,16 @@ def _param(v) -> str:
 
 
 def sweep_table(view: SweepView, console: Console | None = None) -> None:
-    """``sweep status``: one row per point, one column per grid key."""
+    """``sweep status``: one row per point, one column per grid key. Everything but the
+    numbers comes from sweep.json and run folders: shown through :func:`data`."""
     console = console or _console()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(view.counts.items()))
-    title = Text(f"sweep {view.path.name}: {view.status} ({counts})")
+    title = data(f"sweep {view.path.name}: {view.status} ({counts})")
     t = Table(title=title, header_style="bold")
     keys = list(view.grid_keys)
     t.add_column("#", justify="right")
     for k in keys:
-        t.add_column(Text(k))
+        t.add_column(data(k))
     t.add_column("status")
     t.add_column("step", justify="right")
     t.add_column("best dB", justify="right")
@@ -260,20 +267,23 @@ def sweep_table(view: SweepView, console: Console | None = None) -> None:
     for p in view.points:
         total = f"/{p.total_steps}" if p.total_steps else ""
         row = [str(p.index)]
-        row += [Text(_param(p.params.get(k, "—"))) for k in keys]
+        row += [data(_param(p.params.get(k, "—"))) for k in keys]
         row += [
-            Text(p.status, style=STATUS_STYLE.get(p.status, "")),
+            data(p.status, STATUS_STYLE.get(p.status, "")),
             f"{p.step}{total}",
             fmt.psnr(p.best_psnr),
             fmt.psnr(p.last_psnr),
         ]
         if has_jobs:
-            row.append(Text(f"{p.job_id or '—'} {p.job_state or ''}".strip()))
-        row.append(Text(p.run))
+            row.append(data(f"{p.job_id or '—'} {p.job_state or ''}".strip()))
+        row.append(data(p.run))
         t.add_row(*row)
     console.print(t)
+    for p in view.points:
+        if p.refused:
+            console.print(data(f"point {p.index}: refused: {p.refused}", "bold red"))
     if view.message:
-        console.print(Text(view.message))
+        console.print(data(view.message))
 
 
 class download_bar:

@@ -403,6 +403,10 @@ Executor = Literal["local", "slurm"]
 SlurmCluster = Literal["slurm", "local", "debug"]
 
 
+# An sbatch long option's name, without its dashes (submitit writes `_` as `-`).
+SBATCH_OPTION = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
 class SlurmConfig(_Strict):
     """Where ``n2n-core sweep --executor slurm`` submits each point, through submitit.
 
@@ -423,6 +427,25 @@ class SlurmConfig(_Strict):
     account: str | None = None
     # Any other sbatch option, without the dashes: {"qos": "high", "constraint": "a100"}.
     extra: dict[str, str | int] = Field(default_factory=dict)
+
+    # Each becomes a `#SBATCH --key=value` line of the job script: a line break in a value
+    # (or anything but an option name as a key) would add lines of shell to it.
+    @field_validator("partition", "account")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        if v is not None and (not v or not v.isprintable()):
+            raise ValueError("must be non-empty printable text on one line")
+        return v
+
+    @field_validator("extra")
+    @classmethod
+    def _sbatch_options(cls, v: dict[str, str | int]) -> dict[str, str | int]:
+        for key, value in v.items():
+            if not SBATCH_OPTION.fullmatch(key):
+                raise ValueError(f"{key!r}: not an sbatch option name (e.g. qos, constraint)")
+            if isinstance(value, str) and not value.isprintable():
+                raise ValueError(f"{key}: must be printable text on one line")
+        return v
 
 
 # A run folder is named after the preset: no path separators, no leading dot or dash.

@@ -40,7 +40,7 @@ from typing import Literal
 
 from n2n_core.errors import UserError
 from n2n_core.files.checks import check_regular, is_regular_file
-from n2n_core.files.safe import open_own, own_dir
+from n2n_core.files.safe import open_own, own_folder
 
 CHUNK = 1 << 20
 ATTEMPTS = 5
@@ -593,7 +593,7 @@ def fetch_dataset(
         )
     downloads = out / ".downloads" / src.name
     for folder in (out / ".downloads", downloads):
-        own_dir(folder, "downloads")
+        own_folder(folder, "downloads", create=True)
     got: list[Path] = []
     for remote in files:
         if archive is not None:

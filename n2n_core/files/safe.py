@@ -1,4 +1,5 @@
-"""The one way to open a file we write in a folder others may write too.
+"""The one way to open a file we write in a folder others may write too, and to use
+a folder of ours there (:func:`own_folder`).
 
 Never through a symlink (``O_NOFOLLOW``: a link planted where our lock or log
 should be is refused, not followed to a file of someone else's), only a
@@ -53,16 +54,26 @@ def open_append(path: str | Path, what: str, binary: bool = False) -> IO:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
-def own_dir(path: str | Path, what: str) -> Path:
-    """The folder ``path`` of ours, made if missing; a symlink or a file where it should
-    be is a :class:`UserError` (what we write there would land elsewhere)."""
-    p = Path(path)
-    if p.is_symlink():
-        raise UserError(f"{p}: is a symlink; refusing to write {what} through it")
+def own_folder(path: str | Path, what: str, create: bool = False) -> Path:
+    """``path``, checked to be a real folder of ours: a symlink there is refused, never
+    followed (a link planted where our logs or locks go would send them elsewhere), and
+    so is anything else that is not a directory. With ``create`` it is made if missing
+    (its parents too); ``mkdir`` never follows a link, so a planted one is still refused."""
+    path = Path(path)
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise UserError(f"{path}: cannot create {what} ({e.strerror or e})") from None
     try:
-        p.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(path)
     except OSError as e:
-        raise UserError(f"{p}: cannot create {what} ({e.strerror or e})") from None
-    if p.is_symlink() or not p.is_dir():
-        raise UserError(f"{p}: not a folder; cannot hold {what}")
-    return p
+        raise UserError(f"{path}: cannot use it as {what} ({e.strerror or e})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UserError(f"{path}: is a symlink; refusing to use it as {what}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{path}: not a folder; cannot use it as {what}")
+    return path

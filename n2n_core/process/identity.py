@@ -318,18 +318,24 @@ def _names_run(args: list[str], run_dir: Path) -> bool:
     return any(os.path.isabs(a) and os.path.realpath(a) == want for a in after)
 
 
-def run_alive(run_dir: str | Path, process: Any, ranks: Any, pid: Any) -> bool:
+def run_alive(
+    run_dir: str | Path, process: Any, ranks: Any, pid: Any, lock_ours: bool = False
+) -> bool:
     """Whether any process of a run that ``run.json`` calls running is still alive here.
 
     The launcher holds the run folder's lock for its life and the kernel drops it
     when the launcher dies, so the lock answers for the launcher; recorded ranks
     that outlived it (no parent-death signal on this system) still count.
     Folders from before the lock existed fall back to their bare pid.
+
+    ``lock_ours``: the caller holds the folder's lock itself, so the launcher is gone
+    unless it still holds a lock file that was removed since.
     """
-    held = is_held(run_dir)
+    held = None if lock_ours else is_held(run_dir)
     if held:
         return True
-    if held is None:  # no lock file: a folder from before the lock, or its file removed
+    # No lock file (a folder from before the lock, or its file removed), or the lock is ours.
+    if held is None:
         if ProcessIdentity.parse(process) is None:
             return pid_alive(pid)
         if holds_removed_lock(run_dir, process):

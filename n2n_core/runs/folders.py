@@ -10,18 +10,19 @@ the next after the largest present.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import socket
 import time
 from pathlib import Path
 
 from n2n_core.config.schema import Preset, dump_preset
 from n2n_core.errors import UserError
 from n2n_core.process.identity import launch_identity, own_identity
-from n2n_core.process.locks import FolderLock
-from n2n_core.runs.info import (
-    update_run_info,
-)
-from n2n_core.runs.layout import SAMPLE_RE, RunPaths
+from n2n_core.process.locks import FolderLock, is_held
+from n2n_core.runs.info import RunInfo, effective_status, read_run_info, update_run_info
+from n2n_core.runs.layout import SAMPLE_RE, SCHEDULER_LOCK, SWEEPS_DIR, RunPaths
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 # Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
@@ -46,6 +47,15 @@ def sample_files(samples_dir: str | Path) -> list[tuple[Path, int, str]]:
 
 # ---------------------------------------------------------------------------
 # run folders
+
+
+def is_run_folder_name(name: object) -> bool:
+    """Whether ``name`` is a plain run-folder name (``00042-name``): one path component,
+    nothing that climbs out of or past its folder (no separator, no ``..``, no NUL)."""
+    if not isinstance(name, str) or RUN_DIR_RE.fullmatch(name) is None:
+        return False
+    seps = {"/", "\\", "\0", os.sep, os.altsep or "/"}
+    return not any(c in name for c in seps)
 
 
 def run_id_of(path: Path) -> int | None:
@@ -166,3 +176,59 @@ def prepare_run(
         shutil.rmtree(run_dir, ignore_errors=True)  # ours: created just above, still empty of work
         raise UserError(f"{run_dir}: cannot write the run folder ({e.strerror or e})") from None
     return run_dir
+
+
+# ---------------------------------------------------------------------------
+# sweeps seen from a run folder, and deleting one
+
+
+def scheduler_alive(sweep_dir: str | Path) -> bool:
+    """Whether some process holds the sweep's scheduler lock right now."""
+    return is_held(sweep_dir, SCHEDULER_LOCK) is True
+
+
+def sweep_dir_of(run_dir: str | Path, info: RunInfo | None) -> Path | None:
+    """The sweep folder a point's ``run.json`` names (``sweeps/NNNNN-name``, beside the
+    run); None when it names none, or names something that is not a sweep folder's
+    place (a path that would lead elsewhere is never followed)."""
+    ref = info.sweep if info is not None else None
+    if not isinstance(ref, str):
+        return None
+    top, sep, name = ref.partition("/")
+    if not sep or top != SWEEPS_DIR or not is_run_folder_name(name):
+        return None
+    return Path(run_dir).parent / SWEEPS_DIR / name
+
+
+def delete_run(run_dir: str | Path) -> None:
+    """Remove a run folder on a person's request (the TUI's delete), or say why not.
+
+    Only while nothing can write it: the run folder's lock is taken first (its
+    launcher holds it for its life, so a run starting or training anywhere on this
+    machine refuses the delete, naming its pid), ``run.json`` is read again under it
+    (a cached row says what was, not what is), and a point of a sweep whose
+    scheduler is alive is refused (the scheduler may start it at any moment). The
+    lock is held until the folder is gone. A :class:`UserError` says why not.
+    """
+    run_dir = Path(run_dir)
+    if os.path.islink(run_dir):
+        raise UserError(f"{run_dir}: is a symlink; not deleting through it")
+    if not is_run_folder_name(run_dir.name) or not run_dir.is_dir():
+        raise UserError(f"{run_dir}: not a run folder; not deleted")
+    with FolderLock().acquire(run_dir):
+        info = read_run_info(run_dir)
+        status = effective_status(info, run_dir, lock_ours=True)
+        if status == "running" and info is not None:
+            here = info.host in (None, socket.gethostname())
+            where = "" if here else f" on {info.host}"
+            raise UserError(f"{run_dir}: still running{where} (pid {info.pid}); stop it first")
+        sweep_dir = sweep_dir_of(run_dir, info)
+        if sweep_dir is not None and scheduler_alive(sweep_dir):
+            raise UserError(
+                f"{run_dir}: a point of sweep {sweep_dir.name}, whose scheduler is running; "
+                "cancel the sweep first"
+            )
+        try:
+            shutil.rmtree(run_dir)
+        except OSError as e:
+            raise UserError(f"{run_dir}: cannot delete ({e.strerror or e})") from None

@@ -134,11 +134,14 @@ def unreadable_status(run_dir: str | Path) -> str:
     return "corrupt run.json" if (Path(run_dir) / RUN_JSON).exists() else "no run.json"
 
 
-def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) -> str:
+def effective_status(
+    info: RunInfo | None, run_dir: str | Path | None = None, lock_ours: bool = False
+) -> str:
     """The status a person should see: a ``running`` run with no process left is ``interrupted``.
 
     With ``run_dir`` the answer comes from the run folder's lock and the recorded
     process identities (:func:`n2n_core.process.identity.run_alive`); without it, from the bare pid.
+    ``lock_ours``: the caller holds the run folder's lock (so that lock proves nothing).
     """
     if info is None:
         return "unknown"
@@ -147,7 +150,7 @@ def effective_status(info: RunInfo | None, run_dir: str | Path | None = None) ->
         if run_dir is None:
             alive = pid_alive(info.pid)
         else:
-            alive = run_alive(run_dir, info.process, info.ranks, info.pid)
+            alive = run_alive(run_dir, info.process, info.ranks, info.pid, lock_ours)
         if not alive:
             return "interrupted"
     return status

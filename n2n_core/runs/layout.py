@@ -37,6 +37,13 @@ OWN_NAMES = frozenset(
     | {SNAPSHOTS_DIR, SAMPLES_DIR, TENSORBOARD_DIR}
 )
 
+# A sweep (n2n_core.sweeps.store) lives in RESULTS/sweeps/NNNNN-name/; each of its points
+# is a run folder whose run.json names it "sweeps/NNNNN-name". Its scheduler holds
+# SCHEDULER_LOCK there for its life: a point of a sweep that some process schedules is
+# never deleted under it.
+SWEEPS_DIR = "sweeps"
+SCHEDULER_LOCK = "scheduler.lock"
+
 
 @dataclass(frozen=True)
 class RunPaths:

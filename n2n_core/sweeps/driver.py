@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from n2n_core.errors import EXIT_STOPPED
+from n2n_core.errors import EXIT_STOPPED, printable
 from n2n_core.files.safe import open_append
 from n2n_core.process.signals import SCHEDULER_SIGNALS, StopFlag
 from n2n_core.sweeps.store import (
@@ -65,7 +65,9 @@ class SweepLog:
         self.echo = echo
 
     def __call__(self, msg: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
+        # Params, run names and job states come from sweep.json: escaped, never acted on
+        # by the terminal that echoes or later shows the log.
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {printable(msg)}"
         self._f.write(line + "\n")
         self._f.flush()
         if self.echo:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from n2n_core.errors import EXIT_STOPPED, UserError
-from n2n_core.files.safe import open_append
+from n2n_core.files.safe import open_append, own_folder
 from n2n_core.process.lifeline import dies_with
 from n2n_core.process.locks import Lock
 from n2n_core.runs.info import read_run_info
@@ -39,11 +39,13 @@ from n2n_core.sweeps.store import (
     Sweep,
     point_dir,
     point_log,
+    points_folder,
     run_status,
     write_sweep,
 )
 
 VISIBLE_ENV = {"cuda": "CUDA_VISIBLE_DEVICES", "npu": "ASCEND_RT_VISIBLE_DEVICES"}
+DEVICES_DIR = ".devices"
 STOP_GRACE_S = 60.0
 
 
@@ -129,6 +131,12 @@ def plan_slots(
     return [Slot(i, kind, (), threads) for i in range(n)]
 
 
+def devices_folder(sweeps_dir: Path) -> Path:
+    """``RESULTS/sweeps/.devices``, shared by every scheduler there: a real folder (a
+    symlink planted there is refused, never followed to put our locks elsewhere)."""
+    return own_folder(Path(sweeps_dir) / DEVICES_DIR, "the device locks folder", create=True)
+
+
 class DeviceClaim:
     """Locks on a slot's devices, shared by every scheduler of one results dir.
 
@@ -141,16 +149,18 @@ class DeviceClaim:
 
     def __init__(self, sweeps_dir: Path, slot: Slot):
         names = [f"{slot.kind}{d}" for d in slot.devices] or [f"{slot.kind}-slot{slot.index}"]
-        self.paths = [Path(sweeps_dir) / ".devices" / f"{n}.lock" for n in names]
+        self.sweeps_dir = Path(sweeps_dir)
+        self.paths = [self.sweeps_dir / DEVICES_DIR / f"{n}.lock" for n in names]
         self._locks: list[Lock] = []
 
     def acquire(self) -> bool:
         """True when every lock is ours; False when another scheduler holds one.
 
         A lock path that is a symlink or not a regular file (planted in a shared
-        results dir) is refused, never followed or created through.
+        results dir) is refused, never followed or created through; so is a
+        ``.devices`` folder that is a symlink.
         """
-        self.paths[0].parent.mkdir(parents=True, exist_ok=True)
+        devices_folder(self.sweeps_dir)
         for path in self.paths:
             lock = Lock(path, "device")
             try:
@@ -198,7 +208,8 @@ def detect_devices(kind: str) -> tuple[str, list[str]]:
 
 
 def point_command(run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "n2n_core.cli", "resume", str(run_dir)]
+    # After `--`: a path is never read as an option, whatever it starts with.
+    return [sys.executable, "-m", "n2n_core.cli", "resume", "--", str(run_dir)]
 
 
 def point_outcome(sweep_dir: Path, point: Point, exit_code: int | None) -> str:
@@ -256,6 +267,10 @@ class LocalBackend:
         write_sweep(self.sweep_dir, self.sweep)
 
     def prepare(self) -> dict:
+        # The folders of ours this scheduler writes into, checked before sweep.json says
+        # it runs (a link planted there is one error line, not a sweep that stops halfway).
+        points_folder(self.sweep_dir)
+        devices_folder(self.sweep_dir.parent)
         for p in reconcile(self.sweep_dir, self.sweep):
             self.adopted[p.index] = self._take_slot(p.devices)
             self._adopted_lines.append(

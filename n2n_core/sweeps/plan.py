@@ -69,7 +69,22 @@ def parse_grid(items: list[str]) -> tuple[dict[str, list[Any]], dict[str, list[s
             continue
         grid[key] = [parse_value(v) for v in texts]
         raw[key] = texts
+    for key in grid:
+        for section in grid:
+            if holds(section, key):
+                problems.append(
+                    f"--grid {key}: inside --grid {section}, whose values replace the whole "
+                    f"{section} section (so {key}'s would never be used); give {key} inside "
+                    f"{section}'s values, or grid only {key}"
+                )
     return grid, raw, problems
+
+
+def holds(section: str, key: str) -> bool:
+    """Whether the dotted ``key`` lies inside ``section`` (``noise`` holds
+    ``noise.val_sigma``; a key does not hold itself)."""
+    outer, inner = section.split("."), key.split(".")
+    return len(outer) < len(inner) and inner[: len(outer)] == outer
 
 
 @dataclass
@@ -88,7 +103,9 @@ class SweepPlan:
 def _with(base: dict[str, Any], params: dict[str, Any], what: str) -> dict[str, Any]:
     data = copy.deepcopy(base)
     for key, value in params.items():
-        set_key(data, key.split("."), value, what)
+        # A copy: a section value shared by every point's params must never be edited
+        # through the preset built from it.
+        set_key(data, key.split("."), copy.deepcopy(value), what)
     return data
 
 
@@ -133,12 +150,27 @@ def plan_sweep(
             f"--seeds {seeds}: seeds {base_preset.train.seed}..{last_seed} go past "
             f"train.seed's largest value {SEED_MAX}"
         )
-    set_keys = {s.partition("=")[0].strip() for s in sets}
+    set_keys = list(dict.fromkeys(s.partition("=")[0].strip() for s in sets))
     for key in grid:
         if key in set_keys:
             problems.append(f"--grid {key}: also given with --set; keep one")
+        for given in set_keys:
+            # --set is applied first: a grid value replacing its section drops it. (A --set
+            # section with a grid key inside is fine: the grid value lands in it.)
+            if holds(key, given):
+                problems.append(
+                    f"--set {given}: inside --grid {key}, whose values replace the whole "
+                    f"{key} section (so the --set value would never be used); give {given} "
+                    f"inside {key}'s values"
+                )
     if seeds > 1 and "train.seed" in grid:
         problems.append("--grid train.seed: use either --seeds or a train.seed grid, not both")
+    for key in grid:
+        if seeds > 1 and holds(key, "train.seed"):
+            problems.append(
+                f"--grid {key}: holds train.seed, which --seeds {seeds} sets for each point; "
+                f"use --seeds or a train.seed in {key}'s values, not both"
+            )
     # Each value on its own first, so a bad value is named once, not once per point.
     for key, values in grid.items():
         try:  # the key itself first: a path through a value is said once, not once per value

@@ -27,10 +27,19 @@ from typing import Any
 
 from n2n_core.config.schema import Preset, SlurmConfig
 from n2n_core.errors import UserError
+from n2n_core.files.safe import own_folder
 from n2n_core.process.ompenv import undecided
 from n2n_core.runs.layout import RunPaths
 from n2n_core.sweeps.driver import SweepLog, finish, run_sweep
-from n2n_core.sweeps.store import Point, SchedulerLock, Sweep, point_dir, run_status, write_sweep
+from n2n_core.sweeps.store import (
+    Point,
+    SchedulerLock,
+    Sweep,
+    is_slurm_job_id,
+    point_dir,
+    run_status,
+    write_sweep,
+)
 
 RDZV_PORT = 29400
 POLL_S = {"slurm": 15.0, "local": 0.5, "debug": 0.0}
@@ -125,7 +134,9 @@ class PointJob:
     """
 
     def __init__(self, run_dir: str, nodes: int):
-        self.run_dir = run_dir
+        # Absolute: the job starts wherever Slurm puts it, and a path that starts with
+        # "/" is never read as an option of `resume`.
+        self.run_dir = os.path.abspath(run_dir)
         self.nodes = nodes
 
     def command(self, node: int, head: str) -> list[str]:
@@ -179,7 +190,7 @@ class SlurmBackend:
             p.index: load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points
         }
         self.cluster = slurm_config(self.presets[0]).cluster
-        self.folder = sweep_dir / "slurm"
+        self.folder = own_folder(sweep_dir / "slurm", "the sweep's job folder", create=True)
         self.poll_s = POLL_S[self.cluster]
         self.limit = sweep.slots or len(sweep.points)
 
@@ -222,7 +233,10 @@ class SlurmBackend:
     def stop(self) -> None:
         """Cancel every job, wait for them to end (up to two minutes), then let go."""
         for index, job in list(self.jobs.items()):
-            job.cancel(check=False)
+            if self.cluster == "slurm":
+                scancel(str(job.job_id))
+            else:  # submitit's local jobs are processes it holds
+                job.cancel(check=False)
             self.log(f"point {index}: job {job.job_id} cancelled")
             self.sweep.points[index].job_state = "CANCELLED"
         _wait_ended(self.jobs, self.sweep_dir, self.sweep, self.log, timeout=120.0)
@@ -244,10 +258,23 @@ def _debug_run(job) -> None:
         pass
 
 
+def scancel(job_id: str) -> None:
+    """``scancel -- JOB_ID``: only a Slurm job id (checked again here, whatever checked it
+    before), and after ``--``, so nothing read from a file becomes an option."""
+    if not is_slurm_job_id(job_id):
+        raise UserError(f"job id {job_id!r}: not a Slurm job id; not passed to scancel")
+    try:
+        subprocess.call(["scancel", "--", job_id], stdin=subprocess.DEVNULL)
+    except OSError as e:
+        raise UserError(f"scancel {job_id}: cannot run scancel ({e.strerror or e})") from None
+
+
 def _reattach(submitit, folder: Path, cluster: str, p: Point):
     """A job of this point that Slurm still holds (after the scheduler was restarted)."""
     if cluster != "slurm" or not p.job_id or p.job_state in ENDED_STATES:
         return None
+    if not is_slurm_job_id(p.job_id):  # sacct is asked about it: a Slurm id or nothing
+        raise UserError(f"point {p.index}: job id {p.job_id!r} is not a Slurm job id")
     job = submitit.SlurmJob(folder=folder / "%j", job_id=p.job_id)
     state = job.state
     if state.split(" ")[0] in ENDED_STATES or state == "UNKNOWN":
@@ -282,7 +309,7 @@ def _wait_ended(jobs, sweep_dir: Path, sweep: Sweep, log, timeout: float) -> Non
 
 def cancel_jobs(sweep_dir: Path, sweep: Sweep) -> None:
     """Cancel a Slurm sweep whose scheduler is gone: scancel its live jobs, drop pending points."""
-    submitit = _submitit()
+    _submitit()
     lock = SchedulerLock(sweep_dir).acquire()
     log = SweepLog(sweep_dir, echo=True)
     try:
@@ -291,9 +318,7 @@ def cancel_jobs(sweep_dir: Path, sweep: Sweep) -> None:
                 continue
             if p.job_id and p.job_state not in ENDED_STATES:
                 if (sweep.scheduler or {}).get("cluster") == "slurm":
-                    submitit.SlurmJob(folder=sweep_dir / "slurm" / "%j", job_id=p.job_id).cancel(
-                        check=False
-                    )
+                    scancel(p.job_id)
                     log(f"point {p.index}: job {p.job_id} cancelled")
                 p.job_state = "CANCELLED"
             run_state = run_status(sweep_dir, p)

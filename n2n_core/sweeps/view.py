@@ -4,18 +4,30 @@ and the TUI's Sweeps screen.
 A point's status comes from ``sweep.json`` while its scheduler lives; once none
 does, nobody updates that file and the point's run folder knows better. Step
 and PSNR always come from the run folder (the caller passes the summaries it
-has; the TUI keeps them current already, the CLI reads them once).
+has; the TUI keeps them current already, the CLI reads them once). A point whose
+folder is not its own (:func:`~n2n_core.sweeps.store.point_problem`) is shown
+``refused``, with why, and nothing of that folder is shown or read.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from n2n_core.runs.summary import RunSummary, summarize_run
-from n2n_core.sweeps.store import Sweep, point_dir, read_sweep, scheduler_alive
+from n2n_core.sweeps.store import (
+    UNREAD,
+    Sweep,
+    point_problem,
+    read_sweep,
+    results_dir_of,
+    scheduler_alive,
+)
+
+REFUSED = "refused"
 
 
 def _round(v: float | None) -> float | None:
@@ -29,7 +41,7 @@ class PointView:
     params_text: tuple[str, ...]  # one value per grid key, as the table shows it
     status: str
     run: str  # the run folder's name
-    run_dir: Path
+    run_dir: Path | None  # None when refused: not this sweep's folder
     step: int = 0
     total_steps: int | None = None
     best_psnr: float | None = None
@@ -37,6 +49,7 @@ class PointView:
     devices: tuple[str, ...] | None = None
     job_id: str | None = None
     job_state: str | None = None
+    refused: str | None = None  # why the folder sweep.json names is not this point's
 
     @property
     def key(self) -> str:
@@ -52,7 +65,7 @@ class PointView:
             "params": self.params,
             "status": self.status,
             "run": self.run,
-            "run_dir": str(self.run_dir),
+            "run_dir": None if self.run_dir is None else str(self.run_dir),
             "step": self.step,
             "total_steps": self.total_steps,
             "best_psnr": _round(self.best_psnr),
@@ -60,6 +73,7 @@ class PointView:
             "devices": None if self.devices is None else list(self.devices),
             "job_id": self.job_id,
             "job_state": self.job_state,
+            "refused": self.refused,
         }
 
 
@@ -142,10 +156,16 @@ def view_of(
     """The view of ``sweep``; ``runs``: the points' run summaries by folder name."""
     keys = tuple(sweep.grid) + (("train.seed",) if sweep.seeds > 1 else ())
     points = []
+    results_real = os.path.realpath(results_dir_of(sweep_dir))
     for p in sweep.points:
         s = runs.get(p.run)
+        refused = point_problem(sweep_dir, p, s.info if s is not None else UNREAD, results_real)
+        if refused is not None:
+            s = None  # a folder not this point's: nothing of it is shown
         status = p.status
-        if not alive and status == "running":
+        if refused is not None:
+            status = REFUSED
+        elif not alive and status == "running":
             status = s.status if s else "missing"  # nobody updates sweep.json now
         points.append(
             PointView(
@@ -154,7 +174,7 @@ def view_of(
                 params_text=tuple(_text(p.params.get(k, "")) for k in keys),
                 status=status,
                 run=p.run,
-                run_dir=point_dir(sweep_dir, p),
+                run_dir=None if refused is not None else results_dir_of(sweep_dir) / p.run,
                 step=s.step if s else 0,
                 total_steps=s.total_steps if s else None,
                 best_psnr=s.best_psnr if s else None,
@@ -162,6 +182,7 @@ def view_of(
                 devices=None if p.devices is None else tuple(p.devices),
                 job_id=p.job_id,
                 job_state=p.job_state,
+                refused=refused,
             )
         )
     status = sweep.status
@@ -189,6 +210,8 @@ def read_view(sweep_dir: str | Path) -> SweepView:
     sweep = read_sweep(sweep_dir)
     runs = {}
     for p in sweep.points:
-        run_dir = point_dir(sweep_dir, p)
-        runs[p.run] = summarize_run(run_dir) if run_dir.is_dir() else None
+        run_dir = results_dir_of(sweep_dir) / p.run
+        # A refused point's folder is never read (view_of says why).
+        if point_problem(sweep_dir, p) is None and run_dir.is_dir():
+            runs[p.run] = summarize_run(run_dir)
     return view_of(sweep_dir, sweep, runs, scheduler_alive(sweep_dir))

@@ -14,7 +14,7 @@ from n2n_core.engine.snapshots import (
     save_snapshot,
 )
 from n2n_core.evaluation.protocol import torch_runner
-from n2n_core.files.safe import own_dir
+from n2n_core.files.safe import own_folder
 from n2n_core.runs.folders import sample_tag
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import RankStats
@@ -31,8 +31,10 @@ class RunOutput:
         self.writer, self.con, self.tb = writer, con, tb
         self.snap_dir = RunPaths(run_dir).snapshots
         self.samples_dir = RunPaths(run_dir).samples
-        own_dir(self.snap_dir, "snapshots")  # a link planted there is refused, not followed
-        own_dir(self.samples_dir, "samples")
+        own_folder(
+            self.snap_dir, "snapshots", create=True
+        )  # a link planted there is refused, not followed
+        own_folder(self.samples_dir, "samples", create=True)
         self.last_psnr: float | None = None
 
     def progress(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from rich.text import Text
@@ -12,6 +11,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, Input, Static
 
 from n2n_core import formatting as fmt
+from n2n_core.errors import UserError
+from n2n_core.runs.folders import delete_run
 from n2n_core.runs.info import retag_run, run_tags, set_run_note
 from n2n_core.runs.query import RunQuery, read_run_preset
 from n2n_core.runs.summary import RunSummary
@@ -305,8 +306,6 @@ class RunsScreen(BaseScreen):
 
     @work(thread=True, group="edit", exit_on_error=False, name="edit run")
     def edit_run(self, path: Path, what: str, value) -> None:
-        from n2n_core.errors import UserError
-
         try:
             if what == "tags":
                 retag_run(path, value)
@@ -376,12 +375,13 @@ class RunsScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="delete", exit_on_error=False, name="delete")
     def delete_run(self, path: Path) -> None:
+        # The row is what was; the engine decides under the run's lock what is (a run
+        # started elsewhere since, a queued point its scheduler is about to start).
         try:
-            shutil.rmtree(path)
-        except OSError as e:
-            self.app.call_from_thread(
-                self.app.push_screen, ErrorModal("Delete failed", f"{path}: {e.strerror or e}")
-            )
+            delete_run(path)
+        except UserError as e:
+            self.app.call_from_thread(self.app.push_screen, ErrorModal("Not deleted", str(e)))
+            self.app.rescan()
             return
         self.app.forget_run(path)
         self.app.rescan()

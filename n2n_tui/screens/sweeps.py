@@ -257,8 +257,16 @@ class SweepsScreen(BaseScreen):
         point = next((p for p in sweep.points if p.key == key), None) if sweep else None
         if point is None:
             return
+        if point.run_dir is None:  # sweep.json names a folder that is not this point's
+            self.notify(
+                f"point {point.index}: {point.refused}",
+                title="Refused",
+                severity="error",
+                markup=False,
+            )
+            return
         if not (RunPaths(point.run_dir).run_json).exists():
-            self.notify(f"{point.run_dir}: no run folder", severity="warning")
+            self.notify(f"{point.run_dir}: no run folder", severity="warning", markup=False)
             return
         self.app.push_screen(DashboardScreen(point.run_dir))
 
@@ -285,7 +293,7 @@ class SweepsScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="sweep-cancel", exit_on_error=False, name="cancel")
     def cancel_sweep(self, path: Path) -> None:
-        res = run_core(["sweep", "cancel", str(path)], timeout=300)
+        res = run_core(["sweep", "cancel", "--", str(path)], timeout=300)
         if res.ok:
             self.app.call_from_thread(self.notify, res.stdout.strip()[-200:], title="Sweep")
         else:
@@ -303,7 +311,7 @@ class SweepsScreen(BaseScreen):
             return
         try:
             started = start_detached(
-                ["sweep", "resume", str(sweep.path)], sweep.path / "scheduler.out"
+                ["sweep", "resume", "--", str(sweep.path)], sweep.path / "scheduler.out"
             )
         except (OSError, UserError) as e:
             self.notify(str(e), title="Cannot resume the sweep", severity="error")

@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.widgets import Input
 from tui_helpers import SIZE, wait_for
 
+from n2n_core.runs.info import update_run_info
 from n2n_core.sweeps.store import Point, Sweep, write_sweep
 from n2n_tui.models.procs import LaunchSpec
 from n2n_tui.models.sorting import SortOrder
@@ -36,6 +37,8 @@ def make_sweep(results: Path) -> Path:
         Point(1, {"train.lr": 0.001, "noise.type": "poisson"}, "00001-poisson-8gpu", "running"),
         Point(2, {"train.lr": 0.003, "noise.type": "poisson"}, "00002-crashy", "failed"),
     ]
+    for p in points:  # a point's run folder names its sweep back, as create_sweep writes it
+        update_run_info(results / p.run, sweep="sweeps/00000-lr", params=p.params)
     sweep = Sweep(
         name="lr",
         preset="presets/quickstart.yaml",

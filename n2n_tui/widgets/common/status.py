@@ -12,6 +12,7 @@ _ROLE = {
     "stopped": "warning",
     "interrupted": "warning",
     "corrupt run.json": "error",
+    "refused": "error",  # a sweep point whose folder is not its own
 }
 
 
