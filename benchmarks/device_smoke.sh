@@ -44,7 +44,8 @@ FP32=$(run_dir fp32)
 step "resume from a mid-run snapshot" bash -c "$N2N run $PRESET $QUICK --device $DEV --precision fp32 --results-dir $RES --name resume --set train.steps=60 & pid=\$!; sleep 1; while [ ! -e \$(ls -d $RES/*-resume 2>/dev/null | tail -n1)/snapshots/snapshot-00000030.safetensors ]; do sleep 0.2; kill -0 \$pid 2>/dev/null || break; done; kill -TERM \$pid; wait \$pid; $N2N resume \$(ls -d $RES/*-resume | tail -n1)"
 [ "$DEV" = cpu ] || step "bf16 + torch.compile" $N2N run $PRESET $QUICK --device "$DEV" --precision bf16 --set runtime.compile=true --results-dir "$RES" --name bf16c
 [ "$DEV" = cpu ] || step "fp16 + loss scaling" $N2N run $PRESET $QUICK --device "$DEV" --precision fp16 --results-dir "$RES" --name fp16
-step "MRI task" $N2N run presets/mri-n2n.yaml --set mri.epochs=1 --device "$DEV" --results-dir "$RES" --name mri
+MRI="--set data.train=builtin:mri-phantoms --set data.val=builtin:mri-phantoms-val --set train.steps=40 --set train.batch=4 --set train.val_every=20 --set train.snapshot_every=0 --set train.log_every=10 --set mri.epochs=4 --set mri.rampup_epochs=1 --set mri.rampdown_epochs=1"
+step "MRI task" $N2N run presets/mri-n2n.yaml $MRI --device "$DEV" --results-dir "$RES" --name mri
 SNAP=$FP32/snapshots/final.safetensors
 VAL=$($PY -c "from n2n_core.data.builtin import skimage_data_dir as d; print(d())")
 step "validate on $DEV" $N2N validate --snapshot "$SNAP" --dataset-dir builtin:photos-val --device "$DEV" --json
