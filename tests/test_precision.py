@@ -40,6 +40,10 @@ def test_auto_on_cuda_needs_compute_capability_8(monkeypatch, cc, want):
 
 def test_auto_on_other_devices_and_explicit_choices(monkeypatch):
     npu = SimpleNamespace(type="npu")  # torch knows "npu" only once torch_npu is imported
+    # A 910B says it computes bf16; the runtime is asked (test_device_logic covers the 910A).
+    monkeypatch.setattr(
+        torch, "npu", SimpleNamespace(is_bf16_supported=lambda: True), raising=False
+    )
     assert resolve_precision(npu, "auto") == "bf16"
     assert resolve_precision(torch.device("mps"), "auto") == "fp32"
     monkeypatch.setattr(devmod, "cpu_flags", lambda: {"avx512_bf16"})

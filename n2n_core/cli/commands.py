@@ -70,13 +70,12 @@ def _print_val(res, as_json: bool, what: str) -> None:
 
 def cmd_validate(a: argparse.Namespace) -> int:
     from n2n_core.data.sources import open_val
-    from n2n_core.engine.device import apply_math_mode, resolve_device
+    from n2n_core.engine.device import compute_device
     from n2n_core.engine.noise import validation_noise
     from n2n_core.engine.snapshots import load_network
     from n2n_core.evaluation.protocol import torch_runner, validate
 
-    device = resolve_device(a.device)
-    apply_math_mode(device, a.math)
+    device = compute_device(a.device, a.math)
     net, snap = load_network(a.snapshot, device)
     if snap.meta.get("task") == "mri":
         from n2n_core.tasks.mri.validation import validate_mri_snapshot
@@ -106,7 +105,7 @@ def cmd_infer(a: argparse.Namespace) -> int:
     jobs = image_jobs(a.image, a.out, a.snapshot)
     from n2n_core.evaluation.infer import denoise_files, make_runner_for_snapshot
 
-    runner, channels = make_runner_for_snapshot(a.snapshot, a.device, a.engine)
+    runner, channels = make_runner_for_snapshot(a.snapshot, a.device, a.engine, a.math)
     for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
         print(f"{printable(str(src))} -> {printable(str(dst))}")
     return 0
@@ -234,13 +233,13 @@ def cmd_export_tb(a: argparse.Namespace) -> int:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from n2n_core.cli.views import matrix_table, progress_on_stderr
-    from n2n_core.engine.device import resolve_device
+    from n2n_core.engine.device import compute_device
     from n2n_core.evaluation.matrix import parse_levels, plan, resolve_snapshots, run_matrix, store
 
     run_dir, snapshots = resolve_snapshots(a.target, a.all_snapshots)
     baselines = [b.strip() for b in a.baselines.split(",") if b.strip()]
     p = plan(snapshots, a.dataset_dirs, a.noise, parse_levels(a.levels), baselines, a.max_images)
-    device = resolve_device(a.device)
+    device = compute_device(a.device, a.math)
     with progress_on_stderr(p.total_images(), "evaluate") as tick:
         m = run_matrix(p, device, a.seed, tick)
     if run_dir is not None and not store(m, run_dir):

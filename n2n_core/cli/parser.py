@@ -62,6 +62,16 @@ def _seed(text: str) -> int:
     return v
 
 
+def _math_flag(p: argparse.ArgumentParser) -> None:
+    """The same --math for every command that computes on a device."""
+    p.add_argument(
+        "--math",
+        choices=get_args(MathMode),
+        default="high_precision",
+        help="high_performance allows TF32/HF32 matmuls on CUDA/Ascend (default: full fp32)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     devices = list(get_args(Device))
     # what --noise can name: every noise.type but `none` (own data has no model to score with)
@@ -97,12 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--device", default="cpu", choices=devices)
     v.add_argument("--samples-dir", help="write noisy | denoised | clean strips here")
-    v.add_argument(
-        "--math",
-        choices=get_args(MathMode),
-        default="high_precision",
-        help="high_performance allows TF32/HF32 matmuls on CUDA/Ascend (default: full fp32)",
-    )
+    _math_flag(v)
     v.add_argument("--json", action="store_true")
 
     i = sub.add_parser("infer", help="denoise an image (or a folder of images) with a snapshot")
@@ -114,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tile", type=int, default=0, help="tile size for large images (0: whole image)"
     )
     i.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto")
+    _math_flag(i)
 
     f = sub.add_parser("freeze", help="export a snapshot to ONNX")
     f.add_argument("--snapshot", required=True)
@@ -215,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=_seed, default=0)
     ev.add_argument("--device", default="cpu", choices=devices)
+    _math_flag(ev)
     ev.add_argument("--json", action="store_true")
 
     df = sub.add_parser("diff", help="the preset keys that differ between two runs")

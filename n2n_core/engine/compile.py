@@ -1,9 +1,12 @@
 """Optional speed-ups that depend on the device: torch.compile with a clean fallback.
 
 ``torch.compile`` is lazy: a missing C++ compiler or an unsupported op only
-shows at the first call. :func:`compile_model` therefore returns a wrapper that
-tries the compiled network on the first call and, if compiling fails, says so
-once and runs eager from then on — training never dies because of it.
+shows at the first call, and inductor compiles the backward pass at the first
+backward. :func:`compile_model` therefore returns a wrapper that tries the
+compiled network's forward on the first call and its backward on the first
+call that records gradients (a gradient probe that leaves ``.grad`` alone) and,
+if either fails to compile, says so once and runs eager from then on —
+training never dies because of it.
 
 Compiled kernels are cached on disk (``~/.cache/n2n/inductor``, or
 ``TORCHINDUCTOR_CACHE_DIR``), so only the first run on a machine pays the
@@ -49,14 +52,24 @@ class CompiledOrEager:
         self.eager = eager
         self.compiled = compiled
         self.on_fallback = on_fallback
-        self._checked = False
+        self._checked = False  # the backward pass compiled too (or compiling failed)
         self.failed: str | None = None
 
     def __call__(self, *args, **kwargs):
-        if self._checked:
+        if self._checked or self.failed:
             return (self.eager if self.failed else self.compiled)(*args, **kwargs)
         try:
             out = self.compiled(*args, **kwargs)
+            # Under DDP an extra backward would run its reducer's hooks: not probed there.
+            ddp = isinstance(self.eager, torch.nn.parallel.DistributedDataParallel)
+            if isinstance(out, torch.Tensor) and out.requires_grad and not ddp:
+                # The backward compiles at the first backward: try it here, where a
+                # failure can still fall back. The probe's gradients are thrown away;
+                # the graph is kept for the caller's own backward.
+                params = [p for p in self.eager.parameters() if p.requires_grad]
+                torch.autograd.grad(out.float().sum(), params, retain_graph=True, allow_unused=True)
+            # Checked once a call recorded gradients (the backward is then known to compile).
+            self._checked = (not isinstance(out, torch.Tensor)) or out.requires_grad or ddp
         except Exception as e:  # no toolchain, unsupported op: eager is always correct
             self.failed = (
                 f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
@@ -64,7 +77,6 @@ class CompiledOrEager:
             if self.on_fallback:
                 self.on_fallback(self.failed)
             out = self.eager(*args, **kwargs)
-        self._checked = True
         return out
 
     def __getattr__(self, name):  # train/eval, parameters, ... reach the eager module

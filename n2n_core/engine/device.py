@@ -49,7 +49,7 @@ def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
     if kind == "cuda":
         if not torch.cuda.is_available():
             raise UserError("runtime.device: cuda requested but no CUDA device is available")
-        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+        return torch.device("cuda", _device_index("cuda", local_rank, torch.cuda.device_count()))
     if kind == "npu":
         try:
             importlib.import_module("torch_npu")
@@ -59,12 +59,57 @@ def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
             ) from None
         if not torch.npu.is_available():
             raise UserError("runtime.device: npu requested but no Ascend NPU is available")
-        return torch.device("npu", local_rank % max(torch.npu.device_count(), 1))
+        return torch.device("npu", _device_index("npu", local_rank, torch.npu.device_count()))
     if kind == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise UserError("runtime.device: mps requested but Metal is not available")
         return torch.device("mps")
     raise UserError(f"runtime.device: unsupported device {kind!r}")
+
+
+def _device_index(kind: str, local_rank: int, count: int) -> int:
+    """This rank's device: one per process. Wrapping around would put two ranks on one
+    device, where NCCL/HCCL fail deep inside; say it instead."""
+    if local_rank >= count:
+        procs = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
+        raise UserError(
+            f"runtime.nproc: {procs} processes on this node but {count} {kind} device(s) "
+            f"visible (local rank {local_rank} has none); use --nproc {max(count, 1)} or fewer"
+        )
+    return local_rank
+
+
+def device_count(kind: str) -> int:
+    """How many devices of ``kind`` this process sees (cpu: no limit, counted as 0)."""
+    if kind == "cuda":
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if kind == "npu":
+        return torch.npu.device_count() if _npu_available() else 0
+    return 0
+
+
+def check_device_count(kind: str, nproc: int) -> None:
+    """More processes on a node than devices is one error naming both, before anything
+    starts (each rank takes its own device; two on one would fail inside NCCL/HCCL)."""
+    if kind == "auto":
+        kind = available_devices()[0]
+    if kind not in ("cuda", "npu") or nproc <= 1:
+        return
+    count = device_count(kind)
+    if nproc > count:
+        raise UserError(
+            f"runtime.nproc: {nproc} processes but {count} {kind} device(s) visible on this "
+            f"node; use --nproc {max(count, 1)} or fewer (one process per device)"
+        )
+
+
+def set_rank_device(device: torch.device) -> None:
+    """Make ``device`` this process's current device before the process group exists,
+    so collectives and their buffers live there, not on device 0 of every rank."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    elif device.type == "npu":
+        torch.npu.set_device(device)
 
 
 def backend_for(device: torch.device) -> str:
@@ -94,7 +139,14 @@ def native_bf16(device: torch.device) -> bool:
         return any(f in cpu_flags() for f in BF16_CPU_FLAGS)
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)  # Ampere and later
-    return device.type == "npu"  # Ascend cubes compute bf16; mps: fp32
+    if device.type == "npu":
+        # bf16 arrived with the 910B generation; the 910A computes fp16/fp32 only.
+        supported = getattr(getattr(torch, "npu", None), "is_bf16_supported", None)
+        try:
+            return bool(supported()) if supported is not None else False
+        except Exception:  # a runtime that cannot tell: fp32 is always right
+            return False
+    return False  # mps: fp32
 
 
 def resolve_precision(device: torch.device, precision: str) -> str:
@@ -128,12 +180,21 @@ def apply_math_mode(device: torch.device, math: str) -> None:
         torch.backends.cudnn.benchmark = fast
     elif device.type == "npu":  # pragma: no cover - needs Ascend hardware
         npu = getattr(torch, "npu", None)
-        if npu is not None and hasattr(npu, "config"):
-            npu.config.allow_internal_format = fast
-            if hasattr(npu, "matmul"):
-                npu.matmul.allow_hf32 = fast
-            if hasattr(npu.conv, "allow_hf32"):
-                npu.conv.allow_hf32 = fast
+        # Only the HF32 switches: allow_internal_format is a storage-format choice whose
+        # default differs by Ascend series, so it stays the runtime's own.
+        if npu is not None:
+            for unit in ("matmul", "conv"):
+                if hasattr(getattr(npu, unit, None), "allow_hf32"):
+                    getattr(npu, unit).allow_hf32 = fast
+
+
+def compute_device(kind: str, math: str = "high_precision", local_rank: int = 0) -> torch.device:
+    """The device a command computes on, with its math mode set: one rule for every
+    command (train, validate, evaluate, infer, bench), so a snapshot scores the same
+    whichever command measures it."""
+    device = resolve_device(kind, local_rank)
+    apply_math_mode(device, math)
+    return device
 
 
 def set_threads(threads: int | None) -> None:

@@ -284,9 +284,26 @@ def _restore(snap: Snapshot, net, optimizer, scaler) -> None:
                     g[key] = tuple(val) if key == "betas" else val
         current["state"] = state
         optimizer.load_state_dict(current)
+        match_param_layouts(optimizer)
     if scaler is not None and "scaler" in snap.raw_meta and scaler.is_enabled():
         scaler.load_state_dict(json.loads(snap.raw_meta["scaler"]))
     restore_rng(snap.tensors, snap.raw_meta)
+
+
+def match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Every state tensor shaped like its parameter takes the parameter's layout.
+
+    Snapshots store Adam's moments contiguous while channels-last weights are not;
+    ``load_state_dict`` changes dtype and device, never layout, and CUDA's fused Adam
+    requires params, grads and moments in one layout."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if not state:
+                continue
+            for k, v in list(state.items()):
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:

@@ -146,8 +146,28 @@ def host_stats() -> dict[str, float]:
     }
 
 
-def nvml_handle(nvml, local_index: int):
-    """NVML's handle for ``cuda:local_index``, through CUDA_VISIBLE_DEVICES's renumbering."""
+def cuda_uuid(local_index: int) -> str | None:
+    """The UUID of ``cuda:local_index`` as CUDA sees it (``GPU-...``), or None."""
+    try:
+        import torch
+
+        uuid = getattr(torch.cuda.get_device_properties(local_index), "uuid", None)
+    except Exception:
+        return None
+    if uuid is None:
+        return None
+    text = str(uuid)
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+
+def nvml_handle(nvml, local_index: int, uuid: str | None = None):
+    """NVML's handle for ``cuda:local_index``.
+
+    By the device's UUID where CUDA tells it: CUDA numbers devices fastest first,
+    NVML by PCI bus, so on a host with mixed GPUs the same index names two
+    different cards. Without a UUID, through CUDA_VISIBLE_DEVICES's renumbering."""
+    if uuid:
+        return nvml.nvmlDeviceGetHandleByUUID(uuid)
     visible = [s.strip() for s in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if s]
     if local_index < len(visible):
         v = visible[local_index]
@@ -266,7 +286,7 @@ class DeviceProbe:
                 import pynvml
 
                 pynvml.nvmlInit()
-                self._handle = nvml_handle(pynvml, index)
+                self._handle = nvml_handle(pynvml, index, cuda_uuid(index))
                 self._nvml = pynvml
             except Exception:  # no library, no driver, or a device NVML does not know
                 self._nvml = None

@@ -22,7 +22,9 @@ def denoise_array(run: Runner, img_u8: np.ndarray, tile: int = 0) -> np.ndarray:
     return clip_to_uint8(y).transpose(1, 2, 0)
 
 
-def make_runner_for_snapshot(snapshot: str, device: str = "cpu", engine: str = "auto"):
+def make_runner_for_snapshot(
+    snapshot: str, device: str = "cpu", engine: str = "auto", math: str = "high_precision"
+):
     """(runner, channels) for a snapshot.
 
     ``engine="auto"`` picks onnxruntime on the CPU and PyTorch on accelerators.
@@ -32,11 +34,11 @@ def make_runner_for_snapshot(snapshot: str, device: str = "cpu", engine: str = "
     (1.80x); 256x256 1225 ms vs 496 ms (2.47x). Without onnxruntime installed
     ``auto`` falls back to PyTorch.
     """
-    from n2n_core.engine.device import resolve_device
+    from n2n_core.engine.device import compute_device
     from n2n_core.engine.snapshots import load_network
     from n2n_core.evaluation.protocol import torch_runner
 
-    dev = resolve_device(device)
+    dev = compute_device(device, math)
     net, snap = load_network(snapshot, dev)
     if snap.meta.get("task") == "mri":
         raise UserError(
@@ -47,7 +49,7 @@ def make_runner_for_snapshot(snapshot: str, device: str = "cpu", engine: str = "
     if engine == "onnx":
         from n2n_core.evaluation.onnx import onnx_runner_for_net
 
-        return onnx_runner_for_net(net, snap.in_channels), snap.in_channels
+        return onnx_runner_for_net(net, snap.in_channels, dev.type), snap.in_channels
     return torch_runner(net, dev), snap.in_channels
 
 

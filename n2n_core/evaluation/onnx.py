@@ -125,7 +125,24 @@ class FrozenModel:
     meta: dict[str, Any]  # metadata_props, JSON values decoded
 
 
-def _session(model: bytes | str, name: str):
+def providers_for(device_type: str) -> list[str]:
+    """onnxruntime's execution providers for a device; a device it cannot run on here is a
+    UserError (never a silent fall back to the CPU)."""
+    if device_type == "cpu":
+        return ["CPUExecutionProvider"]
+    import onnxruntime as ort
+
+    want = {"cuda": "CUDAExecutionProvider", "npu": "CANNExecutionProvider"}.get(device_type)
+    if want is None or want not in ort.get_available_providers():
+        raise UserError(
+            f"--engine onnx on {device_type}: this onnxruntime has no "
+            f"{want or 'provider for it'} (install onnxruntime-gpu for CUDA); "
+            "use --engine torch, or --device cpu"
+        )
+    return [want, "CPUExecutionProvider"]
+
+
+def _session(model: bytes | str, name: str, providers: list[str] | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -133,7 +150,9 @@ def _session(model: bytes | str, name: str):
         4  # fatal only: errors come back as exceptions, warnings would be noise
     )
     try:
-        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            model, sess_options=opts, providers=providers or ["CPUExecutionProvider"]
+        )
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ...
         detail = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"{name}: not a valid ONNX model ({detail})") from None
@@ -208,9 +227,10 @@ def onnx_runner(model_path: str | Path) -> tuple[Runner, int]:
     return fm.runner, fm.channels
 
 
-def onnx_runner_for_net(net, channels: int) -> Runner:
+def onnx_runner_for_net(net, channels: int, device_type: str = "cpu") -> Runner:
     """A runner for an in-memory network through onnxruntime (``infer --engine onnx``)."""
-    session = _session(export_bytes(net, channels), "(in-memory ONNX export)")
+    providers = providers_for(device_type)
+    session = _session(export_bytes(net, channels), "(in-memory ONNX export)", providers)
     return _runner(session, "(in-memory ONNX export)")[0]
 
 

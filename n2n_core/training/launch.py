@@ -71,6 +71,10 @@ def launch_torchrun(run_dir: Path, preset, resume: bool, lock, records: bool = T
     """``records``: False on the nodes > 0 of a run whose nodes share its folder."""
 
     rt = preset.runtime
+    if rt.device != "cpu":  # torch, for counting devices, only where there are some to count
+        from n2n_core.engine.device import check_device_count
+
+        check_device_count(rt.device, rt.nproc)
     # torchrun's own agent, made to speak in error: lines (n2n_core.training.agent).
     cmd = [sys.executable, "-m", "n2n_core.training.agent", f"--nproc-per-node={rt.nproc}"]
     if rt.nnodes > 1:

@@ -35,6 +35,7 @@ from n2n_core.engine.device import (
     check_precision,
     resolve_device,
     resolve_precision,
+    set_rank_device,
     set_threads,
 )
 from n2n_core.engine.network import SMALLEST_SOUND_CROP, UNet
@@ -269,12 +270,13 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
 
     device = resolve_device(rt.device, d.local_rank)
     if d.world_size > 1:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
+        set_rank_device(device)
         # A peer that died (its node's launcher killed) fails the others' collectives
-        # after this long instead of leaving them waiting forever.
+        # after this long instead of leaving them waiting forever. device_id binds the
+        # group to this rank's device (CUDA and Ascend; the CPU's gloo takes none).
+        extra = {"device_id": device} if device.type in ("cuda", "npu") else {}
         dist.init_process_group(
-            backend_for(device), timeout=timedelta(seconds=rt.collective_timeout_s)
+            backend_for(device), timeout=timedelta(seconds=rt.collective_timeout_s), **extra
         )
     set_threads(rt.threads)
     apply_math_mode(device, rt.math)
