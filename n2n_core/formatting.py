@@ -90,7 +90,8 @@ def clock(seconds: float) -> str:
 
 def age(then: float | None, now: float) -> str:
     """How long ago: 'just now', '42s ago', '3m ago', '5h ago', '12d ago'."""
-    if then is None or not isinstance(then, int | float):
+    # Read from files: a missing, zero, NaN or non-number time is no time at all.
+    if not isinstance(then, int | float) or not then or not math.isfinite(then):
         return DASH
     s = now - then
     if s < 5:
