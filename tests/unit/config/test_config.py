@@ -2,11 +2,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import PRESETS as PRESET_DIR
 
 from n2n_core.config.preset import Preset, apply_overrides, load_preset, validate_preset
 from n2n_core.errors import UserError
 
-PRESETS = sorted((Path(__file__).resolve().parents[1] / "presets").glob("*.yaml"))
+PRESETS = sorted(PRESET_DIR.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FIXTURES
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from n2n_core.cli.main import main
@@ -105,7 +106,7 @@ def test_export_includes_sys_records_per_rank_and_device(tmp_path):
     import shutil
 
     run = tmp_path / "00000-sampled"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "pictures" / "00000-sampled", run)
+    shutil.copytree(FIXTURES / "pictures" / "00000-sampled", run)
     assert main(["export-tb", str(run)]) == 0
     acc = _read(run / "tensorboard")
     assert [s for s, _ in _scalars(acc, "sys/rank1/data_wait")] == [

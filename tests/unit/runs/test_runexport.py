@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_helpers import Result, assert_user_error
+from helpers import FIXTURES
 
 from n2n_core.cli.main import main
 from n2n_core.config.preset import ABSENT, flat_keys, preset_diff
@@ -188,7 +189,7 @@ def test_export_csv_flattens_sys_records_per_rank_and_device(tmp_path, capsys):
     import shutil
 
     run = tmp_path / "00000-sampled"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "pictures" / "00000-sampled", run)
+    shutil.copytree(FIXTURES / "pictures" / "00000-sampled", run)
     out = tmp_path / "m.csv"
     assert main(["export", str(run), "--csv", str(out)]) == 0
     rows = [r for r in csv.DictReader(out.open()) if r["kind"] == "sys"]

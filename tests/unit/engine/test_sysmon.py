@@ -6,10 +6,10 @@ import json
 import math
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from cli_helpers import n2n
+from helpers import FIXTURES
 
 from n2n_core.engine.sysmon import (
     VECTOR_LEN,
@@ -25,7 +25,7 @@ from n2n_core.engine.sysmon import (
 from n2n_core.runs.records import DeviceStats, RankStats, SysRecord, parse_record
 from n2n_core.runs.state import RunState
 
-NPU_SMI = Path(__file__).parent / "fixtures" / "npu-smi"
+NPU_SMI = FIXTURES / "npu-smi"
 
 
 def test_npu_smi_910b_reads_hbm_util_power_temp_per_chip():

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import Result
-from test_runexport import PRESET, _run
 
 from n2n_core.cli.main import main
 from n2n_core.errors import error_line, printable
 from n2n_core.evaluation.protocol import ColourShift
 from n2n_core.runs.info import update_run_info
+
+from .test_runexport import PRESET, _run
 
 EVIL_FILE = "\x1b[31mred\x1b]0;TITLE\x07"
 # a folder name cannot hold "/", so no "</script>": an <img> tag instead

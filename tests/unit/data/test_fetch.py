@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import n2n
+from helpers import PRESETS
 from PIL import Image
 
 from n2n_core.data.fetch import CATALOGUE, Remote, Source, download, extract, fetch_dataset
@@ -243,7 +244,7 @@ def test_a_missing_data_set_names_the_fetch_that_makes_it(tmp_path):
     assert fetch_hint(Path("d/div2k.n2nd")) == "n2n-core dataset fetch div2k --out d"
     assert fetch_hint(Path("my/photos")) is None
     # The preset as shipped, its data set looked for where this test knows it is absent.
-    preset = Path(__file__).parents[1] / "presets" / "photo-bsd300.yaml"
+    preset = PRESETS / "photo-bsd300.yaml"
     where = tmp_path / "datasets" / "bsd300-train"
     copy = tmp_path / "p.yaml"
     copy.write_text(preset.read_text().replace("datasets/bsd300-train", str(where)))
