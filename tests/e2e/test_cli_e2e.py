@@ -164,16 +164,6 @@ def test_bad_inputs_fail_cleanly(tiny_run, tmp_path, make_preset):
     )
 
 
-def test_devices_lists_what_is_present():
-    from n2n_core.engine.device import available_devices, cpu_cores
-
-    r = n2n("devices", "--json")
-    assert r.code == 0, r.err
-    data = json.loads(r.out)
-    assert data == {"devices": available_devices(), "cpu_cores": cpu_cores()}
-    assert data["devices"][-1] == "cpu" and data["cpu_cores"] >= 1
-
-
 def test_cpu_run_log_says_how_openmp_threads_wait(tiny_run):
     """The CLI decided before torch loaded (ompenv), and the log says what, so step times can be read."""
     from n2n_core.process.ompenv import USER_KEYS

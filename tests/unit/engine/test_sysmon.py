@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import threading
 import time
 
 import pytest
@@ -22,7 +23,12 @@ from n2n_core.engine.sysmon import (
     parse_npu_smi,
     to_vector,
 )
-from n2n_core.runs.records import DeviceStats, RankStats, SysRecord, parse_record
+from n2n_core.runs.records import (
+    DeviceStats,
+    RankStats,
+    SysRecord,
+    parse_record,
+)
 from n2n_core.runs.state import RunState
 
 NPU_SMI = FIXTURES / "npu-smi"
@@ -181,3 +187,17 @@ def test_a_run_writes_sys_records(make_preset, tmp_path):
     sys_recs = [parse_record(x) for x in recs if x["kind"] == "sys"]
     assert sys_recs and all([x.rank for x in s.ranks] == [0] for s in sys_recs)
     assert any(s.ranks[0].ms_per_step for s in sys_recs)
+
+
+MAX_INTERVAL_S = 86_400.0  # sysmon.MAX_INTERVAL_S
+
+
+def test_sysmon_clamps_an_interval_it_cannot_arm(monkeypatch):
+    crashed = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    for interval in (float("inf"), 1e12):
+        mon = SysMonitor(0, "cpu", None, interval).start()
+        assert mon.interval == MAX_INTERVAL_S
+        mon.close()
+    assert SysMonitor(0, "cpu", None, float("nan")).interval == 0
+    assert crashed == []
