@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n, n2n_in_process
 from PIL import Image
 
 
@@ -94,8 +94,8 @@ def test_metrics_stream(tiny_run):
 def test_validate_is_reproducible_and_json(tiny_run, val_dir):
     run_dir, _, _ = tiny_run
     snap = run_dir / "snapshots" / "final.safetensors"
-    a = n2n("validate", "--snapshot", snap, "--dataset-dir", val_dir, "--json")
-    b = n2n("validate", "--snapshot", snap, "--dataset-dir", val_dir, "--json")
+    a = n2n_in_process("validate", "--snapshot", snap, "--dataset-dir", val_dir, "--json")
+    b = n2n_in_process("validate", "--snapshot", snap, "--dataset-dir", val_dir, "--json")
     assert a.code == 0, a.err
     ja = json.loads(a.out)
     assert a.out == b.out
@@ -110,7 +110,7 @@ def test_validate_is_reproducible_and_json(tiny_run, val_dir):
     assert abs(ja["colour_shift_worst"]) >= ja["colour_shift"] >= 0
     assert ja["colour_shift_worst_image"] in ("astronaut.png", "coffee.png")
     assert ja["colour_shift_worst_channel"] in ("R", "G", "B")
-    text = n2n("validate", "--snapshot", snap, "--dataset-dir", val_dir)
+    text = n2n_in_process("validate", "--snapshot", snap, "--dataset-dir", val_dir)
     assert f"PSNR {ja['psnr']:.2f} dB" in text.out
     assert f"colour shift {ja['colour_shift']:.2f}" in text.out
 
@@ -123,10 +123,12 @@ def test_infer_file_and_folder_keep_size(tiny_run, tmp_path):
     src.mkdir()
     Image.fromarray(rng.integers(0, 256, (217, 333, 3), dtype=np.uint8)).save(src / "odd.png")
     Image.fromarray(rng.integers(0, 256, (40, 50), dtype=np.uint8)).save(src / "gray.png")
-    r = n2n("infer", "--snapshot", snap, "--image", src / "odd.png", "--out", tmp_path / "o.png")
+    r = n2n_in_process(
+        "infer", "--snapshot", snap, "--image", src / "odd.png", "--out", tmp_path / "o.png"
+    )
     assert r.code == 0, r.err
     assert Image.open(tmp_path / "o.png").size == (333, 217)
-    r = n2n("infer", "--snapshot", snap, "--image", src, "--out", tmp_path / "outdir")
+    r = n2n_in_process("infer", "--snapshot", snap, "--image", src, "--out", tmp_path / "outdir")
     assert r.code == 0, r.err
     assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["gray.png", "odd.png"]
     g = Image.open(tmp_path / "outdir" / "gray.png")
@@ -135,32 +137,37 @@ def test_infer_file_and_folder_keep_size(tiny_run, tmp_path):
 
 def test_runs_and_replay(tiny_run):
     run_dir, _, d = tiny_run
-    r = n2n("runs", "--results-dir", d / "results", "--json")
+    r = n2n_in_process("runs", "--results-dir", d / "results", "--json")
     runs = json.loads(r.out)["runs"]
     assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["step"] == 6
-    r = n2n("replay", run_dir, "--speed", "0")
+    r = n2n_in_process("replay", run_dir, "--speed", "0")
     assert r.code == 0 and "PSNR" in r.out
 
 
 def test_bad_inputs_fail_cleanly(tiny_run, tmp_path, make_preset):
     run_dir, _, d = tiny_run
-    assert_user_error(n2n("run", tmp_path / "missing.yaml"), "missing.yaml")
+    assert_user_error(n2n_in_process("run", tmp_path / "missing.yaml"), "missing.yaml")
     p = make_preset(train__crop=48)
-    assert_user_error(n2n("run", p, "--results-dir", tmp_path / "res"), "train.crop")
+    assert_user_error(n2n_in_process("run", p, "--results-dir", tmp_path / "res"), "train.crop")
     p = make_preset(train__crop=256)
     assert_user_error(
-        n2n("run", p, "--results-dir", tmp_path / "res"), "train.crop", "larger than every image"
+        n2n_in_process("run", p, "--results-dir", tmp_path / "res"),
+        "train.crop",
+        "larger than every image",
     )
     assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())
     p = make_preset(data__train=str(tmp_path / "nowhere"))
-    assert_user_error(n2n("run", p, "--results-dir", tmp_path / "res"), "data.train", "nowhere")
+    assert_user_error(
+        n2n_in_process("run", p, "--results-dir", tmp_path / "res"), "data.train", "nowhere"
+    )
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 10)
     assert_user_error(
-        n2n("validate", "--snapshot", bad, "--dataset-dir", tmp_path), "bad.safetensors"
+        n2n_in_process("validate", "--snapshot", bad, "--dataset-dir", tmp_path), "bad.safetensors"
     )
     assert_user_error(
-        n2n("validate", "--snapshot", run_dir / "snapshots" / "final.safetensors"), "--dataset-dir"
+        n2n_in_process("validate", "--snapshot", run_dir / "snapshots" / "final.safetensors"),
+        "--dataset-dir",
     )
 
 

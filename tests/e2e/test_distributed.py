@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 import torch.multiprocessing as mp
-from cli_helpers import n2n
+from cli_helpers import n2n, n2n_in_process
 from safetensors.torch import load_file, save_file
 
 pytestmark = pytest.mark.slow
@@ -172,7 +172,7 @@ def test_sigterm_stops_with_snapshot_and_resume_completes(make_preset, tmp_path)
     assert info["exit_code"] == 130  # what the process really exited with
     snaps = list((run_dir / "snapshots").glob("snapshot-*.safetensors"))
     assert len(snaps) == 1
-    r = n2n("resume", run_dir)
+    r = n2n_in_process("resume", run_dir)
     assert r.code == 0, r.err
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     assert (run_dir / "snapshots" / "final.safetensors").exists()
@@ -181,7 +181,7 @@ def test_sigterm_stops_with_snapshot_and_resume_completes(make_preset, tmp_path)
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_runs_finish_on_cpu(make_preset, tmp_path, precision):
     p = make_preset(train__steps=3, train__val_every=3, train__snapshot_every=0)
-    r = n2n("run", p, "--precision", precision, "--results-dir", tmp_path / "r")
+    r = n2n_in_process("run", p, "--precision", precision, "--results-dir", tmp_path / "r")
     assert r.code == 0, r.err
     info = json.loads((tmp_path / "r" / "00000-tiny" / "run.json").read_text())
     assert info["precision"] == precision and info["status"] == "finished"

@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n, n2n_in_process
 
 from n2n_core.sweeps.local import DeviceClaim, plan_slots
 from n2n_core.sweeps.store import sweep_view
 
 
 def _cli_view(sweep_dir: Path) -> dict:
-    r = n2n("sweep", "status", sweep_dir, "--json")
+    r = n2n_in_process("sweep", "status", sweep_dir, "--json")
     assert r.code == 0, r.err
     return json.loads(r.out)
 
@@ -90,15 +90,15 @@ def test_two_by_two_sweep_gives_four_runs(make_preset, tmp_path):
     assert seen == {(0.001, 15), (0.001, 25), (0.002, 15), (0.002, 25)}
     assert "point 3" in (sweep_dir / "scheduler.log").read_text()
     # The points are ordinary runs: listed, tagged, filtered by preset key.
-    listed = json.loads(n2n("runs", "--results-dir", res, "--json").out)["runs"]
+    listed = json.loads(n2n_in_process("runs", "--results-dir", res, "--json").out)["runs"]
     assert len(listed) == 4
-    assert n2n("tag", res / points[0]["run"], "+best", "+paper").code == 0
-    tagged = json.loads(n2n("runs", "--results-dir", res, "--tag", "best", "--json").out)
+    assert n2n_in_process("tag", res / points[0]["run"], "+best", "+paper").code == 0
+    tagged = json.loads(n2n_in_process("runs", "--results-dir", res, "--tag", "best", "--json").out)
     assert [x["name"] for x in tagged["runs"]] == ["grid-p0"]
     assert tagged["runs"][0]["tags"] == ["best", "paper"]
-    where = n2n("runs", "--results-dir", res, "--where", "noise.val_sigma=25", "--json")
+    where = n2n_in_process("runs", "--results-dir", res, "--where", "noise.val_sigma=25", "--json")
     assert sorted(x["params"]["train.lr"] for x in json.loads(where.out)["runs"]) == [0.001, 0.002]
-    r = n2n("sweep", "resume", sweep_dir)
+    r = n2n_in_process("sweep", "resume", sweep_dir)
     assert_user_error(r, "nothing to resume")
 
 
@@ -121,7 +121,7 @@ def test_sigkilled_scheduler_resumes_without_rerunning(make_preset, tmp_path):
         first, second = res / "00000-kill-p0", res / "00001-kill-p1"
         _wait(lambda: _sweep_json(sweep_dir).get("status") == "running", what="the scheduler")
         # A second scheduler on the same sweep refuses.
-        assert_user_error(n2n("sweep", "resume", sweep_dir), "already running")
+        assert_user_error(n2n_in_process("sweep", "resume", sweep_dir), "already running")
         _wait(lambda: _train_steps(second), what="the second point to train")
         scheduler.send_signal(signal.SIGKILL)
         scheduler.wait(timeout=30)
@@ -161,7 +161,9 @@ def test_failing_point_does_not_stop_the_others(make_preset, photo_dir, tmp_path
     preset = make_preset(train__steps=2, train__val_every=0, train__snapshot_every=0)
     res = tmp_path / "res"
     missing = tmp_path / "missing"
-    r = n2n("sweep", preset, "--grid", f"data.train={photo_dir},{missing}", "--results-dir", res)
+    r = n2n_in_process(
+        "sweep", preset, "--grid", f"data.train={photo_dir},{missing}", "--results-dir", res
+    )
     assert_user_error(r, "data.train", "path not found")  # caught before anything starts
     assert not res.exists()
     grid = f"data.train={empty},{photo_dir}"

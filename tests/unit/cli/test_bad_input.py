@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 from helpers.bad_files import good_png, make_bad_image
 from PIL import Image
 
@@ -31,7 +31,7 @@ def test_infer_awkward_images(tmp_path, snapshot):
     good_png(src / "rgba.png", mode="RGBA")
     good_png(src / "pal.png", mode="P")
     Image.new("CMYK", (9, 8), (0, 255, 255, 0)).save(src / "cmyk.jpg")
-    r = n2n("infer", "--snapshot", snapshot, "--image", src, "--out", tmp_path / "out")
+    r = n2n_in_process("infer", "--snapshot", snapshot, "--image", src, "--out", tmp_path / "out")
     assert r.code == 0, r.err
     sizes = {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()}
     assert sizes == {
@@ -47,14 +47,15 @@ def test_infer_awkward_images(tmp_path, snapshot):
 def test_infer_bad_image(kind, tmp_path, snapshot):
     p = make_bad_image(kind, tmp_path)
     assert_user_error(
-        n2n("infer", "--snapshot", snapshot, "--image", p, "--out", tmp_path / "o.png"), p.name
+        n2n_in_process("infer", "--snapshot", snapshot, "--image", p, "--out", tmp_path / "o.png"),
+        p.name,
     )
     assert not (tmp_path / "o.png").exists()
 
 
 def test_infer_missing_paths(tmp_path, snapshot):
     assert_user_error(
-        n2n(
+        n2n_in_process(
             "infer",
             "--snapshot",
             snapshot,
@@ -67,7 +68,7 @@ def test_infer_missing_paths(tmp_path, snapshot):
     )
     img = good_png(tmp_path / "in.png")
     assert_user_error(
-        n2n(
+        n2n_in_process(
             "infer",
             "--snapshot",
             snapshot,
@@ -85,14 +86,14 @@ def test_infer_missing_paths(tmp_path, snapshot):
 
 
 def test_unknown_verb_and_bad_flags():
-    assert_user_error(n2n("frobnicate"), "invalid choice")
-    assert_user_error(n2n("replay", "x", "--speed", "fast"), "--speed")
+    assert_user_error(n2n_in_process("frobnicate"), "invalid choice")
+    assert_user_error(n2n_in_process("replay", "x", "--speed", "fast"), "--speed")
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "-x", "", "x" * 65, ".hidden", "white space"])
 def test_bad_name_blames_the_name_flag(name, tmp_path, make_preset):
     p = make_preset()
-    r = n2n("run", p, "--name", name, "--results-dir", tmp_path / "res")
+    r = n2n_in_process("run", p, "--name", name, "--results-dir", tmp_path / "res")
     assert_user_error(r, "--name")
     assert p.name not in r.err
     assert not (tmp_path / "res").exists()
@@ -109,12 +110,12 @@ def test_infer_never_overwrites_its_input(tmp_path, snapshot):
 
     os.link(img, tmp_path / "hard.png")
     for out in (img, tmp_path / "link.png", tmp_path / "hard.png", tmp_path):
-        r = n2n("infer", "--snapshot", snapshot, "--image", img, "--out", out)
+        r = n2n_in_process("infer", "--snapshot", snapshot, "--image", img, "--out", out)
         assert_user_error(r, "overwrite the input")
     folder = tmp_path / "f"
     folder.mkdir()
     good_png(folder / "a.png")
-    r = n2n("infer", "--snapshot", snapshot, "--image", folder, "--out", folder)
+    r = n2n_in_process("infer", "--snapshot", snapshot, "--image", folder, "--out", folder)
     assert_user_error(r, "overwrite the input")
     assert img.read_bytes() == before
 
@@ -125,7 +126,7 @@ def test_infer_frozen_never_overwrites_its_input(tmp_path, snapshot):
     model = freeze(snapshot, tmp_path / "m.onnx")
     img = good_png(tmp_path / "in.png")
     before = img.read_bytes()
-    r = n2n("infer-frozen", "--model", model, "--image", img, "--out", img)
+    r = n2n_in_process("infer-frozen", "--model", model, "--image", img, "--out", img)
     assert_user_error(r, "overwrite the input")
     assert img.read_bytes() == before
 
@@ -160,7 +161,7 @@ def test_fifo_and_devices_as_inputs_fail_at_once(flag, tmp_path, snapshot):
     img = good_png(tmp_path / "in.png")
     args = {"--snapshot": snapshot, "--image": img, "--out": tmp_path / "o.png"}
     for special, needle in ((fifo, "FIFO"), (Path("/dev/zero"), "character device")):
-        r = n2n(
+        r = n2n_in_process(
             "infer", *[x for k, v in {**args, flag: special}.items() for x in (k, v)], timeout=60
         )
         assert_user_error(r, str(special), needle)
@@ -169,12 +170,18 @@ def test_fifo_and_devices_as_inputs_fail_at_once(flag, tmp_path, snapshot):
 def test_validate_flags_checked(tmp_path, snapshot, val_dir):
     afile = tmp_path / "samples"
     afile.write_text("x")
-    r = n2n("validate", "--snapshot", snapshot, "--dataset-dir", val_dir, "--samples-dir", afile)
+    r = n2n_in_process(
+        "validate", "--snapshot", snapshot, "--dataset-dir", val_dir, "--samples-dir", afile
+    )
     assert_user_error(r, "samples", "--samples-dir")
     for seed in ("-1", "4294967296", "x"):
-        r = n2n("validate", "--snapshot", snapshot, "--dataset-dir", val_dir, "--seed", seed)
+        r = n2n_in_process(
+            "validate", "--snapshot", snapshot, "--dataset-dir", val_dir, "--seed", seed
+        )
         assert_user_error(r, "--seed")
-        r = n2n("validate-frozen", "--model", "m.onnx", "--dataset-dir", val_dir, "--seed", seed)
+        r = n2n_in_process(
+            "validate-frozen", "--model", "m.onnx", "--dataset-dir", val_dir, "--seed", seed
+        )
         assert_user_error(r, "--seed")
 
 
@@ -187,5 +194,7 @@ def test_run_flags_fill_an_empty_runtime_section(make_preset, tmp_path):
     data["runtime"] = None
     data["train"]["steps"] = 0  # stops at validation, past the flags, without training
     p.write_text(yaml.safe_dump(data))
-    r = n2n("run", p, "--device", "cpu", "--precision", "fp32", "--results-dir", tmp_path / "r")
+    r = n2n_in_process(
+        "run", p, "--device", "cpu", "--precision", "fp32", "--results-dir", tmp_path / "r"
+    )
     assert_user_error(r, "train.steps")

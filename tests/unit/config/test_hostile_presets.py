@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 from helpers.bad_files import make_bad_preset
 
 from n2n_core.errors import UserError
@@ -46,7 +46,7 @@ def test_hostile_presets_are_refused_at_once(kind, tmp_path):
 @pytest.mark.parametrize("kind", ["alias-bomb", "fifo", "duplicate-nested-key"])
 def test_hostile_presets_cli(kind, tmp_path):
     p, needle = make_bad_preset(kind, tmp_path)
-    r = n2n("run", p, "--results-dir", tmp_path / "res", timeout=60)
+    r = n2n_in_process("run", p, "--results-dir", tmp_path / "res", timeout=60)
     assert_user_error(r, p.name, needle)
     assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())
 
@@ -54,7 +54,7 @@ def test_hostile_presets_cli(kind, tmp_path):
 def test_special_files_as_preset(tmp_path):
     for dev in ("/dev/zero", "/dev/null"):
         if Path(dev).exists():
-            assert_user_error(n2n("run", dev, timeout=60), dev, "character device")
+            assert_user_error(n2n_in_process("run", dev, timeout=60), dev, "character device")
 
 
 def test_alias_merge_and_long_values_still_work(tmp_path):
@@ -133,6 +133,6 @@ def test_set_override_with_an_alias_bomb_is_refused():
 def test_out_of_range_numbers_are_preset_errors_before_any_run_folder(
     setting, key, make_preset, tmp_path
 ):
-    r = n2n("run", make_preset(), "--set", setting, "--results-dir", tmp_path / "res")
+    r = n2n_in_process("run", make_preset(), "--set", setting, "--results-dir", tmp_path / "res")
     assert_user_error(r, key)
     assert not (tmp_path / "res").exists()

@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 from helpers.bad_files import DEEP, good_png, make_bad_image
 
 from n2n_core.data.fetch import CATALOGUE, Remote, download
@@ -18,12 +18,16 @@ from n2n_core.errors import UserError
 def test_dataset_build_folder_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     assert_user_error(
-        n2n("dataset", "build", "--src", tmp_path / "empty", "--out", tmp_path / "x.n2nd"),
+        n2n_in_process(
+            "dataset", "build", "--src", tmp_path / "empty", "--out", tmp_path / "x.n2nd"
+        ),
         "empty",
         "no images",
     )
     assert_user_error(
-        n2n("dataset", "build", "--src", tmp_path / "missing", "--out", tmp_path / "x.n2nd"),
+        n2n_in_process(
+            "dataset", "build", "--src", tmp_path / "missing", "--out", tmp_path / "x.n2nd"
+        ),
         "missing",
     )
     mixed = tmp_path / "mixed"
@@ -32,7 +36,7 @@ def test_dataset_build_folder_errors(tmp_path):
         good_png(mixed / f"ok{i}.png")
     make_bad_image("truncated", mixed)
     (mixed / "full.png").unlink()
-    r = n2n("dataset", "build", "--src", mixed, "--out", tmp_path / "x.n2nd")
+    r = n2n_in_process("dataset", "build", "--src", mixed, "--out", tmp_path / "x.n2nd")
     assert_user_error(r, "truncated.png")
     assert not (tmp_path / "x.n2nd").exists()
     assert not list(tmp_path.glob(".x.n2nd*"))  # no half-written temp file either
@@ -40,18 +44,18 @@ def test_dataset_build_folder_errors(tmp_path):
 
 def test_dataset_build_then_train_from_packed_file(tmp_path, photo_dir, make_preset):
     out = tmp_path / "photos.n2nd"
-    r = n2n("dataset", "build", "--src", photo_dir, "--out", out)
+    r = n2n_in_process("dataset", "build", "--src", photo_dir, "--out", out)
     assert r.code == 0, r.err and "4 images" in r.out
     p = make_preset(
         data__train=str(out), train__steps=2, train__val_every=0, train__snapshot_every=0
     )
-    r = n2n("run", p, "--results-dir", tmp_path / "res")
+    r = n2n_in_process("run", p, "--results-dir", tmp_path / "res")
     assert r.code == 0, r.err
     # a damaged packed file is refused by name
     bad = tmp_path / "bad.n2nd"
     bad.write_bytes(out.read_bytes()[:1000])
     p = make_preset(data__train=str(bad))
-    assert_user_error(n2n("run", p, "--results-dir", tmp_path / "res2"), "bad.n2nd")
+    assert_user_error(n2n_in_process("run", p, "--results-dir", tmp_path / "res2"), "bad.n2nd")
 
 
 def test_training_folder_with_one_corrupt_image(tmp_path, make_preset, photo_dir):
@@ -61,7 +65,7 @@ def test_training_folder_with_one_corrupt_image(tmp_path, make_preset, photo_dir
         (mixed / f.name).write_bytes(f.read_bytes())
     make_bad_image("zero-bytes", mixed)
     p = make_preset(data__train=str(mixed))
-    r = n2n("run", p, "--results-dir", tmp_path / "res")
+    r = n2n_in_process("run", p, "--results-dir", tmp_path / "res")
     assert_user_error(r, "empty.png")
     assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())
 
@@ -75,7 +79,9 @@ def test_an_escape_sequence_in_a_file_name_is_shown_not_acted_on(tmp_path, make_
     for f in photo_dir.iterdir():
         (mixed / f.name).write_bytes(f.read_bytes())
     (mixed / "z\x1b[2Jred.png").write_bytes(b"not a png")
-    r = n2n("run", make_preset(data__train=str(mixed)), "--results-dir", tmp_path / "res")
+    r = n2n_in_process(
+        "run", make_preset(data__train=str(mixed)), "--results-dir", tmp_path / "res"
+    )
     assert_user_error(r, "z\\x1b[2Jred.png")
     assert "\x1b" not in r.err
 
@@ -93,7 +99,9 @@ def test_packed_header_deep_or_past_the_end_is_one_error(tmp_path, make_preset):
         with pytest.raises(UserError, match="truncated or corrupt"):
             open_packed(p)
     for p in (deep, huge):
-        r = n2n("run", make_preset(data__train=str(p)), "--results-dir", tmp_path / "res")
+        r = n2n_in_process(
+            "run", make_preset(data__train=str(p)), "--results-dir", tmp_path / "res"
+        )
         assert_user_error(r, p.name, "corrupt")
 
 
@@ -120,5 +128,7 @@ def test_special_file_where_a_download_lands_is_one_error(where, tmp_path):
     proxy = "http://127.0.0.1:9"  # offline for sure: the check comes before any request
     env = {"http_proxy": proxy, "https_proxy": proxy, "no_proxy": ""}
     env |= {k.upper(): v for k, v in env.items()}
-    r = n2n("dataset", "fetch", "kodak24", "--out", tmp_path / "out", env=env, timeout=60)
+    r = n2n_in_process(
+        "dataset", "fetch", "kodak24", "--out", tmp_path / "out", env=env, timeout=60
+    )
     assert_user_error(r, target.name, "FIFO" if where.endswith("fifo") else "folder")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import n2n
+from cli_helpers import n2n_in_process
 from helpers import PRESETS
 from PIL import Image
 
@@ -75,7 +75,8 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # shutdown() waits for the next poll: 0.5 s per test at the default interval.
+        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
@@ -200,10 +201,10 @@ def test_cli_offline_and_unknown_names(tmp_path):
     proxy = f"http://127.0.0.1:{_closed_port()}"
     env = {"https_proxy": proxy, "http_proxy": proxy, "no_proxy": ""}
     env |= {k.upper(): v for k, v in env.items()}
-    r = n2n("dataset", "fetch", "kodak24", "--out", tmp_path, env=env)
+    r = n2n_in_process("dataset", "fetch", "kodak24", "--out", tmp_path, env=env)
     assert "cannot reach raw.githubusercontent.com" in r.err, r.err
     assert r.code == 2 and r.err.startswith("error: ") and len(r.err.strip().splitlines()) == 1
-    r = n2n("dataset", "fetch", "nope", "--out", tmp_path)
+    r = n2n_in_process("dataset", "fetch", "nope", "--out", tmp_path)
     assert r.code == 2
     assert Path(tmp_path).exists()
 
@@ -248,7 +249,7 @@ def test_a_missing_data_set_names_the_fetch_that_makes_it(tmp_path):
     where = tmp_path / "datasets" / "bsd300-train"
     copy = tmp_path / "p.yaml"
     copy.write_text(preset.read_text().replace("datasets/bsd300-train", str(where)))
-    r = n2n("run", copy, "--results-dir", tmp_path / "r")
+    r = n2n_in_process("run", copy, "--results-dir", tmp_path / "r")
     assert_user_error(r, "data.train", f"n2n-core dataset fetch bsd300-train --out {where.parent}")
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 from helpers.bad_files import good_png, make_bad_snapshot, make_damaged_snapshot
 
 from n2n_core.errors import UserError
@@ -24,9 +24,10 @@ BAD_SNAPSHOTS = [
 def test_bad_snapshots_validate_and_infer(kind, tmp_path, snapshot, val_dir):
     p = make_bad_snapshot(kind, tmp_path, snapshot)
     img = good_png(tmp_path / "in.png")
-    assert_user_error(n2n("validate", "--snapshot", p, "--dataset-dir", val_dir), p.name)
+    assert_user_error(n2n_in_process("validate", "--snapshot", p, "--dataset-dir", val_dir), p.name)
     assert_user_error(
-        n2n("infer", "--snapshot", p, "--image", img, "--out", tmp_path / "o.png"), p.name
+        n2n_in_process("infer", "--snapshot", p, "--image", img, "--out", tmp_path / "o.png"),
+        p.name,
     )
     assert not (tmp_path / "o.png").exists()
     assert not (tmp_path / "PWNED").exists(), "a snapshot was unpickled"
@@ -87,10 +88,12 @@ def test_damaged_weights_validate_infer_freeze(kind, tmp_path, snapshot, val_dir
     p = make_damaged_snapshot(kind, tmp_path, snapshot)
     img = good_png(tmp_path / "in.png")
     needle = DAMAGED_SNAPSHOTS[kind]
-    assert_user_error(n2n("validate", "--snapshot", p, "--dataset-dir", val_dir), p.name, needle)
-    r = n2n("infer", "--snapshot", p, "--image", img, "--out", tmp_path / "o.png")
+    assert_user_error(
+        n2n_in_process("validate", "--snapshot", p, "--dataset-dir", val_dir), p.name, needle
+    )
+    r = n2n_in_process("infer", "--snapshot", p, "--image", img, "--out", tmp_path / "o.png")
     assert_user_error(r, p.name, needle)
-    r = n2n("freeze", "--snapshot", p, "--out", tmp_path / "m.onnx")
+    r = n2n_in_process("freeze", "--snapshot", p, "--out", tmp_path / "m.onnx")
     assert_user_error(r, p.name, needle)
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "m.onnx").exists()
 
@@ -98,9 +101,11 @@ def test_damaged_weights_validate_infer_freeze(kind, tmp_path, snapshot, val_dir
 @pytest.mark.parametrize("kind", ["noise-unknown", "noise-params-wrong"])
 def test_recorded_noise_that_cannot_be_used(kind, tmp_path, snapshot, val_dir):
     p = make_damaged_snapshot(kind, tmp_path, snapshot)
-    r = n2n("validate", "--snapshot", p, "--dataset-dir", val_dir)
+    r = n2n_in_process("validate", "--snapshot", p, "--dataset-dir", val_dir)
     assert_user_error(r, p.name, "noise")
     # --noise names a usable noise: the recorded one is not needed
     if kind == "noise-unknown":
-        r = n2n("validate", "--snapshot", p, "--dataset-dir", val_dir, "--noise", "gaussian")
+        r = n2n_in_process(
+            "validate", "--snapshot", p, "--dataset-dir", val_dir, "--noise", "gaussian"
+        )
         assert r.code == 0, r.err

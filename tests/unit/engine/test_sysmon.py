@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from cli_helpers import n2n
+from cli_helpers import n2n_in_process
 from helpers import FIXTURES
 
 from n2n_core.engine.sysmon import (
@@ -181,7 +181,7 @@ def test_monitor_thread_samples_host_stats():
 
 def test_a_run_writes_sys_records(make_preset, tmp_path):
     p = make_preset(train__steps=4, train__val_every=0, runtime__sys_every=0.01)
-    r = n2n("run", p, "--results-dir", tmp_path / "res")
+    r = n2n_in_process("run", p, "--results-dir", tmp_path / "res")
     assert r.code == 0, r.err
     recs = [json.loads(x) for x in (tmp_path / "res" / "00000-tiny" / "metrics.jsonl").open()]
     sys_recs = [parse_record(x) for x in recs if x["kind"] == "sys"]

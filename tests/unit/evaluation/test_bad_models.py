@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 from helpers.bad_files import good_png, make_bad_onnx
 
 from n2n_core.errors import UserError
@@ -36,7 +36,7 @@ def test_onnx_models_that_are_not_n2n_image_models(kind, tmp_path):
 def test_infer_frozen_that_changes_the_size_cli(tmp_path):
     m = make_bad_onnx("shrinks", tmp_path / "shrinks.onnx")
     img = good_png(tmp_path / "in.png", (90, 70))
-    r = n2n("infer-frozen", "--model", m, "--image", img, "--out", tmp_path / "o.png")
+    r = n2n_in_process("infer-frozen", "--model", m, "--image", img, "--out", tmp_path / "o.png")
     assert_user_error(r, "shrinks.onnx", "output")
     assert not (tmp_path / "o.png").exists()
 
@@ -47,7 +47,7 @@ def test_fifo_as_frozen_model_fails_at_once(tmp_path):
     fifo = tmp_path / "model.onnx"
     os.mkfifo(fifo)
     img = good_png(tmp_path / "in.png")
-    r = n2n(
+    r = n2n_in_process(
         "infer-frozen", "--model", fifo, "--image", img, "--out", tmp_path / "o.png", timeout=60
     )
     assert_user_error(r, "model.onnx", "FIFO")

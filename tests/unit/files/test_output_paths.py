@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 
 from n2n_core.engine.network import UNet
 from n2n_core.engine.snapshots import save_snapshot
@@ -28,9 +28,11 @@ def _same(path: Path, data: bytes) -> bool:
 def test_a_command_never_writes_over_its_own_input(snap, tmp_path, val_dir):
     before = snap.read_bytes()
     image = next(val_dir.iterdir())
-    assert_user_error(n2n("freeze", "--snapshot", snap, "--out", snap), "would overwrite the input")
     assert_user_error(
-        n2n("infer", "--snapshot", snap, "--image", image, "--out", snap),
+        n2n_in_process("freeze", "--snapshot", snap, "--out", snap), "would overwrite the input"
+    )
+    assert_user_error(
+        n2n_in_process("infer", "--snapshot", snap, "--image", image, "--out", snap),
         "would overwrite the input",
     )
     assert _same(snap, before)
@@ -39,9 +41,9 @@ def test_a_command_never_writes_over_its_own_input(snap, tmp_path, val_dir):
     shutil.copytree(val_dir, data)
     images = {p.name: p.read_bytes() for p in data.iterdir()}
     victim = data / sorted(images)[0]
-    r = n2n("dataset", "build", "--src", data, "--out", victim)
+    r = n2n_in_process("dataset", "build", "--src", data, "--out", victim)
     assert_user_error(r, "inside the input folder")
-    r = n2n("validate", "--snapshot", snap, "--dataset-dir", data, "--samples-dir", data)
+    r = n2n_in_process("validate", "--snapshot", snap, "--dataset-dir", data, "--samples-dir", data)
     assert_user_error(r, "inside the input folder")
     assert {p.name: p.read_bytes() for p in data.iterdir()} == images
 
@@ -54,7 +56,7 @@ def test_export_never_writes_into_a_run_it_reads(tmp_path):
     update_run_info(run, status="finished", total_steps=1)
     metrics = run / "metrics.jsonl"
     metrics.write_text('{"kind": "train", "step": 1, "loss": 0.5}\n')
-    r = n2n("export", run, "--csv", metrics)
+    r = n2n_in_process("export", run, "--csv", metrics)
     assert_user_error(r, "inside the input folder")
     assert metrics.read_text() == '{"kind": "train", "step": 1, "loss": 0.5}\n'
 
@@ -62,14 +64,16 @@ def test_export_never_writes_into_a_run_it_reads(tmp_path):
 def test_devices_fifos_and_links_are_not_replaced_by_files(snap, tmp_path, val_dir):
     fifo = tmp_path / "pipe.onnx"
     os.mkfifo(fifo)
-    assert_user_error(n2n("freeze", "--snapshot", snap, "--out", fifo, timeout=60), "FIFO")
+    assert_user_error(
+        n2n_in_process("freeze", "--snapshot", snap, "--out", fifo, timeout=60), "FIFO"
+    )
     assert fifo.is_fifo()
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
     link = tmp_path / "link.png"
     link.symlink_to(precious)
     image = next(val_dir.iterdir())
-    r = n2n("infer", "--snapshot", snap, "--image", image, "--out", link)
+    r = n2n_in_process("infer", "--snapshot", snap, "--image", image, "--out", link)
     assert_user_error(r, "symlink")
     assert link.is_symlink() and precious.read_text() == "keep me"
     # the engine's own writes refuse too (the last line of defence)
@@ -86,6 +90,6 @@ def test_devices_fifos_and_links_are_not_replaced_by_files(snap, tmp_path, val_d
     # an earlier result is a result: replaced as before
     out = tmp_path / "model.onnx"
     out.write_bytes(b"old")
-    r = n2n("freeze", "--snapshot", snap, "--out", out)
+    r = n2n_in_process("freeze", "--snapshot", snap, "--out", out)
     assert r.code == 0, r.err
     assert out.read_bytes() != b"old"

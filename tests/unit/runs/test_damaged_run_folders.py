@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 from helpers.bad_files import DAMAGED_RUN_JSON, damaged_results, make_bad_preset
 
 from n2n_core.errors import UserError
@@ -22,7 +22,7 @@ def test_runs_and_replay_survive_damaged_run_folders(tmp_path):
     b.mkdir()
     (b / "run.json").write_text("{not json")
     (b / "metrics.jsonl").write_bytes(b"\xff\xfe\x00garbage\n")
-    r = n2n("runs", "--results-dir", res, "--json")
+    r = n2n_in_process("runs", "--results-dir", res, "--json")
     assert r.code == 0, r.err
     import json
 
@@ -31,22 +31,22 @@ def test_runs_and_replay_survive_damaged_run_folders(tmp_path):
     # A damaged run.json is told apart from a missing one (the TUI says the same).
     assert runs["badjson"]["step"] == 0 and runs["badjson"]["status"] == "corrupt run.json"
     for d in (a, b):
-        r = n2n("replay", d, "--speed", "0")
+        r = n2n_in_process("replay", d, "--speed", "0")
         assert r.code == 0 and "Traceback" not in r.err
-    assert_user_error(n2n("replay", tmp_path / "nope"), "nope")
-    assert_user_error(n2n("resume", a), "preset.yaml")
+    assert_user_error(n2n_in_process("replay", tmp_path / "nope"), "nope")
+    assert_user_error(n2n_in_process("resume", a), "preset.yaml")
 
 
 def test_runs_list_survives_every_damaged_run_folder(tmp_path):
     res = damaged_results(tmp_path)
-    r = n2n("runs", "--results-dir", res, "--json")
+    r = n2n_in_process("runs", "--results-dir", res, "--json")
     assert r.code == 0, r.err
     runs = {x["name"]: x for x in json.loads(r.out)["runs"]}  # strict JSON: no NaN
     assert set(runs) == {*DAMAGED_RUN_JSON, "[bold red]evil", "good"}
     assert runs["good"]["status"] == "finished"
     assert runs["wrong-types"]["status"] == "unknown" and runs["wrong-types"]["world_size"] == 1
     assert all(x["best_psnr"] == 25.5 for k, x in runs.items() if k in DAMAGED_RUN_JSON)
-    r = n2n("runs", "--results-dir", res)
+    r = n2n_in_process("runs", "--results-dir", res)
     assert r.code == 0 and not r.err, r.err
     assert "[bold red]evil" in r.out and "00040" in r.out
 
@@ -55,11 +55,11 @@ def test_runs_list_survives_every_damaged_run_folder(tmp_path):
 def test_replay_survives_damaged_runs_and_prints_no_markup(tmp_path, speed):
     res = damaged_results(tmp_path)
     for d in sorted(res.iterdir()):
-        r = n2n("replay", d, "--speed", speed)
+        r = n2n_in_process("replay", d, "--speed", speed)
         assert r.code == 0 and not r.err, (d, r.err)
         if speed != "0" and (d / "metrics.jsonl").exists():
             assert "[/bold] boom [link=file:///etc/passwd]x" in r.out
-    r = n2n("replay", res / "00031-[bold red]evil", "--speed", "0")
+    r = n2n_in_process("replay", res / "00031-[bold red]evil", "--speed", "0")
     assert "00031-[bold red]evil" in r.out
 
 
@@ -88,11 +88,11 @@ def test_special_files_in_run_folders_do_not_hang_readers(tmp_path):
     z.mkdir()
     (z / "run.json").symlink_to("/dev/zero")
     (z / "metrics.jsonl").symlink_to("/dev/zero")
-    r = n2n("runs", "--results-dir", res, "--json", timeout=60)
+    r = n2n_in_process("runs", "--results-dir", res, "--json", timeout=60)
     assert r.code == 0, r.err
     assert {x["name"] for x in json.loads(r.out)["runs"]} == {"fifos", "devices"}
     for run in (d, z):
-        assert n2n("replay", run, "--speed", "0", timeout=60).code == 0
+        assert n2n_in_process("replay", run, "--speed", "0", timeout=60).code == 0
         assert MetricsTail(run / "metrics.jsonl").read_new().items == []
 
 
@@ -107,7 +107,9 @@ def test_hostile_preset_in_a_run_folder_does_not_hang_a_filtered_listing(tmp_pat
         os.replace(p, d / "preset.yaml")
     (res / "00009-dev").mkdir()
     (res / "00009-dev" / "preset.yaml").symlink_to("/dev/zero")
-    r = n2n("runs", "--results-dir", res, "--where", "train.steps=1", "--json", timeout=60)
+    r = n2n_in_process(
+        "runs", "--results-dir", res, "--where", "train.steps=1", "--json", timeout=60
+    )
     assert r.code == 0, r.err
     assert json.loads(r.out)["runs"] == []
 
@@ -118,7 +120,7 @@ def test_read_only_results_dir(tmp_path, make_preset):
     res.mkdir()
     res.chmod(0o555)
     try:
-        r = n2n("run", make_preset(), "--results-dir", res)
+        r = n2n_in_process("run", make_preset(), "--results-dir", res)
         assert_user_error(r, str(res))
     finally:
         res.chmod(0o755)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 from helpers.bad_files import DEEP
 
 from n2n_core.runs.info import read_run_info
@@ -41,7 +41,7 @@ def tiny_run(tmp_path_factory, photo_dir, val_dir) -> Path:
         "runtime": {"device": "cpu", "precision": "fp32", "threads": 1, "sys_every": 0},
     }
     preset.write_text(yaml.safe_dump(data))
-    r = n2n("run", preset, "--results-dir", d / "results")
+    r = n2n_in_process("run", preset, "--results-dir", d / "results")
     assert r.code == 0, r.err
     (run,) = (d / "results").iterdir()
     return run
@@ -77,7 +77,7 @@ def test_deep_json_in_metrics_leaves_runs_replay_export_working(tiny_run, tmp_pa
         ("replay", run, "--speed", "1000"),
         ("export", "--markdown", run),
     ):
-        r = n2n(*args, timeout=120)
+        r = n2n_in_process(*args, timeout=120)
         assert r.code == 0, (args, r.err)
         assert "internal error" not in r.err and "Traceback" not in r.err
 
@@ -88,14 +88,14 @@ def test_deep_run_json_reads_as_corrupt(tiny_run, tmp_path):
     bad = _copy_run(tiny_run, results, "00001-bad")
     (bad / "run.json").write_text(DEEP)
     assert read_run_info(bad) is None and read_run_info(good) is not None
-    r = n2n("runs", "--results-dir", results, "--json", timeout=120)
+    r = n2n_in_process("runs", "--results-dir", results, "--json", timeout=120)
     assert r.code == 0, r.err
     assert "00000-good" in r.out and "00001-bad" in r.out  # listed, marked, not fatal
     for args, needle in ((("tag", bad, "+x"), "cannot tag"), (("note", bad, "hi"), "annotate")):
-        assert_user_error(n2n(*args), "run.json", needle)
+        assert_user_error(n2n_in_process(*args), "run.json", needle)
     assert (bad / "run.json").read_text() == DEEP  # nothing was overwritten
     for args in (("replay", bad, "--speed", "1000"), ("export", "--markdown", bad)):
-        r = n2n(*args, timeout=120)
+        r = n2n_in_process(*args, timeout=120)
         assert r.code in (0, 2) and "internal error" not in r.err and "Traceback" not in r.err
 
 
@@ -105,11 +105,11 @@ def test_deep_run_json_reads_as_corrupt(tiny_run, tmp_path):
 
 def test_a_results_dir_that_is_not_there_is_a_typo_not_an_empty_table(tmp_path):
     for where, why in ((tmp_path / "nope", "no such folder"), (Path(os.devnull), "not a folder")):
-        r = n2n("runs", "--results-dir", where)
+        r = n2n_in_process("runs", "--results-dir", where)
         assert_user_error(r, "--results-dir", str(where), why)
 
 
 @pytest.mark.parametrize("speed", ["1e-308", "0.0001", "inf"])
 def test_replay_speed_that_would_never_end_is_refused(tiny_run, speed):
-    r = n2n("replay", tiny_run, "--speed", speed, timeout=60)
+    r = n2n_in_process("replay", tiny_run, "--speed", speed, timeout=60)
     assert_user_error(r, "--speed", speed)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import Result, assert_user_error, n2n
+from cli_helpers import Result, assert_user_error, n2n_in_process
 from helpers.bad_files import DEEP
 
 from n2n_core.errors import UserError
@@ -28,7 +28,7 @@ def test_deep_sweep_json_is_one_error(tmp_path):
     sweep = _fake_sweep(tmp_path / "results")
     (sweep / "sweep.json").write_text(DEEP)
     for verb in ("status", "cancel", "resume"):
-        assert_user_error(n2n("sweep", verb, sweep, timeout=60), "sweep.json")
+        assert_user_error(n2n_in_process("sweep", verb, sweep, timeout=60), "sweep.json")
 
 
 def _capped_n2n(*args: str) -> Result:
@@ -61,7 +61,7 @@ def test_sweep_size_is_bounded_before_anything_is_built(make_preset, tmp_path):
             "--results-dir", tmp_path / "res",
         )  # fmt: skip
         assert_user_error(r, "--seeds", str(MAX_POINTS))
-    r = n2n(
+    r = n2n_in_process(
         "sweep", preset, "--set", "train.seed=4294967290", "--seeds", "10",
         "--results-dir", tmp_path / "res",
     )  # fmt: skip
@@ -71,7 +71,9 @@ def test_sweep_size_is_bounded_before_anything_is_built(make_preset, tmp_path):
 
 def test_unknown_section_in_a_grid_is_one_error(make_preset, tmp_path):
     for grid, needle in (("nosuch.key=1,2", "nosuch: unknown key"), ("name.x=1,2", "name")):
-        r = n2n("sweep", make_preset(), "--grid", grid, "--results-dir", tmp_path / "res")
+        r = n2n_in_process(
+            "sweep", make_preset(), "--grid", grid, "--results-dir", tmp_path / "res"
+        )
         assert_user_error(r, f"--grid {grid.partition('=')[0]}", needle)
     assert not (tmp_path / "res").exists()
 
@@ -80,4 +82,4 @@ def test_fifo_at_sweep_json_never_hangs(tmp_path):
     sweep = _fake_sweep(tmp_path / "results")
     os.mkfifo(sweep / "sweep.json")
     for verb in ("status", "cancel", "resume"):
-        assert_user_error(n2n("sweep", verb, sweep, timeout=60), "sweep.json", "FIFO")
+        assert_user_error(n2n_in_process("sweep", verb, sweep, timeout=60), "sweep.json", "FIFO")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from cli_helpers import assert_user_error, n2n
+from cli_helpers import assert_user_error, n2n_in_process
 
 from n2n_core.errors import UserError
 from n2n_core.sweeps.local import DeviceClaim, Slot, parse_devices, plan_slots
@@ -144,7 +144,7 @@ def test_points_are_the_product_times_seeds(make_preset):
 
 
 def test_cli_prints_one_error_line_per_problem(make_preset, tmp_path):
-    r = n2n(
+    r = n2n_in_process(
         "sweep",
         make_preset(),
         "--grid",
@@ -158,7 +158,7 @@ def test_cli_prints_one_error_line_per_problem(make_preset, tmp_path):
     lines = r.err.strip().splitlines()
     assert len(lines) == 3 and all(ln.startswith("error: --grid ") for ln in lines), r.err
     assert not (tmp_path / "res").exists()  # nothing was created
-    r = n2n("sweep", make_preset(), "--grid", "train.lr=0.1", "--slots", "64")
+    r = n2n_in_process("sweep", make_preset(), "--grid", "train.lr=0.1", "--slots", "64")
     assert_user_error(r, "--slots 64: more slots than CPU cores")
 
 

@@ -68,19 +68,19 @@ def test_disk_full_during_snapshot_keeps_previous(make_preset, tmp_path, monkeyp
 
 
 def test_resume_without_a_snapshot_is_a_clear_error(make_preset, tmp_path):
-    from cli_helpers import assert_user_error, n2n
+    from cli_helpers import assert_user_error, n2n_in_process
 
     p = make_preset(train__snapshot_every=0)
     run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
     before = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()}
-    assert_user_error(n2n("resume", run_dir), "no complete snapshot to resume from")
+    assert_user_error(n2n_in_process("resume", run_dir), "no complete snapshot to resume from")
     # refused before anything changed: no run.json rewritten, no log or event appended
     after = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()}
     assert {k: v for k, v in after.items() if k != ".lock"} == before
 
 
 def test_a_finished_run_with_a_damaged_run_json_is_not_retrained(make_preset, tmp_path):
-    from cli_helpers import assert_user_error, n2n
+    from cli_helpers import assert_user_error, n2n_in_process
 
     p = make_preset(train__steps=2, train__val_every=0)
     run_dir = prepare_run(load_preset(p), tmp_path / "res", None, ["test"])
@@ -88,7 +88,7 @@ def test_a_finished_run_with_a_damaged_run_json_is_not_retrained(make_preset, tm
     (run_dir / "run.json").write_text("{ damaged")
     final = run_dir / "snapshots" / "final.safetensors"
     mtime = final.stat().st_mtime_ns
-    assert_user_error(n2n("resume", run_dir), "already finished")
+    assert_user_error(n2n_in_process("resume", run_dir), "already finished")
     assert final.stat().st_mtime_ns == mtime
     assert (run_dir / "run.json").read_text() == "{ damaged"
 
