@@ -1,4 +1,4 @@
-"""Issue 3: torchrun/DDP, fault tolerance, mixed precision on CPU."""
+"""torchrun/DDP, fault tolerance (kill, stop, resume bit-identical), mixed precision on CPU."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_two_process_run_has_world_size_2_and_one_stream(make_preset, tmp_path):
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4]  # rank 0 alone writes
     assert [r["step"] for r in recs if r["kind"] == "val"] == [2, 4]
-    # Rank 1's system numbers reach rank 0's stream through the gather (issue 16).
+    # Rank 1's system numbers reach rank 0's stream through the gather.
     sys_recs = [r for r in recs if r["kind"] == "sys"]
     assert sys_recs and all([x["rank"] for x in r["ranks"]] == [0, 1] for r in sys_recs)
 

@@ -1,4 +1,4 @@
-"""Issue 19 and 18.3: a killed launcher takes its ranks with it; signals to its pid stop every rank.
+"""A killed launcher takes its ranks with it; signals to its pid stop every rank.
 
 Real ``--nproc 2`` CPU runs: the launcher is killed (SIGKILL to its pid alone,
 or the TUI's stop escalating to SIGKILL), then no process of the run is left

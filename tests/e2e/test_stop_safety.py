@@ -1,4 +1,4 @@
-"""Issue 18.1-18.2: a stop signals nothing that is not provably the run; one writer per run folder.
+"""A stop signals nothing that is not provably the run; one writer per run folder.
 
 Every process here is the test's own (never pid 1), started in a session of its
 own so that a wrong signal could only hit it -- and the test sees it survive.

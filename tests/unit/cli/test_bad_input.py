@@ -186,7 +186,7 @@ def test_validate_flags_checked(tmp_path, snapshot, val_dir):
 
 
 def test_run_flags_fill_an_empty_runtime_section(make_preset, tmp_path):
-    """`runtime:` left empty plus --device works as `--set runtime.device=` does (issue 12)."""
+    """`runtime:` left empty plus --device works as `--set runtime.device=` does."""
     import yaml
 
     p = make_preset()

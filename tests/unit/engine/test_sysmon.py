@@ -1,4 +1,4 @@
-"""Issue 16: system/accelerator metrics (`sys` records): parsers, the record, the monitor."""
+"""System and accelerator metrics (`sys` records): parsers, the record, the monitor."""
 
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ def test_a_finished_run_with_a_damaged_run_json_is_not_retrained(make_preset, tm
 
 
 # ---------------------------------------------------------------------------
-# a full disk at any write, a stop whose snapshot is lost, resume, orphans (issue 18)
+# a full disk at any write, a stop whose snapshot is lost, resume, orphans
 
 
 def _full_after(monkeypatch, cls, method: str, file_attr: str, n: int) -> None:
