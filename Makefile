@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`.
+# `make test-fast`: the unit tests (tests/unit) and the layer contract, in under a minute.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test test-fast lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,11 @@ test: setup
 	$(BIN)/ruff check n2n_core n2n_tui tests benchmarks
 	$(BIN)/ruff format --check n2n_core n2n_tui tests benchmarks
 	$(BIN)/python -m pytest
+
+# One concept's tests are one folder: `$(BIN)/python -m pytest tests/unit/runs`.
+# tests/e2e (real processes, training for a while) and tests/tui run in `make test`.
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit tests/test_layering.py
 
 format: setup
 	$(BIN)/ruff format n2n_core n2n_tui tests benchmarks

@@ -15,6 +15,29 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def _decide_openmp_waiting() -> dict[str, str]:
+    """Let this process's OpenMP threads wait as ``n2n-core`` decides for its own processes.
+
+    Many tests train and validate in this process. Left to libgomp's default, its idle
+    threads spin, and on 2 shared cores that starves whatever else runs there (in the
+    ompenv benchmark a 2-thread step became 9x slower). The CLI decides before torch
+    loads (``n2n_core.process.ompenv``); so does this, at the same point.
+    """
+    from n2n_core.process import ompenv
+
+    return ompenv.apply()
+
+
+_OMP_DECIDED = _decide_openmp_waiting()
+
+
+def pytest_collection_finish(session):
+    """Collection has imported torch with the setting above; now take it back out of the
+    environment, so that every ``n2n-core`` subprocess decides for itself, as a user's does."""
+    for key in _OMP_DECIDED:
+        os.environ.pop(key, None)
+
+
 def _photo(name: str) -> np.ndarray:
     from n2n_core.data.builtin import skimage_data_dir
     from n2n_core.data.images import load_image

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweep_safety_helpers import LIVE_SCHEDULER, LiveRun, edit_sweep, make_sweep
+from helpers.sweep_safety import LIVE_SCHEDULER, LiveRun, edit_sweep, make_sweep
 from tui_helpers import SIZE, text_of, wait_for
 
 from n2n_core.sweeps.store import read_sweep
