@@ -1,4 +1,4 @@
-"""Issue 16: alerts when a run (started anywhere) finishes, fails, stops on a non-finite loss."""
+"""Alerts when a run (started anywhere) finishes, fails, stops on a non-finite loss."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 13: what a newcomer tripped over, each driven through the real app.
+"""What a newcomer tripped over, each driven through the real app.
 
 Every test here failed on the code before the fix it names.
 """

@@ -1,4 +1,4 @@
-"""Issue 16: pictures in the TUI — sample strips on the dashboard, zoom/pan, N2N_IMAGES."""
+"""Pictures in the TUI — sample strips on the dashboard, zoom/pan, N2N_IMAGES."""
 
 from __future__ import annotations
 

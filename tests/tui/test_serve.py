@@ -1,4 +1,4 @@
-"""Issue 16 (optional part): ``n2n-tui --serve PORT`` serves the manager to a browser."""
+"""``n2n-tui --serve PORT`` serves the manager to a browser."""
 
 from __future__ import annotations
 
