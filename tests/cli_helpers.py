@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -163,3 +164,15 @@ def assert_user_error(r: Result, *needles: str) -> None:
     assert "Traceback" not in r.err
     for n in needles:
         assert n in lines[0], (n, lines[0])
+
+
+def wait_for(pred, proc, timeout: float = 120.0, poll: float = 0.02) -> bool:
+    """Poll ``pred`` until it holds, ``proc`` ends (then its last answer) or ``timeout``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return True
+        if proc.poll() is not None:
+            return pred()
+        time.sleep(poll)
+    return False

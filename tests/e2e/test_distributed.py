@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 import torch.multiprocessing as mp
-from cli_helpers import n2n, n2n_in_process
+from cli_helpers import n2n, n2n_in_process, wait_for
 from safetensors.torch import load_file, save_file
 
 pytestmark = pytest.mark.slow
@@ -112,15 +111,8 @@ def _start(preset, results):
     )
 
 
-def _wait_for(pred, proc, timeout=120.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return True
-        if proc.poll() is not None:
-            return pred()
-        time.sleep(0.01)
-    return False
+def _wait_for(pred, proc, timeout=120.0) -> bool:
+    return wait_for(pred, proc, timeout)
 
 
 def test_sigkill_after_snapshot_then_resume_is_bit_identical(make_preset, tmp_path):

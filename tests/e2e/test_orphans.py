@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import n2n
+from cli_helpers import n2n, wait_for
 from safetensors.torch import load_file
 
 from n2n_core.process.identity import catches_signal, children_of, rank_listens
@@ -84,14 +84,7 @@ def _start(preset: Path, results: Path) -> subprocess.Popen:
 
 
 def _wait_for(pred, proc, timeout=180.0) -> bool:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return True
-        if proc.poll() is not None:
-            return pred()
-        time.sleep(0.02)
-    return False
+    return wait_for(pred, proc, timeout)
 
 
 def _processes_of(run_dir: Path) -> list[int]:

@@ -11,6 +11,7 @@ import time
 import urllib.request
 
 import pytest
+from tui_helpers import ws_session
 
 from n2n_tui.app import main
 from n2n_tui.serve import app_command
@@ -24,24 +25,9 @@ def _free_port() -> int:
 
 async def _session_output(port: int, token: str, timeout: float = 60) -> str:
     """What a browser tab at 100x30 receives until the app has drawn its first screen."""
-    import aiohttp
-
-    out = ""
     url = f"http://localhost:{port}/ws?width=100&height=30&token={token}"
     origin = {"Origin": f"http://localhost:{port}"}  # the server's own page
-    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=origin) as ws:
-        deadline = time.monotonic() + timeout
-        while "Noise2Noise" not in out and time.monotonic() < deadline:
-            try:
-                msg = await ws.receive(timeout=5)
-            except asyncio.TimeoutError:
-                continue
-            if msg.type == aiohttp.WSMsgType.BINARY:
-                out += msg.data.decode("utf-8", "replace")
-            elif msg.type == aiohttp.WSMsgType.TEXT:
-                out += msg.data
-            else:
-                break
+    out, _ = await ws_session(url, origin, until="Noise2Noise", timeout=timeout)
     return out
 
 

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tui_helpers import FIXTURES
+from tui_helpers import FIXTURES, ws_session
 
 from n2n_core.errors import UserError
 from n2n_tui.app import main
@@ -106,31 +106,6 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict, st
         return e.code, dict(e.headers), e.read().decode("utf-8", "replace")
 
 
-async def _ws(url: str, headers: dict[str, str], until: str = "", timeout: float = 60):
-    """Open a websocket: the handshake's refusal status, or (text received, close code)."""
-    out = ""
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(url, headers=headers) as ws:
-                deadline = time.monotonic() + timeout
-                while time.monotonic() < deadline:
-                    try:
-                        msg = await ws.receive(timeout=5)
-                    except asyncio.TimeoutError:
-                        continue
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        out += msg.data.decode("utf-8", "replace")
-                    elif msg.type == aiohttp.WSMsgType.TEXT:
-                        out += msg.data
-                    else:
-                        break
-                    if until and until in out:
-                        break
-                return out, ws.close_code
-    except aiohttp.WSServerHandshakeError as e:
-        return e.status
-
-
 def _ws_url(s: Served, token: str | None, host: str = "localhost") -> str:
     query = "width=100&height=30" + (f"&token={token}" if token is not None else "")
     return f"ws://{host}:{s.port}/ws?{query}"
@@ -157,7 +132,7 @@ def test_no_token_is_refused(served):
         status, _, body = _get(served.url(path))
         assert status == 403, path
         assert "token" in body
-    assert asyncio.run(_ws(_ws_url(served, None), {"Origin": served.origin})) == 403
+    assert asyncio.run(ws_session(_ws_url(served, None), {"Origin": served.origin})) == 403
 
 
 def test_a_wrong_token_is_refused(served):
@@ -168,7 +143,7 @@ def test_a_wrong_token_is_refused(served):
         assert "Set-Cookie" not in headers
     cookie = {"Cookie": f"n2n-serve-{served.port}={near}"}
     assert _get(served.url("/static/js/textual.js"), cookie)[0] == 403
-    assert asyncio.run(_ws(_ws_url(served, near), {"Origin": served.origin})) == 403
+    assert asyncio.run(ws_session(_ws_url(served, near), {"Origin": served.origin})) == 403
     assert not token_matches(None, served.token) and not token_matches("é", served.token)
 
 
@@ -192,11 +167,11 @@ def test_the_right_token_gets_the_page_and_a_cookie_for_what_it_loads(served):
 
 def test_a_websocket_with_the_token_and_own_origin_gets_the_runs_screen(served):
     out, _ = asyncio.run(
-        _ws(_ws_url(served, served.token), {"Origin": served.origin}, until="poisson-8gpu")
+        ws_session(_ws_url(served, served.token), {"Origin": served.origin}, until="poisson-8gpu")
     )
     assert "Noise2Noise experiments" in out and "poisson-8gpu" in out
     cookie = {"Origin": served.origin, "Cookie": f"n2n-serve-{served.port}={served.token}"}
-    out, _ = asyncio.run(_ws(_ws_url(served, None), cookie, until="Noise2Noise"))
+    out, _ = asyncio.run(ws_session(_ws_url(served, None), cookie, until="Noise2Noise"))
     assert "Noise2Noise experiments" in out
 
 
@@ -206,15 +181,15 @@ def test_a_websocket_with_the_token_and_own_origin_gets_the_runs_screen(served):
 def test_a_websocket_from_another_origin_is_refused_even_with_the_token(served):
     url = _ws_url(served, served.token)
     for origin in ("http://evil.example", "null", f"http://localhost:{served.port + 1}"):
-        assert asyncio.run(_ws(url, {"Origin": origin})) == 403, origin
-    assert asyncio.run(_ws(url, {})) == 403  # no Origin: not a page of ours either
+        assert asyncio.run(ws_session(url, {"Origin": origin})) == 403, origin
+    assert asyncio.run(ws_session(url, {})) == 403  # no Origin: not a page of ours either
     jar = {"Origin": "http://evil.example", "Cookie": f"n2n-serve-{served.port}={served.token}"}
-    assert asyncio.run(_ws(_ws_url(served, None), jar)) == 403
+    assert asyncio.run(ws_session(_ws_url(served, None), jar)) == 403
     # Another site's request for the page itself is refused too.
     assert _get(served.url(f"/?token={served.token}"), {"Origin": "http://evil.example"})[0] == 403
     # 127.0.0.1's page is this server's too.
     out, _ = asyncio.run(
-        _ws(
+        ws_session(
             _ws_url(served, served.token, host="127.0.0.1"),
             {"Origin": f"http://127.0.0.1:{served.port}"},
             until="Noise2Noise",
@@ -232,7 +207,7 @@ def test_a_host_that_is_not_this_server_is_refused(served):
         "Host": f"evil.example:{served.port}",
         "Origin": f"http://evil.example:{served.port}",
     }
-    assert asyncio.run(_ws(_ws_url(served, served.token), rebound)) == 403
+    assert asyncio.run(ws_session(_ws_url(served, served.token), rebound)) == 403
     assert (
         _get(served.url(f"/?token={served.token}"), {"Host": f"LocalHost:{served.port}"})[0] == 200
     )
@@ -294,7 +269,7 @@ def test_sessions_past_the_cap_get_a_message_and_no_process(tmp_path):
                 while _sessions_of(s.proc.pid) and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
                 assert _sessions_of(s.proc.pid) == 0
-                out, _ = await _ws(_ws_url(s, s.token), headers, until="Noise2Noise")
+                out, _ = await ws_session(_ws_url(s, s.token), headers, until="Noise2Noise")
                 assert "Noise2Noise experiments" in out
 
         asyncio.run(scenario())

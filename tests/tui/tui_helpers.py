@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,3 +27,31 @@ def text_of(widget) -> str:
     """The plain text a Static / Label currently shows."""
     r = widget.render()
     return getattr(r, "plain", None) or str(r)
+
+
+async def ws_session(url: str, headers: dict[str, str], until: str = "", timeout: float = 60):
+    """Open a websocket to ``n2n-tui --serve``: the handshake's refusal status, or
+    (text received until ``until`` appears or ``timeout`` passes, close code)."""
+    import aiohttp
+
+    out = ""
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, headers=headers) as ws:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    try:
+                        msg = await ws.receive(timeout=5)
+                    except asyncio.TimeoutError:
+                        continue
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        out += msg.data.decode("utf-8", "replace")
+                    elif msg.type == aiohttp.WSMsgType.TEXT:
+                        out += msg.data
+                    else:
+                        break
+                    if until and until in out:
+                        break
+                return out, ws.close_code
+    except aiohttp.WSServerHandshakeError as e:
+        return e.status
