@@ -65,7 +65,7 @@ def denoise_files(run: Runner, jobs: list[tuple[Path, Path]], channels: int, til
     """Denoise each (input, output) pair; yields them as they are written."""
     for src, dst in jobs:
         img = load_image(src, channels)
-        gray_in = _is_gray(src)
+        gray_in = is_gray_file(src)  # readable: load_image just decoded it
         out = denoise_array(run, img, tile)
         if gray_in and out.shape[2] == 3:
             out = np.clip(out.astype(np.float32).mean(axis=2, keepdims=True) + 0.5, 0, 255).astype(
@@ -73,10 +73,3 @@ def denoise_files(run: Runner, jobs: list[tuple[Path, Path]], channels: int, til
             )
         save_image(dst, out)
         yield src, dst
-
-
-def _is_gray(path: Path) -> bool:
-    try:
-        return is_gray_file(path)
-    except UserError:  # load_image names what is wrong with it
-        return False

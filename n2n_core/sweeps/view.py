@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ class SweepView:
     def grid_keys(self) -> tuple[str, ...]:
         return tuple(self.grid) + (("train.seed",) if self.seeds > 1 else ())
 
-    @property
+    @cached_property  # a view never changes; the TUI asks for each count on every redraw
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for p in self.points:
