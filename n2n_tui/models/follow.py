@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EventRecord, Record, parse_lines
@@ -44,7 +45,9 @@ class Update:
     """What one :meth:`RunFollower.poll` found."""
 
     reset: bool = False  # the metrics file was rewritten: what was read before is forgotten
-    records: list[Record] = field(default_factory=list)  # the new records, in file order
+    # the new records in file order: typed when held (a replay reads their times), else
+    # the decoded objects the state was fed (RunState reads them without typing each)
+    records: list[Any] = field(default_factory=list)
     read: int = 0  # metrics bytes read (0: nothing new)
     more: bool = False  # a whole chunk was read: more may be waiting, poll again at once
     log_reset: bool = False  # log.txt was rewritten: the lines kept were dropped
@@ -58,6 +61,10 @@ class RunFollower:
     the run list does); ``log``: also keep the last lines of ``log.txt``;
     ``chunk``: metrics bytes one :meth:`poll` reads at most (``None``: all).
     """
+
+    # Whether _feed needs typed records (a subclass that derives more from them); the
+    # state alone reads decoded objects, faster.
+    TYPED = False
 
     def __init__(
         self,
@@ -87,7 +94,7 @@ class RunFollower:
         """Read what is new; the records feed the state unless ``hold`` (the caller
         then feeds them with :meth:`ingest`, as a replay does when they are due).
         A rewritten file resets the state either way."""
-        reset, records = self._metrics.read_new(max_bytes=self.chunk)
+        reset, records = self._metrics.read_new(max_bytes=self.chunk, typed=hold or self.TYPED)
         read = self._metrics.last_read
         if reset or (records and not hold):
             self.ingest(() if hold else records, reset=reset)
