@@ -94,6 +94,11 @@ class RunsScreen(BaseScreen):
         self.filter_text = ""
         self.order = SortOrder()
         self._presets: dict[Path, dict] = {}  # resolved presets never change: read once
+        # Cells per run, kept while its row is the same object (the index keeps it so
+        # while nothing changed) and the ages were not refreshed: a change in one of
+        # 10,000 runs formats one row.
+        self._cell_cache: dict[str, tuple[RunSummary, int, tuple]] = {}
+        self._age_tick = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -182,16 +187,25 @@ class RunsScreen(BaseScreen):
         # Newest first: the run you just started is at the top.
         visible = self.order.apply(list(reversed(visible)), _value)
         table = self.query_one(RunsTable)
-        table.sync([(r.path.name, self._cells(r, now)) for r in visible])
+        cache, tick = self._cell_cache, self._age_tick
+        out = []
+        for r in visible:
+            hit = cache.get(r.path.name)
+            if hit is None or hit[0] is not r or hit[1] != tick:
+                hit = cache[r.path.name] = (r, tick, self._cells(r, now))
+            out.append((r.path.name, hit[2]))
+        table.sync(out)
         self._update_info(rows, visible)
 
     def _update_info(self, rows: list[RunSummary], visible: list[RunSummary]) -> None:
         info = self.query_one("#runs-info", Static)
         if not self.app.rows_loaded:
-            info.update(Text(f"reading {self.app.results_dir} …"))
+            unread = getattr(self.app, "rows_unread", 0)
+            left = f" ({len(rows):,} read, {unread:,} to go)" if rows else ""
+            info.update(Text(f"reading {self.app.results_dir} …{left}"))
             return
         running = sum(1 for r in rows if r.status == "running")
-        parts = [f"{len(rows)} run{'s' if len(rows) != 1 else ''}"]
+        parts = [f"{len(rows):,} run{'s' if len(rows) != 1 else ''}"]
         if running:
             parts.append(f"{running} running")
         if len(visible) != len(rows):
@@ -205,6 +219,7 @@ class RunsScreen(BaseScreen):
         info.update(Text("  ·  ".join(parts)))
 
     def _refresh_ages(self) -> None:
+        self._age_tick += 1
         self._rows_changed(self.app.rows)
 
     # -- actions -----------------------------------------------------------------
@@ -237,6 +252,7 @@ class RunsScreen(BaseScreen):
             return
         # The cursor stays on the run just (un)marked; the info line says what changed.
         self.marked.symmetric_difference_update({row.path.name})
+        self._cell_cache.pop(row.path.name, None)
         self._rows_changed(self.app.rows)
 
     def action_compare(self) -> None:
