@@ -26,8 +26,15 @@ from n2n_core.errors import UserError
 from n2n_core.files.atomic import atomic_write_bytes
 from n2n_core.files.safe import open_own
 from n2n_core.runs.info import RunInfo, read_run_info
-from n2n_core.runs.layout import RunPaths
-from n2n_core.runs.records import EvalRecord, EventRecord, field_spec, parse_record, split_fields
+from n2n_core.runs.layout import METRICS_FILE, RUN_JSON
+from n2n_core.runs.records import (
+    EvalRecord,
+    EventRecord,
+    field_spec,
+    loads_json,
+    parse_record,
+    split_fields,
+)
 from n2n_core.runs.state import RunValues, run_state
 
 CACHE_NAME = ".n2n-summaries.json"
@@ -42,7 +49,7 @@ _SCALARS = {k: v for k, v in field_spec(RunValues) if k not in _OBJECT_FIELDS}
 Stamp = tuple[int, int, int, int]
 
 
-def file_stamp(path: Path) -> Stamp | None:
+def file_stamp(path: str | Path) -> Stamp | None:
     """(inode, size, mtime ns, ctime ns): any write, rename or truncation changes it."""
     try:
         st = os.stat(path)
@@ -99,7 +106,7 @@ class SummaryCache:
         if len(data) > MAX_BYTES:
             return
         try:
-            doc = json.loads(data)
+            doc = loads_json(data)
         except (ValueError, RecursionError):
             return
         if type(doc) is dict and doc.get("version") == VERSION and type(doc.get("runs")) is dict:
@@ -107,8 +114,9 @@ class SummaryCache:
 
     @staticmethod
     def stamps(run_dir: Path) -> tuple[Stamp | None, Stamp | None]:
-        paths = RunPaths(run_dir)
-        return file_stamp(paths.run_json), file_stamp(paths.metrics)
+        # Joined as strings: called for every run of a listing, where Path costs the most.
+        d = str(run_dir)
+        return file_stamp(os.path.join(d, RUN_JSON)), file_stamp(os.path.join(d, METRICS_FILE))
 
     def lookup(
         self, run_dir: Path, stamps: tuple[Stamp | None, Stamp | None]

@@ -35,7 +35,7 @@ from n2n_core.runs.summary import RunSummary
 from .follow import CHUNK, RunFollower
 
 HOT_S = 30.0  # a run whose files changed this recently is polled every scan
-COLD_ROUND_S = 20  # scans in which every cold run is looked at once
+COLD_ROUND_S = 30  # scans in which every cold run is looked at once
 RELIST_S = 30.0  # the folder list is read again at least this often
 SCAN_BUDGET_S = 0.4  # work one scan does on runs not yet read, before publishing
 SAVE_S = 60.0  # how often a changed summary cache is written back
@@ -51,7 +51,7 @@ class _Tracked:
         self.info_stamp: tuple[int, int] | None = None
         self.row: RunSummary | None = None
         self.stamps: tuple | None = None  # (run.json, metrics) file stamps while cold
-        self.changed = 0.0  # monotonic time of the last change seen
+        self.changed = float("-inf")  # monotonic time of the last change seen (none yet)
         self.version = -1  # the follower's version the row was made from
 
 
@@ -73,6 +73,7 @@ class RunIndex:
         self.pending = False  # True while some run is not read to its end
         self.unread = 0  # run folders not read yet (the first scans of a large folder)
         self.changed = True
+        self._rows: list[RunSummary] | None = None
 
     def forget(self, path: Path) -> None:
         self._runs.pop(Path(path), None)
@@ -110,8 +111,10 @@ class RunIndex:
         if cache is not None and cache.dirty and not unread and now - self._saved > SAVE_S:
             cache.save(keep={d.name for d in self._dirs})
             self._saved = now
-        runs = self._runs
-        return [t.row for d in self._dirs if (t := runs.get(d)) is not None and t.row is not None]
+        if changed or self._rows is None:
+            runs = self._runs
+            self._rows = [t.row for d in self._dirs if (t := runs.get(d)) and t.row is not None]
+        return self._rows
 
     # -- the folder list -----------------------------------------------------------
 
@@ -136,20 +139,24 @@ class RunIndex:
 
     # -- hot runs: followed ---------------------------------------------------------
 
-    def _heat(self, t: _Tracked, now: float) -> None:
+    def _heat(self, t: _Tracked, now: float, seen_changing: bool = False) -> None:
+        """Follow a run: one read for the first time (an ended one goes cold again at once,
+        its row cached), or a cold one whose files changed (followed for HOT_S at least)."""
         if t.follower is None:
             t.follower = RunFollower(t.path, capacity=None, chunk=self.chunk)
             t.version = -1
         t.stamps = None
-        t.changed = now
+        if seen_changing:
+            t.changed = now
 
     def _poll_hot(self, t: _Tracked, now: float, cache: SummaryCache | None) -> bool:
         """Poll a followed run; whether its row changed (sets :attr:`pending`)."""
         assert t.follower is not None
         stamps = SummaryCache.stamps(t.path)  # before reading: what the read is at least as new as
         info_changed = self._read_info(t)
+        first = t.version < 0
         update = t.follower.poll()
-        if info_changed or update.read or update.reset:
+        if not first and (info_changed or update.read or update.reset):
             t.changed = now
         old = t.row
         if info_changed or t.follower.version != t.version or t.row is None or self._live(t):
@@ -158,7 +165,7 @@ class RunIndex:
             t.row = old if row == old else row
         if (
             not update.more
-            and now - t.changed > HOT_S
+            and now - t.changed >= HOT_S
             and t.row is not None
             and t.row.status != "running"
         ):
@@ -211,7 +218,7 @@ class RunIndex:
         changed = False
         for t in (cold + cold)[start : start + min(n, len(cold))]:
             if SummaryCache.stamps(t.path) != t.stamps:
-                self._heat(t, now)
+                self._heat(t, now, seen_changing=True)
                 changed = self._poll_hot(t, now, self._cache) or changed
         return changed
 

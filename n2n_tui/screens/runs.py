@@ -20,7 +20,7 @@ from n2n_core.runs.summary import RunSummary
 from ..models.runindex import is_local
 from ..models.sorting import SortOrder
 from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable
-from ..widgets.common.status import status_text
+from ..widgets.common.status import status_text, theme_of
 from .base import BaseScreen
 
 # What tells runs apart comes first: a narrow terminal cuts off the right end.
@@ -159,11 +159,7 @@ class RunsScreen(BaseScreen):
     def _cells(self, r: RunSummary, now: float) -> tuple:
         app = self.app
         dev = f"{r.device}×{r.world_size}" if r.info is not None else fmt.DASH
-        mark = (
-            Text("●", style=f"bold {app.current_theme.accent}")
-            if r.path.name in self.marked
-            else ""
-        )
+        mark = Text("●", style=f"bold {theme_of(app).accent}") if r.path.name in self.marked else ""
         best = Text(fmt.psnr(r.best_psnr), style="bold") if r.best_psnr is not None else fmt.DASH
         return (
             mark,
