@@ -120,6 +120,35 @@ class RunFollower:
         line gives none): a file that has ended still counts it."""
         return parse_lines([self._metrics.file.partial])
 
+    def load_whole(self) -> None:
+        """Read the whole metrics file and show its final state at once (a replay at speed
+        0). The records feed a new state chunk by chunk, so memory is the state's (bounded
+        series), not the file's; readers see the old state until the new one is whole."""
+        tail = MetricsTail(self.metrics_path)
+        state = RunState(self.state.capacity, self.state.events_kept)
+        if self.TYPED:  # a subclass derives more from typed records: through its own feed
+            self.rewind()
+        while True:
+            reset, items = tail.read_new(max_bytes=self.chunk or CHUNK, typed=self.TYPED)
+            if not tail.last_read and not reset:
+                break
+            if self.TYPED:
+                self.ingest(items, reset=reset)
+            else:
+                if reset:
+                    state.reset()
+                state.feed(items)
+        # A last line without its newline still counts once the file ends.
+        last = parse_lines([tail.file.partial])
+        if self.TYPED:
+            self.ingest(last)
+            self._metrics = tail
+            return
+        state.feed(last)
+        with self.lock:
+            self.state, self._metrics = state, tail
+            self.version += 1
+
     def rewind(self) -> None:
         """Read the metrics file again from its start, the state forgotten."""
         self._metrics = MetricsTail(self.metrics_path)

@@ -111,3 +111,25 @@ def test_a_second_open_reads_no_records_of_ended_runs(tmp_path, monkeypatch):
     second = RunIndex(tmp_path)
     assert [r.to_json() for r in second.scan()] == want
     assert calls == []
+
+
+def test_a_replay_at_speed_zero_reads_in_chunks_to_the_files_final_state(tmp_path):
+    # The whole file fed chunk by chunk into a new state, swapped in at the end: the same
+    # values as one typed read, a last line without its newline counted.
+    from n2n_core.runs.state import run_state
+    from n2n_tui.models.follow import RunFollower
+    from n2n_tui.models.replay import ReplayPlayer
+
+    finished_runs(tmp_path, 1, 3000)
+    run = next(tmp_path.glob("0*"))
+    metrics = run / "metrics.jsonl"
+    metrics.write_bytes(metrics.read_bytes().rstrip(b"\n"))
+    feed = RunFollower(run, chunk=4096)
+    seen = []
+    real = feed.state
+    ReplayPlayer(feed, speed=0)._load_all()
+    seen.append(feed.state is real)
+    want = run_state(run, capacity=2048)
+    assert seen == [False]  # a new state, swapped in whole
+    assert repr(feed.copy_values()) == repr(want.copy_values())
+    assert feed.state.series["loss"].points() == want.series["loss"].points()

@@ -186,3 +186,16 @@ def test_a_run_fed_in_chunks_of_decoded_objects_equals_one_typed_read(tmp_path):
     assert same(whole.copy_values(), chunked.copy_values())
     assert chunked.values.sys.ranks[0].cpu_pct == 70.0  # the newest sample, typed
     assert chunked.values.train_records == 3 and chunked.values.step == 300
+
+
+def test_long_floats_stay_fast_and_long_integers_stay_exact():
+    # 0.000123... has 20 digits in a row and is a float; 12345678901234567890 is an integer
+    # past 64 bits, which only json reads exactly.
+    lines = [
+        b'{"kind":"train","step":1,"time":1.5,"loss":0.00012345678901234567,"lr":1e-05,"ms_per_step":1}',
+        b'{"kind":"event","step":2,"time":2.0,"msg":"x","level":"info","n":12345678901234567890}',
+    ]
+    recs = parse_lines(lines)
+    assert recs[0].loss == 0.00012345678901234567
+    assert recs[1].extra["n"] == 12345678901234567890 and type(recs[1].extra["n"]) is int
+    assert decode_lines(lines)[1]["n"] == 12345678901234567890
