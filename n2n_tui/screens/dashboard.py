@@ -69,7 +69,7 @@ class DashboardScreen(BaseScreen):
             self.replay = ReplayPlayer(self.feed, replay_speed)
         self.info: RunInfo | None = read_run_info(self.run_dir)
         self.status = self._status()
-        self._drawn = (-1, -1, None, None)
+        self._drawn: tuple | None = None  # (data key, clock tick) last drawn
         self._drawn_status = ""
         self._log_shown = 0
         self._note = ""
@@ -162,20 +162,31 @@ class DashboardScreen(BaseScreen):
         self.query_one(SamplePanel).poll(feed.values.step if self.replay else None)
         info = self.info or RunInfo()
         now = self.app.clock()
-        # While running, elapsed time and ETA move every second with or without new records.
+        # While running, elapsed time and ETA move every second with or without new records:
+        # that redraws the header alone. The rest (charts, values, log) waits for new data.
         tick = int(now) if self.status == "running" else None
-        info_key = (self.status, info.ended, info.exit_code, self._note, tick)
+        info_key = (self.status, info.ended, info.exit_code, self._note)
         replay_key = None
         if self.replay:
             r = self.replay
             replay_key = (round(r.position(), 1), r.speed, r.paused, r.done)
         key = (feed.version, feed.log_version, info_key, replay_key)
-        if key == self._drawn:
+        if self._drawn is not None and key == self._drawn[0]:
+            if tick != self._drawn[1]:
+                self._drawn = (key, tick)
+                self.query_one(RunHeader).show(
+                    self.run_dir.name,
+                    self.status,
+                    self.info,
+                    feed.copy_values(),
+                    now,
+                    note=self._note,
+                )
             return
         if info_key[0] != self._drawn_status:  # the footer's stop/resume follow the status
             self._drawn_status = info_key[0]
             self.refresh_bindings()
-        self._drawn = key
+        self._drawn = (key, tick)
         v = feed.copy_values()
         total = info.total_steps
         with self.app.batch_update():

@@ -40,3 +40,19 @@ def theme_of(app: App) -> Any:
     if theme is None:
         theme = _themes[name] = app.current_theme
     return theme
+
+
+def update_if_changed(widget: Any, text: Text) -> bool:
+    """``widget.update(text)`` unless it already shows that text: an update lays the
+    screen out again, which a dashboard ticking every second must not pay for nothing."""
+    old = getattr(widget, "_n2n_shown", None)
+    if old == text:
+        return False
+    widget._n2n_shown = text
+    # The same line lengths wrap the same: the clock ticking in a header needs no layout.
+    widget.update(text, layout=old is None or _line_lengths(old) != _line_lengths(text))
+    return True
+
+
+def _line_lengths(text: Text) -> list[int]:
+    return [len(line) for line in text.plain.split("\n")]
