@@ -118,10 +118,10 @@ class LiveWriters:
         step = 0
         files = [open(d / "metrics.jsonl", "a") for d in self.dirs]  # noqa: SIM115
         try:
-            while not self._stop.wait(self.interval):
+            while not self._stop.wait(self.interval * 0.1):
                 step += 100
                 # Spread the writes over the interval, as independent runs would.
-                gap = self.interval / max(len(files), 1) * 0.5
+                gap = self.interval / max(len(files), 1) * 0.9
                 for d, f in zip(self.dirs, files, strict=True):
                     t = time.time()
                     f.write(
@@ -131,7 +131,7 @@ class LiveWriters:
                     )
                     f.flush()
                     self.written[(d.name, step)] = t
-                    if self._stop.wait(gap / 50):
+                    if self._stop.wait(gap):
                         break
         finally:
             for f in files:

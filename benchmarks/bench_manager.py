@@ -50,6 +50,7 @@ from _fake_runs import LiveWriters, finished_runs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TMUX = "n2nbench"
+NEUTRAL = tempfile.gettempdir()  # children run here, never in a checkout (see tui_start)
 
 
 def cpu_name() -> str:
@@ -76,8 +77,22 @@ def tui_start(python: str, size: tuple[int, int], args: list[str], env: dict | N
     tmux("kill-session", "-t", TMUX)
     cmd = " ".join([f"exec {python} -m n2n_tui.app", *map(shlex_quote, args)])
     full_env = {**os.environ, "N2N_IMAGES": "halfblock", **(env or {})}
+    # Started outside any checkout: `python -m` puts the working folder first on the path.
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", TMUX, "-x", str(size[0]), "-y", str(size[1]), cmd],
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            TMUX,
+            "-x",
+            str(size[0]),
+            "-y",
+            str(size[1]),
+            "-c",
+            NEUTRAL,
+            cmd,
+        ],
         check=True,
         env=full_env,
     )
@@ -145,6 +160,7 @@ def section_watch(python: str, quick: bool) -> list[tuple[str, str, float]]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            cwd=NEUTRAL,
         )
         try:
             # Pictures exist once the first validation has written its strips.
@@ -384,7 +400,9 @@ print(time.perf_counter() - t, 0)
 
 
 def child(python: str, code: str, *args: str) -> tuple[float, float]:
-    r = subprocess.run([python, "-c", textwrap.dedent(code), *args], capture_output=True, text=True)
+    r = subprocess.run(
+        [python, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, cwd=NEUTRAL
+    )
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])
     a, b = r.stdout.split()[-2:]
@@ -415,7 +433,7 @@ def section_replay(python: str, quick: bool, work: Path) -> list:
 
 # -- live: 100 runs writing at once ---------------------------------------------------------
 
-ROW = re.compile(r"\b(9\d{4})\s+live-\d+\s+\S+\s+([\d,.]+[kM]?)/")
+ROW = re.compile(r"\b(9\d{4})\s+live-\d+\s+.*?\s([\d,.]+[kM]?)/")
 
 
 def parse_count(s: str) -> int:

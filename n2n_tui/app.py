@@ -46,7 +46,7 @@ class N2NApp(App):
         replay: str | Path | None = None,
         speed: float = 1.0,
         clock: Callable[[], float] = time.time,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.5,
         device_probe: Callable[[], dict] = probe_devices,
         images: str | None = None,
     ):

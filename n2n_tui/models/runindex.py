@@ -28,21 +28,32 @@ from pathlib import Path
 from n2n_core.files.checks import change_stamp
 from n2n_core.runs.cache import SummaryCache
 from n2n_core.runs.folders import list_run_dirs
-from n2n_core.runs.info import RunInfo, read_run_info
+from n2n_core.runs.info import RunInfo, effective_status, read_run_info
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.summary import RunSummary
 
 from .follow import CHUNK, RunFollower
 
 HOT_S = 30.0  # a run whose files changed this recently is polled every scan
-COLD_ROUND_S = 30  # scans in which every cold run is looked at once
+COLD_ROUND_S = 60  # scans in which every cold run is looked at once (30 s at 2 a second)
 RELIST_S = 30.0  # the folder list is read again at least this often
 SCAN_BUDGET_S = 0.4  # work one scan does on runs not yet read, before publishing
+LIVENESS_S = 2.0  # how often a running run with nothing new is asked whether it still runs
 SAVE_S = 60.0  # how often a changed summary cache is written back
 
 
 class _Tracked:
-    __slots__ = ("path", "follower", "info", "info_stamp", "row", "stamps", "changed", "version")
+    __slots__ = (
+        "path",
+        "follower",
+        "info",
+        "info_stamp",
+        "row",
+        "stamps",
+        "changed",
+        "version",
+        "checked",
+    )
 
     def __init__(self, path: Path):
         self.path = path
@@ -53,6 +64,7 @@ class _Tracked:
         self.stamps: tuple | None = None  # (run.json, metrics) file stamps while cold
         self.changed = float("-inf")  # monotonic time of the last change seen (none yet)
         self.version = -1  # the follower's version the row was made from
+        self.checked = 0.0  # monotonic time the row's status was last worked out
 
 
 class RunIndex:
@@ -152,24 +164,32 @@ class RunIndex:
     def _poll_hot(self, t: _Tracked, now: float, cache: SummaryCache | None) -> bool:
         """Poll a followed run; whether its row changed (sets :attr:`pending`)."""
         assert t.follower is not None
-        stamps = SummaryCache.stamps(t.path)  # before reading: what the read is at least as new as
-        info_changed = self._read_info(t)
+        quiet = now - t.changed >= HOT_S
+        # Stamps before reading (what the read is at least as new as), only where the run
+        # may go cold after this poll: a running run pays for no stat it does not need.
+        stamps = SummaryCache.stamps(t.path) if quiet else None
         first = t.version < 0
+        info_changed = self._read_info(t)
         update = t.follower.poll()
         if not first and (info_changed or update.read or update.reset):
             t.changed = now
         old = t.row
-        if info_changed or t.follower.version != t.version or t.row is None or self._live(t):
+        if info_changed or t.follower.version != t.version or t.row is None:
             t.version = t.follower.version
-            row = RunSummary.of(t.path, t.info, t.follower.copy_values())
-            t.row = old if row == old else row
-        if (
-            not update.more
-            and now - t.changed >= HOT_S
-            and t.row is not None
-            and t.row.status != "running"
-        ):
-            self._cool(t, stamps, cache)
+            t.row = RunSummary.of(t.path, t.info, t.follower.copy_values())
+            t.checked = now
+        elif self._live(t) and now - t.checked >= LIVENESS_S:
+            # Nothing was written, but a running run's process may have ended: its
+            # status is asked again now and then (a lock probe), not every scan.
+            t.checked = now
+            status = effective_status(t.info, t.path)
+            if status != t.row.status:
+                t.row = RunSummary.of(t.path, t.info, t.follower.copy_values())
+        if old is not None and t.row is not old and t.row == old:
+            t.row = old  # nothing shown changed: the same object, so nothing redraws
+        if stamps is not None and not update.more and t.changed <= now - HOT_S:
+            if t.row is not None and t.row.status != "running":
+                self._cool(t, stamps, cache)
         self.pending = self.pending or update.more
         return t.row is not old
 
