@@ -206,10 +206,8 @@ def section_watch(python: str, quick: bool) -> list[tuple[str, str, float]]:
 
 
 def clear_caches(results: Path) -> None:
-    for p in results.glob("*/.summary.json"):
+    for p in results.glob(".n2n-summaries.json"):  # n2n_core.runs.cache.CACHE_NAME
         p.unlink()
-    for p in results.glob(".n2n-cache*"):
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def tui_first_screen(python: str, results: Path, n: int) -> tuple[float | None, float]:

@@ -368,6 +368,7 @@ _RUN = b"0" * 19
 
 
 def _has_long_int(data: bytes | str) -> bool:
+    """Whether the JSON text holds an integer that does not fit 64 bits."""
     if type(data) is str:
         data = data.encode("utf-8", "replace")
     z = data.translate(_ZEROS)
@@ -380,7 +381,9 @@ def _has_long_int(data: bytes | str) -> bool:
         while end < len(z) and z[end] == 48:
             end += 1
         if z[start - 1 : start] != b"." and z[end : end + 1] not in (b".", b"e", b"E"):
-            return True
+            # 19 digits may still fit 64 bits (a time in nanoseconds does).
+            if end - start > 19 or int(data[start:end]) > 0x7FFF_FFFF_FFFF_FFFF:
+                return True
         i = z.find(_RUN, end)
     return False
 

@@ -103,14 +103,15 @@ class RunIndex:
         for d in reversed(self._dirs):
             t = self._runs.get(d)
             if t is None:
+                # The budget counts runs read from their records; a cached one is cheap.
                 if read_new and time.perf_counter() > budget_end:
                     unread += 1
                     continue
-                read_new += 1
                 t = self._runs[d] = _Tracked(d)
                 changed = True
                 if cache is not None and self._from_cache(t, cache):
                     continue
+                read_new += 1
                 self._heat(t, now)
             if t.follower is None:
                 cold.append(t)
@@ -224,7 +225,9 @@ class RunIndex:
         if hit is None:
             return False
         t.info, values = hit
-        t.info_stamp = change_stamp(RunPaths(t.path).run_json)
+        run_json = stamps[0]
+        assert run_json is not None  # a hit has a run.json
+        t.info_stamp = (run_json[2], run_json[1])  # change_stamp's (mtime, size)
         t.row = RunSummary.of(t.path, t.info, values)
         t.stamps = stamps
         return True

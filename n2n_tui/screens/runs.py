@@ -95,10 +95,9 @@ class RunsScreen(BaseScreen):
         self.order = SortOrder()
         self._presets: dict[Path, dict] = {}  # resolved presets never change: read once
         # Cells per run, kept while its row is the same object (the index keeps it so
-        # while nothing changed) and the ages were not refreshed: a change in one of
-        # 10,000 runs formats one row.
-        self._cell_cache: dict[str, tuple[RunSummary, int, tuple]] = {}
-        self._age_tick = 0
+        # while nothing changed) and its age reads the same: a change in one of 10,000
+        # runs formats one row.
+        self._cell_cache: dict[str, tuple[RunSummary, str, tuple]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -183,12 +182,13 @@ class RunsScreen(BaseScreen):
         # Newest first: the run you just started is at the top.
         visible = self.order.apply(list(reversed(visible)), _value)
         table = self.query_one(RunsTable)
-        cache, tick = self._cell_cache, self._age_tick
+        cache = self._cell_cache
         out = []
         for r in visible:
             hit = cache.get(r.path.name)
-            if hit is None or hit[0] is not r or hit[1] != tick:
-                hit = cache[r.path.name] = (r, tick, self._cells(r, now))
+            age = fmt.age(r.started, now)
+            if hit is None or hit[0] is not r or hit[1] != age:
+                hit = cache[r.path.name] = (r, age, self._cells(r, now))
             out.append((r.path.name, hit[2]))
         table.sync(out)
         self._update_info(rows, visible)
@@ -215,7 +215,6 @@ class RunsScreen(BaseScreen):
         info.update(Text("  ·  ".join(parts)))
 
     def _refresh_ages(self) -> None:
-        self._age_tick += 1
         self._rows_changed(self.app.rows)
 
     # -- actions -----------------------------------------------------------------
