@@ -154,8 +154,6 @@ def section_watch(python: str, quick: bool) -> list[tuple[str, str, float]]:
                 "train.steps=1000000",
                 "--set",
                 "train.val_every=500",
-                "--set",
-                "train.log_every=10",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -166,6 +164,8 @@ def section_watch(python: str, quick: bool) -> list[tuple[str, str, float]]:
             # Pictures exist once the first validation has written its strips.
             deadline = time.time() + 300
             while not list(results.glob("*/samples/*.png")) and time.time() < deadline:
+                if run.poll() is not None:
+                    raise RuntimeError(f"the training run ended early (exit {run.returncode})")
                 time.sleep(0.5)
             run_dir = next(results.glob("0*"))
             phases: list[tuple[str, float, float]] = []

@@ -83,6 +83,8 @@ class RunFollower:
         self._log = FileTail(RunPaths(self.run_dir).log, start_window=LOG_WINDOW) if log else None
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
         self.log_version = 0  # bumped whenever ``log_lines`` changes
+        self.log_total = 0  # lines added since the log was last reset (a view appends the rest)
+        self.log_resets = 0
 
     @property
     def metrics_path(self) -> Path:
@@ -108,9 +110,12 @@ class RunFollower:
         reset, raw = self._log.poll()
         if reset:
             self.log_lines.clear()
+            self.log_total = 0
+            self.log_resets += 1
         # A progress bar redraws its line with \r: the line shows its last state.
         lines = [ln.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1] for ln in raw]
         self.log_lines.extend(lines)
+        self.log_total += len(lines)
         if reset or lines:
             self.log_version += 1
         return reset, lines

@@ -49,8 +49,12 @@ def update_if_changed(widget: Any, text: Text) -> bool:
     if old == text:
         return False
     widget._n2n_shown = text
-    # The same line lengths wrap the same: the clock ticking in a header needs no layout.
-    widget.update(text, layout=old is None or _line_lengths(old) != _line_lengths(text))
+    # A widget of fixed height keeps its size whatever it shows, and the same line lengths
+    # wrap the same: the clock ticking in a header needs no layout of the screen.
+    height = widget.styles.height
+    fixed = height is not None and not height.is_auto
+    layout = old is None or (not fixed and _line_lengths(old) != _line_lengths(text))
+    widget.update(text, layout=layout)
     return True
 
 
