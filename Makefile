@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup demo test test-fast lint format bench bench-manager clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ format: setup
 
 bench: setup
 	$(BIN)/n2n-core bench
+
+# What the manager costs (needs tmux): the watched run, 1,000/10,000 runs, replay, live runs.
+# BASELINE=../other-checkout/.venv/bin/python measures another version side by side.
+bench-manager: setup
+	$(BIN)/python benchmarks/bench_manager.py $(if $(BASELINE),--baseline-python $(BASELINE))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -46,7 +46,7 @@ class N2NApp(App):
         replay: str | Path | None = None,
         speed: float = 1.0,
         clock: Callable[[], float] = time.time,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.5,
         device_probe: Callable[[], dict] = probe_devices,
         images: str | None = None,
     ):
@@ -63,6 +63,7 @@ class N2NApp(App):
         self.poll_interval = poll_interval
         self.rows: list[RunSummary] = []
         self.rows_loaded = False
+        self.rows_unread = 0
         self.runs_changed: Signal[list[RunSummary]] = Signal(self, "runs-changed")
         self.children_started: list[Started] = []
         # Workers add children while the watcher thread reaps them: one lock for both.
@@ -124,28 +125,31 @@ class N2NApp(App):
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
-        last: list[RunSummary] | None = None
+        index = self._index
         while not worker.is_cancelled:
             self._reap_children()
             try:
-                rows = self._index.scan()
+                rows = index.scan()
             except OSError as e:
                 self.call_from_thread(
                     self.notify, f"cannot read {self.results_dir}: {e}", severity="error"
                 )
-                rows = []
-            if rows != last:
-                last = rows
-                self.call_from_thread(self._publish_rows, rows)
-                for alert in self._alerts.update(rows):
+                rows, index.changed = [], True
+            # The index keeps a row the same object while nothing in it changed: an idle
+            # scan of 10,000 runs publishes nothing and redraws nothing.
+            if index.changed or (not self.rows_loaded and not index.unread):
+                self.call_from_thread(self._publish_rows, rows, index.unread)
+                # Alerts compare whole listings: the first complete one is the baseline.
+                for alert in [] if index.unread else self._alerts.update(rows):
                     self.call_from_thread(self.alert, alert)
             if not self._index.pending:
                 self._wake.wait(self.poll_interval)
             self._wake.clear()
 
-    def _publish_rows(self, rows: list[RunSummary]) -> None:
+    def _publish_rows(self, rows: list[RunSummary], unread: int = 0) -> None:
         self.rows = rows
-        self.rows_loaded = True
+        self.rows_unread = unread  # run folders not read yet: the list is still growing
+        self.rows_loaded = self.rows_loaded or not unread
         self.runs_changed.publish(rows)
 
     def adopt_child(self, started: Started) -> None:

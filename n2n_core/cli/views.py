@@ -51,6 +51,74 @@ def data(value: object, style: str = "") -> Text:
     return Text(printable(value if isinstance(value, str) else str(value)), style=style)
 
 
+class ColumnsTable:
+    """A table as aligned columns under a bold header, no box: what ``runs`` prints.
+
+    Takes ``add_column``/``add_row`` like Rich's Table, but lays out in one pass over
+    plain widths and prints as one Text: Rich's Table measures every cell and takes
+    ~7 s for 10,000 runs, this ~0.2 s. Cells are str or Text (styles kept); a value
+    from a file is passed through :func:`data` by the caller, as for any table.
+    """
+
+    GAP = "  "
+
+    def __init__(self, title: Text | str = "", header_style: str = "bold") -> None:
+        self.title, self.header_style = title, header_style
+        self.columns: list[tuple[str, str]] = []
+        self.rows: list[list[Text]] = []
+
+    def add_column(self, name: str, justify: str = "left") -> None:
+        self.columns.append((name, justify))
+
+    def add_row(self, *cells: str | Text) -> None:
+        self.rows.append([c if isinstance(c, Text) else Text(c) for c in cells])
+
+    def __rich_console__(self, console: Console, options) -> Iterator[Text]:
+        widths = [len(name) for name, _ in self.columns]
+        cell_lens = [[_cell_len(c) for c in row] for row in self.rows]
+        for lens in cell_lens:
+            for i, n in enumerate(lens):
+                if n > widths[i]:
+                    widths[i] = n
+        lines: list[Text] = []
+        if self.title:
+            lines.append(self.title if isinstance(self.title, Text) else Text(self.title))
+        header = Text(style=self.header_style)
+        for i, (name, justify) in enumerate(self.columns):
+            header.append(self.GAP if i else "")
+            header.append(self._pad(name, widths[i], justify))
+        lines.append(header)
+        for row, lens in zip(self.rows, cell_lens, strict=True):
+            line = Text()
+            for i, c in enumerate(row):
+                pad = widths[i] - lens[i]
+                right = self.columns[i][1] == "right"
+                line.append(self.GAP if i else "")
+                if right and pad:
+                    line.append(" " * pad)
+                line.append_text(c)
+                if not right and pad and i + 1 < len(row):
+                    line.append(" " * pad)
+            lines.append(line)
+        # A terminal narrower than the table cuts each line (with …), never wraps it.
+        width = options.max_width
+        for ln in lines:
+            ln.rstrip()
+            ln.truncate(width, overflow="ellipsis")
+        out = Text("\n").join(lines)
+        out.no_wrap = True
+        yield out
+
+    @staticmethod
+    def _pad(s: str, width: int, justify: str) -> str:
+        return s.rjust(width) if justify == "right" else s.ljust(width)
+
+
+def _cell_len(t: Text) -> int:
+    p = t.plain
+    return len(p) if p.isascii() else t.cell_len
+
+
 def _console() -> Console:
     # Piped output (a log, `| less`) is not cut to 80 columns.
     c = Console()
@@ -62,7 +130,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
     if not runs:
         console.print(data(f"no runs in {results_dir}"))
         return
-    t = Table(title=data(f"runs in {results_dir}"), header_style="bold")
+    t = ColumnsTable(title=data(f"runs in {results_dir}"), header_style="bold")
     for col in (
         "id",
         "name",

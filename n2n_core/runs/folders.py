@@ -104,8 +104,12 @@ def list_run_dirs(results_dir: str | Path) -> list[Path]:
     root = Path(results_dir)
     if not root.is_dir():
         return []
-    dirs = [p for p in root.iterdir() if p.is_dir() and run_id_of(p) is not None]
-    return sorted(dirs, key=lambda p: (run_id_of(p), p.name))
+    # scandir knows each entry's type without a stat (a symlink is still followed).
+    with os.scandir(root) as it:
+        found = [
+            (int(m.group(1)), e.name) for e in it if (m := RUN_DIR_RE.match(e.name)) and e.is_dir()
+        ]
+    return [root / name for _, name in sorted(found)]
 
 
 # ---------------------------------------------------------------------------

@@ -13,9 +13,21 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from n2n_core.runs.records import EvalRecord, EventRecord, Record, SysRecord, TrainRecord, ValRecord
+from n2n_core.runs.layout import RunPaths
+from n2n_core.runs.records import (
+    EvalRecord,
+    EventRecord,
+    Record,
+    SysRecord,
+    TrainRecord,
+    ValRecord,
+    parse_record,
+    plain_train,
+    read_metrics,
+)
 from n2n_core.runs.series import Series
 
 EVENTS_KEPT = 400
@@ -145,29 +157,57 @@ class RunState:
             else {k: Series(cap) for k in ("loss", "lr", "ms_per_step", "psnr", "input_psnr")}
         )
 
-    def feed(self, records: Iterable[Record]) -> int:
-        """Take in records in file order; returns how many were of a kind it reads."""
+    def feed(self, records: Iterable[Record | Any]) -> int:
+        """Take in records in file order; returns how many were of a kind it reads.
+
+        Items are typed records or the decoded JSON objects of lines
+        (:func:`~n2n_core.runs.records.decode_lines`): a long log is read without
+        building a record per line. A train object of the writer's own shape gives
+        its numbers directly; of sys objects only the newest is typed, since only the
+        newest is kept; anything else goes through the one parser.
+        """
         v = self.values
         series = self.series
         if series is not None:
             loss_s, lr_s, ms_s = series["loss"], series["lr"], series["ms_per_step"]
             psnr_s, inp_s = series["psnr"], series["input_psnr"]
         step, last_t, n = v.step, v.last_time, 0
+        newest_sys: dict | None = None
         for rec in records:
-            if type(rec) is EvalRecord:
+            cls = type(rec)
+            if cls is dict:
+                plain = plain_train(rec)
+                if plain is not None:
+                    s, t, loss, lr, ms = plain
+                    cls = TrainRecord
+                elif rec.get("kind") == "sys":
+                    newest_sys = rec
+                    s, t = rec.get("step"), rec.get("time")
+                    s = s if type(s) is int else None
+                    t = t if type(t) is float or type(t) is int else None
+                    cls = SysRecord
+                else:
+                    rec = parse_record(rec)
+                    cls = type(rec)
+                    if rec is None:
+                        continue
+            elif not isinstance(rec, Record):
+                continue  # a line that was no JSON object
+            if cls is EvalRecord:
                 # Measured after training (by validate or evaluate): not training
                 # progress, so neither its step nor its time moves the run's clock.
                 self.evals.pop(rec.key, None)  # a re-evaluated cell moves to the end
                 self.evals[rec.key] = rec
                 n += 1
                 continue
-            s = rec.step
+            if type(rec) is not dict:
+                s, t = rec.step, rec.time
+                if cls is TrainRecord:
+                    loss, lr, ms = rec.loss, rec.lr, rec.ms_per_step
             if s is None:
                 s = step
             elif s > step:
                 step = s
-            cls = type(rec)
-            t = rec.time
             if t is not None:
                 if cls is TrainRecord and (
                     v.rate_time is None or (last_t is not None and t - last_t > RATE_GAP_S)
@@ -182,18 +222,18 @@ class RunState:
                     v.first_time = t
             if cls is TrainRecord:
                 v.train_records += 1
-                if rec.loss is not None:
-                    v.loss = rec.loss
+                if loss is not None:
+                    v.loss = loss
                     if series is not None:
-                        loss_s.append(s, rec.loss)
-                if rec.lr is not None:
-                    v.lr = rec.lr
+                        loss_s.append(s, loss)
+                if lr is not None:
+                    v.lr = lr
                     if series is not None:
-                        lr_s.append(s, rec.lr)
-                if rec.ms_per_step is not None:
-                    v.ms_per_step = rec.ms_per_step
+                        lr_s.append(s, lr)
+                if ms is not None:
+                    v.ms_per_step = ms
                     if series is not None:
-                        ms_s.append(s, rec.ms_per_step)
+                        ms_s.append(s, ms)
             elif cls is ValRecord:
                 v.val_records += 1
                 x = rec.psnr
@@ -229,10 +269,15 @@ class RunState:
                 ):
                     v.session_end, v.session_closed = max(t, v.session_end or t), True
             elif cls is SysRecord:
-                v.sys = rec
+                if type(rec) is dict:
+                    newest_sys = rec
+                else:
+                    v.sys, newest_sys = rec, None
             else:
                 continue
             n += 1
+        if newest_sys is not None:
+            v.sys = parse_record(newest_sys)  # type: ignore[assignment]
         v.step, v.last_time = step, last_t
         v.records += n
         return n
@@ -243,3 +288,10 @@ class RunState:
         out.events = list(self.events)
         out.evals = list(self.evals.values())
         return out
+
+
+def run_state(run_dir: str | Path, capacity: int | None = None) -> RunState:
+    """The state of a run's whole metrics file, read once."""
+    state = RunState(capacity)
+    state.feed(read_metrics(RunPaths(run_dir).metrics, typed=False))
+    return state

@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from n2n_core.runs.cache import SummaryCache
 from n2n_core.runs.folders import RUN_DIR_RE, list_run_dirs
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
-from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import (
     EvalRecord,
     Record,
-    read_metrics,
 )
-from n2n_core.runs.state import RunState, RunValues
+from n2n_core.runs.state import RunValues, run_state
 
 
 def _round(v: float | None) -> float | None:
@@ -145,20 +144,21 @@ class RunSummary:
         return None
 
 
-def run_state(run_dir: str | Path, capacity: int | None = None) -> RunState:
-    """The state of a run's whole metrics file, read once."""
-    state = RunState(capacity)
-    state.feed(read_metrics(RunPaths(run_dir).metrics))
-    return state
-
-
 def summarize_run(run_dir: str | Path) -> RunSummary:
     path = Path(run_dir)
     return RunSummary.of(path, read_run_info(path), run_state(path).copy_values())
 
 
-def list_runs(results_dir: str | Path) -> list[RunSummary]:
-    return [summarize_run(p) for p in list_run_dirs(results_dir)]
+def list_runs(results_dir: str | Path, cache: bool = True) -> list[RunSummary]:
+    """Every run folder, oldest first. Ended runs whose files have not changed since they
+    were last listed come from the results folder's summary cache (:mod:`.cache`)."""
+    if not cache:
+        return [summarize_run(p) for p in list_run_dirs(results_dir)]
+    store = SummaryCache(results_dir)
+    dirs = list_run_dirs(results_dir)
+    out = [RunSummary.of(p, *store.read_run(p)) for p in dirs]
+    store.save(keep={p.name for p in dirs})
+    return out
 
 
 def replay_records(records: list[Record], speed: float, sleep=time.sleep) -> Iterator[Record]:

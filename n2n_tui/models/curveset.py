@@ -20,6 +20,8 @@ from .follow import RunFollower
 
 
 class RunCurves(RunFollower):
+    TYPED = True  # the curves by time are made from typed records
+
     def __init__(self, run_dir: str | Path, capacity: int = 1024):
         super().__init__(run_dir, capacity)
         self._reset_time()

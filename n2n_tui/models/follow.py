@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EventRecord, Record, parse_lines
@@ -44,7 +45,9 @@ class Update:
     """What one :meth:`RunFollower.poll` found."""
 
     reset: bool = False  # the metrics file was rewritten: what was read before is forgotten
-    records: list[Record] = field(default_factory=list)  # the new records, in file order
+    # the new records in file order: typed when held (a replay reads their times), else
+    # the decoded objects the state was fed (RunState reads them without typing each)
+    records: list[Any] = field(default_factory=list)
     read: int = 0  # metrics bytes read (0: nothing new)
     more: bool = False  # a whole chunk was read: more may be waiting, poll again at once
     log_reset: bool = False  # log.txt was rewritten: the lines kept were dropped
@@ -58,6 +61,10 @@ class RunFollower:
     the run list does); ``log``: also keep the last lines of ``log.txt``;
     ``chunk``: metrics bytes one :meth:`poll` reads at most (``None``: all).
     """
+
+    # Whether _feed needs typed records (a subclass that derives more from them); the
+    # state alone reads decoded objects, faster.
+    TYPED = False
 
     def __init__(
         self,
@@ -76,6 +83,8 @@ class RunFollower:
         self._log = FileTail(RunPaths(self.run_dir).log, start_window=LOG_WINDOW) if log else None
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
         self.log_version = 0  # bumped whenever ``log_lines`` changes
+        self.log_total = 0  # lines added since the log was last reset (a view appends the rest)
+        self.log_resets = 0
 
     @property
     def metrics_path(self) -> Path:
@@ -87,7 +96,7 @@ class RunFollower:
         """Read what is new; the records feed the state unless ``hold`` (the caller
         then feeds them with :meth:`ingest`, as a replay does when they are due).
         A rewritten file resets the state either way."""
-        reset, records = self._metrics.read_new(max_bytes=self.chunk)
+        reset, records = self._metrics.read_new(max_bytes=self.chunk, typed=hold or self.TYPED)
         read = self._metrics.last_read
         if reset or (records and not hold):
             self.ingest(() if hold else records, reset=reset)
@@ -101,9 +110,12 @@ class RunFollower:
         reset, raw = self._log.poll()
         if reset:
             self.log_lines.clear()
+            self.log_total = 0
+            self.log_resets += 1
         # A progress bar redraws its line with \r: the line shows its last state.
         lines = [ln.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1] for ln in raw]
         self.log_lines.extend(lines)
+        self.log_total += len(lines)
         if reset or lines:
             self.log_version += 1
         return reset, lines
@@ -112,6 +124,35 @@ class RunFollower:
         """The record on the last line read so far, which has no newline yet (a torn
         line gives none): a file that has ended still counts it."""
         return parse_lines([self._metrics.file.partial])
+
+    def load_whole(self) -> None:
+        """Read the whole metrics file and show its final state at once (a replay at speed
+        0). The records feed a new state chunk by chunk, so memory is the state's (bounded
+        series), not the file's; readers see the old state until the new one is whole."""
+        tail = MetricsTail(self.metrics_path)
+        state = RunState(self.state.capacity, self.state.events_kept)
+        if self.TYPED:  # a subclass derives more from typed records: through its own feed
+            self.rewind()
+        while True:
+            reset, items = tail.read_new(max_bytes=self.chunk or CHUNK, typed=self.TYPED)
+            if not tail.last_read and not reset:
+                break
+            if self.TYPED:
+                self.ingest(items, reset=reset)
+            else:
+                if reset:
+                    state.reset()
+                state.feed(items)
+        # A last line without its newline still counts once the file ends.
+        last = parse_lines([tail.file.partial])
+        if self.TYPED:
+            self.ingest(last)
+            self._metrics = tail
+            return
+        state.feed(last)
+        with self.lock:
+            self.state, self._metrics = state, tail
+            self.version += 1
 
     def rewind(self) -> None:
         """Read the metrics file again from its start, the state forgotten."""

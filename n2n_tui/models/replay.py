@@ -123,16 +123,7 @@ class ReplayPlayer:
 
     def _load_all(self) -> None:
         """The whole file fed in one go (a redraw sees nothing or everything)."""
-        records: list[Record] = []
-        while True:
-            new = self.feed.poll(hold=True)
-            if new.reset:
-                records.clear()
-            records += new.records
-            if not new.read:
-                break
-        # A last line without its newline still counts once the file ends.
-        self.feed.ingest(records + self.feed.partial_records())
+        self.feed.load_whole()
 
     def _play(self, cancelled: Callable[[], bool]) -> None:
         pending: list[Record] = []

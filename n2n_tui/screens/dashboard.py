@@ -26,6 +26,7 @@ from ..widgets.images import SamplePanel
 from .base import BaseScreen
 
 REDRAW_S = 0.25
+CHARTS_MIN_S, CHARTS_MAX_S = 0.5, 2.5  # chart redraws: 80x24 every 0.5 s, 200x50 every 2.5 s
 FOLLOW_S = 0.5
 
 
@@ -69,8 +70,10 @@ class DashboardScreen(BaseScreen):
             self.replay = ReplayPlayer(self.feed, replay_speed)
         self.info: RunInfo | None = read_run_info(self.run_dir)
         self.status = self._status()
-        self._drawn = (-1, -1, None, None)
+        self._drawn: tuple | None = None  # (data key, clock tick) last drawn
         self._drawn_status = ""
+        self._charts_version: int | None = None
+        self._charts_at = 0.0
         self._log_shown = 0
         self._note = ""
         self._stop_modal: ConfirmModal | None = None
@@ -107,6 +110,7 @@ class DashboardScreen(BaseScreen):
 
     def on_resize(self) -> None:
         self._drawn = None  # the header's progress bar follows the width
+        self._charts_version = None
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
@@ -162,22 +166,33 @@ class DashboardScreen(BaseScreen):
         self.query_one(SamplePanel).poll(feed.values.step if self.replay else None)
         info = self.info or RunInfo()
         now = self.app.clock()
-        # While running, elapsed time and ETA move every second with or without new records.
+        # While running, elapsed time and ETA move every second with or without new records:
+        # that redraws the header alone. The rest (charts, values, log) waits for new data.
         tick = int(now) if self.status == "running" else None
-        info_key = (self.status, info.ended, info.exit_code, self._note, tick)
+        info_key = (self.status, info.ended, info.exit_code, self._note)
         replay_key = None
         if self.replay:
             r = self.replay
             replay_key = (round(r.position(), 1), r.speed, r.paused, r.done)
         key = (feed.version, feed.log_version, info_key, replay_key)
-        if key == self._drawn:
+        self._draw_charts(feed, info.total_steps)
+        if self._drawn is not None and key == self._drawn[0]:
+            if tick != self._drawn[1]:
+                self._drawn = (key, tick)
+                self.query_one(RunHeader).show(
+                    self.run_dir.name,
+                    self.status,
+                    self.info,
+                    feed.copy_values(),
+                    now,
+                    note=self._note,
+                )
             return
         if info_key[0] != self._drawn_status:  # the footer's stop/resume follow the status
             self._drawn_status = info_key[0]
             self.refresh_bindings()
-        self._drawn = key
+        self._drawn = (key, tick)
         v = feed.copy_values()
-        total = info.total_steps
         with self.app.batch_update():
             self.query_one(RunHeader).show(
                 self.run_dir.name, self.status, self.info, v, now, note=self._note
@@ -185,14 +200,32 @@ class DashboardScreen(BaseScreen):
             self.query_one(RunValues).show(v)
             self.query_one(SysLine).show(v.sys)
             self.query_one(SysTable).show(v.sys)
-            self.query_one(MetricCharts).draw(feed, total)
             if self.replay:
                 r = self.replay
                 self.query_one(ReplayBar).show(r.position(), r.t0, r.t1, r.speed, r.paused, r.done)
                 self._show_lines([event_line(e) for e in v.events])
+            elif feed.log_lines:
+                self._show_log(feed)
             else:
-                lines = list(feed.log_lines) or [event_line(e) for e in v.events]
-                self._show_lines(lines)
+                self._show_lines([event_line(e) for e in v.events])
+
+    def _draw_charts(self, feed: RunFollower, total: int | None) -> None:
+        """The charts, drawn again when their data changed, at most once per interval that
+        grows with the screen (four braille charts at 200x50 cost more than the step a run
+        logs every second): they lag a live run by at most that, the numbers above do not."""
+        if self._charts_version == feed.version:
+            return
+        w, h = self.size
+        interval = min(max(w * h / 4000, CHARTS_MIN_S), CHARTS_MAX_S)
+        final = self.replay is not None and self.replay.done  # a replay's end stands still
+        if (
+            self._charts_version is not None
+            and not final
+            and time.monotonic() - self._charts_at < interval
+        ):
+            return
+        self._charts_version, self._charts_at = feed.version, time.monotonic()
+        self.query_one(MetricCharts).draw(feed, total)
 
     def _settle(self) -> None:
         """States that wait for the run end when the run says so, not when our worker returns."""
@@ -209,6 +242,23 @@ class DashboardScreen(BaseScreen):
                     f"{self.run_dir.name} ended by itself ({self.status}); nothing to stop",
                     title="Stop",
                 )
+
+    def _show_log(self, feed: RunFollower) -> None:
+        """log.txt's new lines appended (a full rewrite only after a reset): the log pane
+        is not drawn again from scratch at every step a run logs."""
+        log = self.query_one(Log)
+        shown = self._log_shown
+        if isinstance(shown, tuple) and shown[0] == "log" and shown[1] == feed.log_resets:
+            new = feed.log_total - shown[2]
+            if new <= 0:
+                return
+            lines = list(feed.log_lines)[-new:]
+            log.write_lines(lines)
+        else:
+            log.clear()
+            log.write_lines(list(feed.log_lines)[-200:])
+            log.scroll_end(animate=False)
+        self._log_shown = ("log", feed.log_resets, feed.log_total)
 
     def _show_lines(self, lines: list[str]) -> None:
         log = self.query_one(Log)

@@ -20,7 +20,7 @@ from n2n_core.runs.summary import RunSummary
 from ..models.runindex import is_local
 from ..models.sorting import SortOrder
 from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable
-from ..widgets.common.status import status_text
+from ..widgets.common.status import status_text, theme_of
 from .base import BaseScreen
 
 # What tells runs apart comes first: a narrow terminal cuts off the right end.
@@ -94,6 +94,10 @@ class RunsScreen(BaseScreen):
         self.filter_text = ""
         self.order = SortOrder()
         self._presets: dict[Path, dict] = {}  # resolved presets never change: read once
+        # Cells per run, kept while its row is the same object (the index keeps it so
+        # while nothing changed) and its age reads the same: a change in one of 10,000
+        # runs formats one row.
+        self._cell_cache: dict[str, tuple[RunSummary, str, tuple]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -154,11 +158,7 @@ class RunsScreen(BaseScreen):
     def _cells(self, r: RunSummary, now: float) -> tuple:
         app = self.app
         dev = f"{r.device}×{r.world_size}" if r.info is not None else fmt.DASH
-        mark = (
-            Text("●", style=f"bold {app.current_theme.accent}")
-            if r.path.name in self.marked
-            else ""
-        )
+        mark = Text("●", style=f"bold {theme_of(app).accent}") if r.path.name in self.marked else ""
         best = Text(fmt.psnr(r.best_psnr), style="bold") if r.best_psnr is not None else fmt.DASH
         return (
             mark,
@@ -182,16 +182,26 @@ class RunsScreen(BaseScreen):
         # Newest first: the run you just started is at the top.
         visible = self.order.apply(list(reversed(visible)), _value)
         table = self.query_one(RunsTable)
-        table.sync([(r.path.name, self._cells(r, now)) for r in visible])
+        cache = self._cell_cache
+        out = []
+        for r in visible:
+            hit = cache.get(r.path.name)
+            age = fmt.age(r.started, now)
+            if hit is None or hit[0] is not r or hit[1] != age:
+                hit = cache[r.path.name] = (r, age, self._cells(r, now))
+            out.append((r.path.name, hit[2]))
+        table.sync(out)
         self._update_info(rows, visible)
 
     def _update_info(self, rows: list[RunSummary], visible: list[RunSummary]) -> None:
         info = self.query_one("#runs-info", Static)
         if not self.app.rows_loaded:
-            info.update(Text(f"reading {self.app.results_dir} …"))
+            unread = getattr(self.app, "rows_unread", 0)
+            left = f" ({len(rows):,} read, {unread:,} to go)" if rows else ""
+            info.update(Text(f"reading {self.app.results_dir} …{left}"))
             return
         running = sum(1 for r in rows if r.status == "running")
-        parts = [f"{len(rows)} run{'s' if len(rows) != 1 else ''}"]
+        parts = [f"{len(rows):,} run{'s' if len(rows) != 1 else ''}"]
         if running:
             parts.append(f"{running} running")
         if len(visible) != len(rows):
@@ -237,6 +247,7 @@ class RunsScreen(BaseScreen):
             return
         # The cursor stays on the run just (un)marked; the info line says what changed.
         self.marked.symmetric_difference_update({row.path.name})
+        self._cell_cache.pop(row.path.name, None)
         self._rows_changed(self.app.rows)
 
     def action_compare(self) -> None:

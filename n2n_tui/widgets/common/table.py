@@ -10,6 +10,8 @@ from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+ROWS_AT_ONCE = 500
+
 
 class RunsTable(DataTable):
     """A DataTable whose rows are replaced in place by key (no flicker, cursor kept).
@@ -28,8 +30,10 @@ class RunsTable(DataTable):
 
     def __init__(self, flex: str | None = None, min_flex: int = 10, **kwargs: Any):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._cells: dict[str, tuple[Any, ...]] = {}
+        # key -> (the caller's cells, as shown): the caller's tuple unchanged is skipped unread
+        self._cells: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self.flex, self.min_flex = flex, min_flex
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
 
     def action_first_row(self) -> None:
         if self.row_count:
@@ -62,32 +66,59 @@ class RunsTable(DataTable):
         A ``str`` cell is shown as plain text: DataTable would parse it as rich markup,
         and cells hold data from files (a run folder named ``00031-[bold red]x``).
         """
-        rows = [(k, tuple(_plain(c) for c in cells)) for k, cells in rows]
+        self._pending = []  # rows still to add from an earlier sync: this one decides
         keys = [k for k, _ in rows]
-        if keys != list(self._cells):
+        shown = list(self._cells)
+        if keys[: len(shown)] != shown:
             current = self.current_key()
             self.clear()
             self._cells = {}
-            for key, cells in rows:
-                self.add_row(*cells, key=key)
-                self._cells[key] = cells
+            self._add(rows)
             if current in self._cells:
                 self.move_cursor(row=keys.index(current), animate=False)
             return
         columns = list(self.columns)
-        for key, cells in rows:
-            old = self._cells.get(key)
-            if old == cells:
+        cells_of = self._cells
+        for key, cells in rows[: len(shown)]:
+            old = cells_of[key]
+            if old[0] is cells:  # the caller's same tuple: nothing changed
                 continue
-            for i, (a, b) in enumerate(zip(old or (), cells, strict=False)):
+            new = tuple(_plain(c) for c in cells)
+            if old[1] == new:
+                cells_of[key] = (cells, new)
+                continue
+            for i, (a, b) in enumerate(zip(old[1], new, strict=False)):
                 if a != b:
                     self.update_cell(key, columns[i], b)
-            self._cells[key] = cells
+            cells_of[key] = (cells, new)
+        self._add(rows[len(shown) :])  # rows after those shown (a long list still loading)
+
+    def _add(self, rows: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+        # A screenful first, the rest after each refresh: 10,000 rows show at once and fill
+        # in below within a second, instead of the screen waiting for all of them.
+        for key, cells in rows[:ROWS_AT_ONCE]:
+            new = tuple(_plain(c) for c in cells)
+            self.add_row(*new, key=key)
+            self._cells[key] = (cells, new)
+        self._pending = list(rows[ROWS_AT_ONCE:])
+        if self._pending:
+            self.call_after_refresh(self._add_pending)
+
+    def _add_pending(self) -> None:
+        rows, self._pending = self._pending, []
+        if rows:
+            self._add(rows)
+
+    @property
+    def filling(self) -> bool:
+        """Whether rows of the last sync are still being added."""
+        return bool(self._pending)
 
     def reset_columns(self) -> None:
         """Drop every column and row (the caller adds the new columns, then syncs rows)."""
         self.clear(columns=True)
         self._cells = {}
+        self._pending = []
 
     def current_key(self) -> str | None:
         if not self.row_count:

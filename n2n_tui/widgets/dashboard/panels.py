@@ -14,7 +14,7 @@ from n2n_core.runs.info import RunInfo
 from ...models.follow import RunFollower
 from ..charts import Chart, Line
 from ..charts.chart import muted_colour, theme_colour
-from ..common.status import status_text
+from ..common.status import status_text, update_if_changed
 
 
 def progress_bar(frac: float, width: int) -> Text:
@@ -74,7 +74,7 @@ class RunHeader(Static):
             width = self.content_size.width or 80
             t.append_text(progress_bar(v.step / total, min(40, max(width - rest.cell_len, 0))))
         t.append_text(rest)
-        self.update(t)
+        update_if_changed(self, t)
 
 
 class RunValues(Static):
@@ -109,7 +109,7 @@ class RunValues(Static):
         cells.append(cell("ms/step", fmt.ms(v.ms_per_step)))
         if v.dataset:
             cells.append(cell("val", v.dataset, ""))
-        self.update(Text("   ").join(cells))
+        update_if_changed(self, Text("   ").join(cells))
 
 
 class MetricCharts(Grid):
@@ -175,4 +175,4 @@ class ReplayBar(Static):
             t.append("   ")
             t.append_text(progress_bar(frac, 30))
             t.append(f"  {fmt.duration(pos - t0)} / {fmt.duration(t1 - t0)}")
-        self.update(t)
+        update_if_changed(self, t)

@@ -10,6 +10,7 @@ from n2n_core import formatting as fmt
 from n2n_core.engine.sysmon import SysRecord, summarize_sys
 
 from ..charts.chart import muted_colour
+from ..common.status import update_if_changed
 
 DEVICE_NAMES = {"cuda": "GPU", "npu": "NPU"}
 
@@ -64,7 +65,7 @@ class SysLine(Static):
             cell("power", unit(s.power_w, " W"))
         cell("CPU", pct(s.cpu_pct))
         cell("RSS", gb(s.rss_mb, None))
-        self.update(Text("   ").join(parts))
+        update_if_changed(self, Text("   ").join(parts))
 
 
 class SysTable(Static):
