@@ -160,7 +160,9 @@ def cmd_runs(a: argparse.Namespace) -> int:
     if a.results_dir != DEFAULT_RESULTS and not results.is_dir():
         what = "is not a folder" if results.exists() else "no such folder"
         raise UserError(f"--results-dir {a.results_dir}: {what}")
-    runs = [r for r in list_runs(a.results_dir) if query.matches(r.path, r.info)]
+    runs = [
+        r.at_level(a.eval_level) for r in list_runs(a.results_dir) if query.matches(r.path, r.info)
+    ]
     if a.json:
         print(json.dumps({"results_dir": str(a.results_dir), "runs": [r.to_json() for r in runs]}))
         return 0
@@ -305,7 +307,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         plot = printable(str(write_plot(dirs, a.plot, a.x)))
         print(f"plot: {plot}", file=sys.stderr if a.markdown else sys.stdout)
     if a.markdown or not (a.csv or a.plot):
-        sys.stdout.write(markdown(runs))
+        sys.stdout.write(markdown([r.at_level(a.eval_level) for r in runs]))
     return 0
 
 

@@ -23,7 +23,7 @@ from n2n_core.files.output import check_output
 from n2n_core.runs.folders import resolve_run_dir
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import SysRecord, read_metrics
-from n2n_core.runs.summary import RunSummary, summarize_run
+from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading, summarize_run
 
 PLOT_SUFFIXES = (".png", ".svg")
 PLOT_HINT = "install the optional extra: pip install 'n2n[plot]' (or pip install matplotlib)"
@@ -171,9 +171,11 @@ def _md(v: Any) -> str:
 
 def markdown(summaries: list[RunSummary]) -> str:
     """The runs with their best results, then each run's latest evaluation matrix."""
+    level, per_cell = eval_heading(summaries)
+    at = f" at {level}" if level else " (level)" if per_cell else ""
     lines = [
         "| run | status | device | steps | best val PSNR (dB) | noisy input (dB) "
-        "| colour shift (last val) | eval PSNR (dB) | ms/step |",
+        f"| colour shift (last val) | eval PSNR (dB){at} | ms/step |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
@@ -184,7 +186,7 @@ def markdown(summaries: list[RunSummary]) -> str:
         lines.append(
             f"| {_md(s.path.name)} | {_md(s.status)} | {_md(device)} | {steps} | {fmt.psnr(s.best_psnr)} | "
             f"{fmt.psnr(s.input_psnr)} | {fmt.colour_shift(s.colour_shift, s.colour_shift_worst, worst_label='')} | "
-            f"{fmt.psnr(s.eval_psnr)} | {ms} |"
+            f"{_md(eval_cell(s, per_cell))} | {ms} |"
         )
     for s in summaries:
         if not s.evals:

@@ -17,7 +17,7 @@ from n2n_core.files.checks import change_stamp
 from n2n_core.runs.folders import list_run_dirs
 from n2n_core.runs.info import RunInfo, read_run_info
 from n2n_core.runs.layout import RunPaths
-from n2n_core.runs.summary import RunSummary
+from n2n_core.runs.summary import RunSummary, run_val_level
 
 from .follow import CHUNK, RunFollower
 
@@ -28,9 +28,14 @@ class _Tracked:
         self.follower = RunFollower(path, capacity=None, chunk=chunk)
         self.info_stamp: tuple[int, int] | None = None
         self.info: RunInfo | None = None
+        # The level its Eval is shown at: from preset.yaml, read once it is there.
+        self.val_level: tuple[str, float] | None = None
+        self.level_read = False
 
     def summary(self) -> RunSummary:
-        return RunSummary.of(self.path, self.info, self.follower.copy_values())
+        if not self.level_read and self.info is not None:  # run.json comes after preset.yaml
+            self.val_level, self.level_read = run_val_level(self.path), True
+        return RunSummary.of(self.path, self.info, self.follower.copy_values(), self.val_level)
 
 
 class RunIndex:

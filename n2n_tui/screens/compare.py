@@ -24,6 +24,7 @@ from n2n_core.errors import UserError
 from n2n_core.runs.curves import METRICS, PANELS, X_LABELS, ema
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import SysRecord
+from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading, run_val_level
 
 from ..models.curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
@@ -71,6 +72,7 @@ class CompareScreen(BaseScreen):
         super().__init__()
         self.run_dirs = [Path(p) for p in run_dirs]
         self.feeds = [RunCurves(p) for p in self.run_dirs]
+        self.levels = [run_val_level(p) for p in self.run_dirs]  # where each run's Eval is
         self.metric = "psnr"
         self.x = "step"
         self.show_input = False
@@ -147,6 +149,7 @@ class CompareScreen(BaseScreen):
         self._drawn = key
         metric = METRICS[self.metric]
         lines, legend, rows = [], [], []
+        summaries: list[RunSummary] = []
         xmax = 0.0
         for i, (path, feed) in enumerate(zip(self.run_dirs, self.feeds, strict=True)):
             colour = self.colour(i)
@@ -161,6 +164,7 @@ class CompareScreen(BaseScreen):
                 if cx:
                     lines.append(Line(cx, cy, colour, label=f"{path.name} input", dashed=True))
             v = feed.copy_values()
+            summaries.append(RunSummary.of(path, None, v, self.levels[i]))
             legend.append((f"{path.name} {fmt.psnr(v.best_psnr)}", colour))
             rows.append(
                 (
@@ -173,7 +177,7 @@ class CompareScreen(BaseScreen):
                         fmt.psnr(v.psnr),
                         fmt.colour_shift(v.colour_shift, None),
                         fmt.psnr(v.input_psnr),
-                        fmt.psnr(v.eval_psnr),
+                        summaries[-1],
                         fmt.count(v.step),
                         *sys_cells(v.sys),
                     ),
@@ -185,7 +189,19 @@ class CompareScreen(BaseScreen):
         chart.log_y = metric.log
         chart.set_lines(lines, (0.0, max(xmax, 1e-9)))
         self.query_one(ChartLegend).show(legend)
-        self.query_one(RunsTable).sync(rows)
+        level, per_cell = eval_heading(summaries)
+        table = self.query_one(RunsTable)
+        col = table.columns.get("Eval")  # type: ignore[call-overload]
+        label = f"Eval {level}" if level else "Eval (level)" if per_cell else "Eval"
+        if col is not None and str(col.label) != label:
+            col.label = Text(label)
+            col.width = max(len(label), 12 if per_cell else 7)
+            table.refresh()
+        rows = [
+            (key, tuple(eval_cell(c, per_cell) if isinstance(c, RunSummary) else c for c in cells))
+            for key, cells in rows
+        ]
+        table.sync(rows)
 
     def _config_diff(self) -> Table | Text:
         presets = []

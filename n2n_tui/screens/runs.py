@@ -15,7 +15,7 @@ from n2n_core.errors import UserError
 from n2n_core.runs.folders import delete_run
 from n2n_core.runs.info import retag_run, run_tags, set_run_note
 from n2n_core.runs.query import RunQuery, read_run_preset
-from n2n_core.runs.summary import RunSummary
+from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading
 
 from ..models.runindex import is_local
 from ..models.sorting import SortOrder
@@ -67,7 +67,9 @@ class RunsScreen(BaseScreen):
         "Every run folder under the results dir, updated live. Runs started "
         "elsewhere (a shell, a cluster node) appear by themselves. The filter takes "
         "words, +TAG and KEY=VALUE on any preset key (noise.type=poisson). Click a "
-        "column header (or press o) to sort by it, again to reverse."
+        "column header (or press o) to sort by it, again to reverse. Eval is a run's best "
+        "snapshot at one noise level, named in its header: each run's own validation "
+        "level, or the level E picks."
     )
     BINDINGS = [
         Binding("enter", "open", "Open"),
@@ -82,6 +84,7 @@ class RunsScreen(BaseScreen):
         Binding("d", "delete", "Delete"),
         Binding("w", "sweeps", "Sweeps"),
         Binding("o", "sort", "Sort", show=False),
+        Binding("E", "eval_level", "Eval level", show=False),
         Binding("t", "tag", "Tags", show=False),
         Binding("n", "note", "Note", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
@@ -94,6 +97,8 @@ class RunsScreen(BaseScreen):
         self.filter_text = ""
         self.order = SortOrder()
         self._presets: dict[Path, dict] = {}  # resolved presets never change: read once
+        self.eval_level: float | None = None  # None: each run's validation level
+        self._eval_heading: tuple[str, bool] = ("", False)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -137,7 +142,23 @@ class RunsScreen(BaseScreen):
         table.reset_columns()
         for key, label, width in COLUMNS:
             table.add_column(self.order.label(key, label), width=width, key=key)
+        self._eval_heading = ("", False)
         table.fit_columns()
+
+    def _eval_header(self, rows: list[RunSummary]) -> bool:
+        """Name the level of the Eval column (each cell names it when runs differ)."""
+        heading = eval_heading(rows)
+        if heading != self._eval_heading:
+            self._eval_heading = heading
+            level, per_cell = heading
+            label = f"Eval {level}" if level else "Eval (level)" if per_cell else "Eval"
+            col = self.query_one(RunsTable).columns.get("eval")  # type: ignore[call-overload]
+            if col is not None:
+                col.label = self.order.label("eval", label)
+                col.width = max(len(label), 12 if per_cell else 6)
+                self.query_one(RunsTable).fit_columns()
+                self.query_one(RunsTable).refresh()
+        return heading[1]
 
     @on(RunsTable.HeaderSelected)
     def _header(self, event: RunsTable.HeaderSelected) -> None:
@@ -145,6 +166,16 @@ class RunsScreen(BaseScreen):
             self.order.toggle(event.column_key.value)
             self._headers()
             self._rows_changed(self.app.rows)
+
+    def action_eval_level(self) -> None:
+        """Eval at each run's validation level, then at each level some run was evaluated at."""
+        levels = sorted({lv for r in self.app.rows for _, lv in r.values.eval_levels()})
+        choices: list[float | None] = [None, *levels]
+        i = choices.index(self.eval_level) if self.eval_level in choices else 0
+        self.eval_level = choices[(i + 1) % len(choices)]
+        what = "each run's validation level" if self.eval_level is None else f"{self.eval_level:g}"
+        self.notify(f"Eval at {what}", title="Eval level", timeout=2)
+        self._rows_changed(self.app.rows)
 
     def action_sort(self) -> None:
         self.order.next_column(SORTABLE)
@@ -168,7 +199,7 @@ class RunsScreen(BaseScreen):
             fmt.steps(r.step, r.total_steps),
             best,
             fmt.psnr(r.last_psnr),
-            fmt.psnr(r.eval_psnr),
+            eval_cell(r, self._eval_heading[1]),
             dev,
             r.precision if r.info is not None else fmt.DASH,
             fmt.ms(r.ms_per_step),
@@ -178,9 +209,10 @@ class RunsScreen(BaseScreen):
 
     def _rows_changed(self, rows: list[RunSummary]) -> None:
         now = self.app.clock()
-        visible = self._visible(rows)
+        visible = [r.at_level(self.eval_level) for r in self._visible(rows)]
         # Newest first: the run you just started is at the top.
         visible = self.order.apply(list(reversed(visible)), _value)
+        self._eval_header(visible)
         table = self.query_one(RunsTable)
         table.sync([(r.path.name, self._cells(r, now)) for r in visible])
         self._update_info(rows, visible)

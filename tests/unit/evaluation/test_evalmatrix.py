@@ -137,7 +137,12 @@ def test_run_dir_all_snapshots_marks_best_and_stores_eval_records(tmp_path, val_
     assert evals[0].colour_shift == cells[0]["colour_shift"]
     s = summarize_run(run)
     assert len(s.evals) == 4
-    assert s.eval_psnr == pytest.approx(out["best"]["mean_psnr"], abs=0.006)
+    # the matrix ranks snapshots by their mean over every cell ...
+    assert s.values.eval_psnr == pytest.approx(out["best"]["mean_psnr"], abs=0.006)
+    # ... a run's Eval is one level (its validation level, sigma 25: not evaluated here)
+    assert (s.eval_level, s.eval_psnr) == (25.0, None)
+    at15 = max(c["psnr"] for c in cells if c["level"] == 15)
+    assert s.at_level(15).eval_psnr == pytest.approx(at15, abs=0.006)
     # evaluating again replaces, not adds, the cells a summary shows
     assert _cli(capsys, "evaluate", run, "--dataset-dir", val_dir, "--levels", "15").code == 0
     assert len(summarize_run(run).evals) == 4
