@@ -191,21 +191,24 @@ def markdown(summaries: list[RunSummary]) -> str:
     for s in summaries:
         if not s.evals:
             continue
-        names = list(dict.fromkeys(b for e in s.evals for b in e.baseline_names))
+        # The noisy input is every cell's: its own column, not a baseline some asked for.
+        names = [
+            n for n in dict.fromkeys(b for e in s.evals for b in e.baseline_names) if n != "noisy"
+        ]
         lines += [
             "",
             f"**{_md(s.path.name)}** — evaluation (PSNR dB)",
             "",
-            "| snapshot | step | dataset | noise | level | images | network | colour shift | "
-            + "".join(f"{_md(n)} | " for n in names).rstrip(),
-            "|---|---:|---|---|---:|---:|---:|---:|" + "---:|" * len(names),
+            "| snapshot | step | dataset | noise | level | images | network | noisy input | "
+            "colour shift | " + "".join(f"{_md(n)} | " for n in names).rstrip(),
+            "|---|---:|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(names),
         ]
         for e in s.evals:
             mark = " (best)" if e.best else ""
             lines.append(
                 f"| {_md(e.snapshot)}{mark} | {_md(e.step)} | {_md(e.dataset)} | {_md(e.noise)} | "
                 f"{_md('—' if e.level is None else f'{e.level:g}')} | {_md(e.images)} | "
-                f"{fmt.psnr(e.psnr)} | {fmt.colour_shift(e.colour_shift, e.colour_shift_worst, worst_label='')} | "
+                f"{fmt.psnr(e.psnr)} | {fmt.psnr(e.input_psnr)} | {fmt.colour_shift(e.colour_shift, e.colour_shift_worst, worst_label='')} | "
                 + "".join(f"{fmt.psnr(e.baseline(n))} | " for n in names).rstrip()
             )
     return "\n".join(lines) + "\n"

@@ -322,9 +322,11 @@ def export_runs(app, run_dirs: list[Path], what: str, x: str = "step") -> None:
 def _eval_table(name: str, evals, colour: str) -> Group | Text:
     if not evals:
         return Text(f"{name}: not evaluated yet (n2n-core evaluate RUN_DIR --dataset-dir D)")
-    names = list(dict.fromkeys(b for e in evals for b in e.baseline_names))
+    # The noisy input is every cell's (validate's and evaluate's alike): its own column,
+    # not a "noisy" baseline that only some evaluations asked for.
+    names = [n for n in dict.fromkeys(b for e in evals for b in e.baseline_names) if n != "noisy"]
     t = Table(title=Text(name, style=colour), header_style="bold", expand=True)
-    for col in ("snapshot", "data", "level", "net", "shift", *names):
+    for col in ("snapshot", "data", "level", "net", "input", "shift", *names):
         t.add_column(col, justify="left" if col in ("snapshot", "data") else "right")
     for e in evals:
         snap = (e.snapshot or "?").removesuffix(".safetensors") + (" *" if e.best else "")
@@ -333,6 +335,7 @@ def _eval_table(name: str, evals, colour: str) -> Group | Text:
             Text(Path(e.dataset or "?").name or e.dataset or "?"),
             fmt.DASH if e.level is None else f"{e.level:g}",
             Text(fmt.psnr(e.psnr), style="bold"),
+            fmt.psnr(e.input_psnr),
             fmt.colour_shift(e.colour_shift, None),
             *(fmt.psnr(e.baseline(n)) for n in names),
         )

@@ -243,22 +243,11 @@ class SnapshotsScreen(BaseScreen):
     def _store(self, snap: Snapshot, dataset: str, data: dict[str, Any]) -> str:
         """The result as an eval record in the run's metrics.jsonl; says where it went."""
 
-        def num(key: str) -> float | None:
-            v = data.get(key)
-            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
         # A live run's log belongs to its trainer (a resume may rewrite it).
         if effective_status(read_run_info(self.run_dir)) == "running":
             return "not stored in metrics.jsonl while the run is training"
-        rec = EvalRecord(
-            step=snap.step,
-            time=self.app.clock(),
-            snapshot=snap.name,
-            dataset=dataset,
-            noise=data.get("noise") if isinstance(data.get("noise"), str) else None,
-            psnr=num("psnr"),
-            input_psnr=num("input_psnr"),
-            images=data.get("images") if isinstance(data.get("images"), int) else None,
+        rec = EvalRecord.of_validation(
+            data, step=snap.step, time=self.app.clock(), snapshot=snap.name, dataset=dataset
         )
         try:
             with MetricsWriter(RunPaths(self.run_dir).metrics) as w:
