@@ -225,8 +225,8 @@ class DashboardScreen(BaseScreen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
             self.app.pop_screen()
-        elif self.replay:
-            self.app.exit()
+        else:  # opened by --replay: back is the run list, never quitting unasked
+            self.app.open_runs()
 
     def action_relaunch(self) -> None:
         self.app.relaunch(self.run_dir)
