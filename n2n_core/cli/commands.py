@@ -154,6 +154,7 @@ def cmd_runs(a: argparse.Namespace) -> int:
     from n2n_core.runs.summary import list_runs
 
     query = RunQuery.from_flags(a.tag, a.where)
+    query.check_keys()
     results = Path(a.results_dir)
     # The default folder not made yet is "no runs yet"; a folder the user named that is
     # not there is a typo, said as such (not an empty table that looks like lost runs).

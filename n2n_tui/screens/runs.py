@@ -228,6 +228,10 @@ class RunsScreen(BaseScreen):
             parts.append(f"{running} running")
         if len(visible) != len(rows):
             parts.append(f"{len(visible)} shown")
+        unknown = RunQuery.parse(self.filter_text).unknown_keys()
+        if unknown:  # a typo matches no run: say so, as `runs --where` does
+            keys = ", ".join(unknown)
+            parts.insert(0, f"filter: {keys}: unknown key (not a preset key)")
         if self.marked:
             parts.append(f"{len(self.marked)} marked (c: compare)")
         parts.append(f"results: {self.app.results_dir}")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tui_helpers import SIZE, wait_for
+from textual.widgets import Static
+from tui_helpers import SIZE, text_of, wait_for
 
 from n2n_core.runs.folders import allocate_run_dir
 from n2n_core.runs.info import update_run_info
@@ -63,3 +64,15 @@ async def test_eval_column_names_the_level_per_cell_when_runs_differ(make_app, r
         await wait_for(pilot, lambda: cell(table, a.name, "eval") == "26.49 σ25")
         assert cell(table, b.name, "eval") == "22.10 σ50"
         assert header(table, "eval") == "Eval (level)"
+
+
+async def test_filter_with_an_unknown_key_says_which(make_app, results: Path):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        info = app.screen.query_one("#runs-info", Static)
+        await pilot.press("slash", *"noise.typo=x")
+        await wait_for(pilot, lambda: "noise.typo: unknown key" in text_of(info))
+        assert "0 shown" in text_of(info)
+        app.screen.query_one("#runs-filter").value = "noise.type=poisson"
+        await wait_for(pilot, lambda: "unknown key" not in text_of(info))

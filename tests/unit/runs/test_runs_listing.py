@@ -1,5 +1,6 @@
-"""A run's Eval is its best snapshot at one noise level (its validation level unless asked),
-named in the header of ``runs``, ``export`` and the TUI, never a mean over levels."""
+"""What ``runs`` and ``export`` list: a run's Eval is its best snapshot at one noise level
+(its validation level unless asked), named in the header, never a mean over levels; a
+filter on a key that is no preset key says so."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from cli_helpers import n2n_in_process
+from cli_helpers import assert_user_error, n2n_in_process
 
 from n2n_core.runs.export import markdown
 from n2n_core.runs.folders import allocate_run_dir
@@ -64,3 +65,13 @@ def test_runs_at_different_levels_name_the_level_in_each_cell(tmp_path):
     assert "eval PSNR (dB) at σ25" in same
     out = n2n_in_process("export", str(a), str(b), "--markdown", "--eval-level", "25").out
     assert "at σ25" in out and "26.49" in out
+
+
+def test_where_with_an_unknown_key_names_it(tmp_path):
+    make_run(tmp_path, "a", 25, {})
+    res = n2n_in_process("runs", "--results-dir", str(tmp_path), "--where", "noise.typo=x")
+    assert_user_error(res, "--where noise.typo=x: noise.typo: unknown key")
+    assert res.out == ""
+    for fine in ("noise.type=gaussian", "noise.val_sigma=25", "note=x", "slurm.extra.qos=x"):
+        ok = n2n_in_process("runs", "--results-dir", str(tmp_path), "--where", fine)
+        assert ok.code == 0, (fine, ok.err)
