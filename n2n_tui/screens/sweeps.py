@@ -82,7 +82,7 @@ class SweepsScreen(BaseScreen):
         Binding("escape", "back", "Back"),
         Binding("enter", "open", "Open"),
         Binding("o", "sort", "Sort"),
-        Binding("x", "cancel_sweep", "Cancel sweep"),
+        Binding("x", "cancel_sweep", "Stop sweep"),
         Binding("r", "resume_sweep", "Resume sweep"),
         Binding("tab", "focus_next", "Switch table", show=False),
     ]
@@ -281,7 +281,7 @@ class SweepsScreen(BaseScreen):
             self.notify(f"{sweep.key} is {sweep.status}", title="Nothing to cancel")
             return
         body = (
-            f"Cancel {sweep.path}?\n\nRunning points stop cleanly (each writes a snapshot); "
+            f"Stop {sweep.path}?\n\nRunning points stop cleanly (each writes a snapshot); "
             "pending points are not started. `r` resumes it later."
         )
 
@@ -289,7 +289,10 @@ class SweepsScreen(BaseScreen):
             if yes:
                 self.cancel_sweep(sweep.path)
 
-        self.app.push_screen(ConfirmModal("Cancel sweep", body, yes="Cancel sweep"), done)
+        self.app.push_screen(
+            ConfirmModal("Stop the sweep?", body, yes="Stop the sweep", no="Keep it running"),
+            done,
+        )
 
     @work(thread=True, exclusive=True, group="sweep-cancel", exit_on_error=False, name="cancel")
     def cancel_sweep(self, path: Path) -> None:

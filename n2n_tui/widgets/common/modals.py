@@ -22,9 +22,12 @@ class ConfirmModal(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, title: str, body: str, yes: str = "Yes", danger: bool = False):
+    def __init__(
+        self, title: str, body: str, yes: str = "Yes", danger: bool = False, no: str = "Cancel"
+    ):
         super().__init__(classes="dialog")
         self.title_text, self.body, self.yes, self.danger = title, body, yes, danger
+        self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
@@ -35,7 +38,7 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Button(
                     f"{self.yes} (y)", variant="error" if self.danger else "primary", id="yes"
                 )
-                yield Button("Cancel (n)", id="no")
+                yield Button(f"{self.no} (n)", id="no")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
