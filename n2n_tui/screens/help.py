@@ -35,7 +35,7 @@ def help_text(screen: Screen) -> Text:
         t.append(about + "\n")
     t.append("\nKeys here\n", style="bold")
     seen = set()
-    for key, binding in screen._bindings:
+    for _key, binding in screen._bindings:
         # Textual's own bindings (focus, copy) are not this screen's keys.
         if (
             binding.action in seen
