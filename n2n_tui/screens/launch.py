@@ -43,7 +43,7 @@ from ..models.procs import (
     start_detached,
     tail_text,
 )
-from ..widgets.common import ConfirmModal, ErrorModal
+from ..widgets.common import ConfirmModal, ErrorModal, MarkedRadioButton
 from .base import BaseScreen
 
 DEVICES = get_args(Device)
@@ -186,9 +186,9 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field-row"):
                 yield Label("processes", classes="field-label")
                 with RadioSet(id="launch-nproc"):
-                    yield RadioButton("1", value=True, id="nproc-1")
-                    yield RadioButton("8", id="nproc-8")
-                    yield RadioButton("custom", id="nproc-custom")
+                    yield MarkedRadioButton("1", value=True, id="nproc-1")
+                    yield MarkedRadioButton("8", id="nproc-8")
+                    yield MarkedRadioButton("custom", id="nproc-custom")
                 custom = Input("2", placeholder="N", id="launch-nproc-n", classes="field-short")
                 custom.cursor_blink = blink
                 yield custom
@@ -241,8 +241,8 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field-row"):
                 yield Label("start", classes="field-label")
                 with RadioSet(id="launch-when"):
-                    yield RadioButton("now", value=True, id="when-now")
-                    yield RadioButton("queue (when devices are free)", id="when-queue")
+                    yield MarkedRadioButton("now", value=True, id="when-now")
+                    yield MarkedRadioButton("queue (when devices are free)", id="when-queue")
             yield Static("", id="launch-error", classes="field-error")
             yield Static("", id="launch-warning", classes="field-warning")
             yield Label("command", classes="dialog-sub")

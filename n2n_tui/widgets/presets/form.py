@@ -16,6 +16,7 @@ from textual.widgets import Input, Label, Select, Static, Switch
 from n2n_core.config.schema import Preset
 
 from ...models import presetform as pf
+from ..common.toggles import WordSwitch
 
 
 class FieldRow(Horizontal):
@@ -46,7 +47,7 @@ class FieldRow(Horizontal):
                 classes="field-editor",
             )
         elif spec.kind == "bool":
-            yield Switch(value=bool(self.value), id=wid, classes="field-switch")
+            yield WordSwitch(value=bool(self.value), id=wid, classes="field-switch")
         else:
             placeholder = {"range": "min, max", "int": "integer", "float": "number"}.get(
                 spec.kind if spec.kind == "range" else spec.number, ""
