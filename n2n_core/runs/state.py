@@ -66,6 +66,7 @@ class RunValues:
     session_start: float | None = None
     session_end: float | None = None
     session_closed: bool = False
+    sessions: int = 0  # training sessions begun: a stop and a resume make two
 
     def session_s(self) -> float:
         """The current session's length so far, by its records (0 before any)."""
@@ -240,6 +241,7 @@ class RunState:
                 self.events.append(rec)
                 msg = rec.msg or ""
                 if msg.startswith(SESSION_STARTS):
+                    v.sessions += 1
                     v.rate_step = v.rate_time = None
                     if t is not None:
                         v.earlier_sessions_s += v.session_s()

@@ -106,6 +106,7 @@ class RunsScreen(BaseScreen):
             placeholder="filter: name, status, +tag, noise.type=poisson…  (/)", id="runs-filter"
         )
         yield RunsTable(flex="name", min_flex=12, id="runs-table")
+        yield Static("", id="runs-detail", classes="info-line")
         yield Static("", id="runs-info", classes="info-line")
         yield Footer()
 
@@ -216,6 +217,24 @@ class RunsScreen(BaseScreen):
         table = self.query_one(RunsTable)
         table.sync([(r.path.name, self._cells(r, now)) for r in visible])
         self._update_info(rows, visible)
+        self._update_detail()
+
+    @on(RunsTable.RowHighlighted, "#runs-table")
+    def _update_detail(self) -> None:
+        """The run under the cursor: its note and tags in full (the table has no room)."""
+        row = self.selected()
+        box = self.query_one("#runs-detail", Static)
+        note = (row.info.note or "").strip() if row and row.info else ""
+        tags = " ".join(run_tags(row.info)) if row else ""
+        box.display = bool(note or tags)
+        if row and (note or tags):
+            t = Text(f"{row.path.name}", style="bold")
+            if note:
+                t.append("  note: ")
+                t.append(" ".join(note.split()), style="italic")  # one line, however typed
+            if tags:
+                t.append(f"  tags: {tags}")
+            box.update(t)
 
     def _update_info(self, rows: list[RunSummary], visible: list[RunSummary]) -> None:
         info = self.query_one("#runs-info", Static)

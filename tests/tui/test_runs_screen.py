@@ -76,3 +76,16 @@ async def test_filter_with_an_unknown_key_says_which(make_app, results: Path):
         assert "0 shown" in text_of(info)
         app.screen.query_one("#runs-filter").value = "noise.type=poisson"
         await wait_for(pilot, lambda: "unknown key" not in text_of(info))
+
+
+async def test_a_runs_note_is_shown_under_the_table(make_app, results: Path):
+    update_run_info(results / "00000-gauss-baseline", note="baseline for the paper\nfig. 3")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        table = app.screen.query_one(RunsTable)
+        detail = app.screen.query_one("#runs-detail", Static)
+        table.move_cursor(row=table.get_row_index("00000-gauss-baseline"))
+        await wait_for(pilot, lambda: "note: baseline for the paper fig. 3" in text_of(detail))
+        table.move_cursor(row=table.get_row_index("00002-crashy"))  # no note, no tags
+        await wait_for(pilot, lambda: not detail.display)
