@@ -84,7 +84,7 @@ class SweepsScreen(BaseScreen):
         Binding("o", "sort", "Sort"),
         Binding("x", "cancel_sweep", "Stop sweep"),
         Binding("r", "resume_sweep", "Resume sweep"),
-        Binding("tab", "focus_next", "Switch table", show=False),
+        Binding("tab", "app.focus_next", "Switch table", show=False),
     ]
 
     def __init__(self) -> None:
@@ -95,6 +95,8 @@ class SweepsScreen(BaseScreen):
         self.sweep_order = SortOrder()
         self.point_order = SortOrder()
         self._point_columns: tuple[str, ...] = ()
+        self._point_cursor: dict[str, str] = {}  # sweep -> the point its cursor was on
+        self._points_of: str | None = None  # the sweep whose points the table shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -167,6 +169,11 @@ class SweepsScreen(BaseScreen):
             return
         points = self.point_order.apply(list(sweep.points), _point_value)
         table.sync([(p.key, self._point_cells(p)) for p in points])
+        if self._points_of != sweep.key:  # back to a sweep: its cursor where it was left
+            self._points_of = sweep.key
+            keys = [p.key for p in points]
+            left = self._point_cursor.get(sweep.key)
+            table.move_cursor(row=keys.index(left) if left in keys else 0, animate=False)
         msg = f"{sweep.path}: {sweep.status}"
         if sweep.message:
             msg += f" — {sweep.message}"
@@ -241,6 +248,12 @@ class SweepsScreen(BaseScreen):
         if key and key != self.chosen:
             self.chosen = key
             self._show_points()
+
+    @on(DataTable.RowHighlighted, "#points-table")
+    def _point_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key else None
+        if key and self._points_of is not None:
+            self._point_cursor[self._points_of] = key
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

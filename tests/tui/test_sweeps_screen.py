@@ -175,3 +175,32 @@ async def test_stopping_a_sweep_asks_in_words(make_app, results: Path):
         assert labels == ["Stop the sweep (y)", "Keep it running (n)"]
         await pilot.press("n")
         assert isinstance(app.screen, SweepsScreen)
+
+
+async def test_tab_down_enter_opens_a_point_and_cursors_stay_put(make_app, results: Path):
+    import shutil
+
+    sweep_dir = make_sweep(results)
+    shutil.copytree(sweep_dir, sweep_dir.parent / "00001-again")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        await pilot.press("w")
+        screen = app.screen
+        sweeps = screen.query_one("#sweeps-table", RunsTable)
+        points = screen.query_one("#points-table", RunsTable)
+        await wait_for(pilot, lambda: sweeps.row_count == 2 and points.row_count == 3)
+        await pilot.press("down")  # the second sweep: 00000-lr
+        await pilot.press("tab", "down", "down")
+        assert app.focused is points and points.cursor_row == 2
+        # Switching tables keeps both cursors.
+        await pilot.press("shift+tab")
+        assert app.focused is sweeps and sweeps.current_key() == "00000-lr"
+        await pilot.press("up")  # the other sweep, then back: its point is still chosen
+        await pilot.pause()
+        await pilot.press("down", "tab")
+        await pilot.pause()
+        assert app.focused is points and points.cursor_row == 2
+        await pilot.press("enter")  # the first enter opens it
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.screen.run_dir.name == points.current_key()
