@@ -230,14 +230,21 @@ class CompareScreen(BaseScreen):
         self.app.pop_screen()
 
     def action_pictures(self) -> None:
-        from ..models.snapshots import newest_snapshot
+        from ..models.snapshots import KIND_NAMES, newest_snapshot
         from ..widgets.common import PathModal
 
-        snaps = [(p, newest_snapshot(p)) for p in self.run_dirs]
+        # One kind of model for every run: weights, or ONNX models where all have one.
+        kind = ".safetensors"
+        snaps = [(p, newest_snapshot(p, kind)) for p in self.run_dirs]
+        if any(s is None for _, s in snaps):
+            onnx = [(p, newest_snapshot(p, ".onnx")) for p in self.run_dirs]
+            if all(s is not None for _, s in onnx):
+                kind, snaps = ".onnx", onnx
         missing = [p.name for p, s in snaps if s is None]
         if missing:
             self.notify(f"no snapshot yet in {', '.join(missing)}", title="Pictures")
             return
+        which = ", ".join(f"{p.name}: {s.name}" for p, s in snaps if s is not None)
 
         def chosen(path: Path | None) -> None:
             if path and not path.is_dir():
@@ -249,7 +256,8 @@ class CompareScreen(BaseScreen):
         self.app.push_screen(
             PathModal(
                 "Denoise with each run",
-                "Image to denoise with every run's newest snapshot (written to each run's samples/).",
+                f"Image to denoise with every run's newest {KIND_NAMES[kind]}, the same kind "
+                f"for all ({which}); written to each run's samples/.",
                 self.last_image,
             ),
             chosen,
