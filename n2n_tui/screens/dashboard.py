@@ -178,9 +178,13 @@ class DashboardScreen(BaseScreen):
         self._drawn = key
         v = feed.copy_values()
         total = info.total_steps
+        status, replayed = self.status, False
+        if self.replay and not self.replay.done:
+            # The replayed moment: its status and time, not the run's end.
+            status, now, replayed = replayed_status(v), self.replay.position(), True
         with self.app.batch_update():
             self.query_one(RunHeader).show(
-                self.run_dir.name, self.status, self.info, v, now, note=self._note
+                self.run_dir.name, status, self.info, v, now, note=self._note, replayed=replayed
             )
             self.query_one(RunValues).show(v)
             self.query_one(SysLine).show(v.sys)
@@ -369,3 +373,15 @@ class DashboardScreen(BaseScreen):
         if r:
             r.set_speed(min(max((r.speed or 1.0) * factor, 0.125), 4096.0))
             self.redraw()
+
+
+def replayed_status(v) -> str:
+    """What a replayed run was at the moment shown: training, or stopped between sessions."""
+    if not v.session_closed:
+        return "running"
+    last = next((e for e in reversed(v.events) if e.msg), None)
+    if last is not None and last.level == "error":
+        return "failed"
+    if last is not None and last.msg.startswith("finished"):
+        return "finished"
+    return "stopped"
