@@ -12,7 +12,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import get_current_worker
 
@@ -29,7 +29,7 @@ from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading, run_val_l
 from ..models.curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
 from ..widgets.charts.chart import ROLES, theme_colour
-from ..widgets.common import RunsTable
+from ..widgets.common import Col, RunsTable
 from ..widgets.dashboard.system import pct
 from .base import BaseScreen
 
@@ -62,7 +62,7 @@ class CompareScreen(BaseScreen):
         Binding("escape", "back", "Back"),
         Binding("m", "next_metric", "Metric"),
         Binding("t", "toggle_x", "Step/time"),
-        Binding("i", "toggle_input", "Input PSNR"),
+        Binding("i", "toggle_input", "Input"),
         Binding("v", "next_view", "View"),
         Binding("e", "export", "Export"),
         Binding("p", "pictures", "Pictures"),
@@ -88,29 +88,31 @@ class CompareScreen(BaseScreen):
             yield RunsTable(id="cmp-table")
             with VerticalScroll(id="cmp-config"):
                 yield Static("", id="cmp-config-body")
-            yield Horizontal(id="cmp-eval")
+            yield VerticalScroll(id="cmp-eval")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "compare"
         self.sub_title = ", ".join(p.name for p in self.run_dirs)
-        table = self.query_one(RunsTable)
-        for label, width in (
-            ("", 2),
-            ("Run", 30),
-            ("Best", 7),
-            ("@ step", 8),
-            ("Last", 7),
-            ("Shift", 6),
-            ("Input", 7),
-            ("Eval", 7),
-            ("Step", 9),
-            ("Util", 5),
-            ("Wait", 5),
-            ("Slowest", 15),
-        ):
-            table.add_column(label, width=width, key=label or "colour")
-        eval_row = self.query_one("#cmp-eval", Horizontal)
+        # A narrow terminal drops the system numbers first, then shift, @ step, last,
+        # input and step; Run shrinks to 20 before any go.
+        self.query_one(RunsTable).set_columns(
+            [
+                Col("colour", "", 2),
+                Col("Run", "Run", 30, min=20, grow=40),
+                Col("Best", "Best", 7),
+                Col("@ step", "@ step", 8, drop=3),
+                Col("Last", "Last", 7, drop=4),
+                Col("Shift", "Shift", 6, drop=2),
+                Col("Input", "Input", 7, drop=5),
+                Col("Eval", "Eval", 7),
+                Col("Step", "Step", 9, drop=6),
+                Col("Util", "Util", 5, drop=1),
+                Col("Wait", "Wait", 5, drop=1),
+                Col("Slowest", "Slowest", 15, drop=1),
+            ]
+        )
+        eval_row = self.query_one("#cmp-eval", VerticalScroll)
         for i, _ in enumerate(self.run_dirs):
             eval_row.mount(Static("", id=f"cmp-eval-{i}", classes="cmp-eval-run"))
         self.query_one("#cmp-config-body", Static).update(self._config_diff())
@@ -191,12 +193,8 @@ class CompareScreen(BaseScreen):
         self.query_one(ChartLegend).show(legend)
         level, per_cell = eval_heading(summaries)
         table = self.query_one(RunsTable)
-        col = table.columns.get("Eval")  # type: ignore[call-overload]
         label = f"Eval {level}" if level else "Eval (level)" if per_cell else "Eval"
-        if col is not None and str(col.label) != label:
-            col.label = Text(label)
-            col.width = max(len(label), 12 if per_cell else 7)
-            table.refresh()
+        table.set_label("Eval", label, max(len(label), 12 if per_cell else 7))
         rows = [
             (key, tuple(eval_cell(c, per_cell) if isinstance(c, RunSummary) else c for c in cells))
             for key, cells in rows

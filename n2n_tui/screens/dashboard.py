@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -216,12 +217,13 @@ class DashboardScreen(BaseScreen):
 
     def _show_lines(self, lines: list[str]) -> None:
         log = self.query_one(Log)
-        sig = (len(lines), lines[-1] if lines else None)
+        width = log.scrollable_content_region.width
+        sig = (len(lines), lines[-1] if lines else None, width)
         if sig == self._log_shown:
             return
         self._log_shown = sig
         log.clear()
-        log.write_lines(lines[-200:])
+        log.write_lines(wrap_lines(lines[-200:], width))
         log.scroll_end(animate=False)  # follow the tail like `tail -f`
 
     # -- actions -----------------------------------------------------------------
@@ -385,3 +387,18 @@ def replayed_status(v) -> str:
     if last is not None and last.msg.startswith("finished"):
         return "finished"
     return "stopped"
+
+
+def wrap_lines(lines: list[str], width: int) -> list[str]:
+    """Log lines folded to the pane's width (continuations indented), never cut off."""
+    if width < 20:
+        return lines
+    out = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        out += textwrap.wrap(
+            line, width, subsequent_indent="    ", drop_whitespace=False, replace_whitespace=False
+        ) or [line]
+    return out

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import (
     Button,
@@ -183,7 +183,7 @@ class LaunchScreen(BaseScreen):
             self._pending = None
         blink = not self.app.is_headless
         yield Header()
-        with Vertical(id="launch-form"):
+        with VerticalScroll(id="launch-form"):
             with Horizontal(classes="field-row"):
                 yield Label("preset", classes="field-label")
                 yield Select(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -19,27 +20,30 @@ from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading
 
 from ..models.runindex import is_local
 from ..models.sorting import SortOrder
-from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable
+from ..widgets.common import Col, ConfirmModal, ErrorModal, InputModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
 
-# What tells runs apart comes first: a narrow terminal cuts off the right end.
+# What tells runs apart comes first. A narrow terminal drops columns in the stated order
+# (1 first: precision, device, ms/step, tags and note, started, last PSNR), Name shrinks to
+# 16 before any drops; a wide one grows Name up to 40 and gives the rest to the note.
 COLUMNS = (
-    ("mark", "", 1),
-    ("id", "ID", 5),
-    ("name", "Name", 24),
-    ("status", "Status", 13),
-    ("step", "Step", 11),
-    ("best", "Best", 6),
-    ("last", "Last", 6),
-    ("eval", "Eval", 6),
-    ("device", "Device", 8),
-    ("prec", "Prec", 4),
-    ("ms", "ms/step", 7),
-    ("started", "Started", 9),
-    ("tags", "Tags", 14),
+    Col("mark", "", 1),
+    Col("id", "ID", 5),
+    Col("name", "Name", 24, min=16, grow=40),
+    Col("status", "Status", 13),
+    Col("step", "Step", 11, min=9),
+    Col("best", "Best", 6),
+    Col("last", "Last", 6, drop=6),
+    Col("eval", "Eval", 6),
+    Col("device", "Device", 8, drop=2),
+    Col("prec", "Prec", 4, drop=1),
+    Col("ms", "ms/step", 7, drop=3),
+    Col("started", "Started", 9, drop=5),
+    Col("tags", "Tags", 14, min=8, drop=4),
+    Col("note", "Note", 12, drop=4, grow=-1),
 )
-SORTABLE = [key for key, _, _ in COLUMNS if key != "mark"]
+SORTABLE = [c.key for c in COLUMNS if c.key != "mark"]
 
 
 def _value(r: RunSummary, col: str):
@@ -57,6 +61,7 @@ def _value(r: RunSummary, col: str):
         "ms": r.ms_per_step,
         "started": r.started,
         "tags": " ".join(run_tags(r.info)) or None,
+        "note": (r.info.note if r.info else None) or None,
     }[col]
 
 
@@ -105,7 +110,7 @@ class RunsScreen(BaseScreen):
         yield Input(
             placeholder="filter: name, status, +tag, noise.type=poisson…  (/)", id="runs-filter"
         )
-        yield RunsTable(flex="name", min_flex=12, id="runs-table")
+        yield RunsTable(id="runs-table")
         yield Static("", id="runs-detail", classes="info-line")
         yield Static("", id="runs-info", classes="info-line")
         yield Footer()
@@ -139,12 +144,9 @@ class RunsScreen(BaseScreen):
         return self._presets[path]
 
     def _headers(self) -> None:
-        table = self.query_one(RunsTable)
-        table.reset_columns()
-        for key, label, width in COLUMNS:
-            table.add_column(self.order.label(key, label), width=width, key=key)
+        cols = [replace(c, label=self.order.label(c.key, str(c.label))) for c in COLUMNS]
         self._eval_heading = ("", False)
-        table.fit_columns()
+        self.query_one(RunsTable).set_columns(cols)
 
     def _eval_header(self, rows: list[RunSummary]) -> bool:
         """Name the level of the Eval column (each cell names it when runs differ)."""
@@ -153,12 +155,9 @@ class RunsScreen(BaseScreen):
             self._eval_heading = heading
             level, per_cell = heading
             label = f"Eval {level}" if level else "Eval (level)" if per_cell else "Eval"
-            col = self.query_one(RunsTable).columns.get("eval")  # type: ignore[call-overload]
-            if col is not None:
-                col.label = self.order.label("eval", label)
-                col.width = max(len(label), 12 if per_cell else 6)
-                self.query_one(RunsTable).fit_columns()
-                self.query_one(RunsTable).refresh()
+            self.query_one(RunsTable).set_label(
+                "eval", self.order.label("eval", label), max(len(label), 12 if per_cell else 6)
+            )
         return heading[1]
 
     @on(RunsTable.HeaderSelected)
@@ -206,6 +205,7 @@ class RunsScreen(BaseScreen):
             fmt.ms(r.ms_per_step),
             fmt.age(r.started, now),
             Text(" ".join(run_tags(r.info))),
+            Text(" ".join(((r.info.note if r.info else None) or "").split())),
         )
 
     def _rows_changed(self, rows: list[RunSummary]) -> None:

@@ -1,8 +1,9 @@
 from .modals import ConfirmModal, ErrorModal, InputModal, PathModal, TextModal
-from .table import RunsTable
+from .table import Col, RunsTable
 from .toggles import MarkedRadioButton, WordSwitch
 
 __all__ = [
+    "Col",
     "ConfirmModal",
     "ErrorModal",
     "InputModal",

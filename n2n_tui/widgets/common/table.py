@@ -1,8 +1,11 @@
-"""The house DataTable: row cursor, zebra stripes, and in-place row updates."""
+"""The house DataTable: row cursor, zebra stripes, in-place row updates, and columns that
+fit the terminal: each screen states which columns drop first when it is narrow, which
+shrink, and which take the room a wide terminal leaves."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.text import Text
@@ -11,11 +14,65 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 
+@dataclass(frozen=True)
+class Col:
+    """One column. ``width``: its width with room to spare; ``min``: the narrowest it may
+    get before columns are dropped (default ``width``); ``drop``: 0 never dropped, else the
+    order in which a narrow terminal drops it (1 first; equal numbers drop together);
+    ``grow``: how wide it may grow into a wide terminal's spare room (0 no, -1 unlimited),
+    columns growing in the order they are listed."""
+
+    key: str
+    label: str | Text
+    width: int
+    min: int | None = None
+    drop: int = 0
+    grow: int = 0
+
+    @property
+    def narrowest(self) -> int:
+        return self.width if self.min is None else min(self.min, self.width)
+
+
+def fit(cols: Sequence[Col], room: int, pad: int) -> tuple[list[int], dict[int, int]]:
+    """Which columns (indexes) are shown in ``room`` cells and how wide each is: columns
+    drop in their stated order until the rest fit at their narrowest; the shown ones
+    shrink from their width as far as needed (the last shrinkable first) and grow into
+    what is left."""
+    shown = list(range(len(cols)))
+
+    def need(idx: list[int]) -> int:
+        return sum(cols[i].narrowest + pad for i in idx)
+
+    for drop in sorted({c.drop for c in cols if c.drop}):
+        if need(shown) <= room:
+            break
+        shown = [i for i in shown if cols[i].drop != drop]
+    widths = {i: cols[i].width for i in shown}
+    over = sum(widths[i] + pad for i in shown) - room
+    for i in reversed(shown):  # the later (less telling) columns give way first
+        if over <= 0:
+            break
+        cut = min(over, widths[i] - cols[i].narrowest)
+        widths[i] -= cut
+        over -= cut
+    spare = -over
+    for i in shown:
+        if spare <= 0:
+            break
+        grow = cols[i].grow
+        if grow:
+            add = spare if grow < 0 else min(spare, max(grow - widths[i], 0))
+            widths[i] += add
+            spare -= add
+    return shown, widths
+
+
 class RunsTable(DataTable):
     """A DataTable whose rows are replaced in place by key (no flicker, cursor kept).
 
-    One column (``flex``) takes whatever width the terminal leaves, so a narrow
-    terminal keeps the columns after it in view and a wide one is used.
+    Columns are set with :meth:`set_columns`; rows given to :meth:`sync` carry a cell
+    for every column, and the table shows those of the columns that fit.
     """
 
     DEFAULT_CSS = """
@@ -26,10 +83,13 @@ class RunsTable(DataTable):
         Binding("end", "last_row", "Last", show=False),
     ]
 
-    def __init__(self, flex: str | None = None, min_flex: int = 10, **kwargs: Any):
+    def __init__(self, **kwargs: Any):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._cells: dict[str, tuple[Any, ...]] = {}
-        self.flex, self.min_flex = flex, min_flex
+        self._cells: dict[str, tuple[Any, ...]] = {}  # the shown cells of each row
+        self._full: dict[str, tuple[Any, ...]] = {}  # every column's cell of each row
+        self._specs: list[Col] = []
+        self._shown: list[int] = []
+        self._widths: dict[int, int] = {}
 
     def action_first_row(self) -> None:
         if self.row_count:
@@ -39,43 +99,100 @@ class RunsTable(DataTable):
         if self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
 
-    def on_resize(self, event: events.Resize) -> None:
-        self.fit_columns()
+    # -- columns ---------------------------------------------------------------------
 
-    def fit_columns(self) -> None:
-        """Give the flex column the width the others leave (call after adding columns)."""
-        col = self.columns.get(self.flex) if self.flex else None  # type: ignore[call-overload]
-        if col is None or not self.size.width:
+    def set_columns(self, cols: Sequence[Col]) -> None:
+        """Replace the columns (rows kept: they are shown again under the new ones)."""
+        self._specs = list(cols)
+        self._shown, self._widths = [], {}
+        self._refit(force=True)
+
+    def set_label(self, key: str, label: str | Text, width: int | None = None) -> None:
+        """A column's header (and width) changed in place, e.g. a level named in it."""
+        i = next((n for n, c in enumerate(self._specs) if c.key == key), None)
+        if i is None:
             return
-        others = sum(c.get_render_width(self) for c in self.columns.values() if c is not col)
-        # One cell of slack for the vertical scrollbar's edge.
-        width = max(self.min_flex, self.size.width - others - 2 * self.cell_padding - 1)
-        if width != col.width or col.auto_width:
-            col.width, col.auto_width = width, False
-            self._require_update_dimensions = True
+        old = self._specs[i]
+        new = replace(old, label=label, width=old.width if width is None else width)
+        if new == old:
+            return
+        self._specs[i] = new
+        if width is not None and width != old.width:
+            self._refit(force=True)
+        elif i in self._shown:
+            self.columns[key].label = Text(label) if isinstance(label, str) else label  # type: ignore[index]
             self._clear_caches()
             self.refresh()
 
+    @property
+    def shown_keys(self) -> list[str]:
+        return [self._specs[i].key for i in self._shown]
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._refit()
+
+    def _room(self) -> int:
+        # One cell of slack for the vertical scrollbar's edge.
+        return self.size.width - 1
+
+    def _refit(self, force: bool = False) -> None:
+        if self.size.width:
+            shown, widths = fit(self._specs, self._room(), 2 * self.cell_padding)
+        else:  # not laid out yet: everything at its width, fitted on the first resize
+            shown, widths = (
+                list(range(len(self._specs))),
+                {i: c.width for i, c in enumerate(self._specs)},
+            )
+        if not force and shown == self._shown:
+            if widths != self._widths:
+                self._widths = widths
+                for i in shown:
+                    col = self.columns[self._specs[i].key]  # type: ignore[index]
+                    col.width, col.auto_width = widths[i], False
+                self._require_update_dimensions = True
+                self._clear_caches()
+                self.refresh()
+            return
+        self._shown, self._widths = shown, widths
+        current = self.current_key()
+        self.clear(columns=True)
+        for i in shown:
+            c = self._specs[i]
+            self.add_column(c.label, width=widths[i], key=c.key)
+        self._cells = {}
+        for key, cells in self._full.items():
+            self._cells[key] = self._pick(cells)
+            self.add_row(*self._cells[key], key=key)
+        if current in self._cells:
+            self.move_cursor(row=list(self._cells).index(current), animate=False)
+
+    def _pick(self, cells: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(cells[i] if i < len(cells) else "" for i in self._shown)
+
+    # -- rows ------------------------------------------------------------------------
+
     def sync(self, rows: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
-        """Show exactly ``rows`` (key, cells) in this order, touching only what changed.
+        """Show exactly ``rows`` (key, a cell per column) in this order, touching only
+        what changed.
 
         A ``str`` cell is shown as plain text: DataTable would parse it as rich markup,
         and cells hold data from files (a run folder named ``00031-[bold red]x``).
         """
-        rows = [(k, tuple(_plain(c) for c in cells)) for k, cells in rows]
-        keys = [k for k, _ in rows]
+        self._full = {k: tuple(_plain(c) for c in cells) for k, cells in rows}
+        shown = [(k, self._pick(cells)) for k, cells in self._full.items()]
+        keys = [k for k, _ in shown]
         if keys != list(self._cells):
             current = self.current_key()
             self.clear()
             self._cells = {}
-            for key, cells in rows:
+            for key, cells in shown:
                 self.add_row(*cells, key=key)
                 self._cells[key] = cells
             if current in self._cells:
                 self.move_cursor(row=keys.index(current), animate=False)
             return
         columns = list(self.columns)
-        for key, cells in rows:
+        for key, cells in shown:
             old = self._cells.get(key)
             if old == cells:
                 continue
@@ -83,11 +200,6 @@ class RunsTable(DataTable):
                 if a != b:
                     self.update_cell(key, columns[i], b)
             self._cells[key] = cells
-
-    def reset_columns(self) -> None:
-        """Drop every column and row (the caller adds the new columns, then syncs rows)."""
-        self.clear(columns=True)
-        self._cells = {}
 
     def current_key(self) -> str | None:
         if not self.row_count:

@@ -197,7 +197,11 @@ class ReplayBar(Static):
         t.append(f"   speed {speed:g}×" if speed > 0 else "   final state")
         if t0 is not None and t1 is not None and t1 > t0:
             frac = (pos - t0) / (t1 - t0)
-            t.append("   ")
-            t.append_text(progress_bar(frac, 30))
-            t.append(f"  {fmt.duration(pos - t0)} / {fmt.duration(t1 - t0)}")
+            times = f"  {fmt.duration(pos - t0)} / {fmt.duration(t1 - t0)}"
+            # The bar takes what the words leave (at most 30): the times are never cut.
+            room = (self.content_size.width or 80) - t.cell_len - 3 - len(times)
+            if room >= 5:
+                t.append("   ")
+                t.append_text(progress_bar(frac, min(30, room)))
+            t.append(times)
         self.update(t)
