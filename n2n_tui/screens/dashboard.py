@@ -36,7 +36,8 @@ class DashboardScreen(BaseScreen):
     SHORT_ROWS = 36  # a short terminal gives the charts the rows; the log keeps a few
     HELP = (
         "Charts of loss, PSNR (input PSNR dashed), learning rate and ms/step against "
-        "step; the log tail below. Stop sends SIGTERM to the run's process group "
+        "step; the log tail below, and the validation pictures beside it when the run "
+        "writes them. Stop sends SIGTERM to the run's process group "
         "(SIGKILL after a grace period); resume continues from the last snapshot."
     )
     BINDINGS = [
@@ -54,8 +55,15 @@ class DashboardScreen(BaseScreen):
             "plus,equals_sign", "speed(2)", "Faster", show=False, key_display="+", priority=True
         ),
         Binding("minus", "speed(0.5)", "Slower", show=False, priority=True, key_display="-"),
-        Binding("left_square_bracket", "samples(-1)", "Older sample", show=False),
-        Binding("right_square_bracket", "samples(1)", "Newer sample", show=False),
+        Binding("left_square_bracket", "samples(-1)", "Older sample step", show=False),
+        Binding("right_square_bracket", "samples(1)", "Newer sample step", show=False),
+        Binding("less_than_sign", "sample_image(-1)", "Previous image of the step", show=False),
+        Binding("greater_than_sign", "sample_image(1)", "Next image of the step", show=False),
+        Binding("z", "zoom", "Picture 1:1 / whole", show=False),
+        Binding("h", "pan(-1, 0)", "Pan the 1:1 picture left", show=False),
+        Binding("l", "pan(1, 0)", "... right", show=False),
+        Binding("k", "pan(0, -1)", "... up", show=False),
+        Binding("j", "pan(0, 1)", "... down", show=False),
         Binding("p", "pictures", "Pictures"),
         Binding("m", "machine", "Machine"),
     ]
@@ -111,7 +119,7 @@ class DashboardScreen(BaseScreen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
-        if action == "pictures":
+        if action in ("pictures", "sample_image", "zoom", "pan", "samples"):
             return self.query_one(SamplePanel).has_samples
         if action == "machine":
             return self.query_one(SysLine).display
@@ -345,14 +353,30 @@ class DashboardScreen(BaseScreen):
     def action_samples(self, delta: int) -> None:
         self.query_one(SamplePanel).step_through(delta)
 
+    def action_sample_image(self, delta: int) -> None:
+        self.query_one(SamplePanel).image_through(delta)
+
+    def action_zoom(self) -> None:
+        self.query_one(SamplePanel).zoom()
+
+    def action_pan(self, dx: int, dy: int) -> None:
+        self.query_one(SamplePanel).pan(dx, dy)
+
     def action_pictures(self) -> None:
-        """The sample strip over the whole body, or back beside the log."""
-        self.remove_class("-machine")
-        self.toggle_class("-pictures")
+        """The sample strip shown, on a screen of its own at 1:1 (z: whole), to pan over."""
+        from .pictures import PicturesScreen
+
+        panel = self.query_one(SamplePanel)
+        path = panel.current_path()
+        if path is None:
+            return
+        label = f"step {panel.current:,} · {path.name} · noisy | denoised | clean"
+        self.app.push_screen(
+            PicturesScreen(f"{self.run_dir.name}: {label}", [(label, path)], zoomed=True)
+        )
 
     def action_machine(self) -> None:
         """Every rank's system numbers in place of the log."""
-        self.remove_class("-pictures")
         self.toggle_class("-machine")
 
     def action_pause(self) -> None:

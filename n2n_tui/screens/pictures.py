@@ -39,13 +39,14 @@ class PicturesScreen(BaseScreen):
         Binding("minus", "magnify(-1)", "Less", key_display="-", show=False),
     ]
 
-    def __init__(self, title: str, items: list[tuple[str, Path]]):
+    def __init__(self, title: str, items: list[tuple[str, Path]], zoomed: bool = False):
+        """``zoomed``: open at 1:1 (a sample strip, whose halves look alike scaled down)."""
         super().__init__()
         self.heading = title
         self.items = items
         self.images: list[PILImage.Image | None] = []
         self.errors: list[str] = []
-        self.zoomed = False
+        self.zoomed = zoomed
         self.magnify = 1
         self.center: tuple[float, float] | None = None
         self.box: tuple[int, int, int, int] | None = None
