@@ -138,3 +138,29 @@ async def test_relaunch_then_launch_shows_what_was_relaunched(make_app, results:
             screen.query_one("#launch-preset").value == "results/00000-gauss-baseline/preset.yaml"
         )
         assert screen.query_one("#launch-overrides", Input).value == "train.steps=40"
+
+
+async def test_opening_the_preset_editor_validates_nothing_until_an_edit(
+    make_app, presets: Path, monkeypatch
+):
+    """Each field says its first value as it mounts; validating the whole preset for each
+    (with a query per field) made the editor take seconds to open."""
+    from n2n_tui.models import presetform as pf
+    from n2n_tui.widgets.presets.form import PresetForm
+
+    calls = []
+    real = pf.validate
+    monkeypatch.setattr(pf, "validate", lambda data: calls.append(1) or real(data))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: getattr(app.screen, "entries", None))
+        entry = next(e for e in app.screen.entries if e.path.name == "quick.yaml")
+        app.push_screen(PresetEditorScreen(entry.path, entry.data, entry.preset))
+        await wait_for(pilot, lambda: app.screen.query("#f-train-crop"))
+        await pilot.pause(0.3)
+        assert calls == []
+        form = app.screen.query_one(PresetForm)
+        app.screen.query_one("#f-train-crop", Input).value = "50"
+        await wait_for(pilot, lambda: "train.crop" in form.errors)
+        assert len(calls) == 1
