@@ -65,6 +65,7 @@ class DashboardScreen(BaseScreen):
         Binding("k", "pan(0, -1)", "... up", show=False),
         Binding("j", "pan(0, 1)", "... down", show=False),
         Binding("p", "pictures", "Pictures"),
+        Binding("o", "open_picture", "Open in browser"),
         Binding("m", "machine", "Machine"),
     ]
 
@@ -121,6 +122,8 @@ class DashboardScreen(BaseScreen):
         replay_only = {"pause", "seek", "seek_to", "speed"}
         if action in ("pictures", "sample_image", "zoom", "pan", "samples"):
             return self.query_one(SamplePanel).has_samples
+        if action == "open_picture":  # the browser view only: the real image in a tab
+            return self.app.is_web and self.query_one(SamplePanel).has_samples
         if action == "machine":
             return self.query_one(SysLine).display
         if action in replay_only:
@@ -361,6 +364,13 @@ class DashboardScreen(BaseScreen):
 
     def action_pan(self, dx: int, dy: int) -> None:
         self.query_one(SamplePanel).pan(dx, dy)
+
+    def action_open_picture(self) -> None:
+        from ..images import open_in_browser
+
+        path = self.query_one(SamplePanel).current_path()
+        if path is not None and open_in_browser(self.app, path):
+            self.notify(f"{path.name} opens in a new browser tab", title="Picture", markup=False)
 
     def action_pictures(self) -> None:
         """The sample strip shown, on a screen of its own at 1:1 (z: whole), to pan over."""

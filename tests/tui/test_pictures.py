@@ -266,3 +266,28 @@ async def test_p_opens_the_strip_at_1_to_1_and_z_pans_on_the_dashboard(make_app,
         assert x1 - x0 == pane.content_size.width < 600  # one pixel a column: 1:1
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_the_browser_view_opens_the_real_image_in_a_tab(make_app, sampled, monkeypatch):
+    """Served (--serve), the page's terminal draws half-blocks: o sends the picture itself
+    to the browser, which opens it in a tab at full resolution."""
+    from n2n_tui.app import N2NApp
+
+    delivered = []
+    app = make_app(replay=sampled, speed=0, images="halfblock")
+    async with app.run_test(size=SIZE) as pilot:
+        await _replayed(pilot)
+        assert app.screen.check_action("open_picture", ()) is False  # a terminal: no such key
+        monkeypatch.setattr(N2NApp, "is_web", property(lambda self: True))
+        monkeypatch.setattr(
+            N2NApp, "deliver_binary", lambda self, path, **kw: delivered.append((path, kw))
+        )
+        app.screen.refresh_bindings()
+        await pilot.press("o")
+        ((path, kw),) = delivered
+        assert path.name == "step-00003000-astronaut.png" and path.is_file()
+        assert kw["open_method"] == "browser" and kw["mime_type"] == "image/png"
+        await pilot.press("p")  # the strip's own screen offers it too
+        await pilot.pause(0.2)
+        await pilot.press("o")
+        assert [p.name for p, _ in delivered] == ["step-00003000-astronaut.png"] * 2

@@ -158,6 +158,7 @@ class SamplePanel(Picture):
             f"samples · step {step:,} ({i}/{len(self.steps)}{follow}) · "
             f"image {k}/{len(images)} {_image_name(path)} · noisy | denoised | clean · "
             "[ ] step  < > image  z 1:1  p open"
+            + ("  o browser tab" if getattr(self.app, "is_web", False) else "")
         )
         image = self._loaded()
         assert self._image is not None
