@@ -110,3 +110,21 @@ def age(then: float | None, now: float) -> str:
     if s < 86400 * 2:
         return f"{int(s // 3600)}h ago"
     return f"{int(s // 86400)}d ago"
+
+
+# How a noise model's strength reads beside an evaluation score (the engine's val_* parameters).
+LEVEL_SYMBOLS = {
+    "gaussian": "σ",
+    "poisson": "λ",
+    "impulse": "p",
+    "bernoulli": "keep ",
+    "text": "cover ",
+}
+
+
+def noise_level(noise: str | None, level: float | None) -> str:
+    """A noise strength as a column header names it: ``σ25``, ``λ30``, ``p0.7``."""
+    if level is None or not math.isfinite(level):
+        return DASH
+    symbol = LEVEL_SYMBOLS.get(noise or "", f"{noise} " if noise else "")
+    return f"{symbol}{level:g}"

@@ -90,6 +90,13 @@ class N2NApp(App):
             self.push_screen(RunsScreen())
             self.watch_runs()
 
+    def open_runs(self) -> None:
+        """The run list in place of the screen shown (a replay opened from the command line)."""
+        from .screens.runs import RunsScreen
+
+        self.switch_screen(RunsScreen())
+        self.watch_runs()
+
     def action_help(self) -> None:
         from .screens.help import help_text
         from .widgets.common import TextModal

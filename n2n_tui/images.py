@@ -107,3 +107,15 @@ def crop_box(
     x0 = int(min(max(round(center[0] - vw / 2), 0), iw - vw))
     y0 = int(min(max(round(center[1] - vh / 2), 0), ih - vh))
     return x0, y0, x0 + vw, y0 + vh
+
+
+def open_in_browser(app, path: Path) -> bool:
+    """In the browser view (``--serve``), the picture itself in a browser tab, at its full
+    resolution, where the terminal in the page draws half-blocks; False elsewhere.
+
+    textual-serve sends the file through its token-checked download route."""
+    if not getattr(app, "is_web", False):
+        return False
+    kind = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    app.deliver_binary(path, open_method="browser", mime_type=kind, save_filename=path.name)
+    return True

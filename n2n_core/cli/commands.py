@@ -154,13 +154,16 @@ def cmd_runs(a: argparse.Namespace) -> int:
     from n2n_core.runs.summary import list_runs
 
     query = RunQuery.from_flags(a.tag, a.where)
+    query.check_keys()
     results = Path(a.results_dir)
     # The default folder not made yet is "no runs yet"; a folder the user named that is
     # not there is a typo, said as such (not an empty table that looks like lost runs).
     if a.results_dir != DEFAULT_RESULTS and not results.is_dir():
         what = "is not a folder" if results.exists() else "no such folder"
         raise UserError(f"--results-dir {a.results_dir}: {what}")
-    runs = [r for r in list_runs(a.results_dir) if query.matches(r.path, r.info)]
+    runs = [
+        r.at_level(a.eval_level) for r in list_runs(a.results_dir) if query.matches(r.path, r.info)
+    ]
     if a.json:
         print(json.dumps({"results_dir": str(a.results_dir), "runs": [r.to_json() for r in runs]}))
         return 0
@@ -305,7 +308,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         plot = printable(str(write_plot(dirs, a.plot, a.x)))
         print(f"plot: {plot}", file=sys.stderr if a.markdown else sys.stdout)
     if a.markdown or not (a.csv or a.plot):
-        sys.stdout.write(markdown(runs))
+        sys.stdout.write(markdown([r.at_level(a.eval_level) for r in runs]))
     return 0
 
 

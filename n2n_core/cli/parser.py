@@ -24,6 +24,15 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
+# A run's "eval dB" is its best snapshot at one noise strength, like with like.
+EVAL_LEVEL = {
+    "type": float,
+    "metavar": "LEVEL",
+    "help": "the noise strength the eval column scores (e.g. 15 for gaussian sigma 15; "
+    "default: each run's own validation level)",
+}
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -183,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="only runs whose preset key has this value, e.g. noise.type=poisson",
     )
+    ru.add_argument("--eval-level", **EVAL_LEVEL)
 
     rp = sub.add_parser("replay", help="replay a run's metrics log in the terminal")
     rp.add_argument("run_dir")
@@ -239,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--markdown", action="store_true", help="print the runs' best results as Markdown"
     )
+    ex.add_argument("--eval-level", **EVAL_LEVEL)
 
     sw = sub.add_parser(
         "sweep",

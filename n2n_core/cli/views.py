@@ -28,7 +28,13 @@ from n2n_core.runs.info import run_tags
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EventRecord, Record, ValRecord, read_metrics
 from n2n_core.runs.state import RunState
-from n2n_core.runs.summary import RunSummary, replay_records, summarize_run
+from n2n_core.runs.summary import (
+    RunSummary,
+    eval_cell,
+    eval_heading,
+    replay_records,
+    summarize_run,
+)
 from n2n_core.sweeps.view import SweepView
 
 STATUS_STYLE = {
@@ -131,6 +137,9 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         console.print(data(f"no runs in {results_dir}"))
         return
     t = ColumnsTable(title=data(f"runs in {results_dir}"), header_style="bold")
+    # One noise level per score, named in the header (or in each cell where runs differ).
+    level, per_cell = eval_heading(runs)
+    eval_col = f"eval dB {level}" if level else "eval dB (level)" if per_cell else "eval dB"
     for col in (
         "id",
         "name",
@@ -140,14 +149,14 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
         "best dB",
         "last dB",
         "shift",
-        "eval dB",
+        eval_col,
         "ms/step",
         "started",
     ):
         t.add_column(
             col,
             justify="right"
-            if col in ("id", "step", "best dB", "last dB", "shift", "eval dB", "ms/step")
+            if col in ("id", "step", "best dB", "last dB", "shift", eval_col, "ms/step")
             else "left",
         )
     tagged = any(run_tags(r.info) for r in runs)
@@ -164,7 +173,7 @@ def runs_table(runs: list[RunSummary], results_dir, console: Console | None = No
             fmt.psnr(r.best_psnr),
             fmt.psnr(r.last_psnr),
             fmt.colour_shift(r.colour_shift, None),  # the last validation's, beside its PSNR
-            fmt.psnr(r.eval_psnr),
+            eval_cell(r, per_cell),
             "—" if r.ms_per_step is None else f"{r.ms_per_step:.1f}",
             fmt.age(r.started, time.time()),
         ]

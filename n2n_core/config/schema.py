@@ -243,6 +243,29 @@ LEVEL_PARAM = {
     "bernoulli": "val_keep",
 }
 
+NOISE_MODELS: dict[str, type[_Noise]] = {
+    get_args(cls.model_fields["type"].annotation)[0]: cls
+    for cls in get_args(get_args(NoiseConfig)[0])
+}
+
+
+def validation_level(preset: dict[str, Any]) -> tuple[str, float] | None:
+    """(noise type, strength) a run of this preset data is validated at (``val_sigma`` of
+    gaussian...), its model's default where the key is left out; None for a noise without
+    a strength (own data, MRI) or data that is not a preset."""
+    noise = preset.get("noise") if isinstance(preset, dict) else None
+    kind = noise.get("type", "gaussian") if isinstance(noise, dict) else "gaussian"
+    param = LEVEL_PARAM.get(kind) if isinstance(kind, str) else None
+    if param is None:
+        return None
+    value = noise.get(param) if isinstance(noise, dict) else None
+    if value is None:
+        value = NOISE_MODELS[kind].model_fields[param].default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return kind, float(value)
+
+
 # What `n2n-core evaluate --baselines` can score beside the network.
 BaselineName = Literal["noisy", "nlm", "bm3d"]
 
@@ -670,3 +693,41 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def _tag_of(value: Any) -> Any:
     return value.get("type") if isinstance(value, dict) else value
+
+
+def _model_keys(model: type[BaseModel], prefix: str, out: set[str], open_: set[str]) -> None:
+    for name, f in model.model_fields.items():
+        key = f"{prefix}{name}"
+        out.add(key)
+        for arg in _flat_args(f.annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                _model_keys(arg, key + ".", out, open_)
+            elif arg is dict or getattr(arg, "__origin__", None) is dict:
+                open_.add(key)
+
+
+def _flat_args(annotation: Any) -> list[Any]:
+    args = get_args(annotation)
+    if not args or getattr(annotation, "__origin__", None) in (dict, list, tuple, Literal):
+        return [annotation]
+    out = []
+    for a in args:
+        out += _flat_args(a)
+    return out
+
+
+_KEYS: tuple[frozenset[str], frozenset[str]] | None = None
+
+
+def is_preset_key(key: str) -> bool:
+    """Whether a dotted key names a field of the preset schema (any noise model's, any
+    section's; below a free-form mapping, such as slurm's sbatch options, any key)."""
+    global _KEYS
+    if _KEYS is None:
+        keys: set[str] = set()
+        open_: set[str] = set()
+        _model_keys(Preset, "", keys, open_)
+        _KEYS = frozenset(keys), frozenset(open_)
+    keys, open_ = _KEYS
+    parts = key.split(".")
+    return key in keys or any(".".join(parts[:i]) in open_ for i in range(1, len(parts)))

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from n2n_core import formatting as fmt
+from n2n_core.config.schema import LEVEL_PARAM
 from n2n_core.data.sources import ValImage
 from n2n_core.errors import UserError, printable
 
@@ -175,6 +176,7 @@ class ValResult:
     seed: int
     per_image: list[dict] = field(default_factory=list)
     colour: ColourShift | None = None  # None where shifts are not measured (MRI magnitudes)
+    level: float | None = None  # the noise's strength (val_sigma...), where it has one
 
     def to_json(self) -> dict:
         out = {
@@ -184,9 +186,18 @@ class ValResult:
             "noise": self.noise,
             "seed": self.seed,
         }
+        if self.level is not None:
+            out["level"] = self.level
         if self.colour is not None:
             out.update(self.colour.to_json())
         return out
+
+
+def noise_strength(noise) -> float | None:
+    """The strength a validation noise is drawn at (``val_sigma`` of gaussian...), as an
+    evaluation's ``level`` records it; None for a noise without one."""
+    value = getattr(noise, LEVEL_PARAM.get(getattr(noise, "name", ""), ""), None)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def score_record(name: str, p_out: float, p_in: float, shift: np.ndarray) -> dict:
@@ -271,6 +282,7 @@ def validate(
         seed=seed,
         per_image=per,
         colour=ColourShift.of([item.name for item in images], shifts),
+        level=noise_strength(noise),
     )
 
 

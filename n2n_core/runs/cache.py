@@ -27,6 +27,7 @@ from n2n_core.files.atomic import atomic_write_bytes
 from n2n_core.files.safe import open_own
 from n2n_core.runs.info import RunInfo, read_run_info
 from n2n_core.runs.layout import METRICS_FILE, RUN_JSON
+from n2n_core.runs.query import run_val_level
 from n2n_core.runs.records import (
     EvalRecord,
     EventRecord,
@@ -38,7 +39,7 @@ from n2n_core.runs.records import (
 from n2n_core.runs.state import RunValues, run_state
 
 CACHE_NAME = ".n2n-summaries.json"
-VERSION = 1
+VERSION = 2
 MAX_BYTES = 256 << 20  # ~25 KB a run would be 10,000 runs; past this it is not ours
 ERRORS_KEPT = 3  # error events kept (an alert quotes the last one)
 # Statuses that change only when something writes run.json again (which changes its stamp).
@@ -120,8 +121,9 @@ class SummaryCache:
 
     def lookup(
         self, run_dir: Path, stamps: tuple[Stamp | None, Stamp | None]
-    ) -> tuple[RunInfo, RunValues] | None:
-        """The run's info and values when its files are exactly as when they were stored."""
+    ) -> tuple[RunInfo, RunValues, tuple[str, float] | None] | None:
+        """The run's info, values and validation level (noise, strength; from its
+        preset.yaml, which never changes) when its files are exactly as when stored."""
         e = self.entries.get(run_dir.name)
         if e is None or stamps[0] is None:
             return None
@@ -133,7 +135,17 @@ class SummaryCache:
         values = values_from_json(e.get("values"))
         if info is None or values is None or info.status not in ENDED:
             return None
-        return info, values
+        level = e.get("val_level")
+        if level is not None:
+            if not (
+                type(level) is list
+                and len(level) == 2
+                and type(level[0]) is str
+                and type(level[1]) in (int, float)
+            ):
+                return None
+            level = (level[0], float(level[1]))
+        return info, values, level
 
     def store(
         self,
@@ -141,6 +153,7 @@ class SummaryCache:
         stamps: tuple[Stamp | None, Stamp | None],
         info: RunInfo | None,
         values: RunValues,
+        val_level: tuple[str, float] | None = None,
     ) -> None:
         """Keep a run read from files whose stamps were taken before reading them (a file
         that changed while it was read then fails its next lookup, never the reverse)."""
@@ -152,6 +165,7 @@ class SummaryCache:
             "metrics": None if stamps[1] is None else list(stamps[1]),
             "info": info.to_json(),
             "values": values_to_json(values),
+            "val_level": None if val_level is None else list(val_level),
         }
         self.dirty = True
 
@@ -173,13 +187,15 @@ class SummaryCache:
         self.dirty = False
         return True
 
-    def read_run(self, run_dir: Path) -> tuple[RunInfo | None, RunValues]:
-        """The run's info and values: from the cache when current, else read and stored."""
+    def read_run(self, run_dir: Path) -> tuple[RunInfo | None, RunValues, tuple[str, float] | None]:
+        """The run's info, values and validation level: from the cache when current,
+        else read and stored."""
         stamps = self.stamps(run_dir)
         hit = self.lookup(run_dir, stamps)
         if hit is not None:
             return hit
         info = read_run_info(run_dir)
         values = run_state(run_dir).copy_values()
-        self.store(run_dir, stamps, info, values)
-        return info, values
+        level = run_val_level(run_dir)
+        self.store(run_dir, stamps, info, values, level)
+        return info, values, level

@@ -23,7 +23,7 @@ from n2n_core.files.output import check_output
 from n2n_core.runs.folders import resolve_run_dir
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import SysRecord, read_metrics
-from n2n_core.runs.summary import RunSummary, summarize_run
+from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading, summarize_run
 
 PLOT_SUFFIXES = (".png", ".svg")
 PLOT_HINT = "install the optional extra: pip install 'n2n[plot]' (or pip install matplotlib)"
@@ -171,9 +171,11 @@ def _md(v: Any) -> str:
 
 def markdown(summaries: list[RunSummary]) -> str:
     """The runs with their best results, then each run's latest evaluation matrix."""
+    level, per_cell = eval_heading(summaries)
+    at = f" at {level}" if level else " (level)" if per_cell else ""
     lines = [
         "| run | status | device | steps | best val PSNR (dB) | noisy input (dB) "
-        "| colour shift (last val) | eval PSNR (dB) | ms/step |",
+        f"| colour shift (last val) | eval PSNR (dB){at} | ms/step |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
@@ -184,26 +186,29 @@ def markdown(summaries: list[RunSummary]) -> str:
         lines.append(
             f"| {_md(s.path.name)} | {_md(s.status)} | {_md(device)} | {steps} | {fmt.psnr(s.best_psnr)} | "
             f"{fmt.psnr(s.input_psnr)} | {fmt.colour_shift(s.colour_shift, s.colour_shift_worst, worst_label='')} | "
-            f"{fmt.psnr(s.eval_psnr)} | {ms} |"
+            f"{_md(eval_cell(s, per_cell))} | {ms} |"
         )
     for s in summaries:
         if not s.evals:
             continue
-        names = list(dict.fromkeys(b for e in s.evals for b in e.baseline_names))
+        # The noisy input is every cell's: its own column, not a baseline some asked for.
+        names = [
+            n for n in dict.fromkeys(b for e in s.evals for b in e.baseline_names) if n != "noisy"
+        ]
         lines += [
             "",
             f"**{_md(s.path.name)}** — evaluation (PSNR dB)",
             "",
-            "| snapshot | step | dataset | noise | level | images | network | colour shift | "
-            + "".join(f"{_md(n)} | " for n in names).rstrip(),
-            "|---|---:|---|---|---:|---:|---:|---:|" + "---:|" * len(names),
+            "| snapshot | step | dataset | noise | level | images | network | noisy input | "
+            "colour shift | " + "".join(f"{_md(n)} | " for n in names).rstrip(),
+            "|---|---:|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(names),
         ]
         for e in s.evals:
             mark = " (best)" if e.best else ""
             lines.append(
                 f"| {_md(e.snapshot)}{mark} | {_md(e.step)} | {_md(e.dataset)} | {_md(e.noise)} | "
                 f"{_md('—' if e.level is None else f'{e.level:g}')} | {_md(e.images)} | "
-                f"{fmt.psnr(e.psnr)} | {fmt.colour_shift(e.colour_shift, e.colour_shift_worst, worst_label='')} | "
+                f"{fmt.psnr(e.psnr)} | {fmt.psnr(e.input_psnr)} | {fmt.colour_shift(e.colour_shift, e.colour_shift_worst, worst_label='')} | "
                 + "".join(f"{fmt.psnr(e.baseline(n))} | " for n in names).rstrip()
             )
     return "\n".join(lines) + "\n"

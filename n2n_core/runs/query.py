@@ -19,6 +19,7 @@ from typing import Any
 
 from n2n_core.config.loader import read_preset_data
 from n2n_core.config.overrides import parse_value
+from n2n_core.config.schema import is_preset_key, validation_level
 from n2n_core.errors import UserError
 from n2n_core.runs.info import RunInfo, run_tags
 from n2n_core.runs.layout import RunPaths
@@ -56,6 +57,19 @@ class RunQuery:
                 raise UserError(f"--where {w!r}: expected KEY=VALUE, e.g. noise.type=poisson")
             q.keys.append((key.strip(), value.strip()))
         return q
+
+    def unknown_keys(self) -> list[str]:
+        """The keys that name neither a preset key nor a run.json one (a typo matches no run)."""
+        return [k for k, _ in self.keys if k not in RUN_KEYS and not is_preset_key(k)]
+
+    def check_keys(self, flag: str = "--where") -> None:
+        """A ``UserError`` naming the first key that is not a preset key."""
+        for key, value in self.keys:
+            if key in self.unknown_keys():
+                raise UserError(
+                    f"{flag} {key}={value}: {key}: unknown key (not a preset key, nor "
+                    f"{' or '.join(RUN_KEYS)})"
+                )
 
     @property
     def needs_preset(self) -> bool:
@@ -121,3 +135,9 @@ def read_run_preset(run_dir: Path) -> dict[str, Any]:
         return read_preset_data(RunPaths(run_dir).preset)
     except UserError:
         return {}
+
+
+def run_val_level(run_dir: str | Path) -> tuple[str, float] | None:
+    """(noise, strength) the run validates at, from its resolved preset.yaml."""
+    preset = read_run_preset(Path(run_dir))
+    return validation_level(preset) if preset else None

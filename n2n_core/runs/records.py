@@ -314,6 +314,21 @@ class EvalRecord(Record):
     colour_shift_worst_image: str | None = None
     colour_shift_worst_channel: str | None = None
 
+    @classmethod
+    def of_validation(
+        cls, result: dict[str, Any], *, step: int | None, time: float, snapshot: str, dataset: str
+    ) -> EvalRecord:
+        """The record of one ``validate --json`` result (a one-cell evaluation), the same
+        shape ``evaluate`` stores: noise, level, PSNRs, images and colour shift. The result
+        is another process's output: a field of the wrong type is left out."""
+        known = {k: v for k, v in result.items() if k in VALIDATION_FIELDS}
+        kwargs = split_fields(cls._accept, known)
+        kwargs.pop("extra", None)
+        level = kwargs.get("level")
+        if level is not None:
+            kwargs["level"] = float(level)
+        return cls(step=step, time=time, snapshot=snapshot, dataset=dataset, **kwargs)
+
     @property
     def key(self) -> tuple:
         """What a newer evaluation of the same cell replaces."""
@@ -327,6 +342,20 @@ class EvalRecord(Record):
         """A baseline's PSNR; None when absent or not a number (a hand-edited file)."""
         v = (self.baselines or {}).get(name)
         return float(v) if type(v) in (int, float) else None
+
+
+# What a ``validate --json`` result gives an eval record (the rest is the caller's).
+VALIDATION_FIELDS = (
+    "noise",
+    "level",
+    "psnr",
+    "input_psnr",
+    "images",
+    "colour_shift",
+    "colour_shift_worst",
+    "colour_shift_worst_image",
+    "colour_shift_worst_channel",
+)
 
 
 def parse_record(item: str | bytes | dict[str, Any]) -> Record | None:

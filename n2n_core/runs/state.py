@@ -78,6 +78,7 @@ class RunValues:
     session_start: float | None = None
     session_end: float | None = None
     session_closed: bool = False
+    sessions: int = 0  # training sessions begun: a stop and a resume make two
 
     def session_s(self) -> float:
         """The current session's length so far, by its records (0 before any)."""
@@ -117,9 +118,32 @@ class RunValues:
 
     @property
     def eval_psnr(self) -> float | None:
-        """The best snapshot's mean PSNR over its evaluation cells (a run's "eval dB")."""
+        """The best snapshot's mean PSNR over all its evaluation cells, whatever their noise
+        level (a matrix's own ranking); a run's "eval dB" is :meth:`eval_at` one level."""
         best = best_mean((e.snapshot, e.psnr) for e in self.evals if e.psnr is not None)
         return None if best is None else best[1]
+
+    def eval_at(self, noise: str | None, level: float | None) -> float | None:
+        """The best snapshot's mean PSNR over its cells at one noise level (``noise`` None:
+        any model), so that two runs are compared like with like; None without such cells."""
+        if level is None:
+            return None
+        best = best_mean(
+            (e.snapshot, e.psnr)
+            for e in self.evals
+            if e.psnr is not None
+            and e.level is not None
+            and math.isclose(e.level, level, abs_tol=1e-9)
+            and (noise is None or e.noise == noise)
+        )
+        return None if best is None else best[1]
+
+    def eval_levels(self) -> list[tuple[str | None, float]]:
+        """The (noise, level) pairs evaluated, weakest first."""
+        found = {
+            (e.noise, e.level) for e in self.evals if e.psnr is not None and e.level is not None
+        }
+        return sorted(found, key=lambda nl: (nl[0] or "", nl[1]))
 
 
 def best_mean(scores: Iterable[tuple[Any, float]]) -> tuple[Any, float] | None:
@@ -257,6 +281,7 @@ class RunState:
                 self.events.append(rec)
                 msg = rec.msg or ""
                 if msg.startswith(SESSION_STARTS):
+                    v.sessions += 1
                     v.rate_step = v.rate_time = None
                     if t is not None:
                         v.earlier_sessions_s += v.session_s()

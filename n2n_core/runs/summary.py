@@ -7,13 +7,15 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from n2n_core import formatting as fmt
 from n2n_core.runs.cache import SummaryCache
 from n2n_core.runs.folders import RUN_DIR_RE, list_run_dirs
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, run_tags, unreadable_status
+from n2n_core.runs.query import run_val_level
 from n2n_core.runs.records import (
     EvalRecord,
     Record,
@@ -42,14 +44,28 @@ class RunSummary:
     last_psnr: float | None = None
     input_psnr: float | None = None
     ms_per_step: float | None = None
-    eval_psnr: float | None = None  # the best snapshot's mean over its evaluation cells
+    eval_psnr: float | None = None  # the best snapshot's mean over its cells at eval_level
+    eval_noise: str | None = None  # the noise model and strength eval_psnr is at: the
+    eval_level: float | None = None  # run's validation level unless asked for another
     colour_shift: float | None = None  # the last validation's mean |shift|, beside last_psnr
     colour_shift_worst: float | None = None
     info_json: str = ""
 
     @classmethod
-    def of(cls, path: Path, info: RunInfo | None, values: RunValues) -> RunSummary:
+    def of(
+        cls,
+        path: Path,
+        info: RunInfo | None,
+        values: RunValues,
+        val_level: tuple[str, float] | None = None,
+    ) -> RunSummary:
+        """``val_level``: (noise, strength) the run validates at (:func:`run_val_level`);
+        unknown, the one level its evaluations share, if they share one."""
         m = RUN_DIR_RE.match(path.name)
+        if val_level is None:
+            levels = values.eval_levels()
+            val_level = levels[0] if len(levels) == 1 else None  # type: ignore[assignment]
+        noise, level = val_level or (None, None)
         run_id, name = (int(m.group(1)), m.group(2)) if m else (-1, path.name)
         return cls(
             path=path,
@@ -63,7 +79,9 @@ class RunSummary:
             last_psnr=values.psnr,
             input_psnr=values.input_psnr,
             ms_per_step=values.ms_per_step,
-            eval_psnr=values.eval_psnr,
+            eval_psnr=values.eval_at(noise, level),
+            eval_noise=noise,
+            eval_level=level,
             colour_shift=values.colour_shift,
             colour_shift_worst=values.colour_shift_worst,
             info_json="" if info is None else json.dumps(info.to_json(), sort_keys=True),
@@ -130,6 +148,8 @@ class RunSummary:
             "sweep": self.info.sweep if self.info else None,
             "params": self.info.params if self.info else None,
             "eval_psnr": _round(self.eval_psnr),
+            "eval_noise": self.eval_noise,
+            "eval_level": self.eval_level,
             "eval": [e.to_json() for e in self.evals],
             "reason": self.reason,
         }
@@ -143,10 +163,39 @@ class RunSummary:
             return "no process of the run is left and none recorded an end; resumable"
         return None
 
+    def at_level(self, level: float | None) -> RunSummary:
+        """This run with its Eval at noise strength ``level`` (its own noise model) instead;
+        ``None``: as it is (the run's validation level)."""
+        if level is None:
+            return self
+        noise = self.eval_noise or (self.values.eval_levels() or [(None, 0.0)])[0][0]
+        return replace(
+            self, eval_psnr=self.values.eval_at(noise, level), eval_noise=noise, eval_level=level
+        )
+
+
+def eval_heading(runs: list[RunSummary]) -> tuple[str, bool]:
+    """What an Eval column's header says and whether each cell names its level: the one
+    level of every score (``σ25``), or, when runs are scored at different levels, ``""``
+    and ``True`` (a cell reads ``26.49 σ25``)."""
+    levels = {fmt.noise_level(r.eval_noise, r.eval_level) for r in runs if r.eval_psnr is not None}
+    if len(levels) > 1:
+        return "", True
+    return (levels.pop() if levels else ""), False
+
+
+def eval_cell(r: RunSummary, per_cell: bool) -> str:
+    """A run's Eval as the column shows it (:func:`eval_heading`)."""
+    if r.eval_psnr is None or not per_cell:
+        return fmt.psnr(r.eval_psnr)
+    return f"{fmt.psnr(r.eval_psnr)} {fmt.noise_level(r.eval_noise, r.eval_level)}"
+
 
 def summarize_run(run_dir: str | Path) -> RunSummary:
     path = Path(run_dir)
-    return RunSummary.of(path, read_run_info(path), run_state(path).copy_values())
+    return RunSummary.of(
+        path, read_run_info(path), run_state(path).copy_values(), run_val_level(path)
+    )
 
 
 def list_runs(results_dir: str | Path, cache: bool = True) -> list[RunSummary]:

@@ -50,8 +50,9 @@ from n2n_core.files.atomic import remove_orphan_temps
 from n2n_core.process import ompenv
 from n2n_core.process.identity import own_identity, pid_alive
 from n2n_core.process.signals import StopFlag
-from n2n_core.runs.info import update_run_info
+from n2n_core.runs.info import read_run_info, update_run_info
 from n2n_core.runs.layout import FINAL_SNAPSHOT, RunPaths
+from n2n_core.runs.summary import run_state
 from n2n_core.runs.writer import MetricsWriter, drop_metrics_after
 from n2n_core.tasks.base import Task
 from n2n_core.tasks.registry import make_task
@@ -251,9 +252,27 @@ def train_loop(
             if progress.reason:
                 return "failed"
         took = time.time() - t_begin
-        out.writer.event(step, f"finished in {fmt.clock(took)}")
-        out.con.print(f"finished {step} steps in {fmt.clock(took)}")
+        resumed = finished_times(out.run_dir, took)
+        out.writer.event(step, f"finished in {fmt.clock(took)}{resumed}")
+        out.con.print(f"finished {step} steps in {fmt.clock(took)}{resumed}")
     return "finished"
+
+
+def finished_times(run_dir: Path, took: float) -> str:
+    """After a stop and a resume, what ``finished in`` leaves out: the training time of
+    every session and the wall time since the run started (``""`` for one session)."""
+    now = time.time()
+    v = run_state(run_dir).values
+    if v.sessions < 2:
+        return ""
+    trained = v.elapsed_s(now)
+    info = read_run_info(run_dir)
+    started = info.started if info is not None else None
+    text = f" this session; {fmt.clock(trained if trained is not None else took)} of training"
+    text += f" over {v.sessions} sessions"
+    if started is not None and now >= started:
+        text += f", {fmt.clock(now - started)} wall time since the run started"
+    return text
 
 
 def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = None) -> str:

@@ -17,19 +17,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from n2n_core.files.checks import is_regular_file
-from n2n_core.runs.records import Record, parse_record
+from n2n_core.runs.records import EvalRecord, Record, parse_record
 
 from .follow import RunFollower
 
 
 def log_time_span(path: Path) -> tuple[float | None, float | None]:
-    """First and last ``time`` in the file (reads only its head and tail)."""
+    """First and last ``time`` of the run in the file (reads only its head and tail).
+    Evaluations recorded after training are not the run's time: they are left out."""
 
     def first_time(lines: list[bytes]) -> float | None:
         for line in lines:
             rec = parse_record(line) if line.strip() else None
-            if rec is not None and rec.time is not None:
-                return float(rec.time)
+            t = played_time(rec) if rec is not None else None
+            if t is not None:
+                return float(t)
         return None
 
     if not is_regular_file(path):
@@ -39,11 +41,20 @@ def log_time_span(path: Path) -> tuple[float | None, float | None]:
             head = f.read(1 << 16)
             f.seek(0, os.SEEK_END)
             size = f.tell()
-            f.seek(max(0, size - (1 << 16)))
+            f.seek(max(0, size - TAIL_BYTES))
             tail = f.read()
     except OSError:
         return None, None
     return first_time(head.split(b"\n")), first_time(tail.split(b"\n")[::-1])
+
+
+TAIL_BYTES = 1 << 18  # where the last training record is looked for (evaluations follow it)
+
+
+def played_time(rec: Record) -> float | None:
+    """When a record is due in a replay: its time, or None (due at once, in file order) for
+    an evaluation, which was measured later and is not part of the run's timeline."""
+    return None if type(rec) is EvalRecord else rec.time
 
 
 class ReplayPlayer:
@@ -153,7 +164,7 @@ class ReplayPlayer:
             # Feed everything due by `now`.
             i = 0
             for i, rec in enumerate(pending):  # noqa: B007
-                t = rec.time
+                t = played_time(rec)
                 if t is not None and t > now:
                     break
             else:
@@ -168,7 +179,7 @@ class ReplayPlayer:
                     self._cv.wait(0.5)
                 continue
             if pending and i == 0:
-                t = pending[0].time
+                t = played_time(pending[0])
                 with self._cv:
                     if self.paused:
                         self._cv.wait(0.5)

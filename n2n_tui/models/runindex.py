@@ -30,7 +30,7 @@ from n2n_core.runs.cache import SummaryCache
 from n2n_core.runs.folders import list_run_dirs
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info
 from n2n_core.runs.layout import RunPaths
-from n2n_core.runs.summary import RunSummary
+from n2n_core.runs.summary import RunSummary, run_val_level
 
 from .follow import CHUNK, RunFollower
 
@@ -53,6 +53,8 @@ class _Tracked:
         "changed",
         "version",
         "checked",
+        "val_level",
+        "level_read",
     )
 
     def __init__(self, path: Path):
@@ -65,6 +67,16 @@ class _Tracked:
         self.changed = float("-inf")  # monotonic time of the last change seen (none yet)
         self.version = -1  # the follower's version the row was made from
         self.checked = 0.0  # monotonic time the row's status was last worked out
+        # The level its Eval is shown at: from preset.yaml, read once it is there.
+        self.val_level: tuple[str, float] | None = None
+        self.level_read = False
+
+    def summary(self) -> RunSummary:
+        """The row from the follower's values (a followed run)."""
+        assert self.follower is not None
+        if not self.level_read and self.info is not None:  # run.json comes after preset.yaml
+            self.val_level, self.level_read = run_val_level(self.path), True
+        return RunSummary.of(self.path, self.info, self.follower.copy_values(), self.val_level)
 
 
 class RunIndex:
@@ -177,7 +189,7 @@ class RunIndex:
         old = t.row
         if info_changed or t.follower.version != t.version or t.row is None:
             t.version = t.follower.version
-            t.row = RunSummary.of(t.path, t.info, t.follower.copy_values())
+            t.row = t.summary()
             t.checked = now
         elif self._live(t) and now - t.checked >= LIVENESS_S:
             # Nothing was written, but a running run's process may have ended: its
@@ -185,7 +197,7 @@ class RunIndex:
             t.checked = now
             status = effective_status(t.info, t.path)
             if status != t.row.status:
-                t.row = RunSummary.of(t.path, t.info, t.follower.copy_values())
+                t.row = t.summary()
         if old is not None and t.row is not old and t.row == old:
             t.row = old  # nothing shown changed: the same object, so nothing redraws
         if stamps is not None and not update.more and t.changed <= now - HOT_S:
@@ -206,7 +218,7 @@ class RunIndex:
         if metrics is not None and follower._metrics.offset != metrics[1]:
             return
         if cache is not None:
-            cache.store(t.path, stamps, t.info, t.row.values)
+            cache.store(t.path, stamps, t.info, t.row.values, t.val_level)
         t.follower, t.stamps = None, stamps
 
     def _read_info(self, t: _Tracked) -> bool:
@@ -224,11 +236,12 @@ class RunIndex:
         hit = cache.lookup(t.path, stamps)
         if hit is None:
             return False
-        t.info, values = hit
+        t.info, values, t.val_level = hit
+        t.level_read = True
         run_json = stamps[0]
         assert run_json is not None  # a hit has a run.json
         t.info_stamp = (run_json[2], run_json[1])  # change_stamp's (mtime, size)
-        t.row = RunSummary.of(t.path, t.info, values)
+        t.row = RunSummary.of(t.path, t.info, values, t.val_level)
         t.stamps = stamps
         return True
 

@@ -109,10 +109,14 @@ def append_log(run_dir: Path, line: str) -> None:
         f.write(line.rstrip("\n") + "\n")
 
 
-def newest_snapshot(run_dir: Path) -> Snapshot | None:
-    """The final snapshot, else the latest periodic one."""
-    snaps = list_snapshots(run_dir)
+def newest_snapshot(run_dir: Path, kind: str = ".safetensors") -> Snapshot | None:
+    """The final snapshot, else the latest periodic one, of one kind (``.safetensors``
+    weights or ``.onnx`` models), so that runs compared run the same kind of model."""
+    snaps = [s for s in list_snapshots(run_dir) if s.path.suffix == kind]
     return snaps[-1] if snaps else None
+
+
+KIND_NAMES = {".safetensors": "weights (.safetensors, run by PyTorch)", ".onnx": "ONNX models"}
 
 
 def infer_out(run_dir: Path, image: Path, snapshot: Path) -> Path:

@@ -20,12 +20,16 @@ def worker_failed(screen_or_app, event: Worker.StateChanged) -> None:
 
 
 class BaseScreen(Screen):
-    # Below this many rows the screen gets the class -short (the stylesheet tightens it).
+    # Below this many rows the screen gets the class -short, below this many columns
+    # -narrow (the stylesheet tightens it: panes collapse, side by side becomes one
+    # under the other).
     SHORT_ROWS = 32
+    NARROW_COLS = 110
 
     @on(events.Resize)
     def _fit_terminal(self) -> None:
         self.set_class(self.size.height < self.SHORT_ROWS, "-short")
+        self.set_class(self.size.width < self.NARROW_COLS, "-narrow")
         # At 80 columns the keys fit only without the footer's spacing and palette hint.
         for footer in self.query(Footer):
             footer.compact = self.size.width < 110

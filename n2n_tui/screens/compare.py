@@ -12,7 +12,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import get_current_worker
 
@@ -24,11 +24,12 @@ from n2n_core.errors import UserError
 from n2n_core.runs.curves import METRICS, PANELS, X_LABELS, ema
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import SysRecord
+from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading, run_val_level
 
 from ..models.curveset import RunCurves
 from ..widgets.charts import Chart, ChartLegend, Line
 from ..widgets.charts.chart import ROLES, theme_colour
-from ..widgets.common import RunsTable
+from ..widgets.common import Col, RunsTable
 from ..widgets.dashboard.system import pct
 from .base import BaseScreen
 
@@ -61,7 +62,7 @@ class CompareScreen(BaseScreen):
         Binding("escape", "back", "Back"),
         Binding("m", "next_metric", "Metric"),
         Binding("t", "toggle_x", "Step/time"),
-        Binding("i", "toggle_input", "Input PSNR"),
+        Binding("i", "toggle_input", "Input"),
         Binding("v", "next_view", "View"),
         Binding("e", "export", "Export"),
         Binding("p", "pictures", "Pictures"),
@@ -71,6 +72,7 @@ class CompareScreen(BaseScreen):
         super().__init__()
         self.run_dirs = [Path(p) for p in run_dirs]
         self.feeds = [RunCurves(p) for p in self.run_dirs]
+        self.levels = [run_val_level(p) for p in self.run_dirs]  # where each run's Eval is
         self.metric = "psnr"
         self.x = "step"
         self.show_input = False
@@ -86,29 +88,31 @@ class CompareScreen(BaseScreen):
             yield RunsTable(id="cmp-table")
             with VerticalScroll(id="cmp-config"):
                 yield Static("", id="cmp-config-body")
-            yield Horizontal(id="cmp-eval")
+            yield VerticalScroll(id="cmp-eval")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "compare"
         self.sub_title = ", ".join(p.name for p in self.run_dirs)
-        table = self.query_one(RunsTable)
-        for label, width in (
-            ("", 2),
-            ("Run", 30),
-            ("Best", 7),
-            ("@ step", 8),
-            ("Last", 7),
-            ("Shift", 6),
-            ("Input", 7),
-            ("Eval", 7),
-            ("Step", 9),
-            ("Util", 5),
-            ("Wait", 5),
-            ("Slowest", 15),
-        ):
-            table.add_column(label, width=width, key=label or "colour")
-        eval_row = self.query_one("#cmp-eval", Horizontal)
+        # A narrow terminal drops the system numbers first, then shift, @ step, last,
+        # input and step; Run shrinks to 20 before any go.
+        self.query_one(RunsTable).set_columns(
+            [
+                Col("colour", "", 2),
+                Col("Run", "Run", 30, min=20, grow=40),
+                Col("Best", "Best", 7),
+                Col("@ step", "@ step", 8, drop=3),
+                Col("Last", "Last", 7, drop=4),
+                Col("Shift", "Shift", 6, drop=2),
+                Col("Input", "Input", 7, drop=5),
+                Col("Eval", "Eval", 7),
+                Col("Step", "Step", 9, drop=6),
+                Col("Util", "Util", 5, drop=1),
+                Col("Wait", "Wait", 5, drop=1),
+                Col("Slowest", "Slowest", 15, drop=1),
+            ]
+        )
+        eval_row = self.query_one("#cmp-eval", VerticalScroll)
         for i, _ in enumerate(self.run_dirs):
             eval_row.mount(Static("", id=f"cmp-eval-{i}", classes="cmp-eval-run"))
         self.query_one("#cmp-config-body", Static).update(self._config_diff())
@@ -147,6 +151,7 @@ class CompareScreen(BaseScreen):
         self._drawn = key
         metric = METRICS[self.metric]
         lines, legend, rows = [], [], []
+        summaries: list[RunSummary] = []
         xmax = 0.0
         for i, (path, feed) in enumerate(zip(self.run_dirs, self.feeds, strict=True)):
             colour = self.colour(i)
@@ -161,6 +166,7 @@ class CompareScreen(BaseScreen):
                 if cx:
                     lines.append(Line(cx, cy, colour, label=f"{path.name} input", dashed=True))
             v = feed.copy_values()
+            summaries.append(RunSummary.of(path, None, v, self.levels[i]))
             legend.append((f"{path.name} {fmt.psnr(v.best_psnr)}", colour))
             rows.append(
                 (
@@ -173,7 +179,7 @@ class CompareScreen(BaseScreen):
                         fmt.psnr(v.psnr),
                         fmt.colour_shift(v.colour_shift, None),
                         fmt.psnr(v.input_psnr),
-                        fmt.psnr(v.eval_psnr),
+                        summaries[-1],
                         fmt.count(v.step),
                         *sys_cells(v.sys),
                     ),
@@ -185,7 +191,15 @@ class CompareScreen(BaseScreen):
         chart.log_y = metric.log
         chart.set_lines(lines, (0.0, max(xmax, 1e-9)))
         self.query_one(ChartLegend).show(legend)
-        self.query_one(RunsTable).sync(rows)
+        level, per_cell = eval_heading(summaries)
+        table = self.query_one(RunsTable)
+        label = f"Eval {level}" if level else "Eval (level)" if per_cell else "Eval"
+        table.set_label("Eval", label, max(len(label), 12 if per_cell else 7))
+        rows = [
+            (key, tuple(eval_cell(c, per_cell) if isinstance(c, RunSummary) else c for c in cells))
+            for key, cells in rows
+        ]
+        table.sync(rows)
 
     def _config_diff(self) -> Table | Text:
         presets = []
@@ -214,14 +228,21 @@ class CompareScreen(BaseScreen):
         self.app.pop_screen()
 
     def action_pictures(self) -> None:
-        from ..models.snapshots import newest_snapshot
+        from ..models.snapshots import KIND_NAMES, newest_snapshot
         from ..widgets.common import PathModal
 
-        snaps = [(p, newest_snapshot(p)) for p in self.run_dirs]
+        # One kind of model for every run: weights, or ONNX models where all have one.
+        kind = ".safetensors"
+        snaps = [(p, newest_snapshot(p, kind)) for p in self.run_dirs]
+        if any(s is None for _, s in snaps):
+            onnx = [(p, newest_snapshot(p, ".onnx")) for p in self.run_dirs]
+            if all(s is not None for _, s in onnx):
+                kind, snaps = ".onnx", onnx
         missing = [p.name for p, s in snaps if s is None]
         if missing:
             self.notify(f"no snapshot yet in {', '.join(missing)}", title="Pictures")
             return
+        which = ", ".join(f"{p.name}: {s.name}" for p, s in snaps if s is not None)
 
         def chosen(path: Path | None) -> None:
             if path and not path.is_dir():
@@ -233,7 +254,8 @@ class CompareScreen(BaseScreen):
         self.app.push_screen(
             PathModal(
                 "Denoise with each run",
-                "Image to denoise with every run's newest snapshot (written to each run's samples/).",
+                f"Image to denoise with every run's newest {KIND_NAMES[kind]}, the same kind "
+                f"for all ({which}); written to each run's samples/.",
                 self.last_image,
             ),
             chosen,
@@ -306,9 +328,11 @@ def export_runs(app, run_dirs: list[Path], what: str, x: str = "step") -> None:
 def _eval_table(name: str, evals, colour: str) -> Group | Text:
     if not evals:
         return Text(f"{name}: not evaluated yet (n2n-core evaluate RUN_DIR --dataset-dir D)")
-    names = list(dict.fromkeys(b for e in evals for b in e.baseline_names))
+    # The noisy input is every cell's (validate's and evaluate's alike): its own column,
+    # not a "noisy" baseline that only some evaluations asked for.
+    names = [n for n in dict.fromkeys(b for e in evals for b in e.baseline_names) if n != "noisy"]
     t = Table(title=Text(name, style=colour), header_style="bold", expand=True)
-    for col in ("snapshot", "data", "level", "net", "shift", *names):
+    for col in ("snapshot", "data", "level", "net", "input", "shift", *names):
         t.add_column(col, justify="left" if col in ("snapshot", "data") else "right")
     for e in evals:
         snap = (e.snapshot or "?").removesuffix(".safetensors") + (" *" if e.best else "")
@@ -317,6 +341,7 @@ def _eval_table(name: str, evals, colour: str) -> Group | Text:
             Text(Path(e.dataset or "?").name or e.dataset or "?"),
             fmt.DASH if e.level is None else f"{e.level:g}",
             Text(fmt.psnr(e.psnr), style="bold"),
+            fmt.psnr(e.input_psnr),
             fmt.colour_shift(e.colour_shift, None),
             *(fmt.psnr(e.baseline(n)) for n in names),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -36,7 +37,8 @@ class DashboardScreen(BaseScreen):
     SHORT_ROWS = 36  # a short terminal gives the charts the rows; the log keeps a few
     HELP = (
         "Charts of loss, PSNR (input PSNR dashed), learning rate and ms/step against "
-        "step; the log tail below. Stop sends SIGTERM to the run's process group "
+        "step; the log tail below, and the validation pictures beside it when the run "
+        "writes them. Stop sends SIGTERM to the run's process group "
         "(SIGKILL after a grace period); resume continues from the last snapshot."
     )
     BINDINGS = [
@@ -54,9 +56,17 @@ class DashboardScreen(BaseScreen):
             "plus,equals_sign", "speed(2)", "Faster", show=False, key_display="+", priority=True
         ),
         Binding("minus", "speed(0.5)", "Slower", show=False, priority=True, key_display="-"),
-        Binding("left_square_bracket", "samples(-1)", "Older sample", show=False),
-        Binding("right_square_bracket", "samples(1)", "Newer sample", show=False),
+        Binding("left_square_bracket", "samples(-1)", "Older sample step", show=False),
+        Binding("right_square_bracket", "samples(1)", "Newer sample step", show=False),
+        Binding("less_than_sign", "sample_image(-1)", "Previous image of the step", show=False),
+        Binding("greater_than_sign", "sample_image(1)", "Next image of the step", show=False),
+        Binding("z", "zoom", "Picture 1:1 / whole", show=False),
+        Binding("h", "pan(-1, 0)", "Pan the 1:1 picture left", show=False),
+        Binding("l", "pan(1, 0)", "... right", show=False),
+        Binding("k", "pan(0, -1)", "... up", show=False),
+        Binding("j", "pan(0, 1)", "... down", show=False),
         Binding("p", "pictures", "Pictures"),
+        Binding("o", "open_picture", "Open in browser"),
         Binding("m", "machine", "Machine"),
     ]
 
@@ -114,8 +124,10 @@ class DashboardScreen(BaseScreen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         replay_only = {"pause", "seek", "seek_to", "speed"}
-        if action == "pictures":
+        if action in ("pictures", "sample_image", "zoom", "pan", "samples"):
             return self.query_one(SamplePanel).has_samples
+        if action == "open_picture":  # the browser view only: the real image in a tab
+            return self.app.is_web and self.query_one(SamplePanel).has_samples
         if action == "machine":
             return self.query_one(SysLine).display
         if action in replay_only:
@@ -193,9 +205,13 @@ class DashboardScreen(BaseScreen):
             self.refresh_bindings()
         self._drawn = (key, tick)
         v = feed.copy_values()
+        status, replayed = self.status, False
+        if self.replay and not self.replay.done:
+            # The replayed moment: its status and time, not the run's end.
+            status, now, replayed = replayed_status(v), self.replay.position(), True
         with self.app.batch_update():
             self.query_one(RunHeader).show(
-                self.run_dir.name, self.status, self.info, v, now, note=self._note
+                self.run_dir.name, status, self.info, v, now, note=self._note, replayed=replayed
             )
             self.query_one(RunValues).show(v)
             self.query_one(SysLine).show(v.sys)
@@ -247,27 +263,32 @@ class DashboardScreen(BaseScreen):
         """log.txt's new lines appended (a full rewrite only after a reset): the log pane
         is not drawn again from scratch at every step a run logs."""
         log = self.query_one(Log)
+        width = log.scrollable_content_region.width
         shown = self._log_shown
-        if isinstance(shown, tuple) and shown[0] == "log" and shown[1] == feed.log_resets:
-            new = feed.log_total - shown[2]
+        if (
+            isinstance(shown, tuple)
+            and shown[0] == "log"
+            and shown[1:3] == (feed.log_resets, width)
+        ):
+            new = feed.log_total - shown[3]
             if new <= 0:
                 return
-            lines = list(feed.log_lines)[-new:]
-            log.write_lines(lines)
+            log.write_lines(wrap_lines(list(feed.log_lines)[-new:], width))
         else:
             log.clear()
-            log.write_lines(list(feed.log_lines)[-200:])
+            log.write_lines(wrap_lines(list(feed.log_lines)[-200:], width))
             log.scroll_end(animate=False)
-        self._log_shown = ("log", feed.log_resets, feed.log_total)
+        self._log_shown = ("log", feed.log_resets, width, feed.log_total)
 
     def _show_lines(self, lines: list[str]) -> None:
         log = self.query_one(Log)
-        sig = (len(lines), lines[-1] if lines else None)
+        width = log.scrollable_content_region.width
+        sig = (len(lines), lines[-1] if lines else None, width)
         if sig == self._log_shown:
             return
         self._log_shown = sig
         log.clear()
-        log.write_lines(lines[-200:])
+        log.write_lines(wrap_lines(lines[-200:], width))
         log.scroll_end(animate=False)  # follow the tail like `tail -f`
 
     # -- actions -----------------------------------------------------------------
@@ -275,8 +296,8 @@ class DashboardScreen(BaseScreen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
             self.app.pop_screen()
-        elif self.replay:
-            self.app.exit()
+        else:  # opened by --replay: back is the run list, never quitting unasked
+            self.app.open_runs()
 
     def action_relaunch(self) -> None:
         self.app.relaunch(self.run_dir)
@@ -389,14 +410,37 @@ class DashboardScreen(BaseScreen):
     def action_samples(self, delta: int) -> None:
         self.query_one(SamplePanel).step_through(delta)
 
+    def action_sample_image(self, delta: int) -> None:
+        self.query_one(SamplePanel).image_through(delta)
+
+    def action_zoom(self) -> None:
+        self.query_one(SamplePanel).zoom()
+
+    def action_pan(self, dx: int, dy: int) -> None:
+        self.query_one(SamplePanel).pan(dx, dy)
+
+    def action_open_picture(self) -> None:
+        from ..images import open_in_browser
+
+        path = self.query_one(SamplePanel).current_path()
+        if path is not None and open_in_browser(self.app, path):
+            self.notify(f"{path.name} opens in a new browser tab", title="Picture", markup=False)
+
     def action_pictures(self) -> None:
-        """The sample strip over the whole body, or back beside the log."""
-        self.remove_class("-machine")
-        self.toggle_class("-pictures")
+        """The sample strip shown, on a screen of its own at 1:1 (z: whole), to pan over."""
+        from .pictures import PicturesScreen
+
+        panel = self.query_one(SamplePanel)
+        path = panel.current_path()
+        if path is None:
+            return
+        label = f"step {panel.current:,} · {path.name} · noisy | denoised | clean"
+        self.app.push_screen(
+            PicturesScreen(f"{self.run_dir.name}: {label}", [(label, path)], zoomed=True)
+        )
 
     def action_machine(self) -> None:
         """Every rank's system numbers in place of the log."""
-        self.remove_class("-pictures")
         self.toggle_class("-machine")
 
     def action_pause(self) -> None:
@@ -419,3 +463,30 @@ class DashboardScreen(BaseScreen):
         if r:
             r.set_speed(min(max((r.speed or 1.0) * factor, 0.125), 4096.0))
             self.redraw()
+
+
+def replayed_status(v) -> str:
+    """What a replayed run was at the moment shown: training, or stopped between sessions."""
+    if not v.session_closed:
+        return "running"
+    last = next((e for e in reversed(v.events) if e.msg), None)
+    if last is not None and last.level == "error":
+        return "failed"
+    if last is not None and last.msg.startswith("finished"):
+        return "finished"
+    return "stopped"
+
+
+def wrap_lines(lines: list[str], width: int) -> list[str]:
+    """Log lines folded to the pane's width (continuations indented), never cut off."""
+    if width < 20:
+        return lines
+    out = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        out += textwrap.wrap(
+            line, width, subsequent_indent="    ", drop_whitespace=False, replace_whitespace=False
+        ) or [line]
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.screen import Screen
 
 GENERAL = [
@@ -14,6 +15,17 @@ GENERAL = [
 ]
 
 
+# Keys whose Textual names are not what a keyboard shows.
+KEY_NAMES = {"space": "space", "escape": "escape", "enter": "enter", "tab": "tab"}
+
+
+def key_name(screen: Screen, binding: Binding) -> str:
+    """A key as the keyboard shows it: ``[`` for left_square_bracket, ``^s`` for ctrl+s."""
+    if binding.key in KEY_NAMES and not binding.key_display:
+        return KEY_NAMES[binding.key]
+    return screen.app.get_key_display(binding)
+
+
 def help_text(screen: Screen) -> Text:
     t = Text()
     name = type(screen).__name__.replace("Screen", "") or "n2n"
@@ -23,7 +35,7 @@ def help_text(screen: Screen) -> Text:
         t.append(about + "\n")
     t.append("\nKeys here\n", style="bold")
     seen = set()
-    for key, binding in screen._bindings:
+    for _key, binding in screen._bindings:
         # Textual's own bindings (focus, copy) are not this screen's keys.
         if (
             binding.action in seen
@@ -34,12 +46,11 @@ def help_text(screen: Screen) -> Text:
         if screen.check_action(binding.action.split("(")[0], ()) is False:
             continue
         seen.add(binding.action)
-        shown = binding.key_display or key
-        t.append(f"  {shown:<16}", style="bold")
+        t.append(f"  {key_name(screen, binding):<15} ", style="bold")
         t.append(f"{binding.description or binding.action}\n")
     t.append("\nEverywhere\n", style="bold")
     for key, desc in GENERAL:
-        t.append(f"  {key:<16}", style="bold")
+        t.append(f"  {key:<15} ", style="bold")
         t.append(f"{desc}\n")
     t.append(
         "\nThe TUI is a view over run folders: runs started with `n2n-core run` "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import (
     Button,
@@ -43,13 +44,21 @@ from ..models.procs import (
     start_detached,
     tail_text,
 )
-from ..widgets.common import ConfirmModal, ErrorModal
+from ..widgets.common import ConfirmModal, ErrorModal, MarkedRadioButton
 from .base import BaseScreen
 
 DEVICES = get_args(Device)
 PRECISIONS = get_args(Precision)
 NAME_RE = re.compile(NAME_PATTERN)
 APPEAR_TIMEOUT_S = 120.0
+
+
+def sweep_points(grid: list[str]) -> int | None:
+    """How many points a grid makes (None while it does not parse)."""
+    from n2n_core.sweeps.plan import parse_grid
+
+    values, _, problems = parse_grid(grid)
+    return None if problems else math.prod(len(v) for v in values.values())
 
 
 def _blames(err_key: str, override_key: str) -> bool:
@@ -140,6 +149,11 @@ class LaunchScreen(BaseScreen):
 
     def _entries(self) -> list[PresetEntry]:
         entries = [e for e in load_presets(self.app.presets_dir) if e.preset is not None]
+        memory = self.app.launch_memory
+        if self.initial is None and memory:
+            # What was launched last, a run's own preset.yaml (relaunch) included.
+            self.initial = Path(memory["preset"])
+            self._pending = memory
         if self.initial and all(e.path != self.initial for e in entries):
             # A run's own preset.yaml ("relaunch with changes"), outside the presets dir.
             try:
@@ -163,17 +177,13 @@ class LaunchScreen(BaseScreen):
         # A new user's first launch should be the one that finishes in minutes.
         quick = [v for v in values if v.endswith("/quickstart.yaml") or v == "quickstart.yaml"]
         fallback = quick[0] if quick else (values[0] if values else Select.NULL)
-        memory = self.app.launch_memory
-        if self.initial is None and memory and memory["preset"] in values:
-            self._pending = memory
-            initial = memory["preset"]
-        else:
-            initial = str(self.initial) if self.initial else fallback
+        initial = str(self.initial) if self.initial else fallback
         if initial not in values:
             initial = fallback
+            self._pending = None
         blink = not self.app.is_headless
         yield Header()
-        with Vertical(id="launch-form"):
+        with VerticalScroll(id="launch-form"):
             with Horizontal(classes="field-row"):
                 yield Label("preset", classes="field-label")
                 yield Select(
@@ -186,9 +196,9 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field-row"):
                 yield Label("processes", classes="field-label")
                 with RadioSet(id="launch-nproc"):
-                    yield RadioButton("1", value=True, id="nproc-1")
-                    yield RadioButton("8", id="nproc-8")
-                    yield RadioButton("custom", id="nproc-custom")
+                    yield MarkedRadioButton("1", value=True, id="nproc-1")
+                    yield MarkedRadioButton("8", id="nproc-8")
+                    yield MarkedRadioButton("custom", id="nproc-custom")
                 custom = Input("2", placeholder="N", id="launch-nproc-n", classes="field-short")
                 custom.cursor_blink = blink
                 yield custom
@@ -238,11 +248,12 @@ class LaunchScreen(BaseScreen):
                 )
                 grid.cursor_blink = blink
                 yield grid
+            yield Static("", id="launch-sweep-note", classes="field-warning")
             with Horizontal(classes="field-row"):
                 yield Label("start", classes="field-label")
                 with RadioSet(id="launch-when"):
-                    yield RadioButton("now", value=True, id="when-now")
-                    yield RadioButton("queue (when devices are free)", id="when-queue")
+                    yield MarkedRadioButton("now", value=True, id="when-now")
+                    yield MarkedRadioButton("queue (when devices are free)", id="when-queue")
             yield Static("", id="launch-error", classes="field-error")
             yield Static("", id="launch-warning", classes="field-warning")
             yield Label("command", classes="dialog-sub")
@@ -326,7 +337,7 @@ class LaunchScreen(BaseScreen):
         self.query_one(f"#{m['nproc']}", RadioButton).value = True
         self.query_one("#launch-name", Input).value = m["name"]
         self.query_one("#launch-overrides", Input).value = m["overrides"]
-        self.query_one("#launch-grid", Input).value = m["grid"]
+        # A grid is never brought back: a plain launch after a sweep stays a plain launch.
 
     def _remember(self) -> None:
         preset = self.query_one("#launch-preset", Select).value
@@ -341,7 +352,6 @@ class LaunchScreen(BaseScreen):
             "precision": str(self.query_one("#launch-precision", Select).value),
             "name": self.query_one("#launch-name", Input).value,
             "overrides": self.query_one("#launch-overrides", Input).value,
-            "grid": self.query_one("#launch-grid", Input).value,
         }
 
     def nproc(self) -> int | None:
@@ -428,8 +438,20 @@ class LaunchScreen(BaseScreen):
         warning.display = bool(warnings)
         cmd = self.query_one("#launch-command", Static)
         cmd.update(Text(spec.display() if spec else "—", style="bold"))
-        self.query_one("#launch-go", Button).disabled = spec is None or self.launching
-        self._remember()
+        go = self.query_one("#launch-go", Button)
+        go.disabled = spec is None or self.launching
+        grid = split_overrides(self.query_one("#launch-grid", Input).value)
+        note = self.query_one("#launch-sweep-note", Static)
+        note.display = bool(grid)
+        if grid:
+            n = sweep_points(grid)
+            size = f"a sweep of {n} points" if n else "a sweep"
+            note.update(
+                Text(
+                    f"⚠ sweep grid set: this starts {size}, not one run (clear the grid for one run)"
+                )
+            )
+        go.label = "Start sweep… (ctrl+l)" if grid else "Launch… (ctrl+l)"
 
     @on(Select.Changed, "#launch-preset")
     def _preset_changed(self, event: Select.Changed) -> None:
@@ -470,6 +492,7 @@ class LaunchScreen(BaseScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
+                self._remember()  # what was launched, nothing typed and left
                 self.launching = True
                 self.refresh_command()
                 self.query_one("#launch-status", Static).update(Text(f"starting: {spec.display()}"))

@@ -26,7 +26,8 @@ MAGNIFY = (1, 2, 4, 8)
 class PicturesScreen(BaseScreen):
     HELP = (
         "Images side by side. z: whole image / 1:1 crop; arrows or h j k l pan the crop "
-        "(all panes together); + and - magnify the crop."
+        "(all panes together); + and - magnify the crop. In the browser view (--serve), "
+        "o opens each image at full resolution in a browser tab."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -37,15 +38,17 @@ class PicturesScreen(BaseScreen):
         Binding("down,j", "pan(0, 1)", "Pan", show=False),
         Binding("plus,equals_sign", "magnify(1)", "Magnify", key_display="+"),
         Binding("minus", "magnify(-1)", "Less", key_display="-", show=False),
+        Binding("o", "open_in_browser", "Open in browser"),
     ]
 
-    def __init__(self, title: str, items: list[tuple[str, Path]]):
+    def __init__(self, title: str, items: list[tuple[str, Path]], zoomed: bool = False):
+        """``zoomed``: open at 1:1 (a sample strip, whose halves look alike scaled down)."""
         super().__init__()
         self.heading = title
         self.items = items
         self.images: list[PILImage.Image | None] = []
         self.errors: list[str] = []
-        self.zoomed = False
+        self.zoomed = zoomed
         self.magnify = 1
         self.center: tuple[float, float] | None = None
         self.box: tuple[int, int, int, int] | None = None
@@ -100,6 +103,18 @@ class PicturesScreen(BaseScreen):
                 im.crop(box),
                 text=f"{path.name}  x {x0}–{x1}  y {y0}–{y1}  {self.magnify}:1",
             )
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "open_in_browser":  # the browser view only: the real images in tabs
+            return self.app.is_web
+        return True
+
+    def action_open_in_browser(self) -> None:
+        from ..images import open_in_browser
+
+        opened = [path.name for _, path in self.items if open_in_browser(self.app, path)]
+        if opened:
+            self.notify(f"opening {', '.join(opened)} in browser tabs", title="Pictures")
 
     def action_zoom(self) -> None:
         self.zoomed = not self.zoomed

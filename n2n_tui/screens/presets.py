@@ -17,7 +17,7 @@ from n2n_core.config.schema import Preset
 
 from ..models import presetform as pf
 from ..models.presetfiles import PresetEntry, load_presets
-from ..widgets.common import ConfirmModal, RunsTable
+from ..widgets.common import Col, ConfirmModal, RunsTable
 from ..widgets.presets import PresetForm
 from ..widgets.presets.diff import diff_text
 from .base import BaseScreen
@@ -44,7 +44,7 @@ class PresetsScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield RunsTable(flex="Description", min_flex=20, id="presets-table")
+        yield RunsTable(id="presets-table")
         yield Static("", id="preset-detail", classes="detail-box")
         yield Footer()
 
@@ -52,17 +52,19 @@ class PresetsScreen(BaseScreen):
         self.title = "presets"
         self.sub_title = f"files in {self.app.presets_dir}/"
         table = self.query_one(RunsTable)
-        for label, width in (
-            ("File", 26),
-            ("Name", 20),
-            ("Task", 5),
-            ("Noise", 18),
-            ("Targets", 7),
-            ("Steps", 8),
-            ("Description", 56),
-        ):
-            table.add_column(label, width=width, key=label)
-        table.fit_columns()
+        # A narrow terminal drops Name (the file's own name says it), Task and Targets,
+        # then Steps; the description takes whatever is left.
+        table.set_columns(
+            [
+                Col("File", "File", 22, min=18),
+                Col("Name", "Name", 20, min=10, drop=1),
+                Col("Task", "Task", 5, drop=1),
+                Col("Noise", "Noise", 10, min=8),
+                Col("Targets", "Targets", 7, drop=1),
+                Col("Steps", "Steps", 8, drop=3),
+                Col("Description", "Description", 56, min=20, grow=-1),
+            ]
+        )
         self.reload()
         table.focus()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -15,31 +16,34 @@ from n2n_core.errors import UserError
 from n2n_core.runs.folders import delete_run
 from n2n_core.runs.info import retag_run, run_tags, set_run_note
 from n2n_core.runs.query import RunQuery, read_run_preset
-from n2n_core.runs.summary import RunSummary
+from n2n_core.runs.summary import RunSummary, eval_cell, eval_heading
 
 from ..models.runindex import is_local
 from ..models.sorting import SortOrder
-from ..widgets.common import ConfirmModal, ErrorModal, InputModal, RunsTable
+from ..widgets.common import Col, ConfirmModal, ErrorModal, InputModal, RunsTable
 from ..widgets.common.status import status_text, theme_of
 from .base import BaseScreen
 
-# What tells runs apart comes first: a narrow terminal cuts off the right end.
+# What tells runs apart comes first. A narrow terminal drops columns in the stated order
+# (1 first: precision, device, ms/step, tags and note, started, last PSNR), Name shrinks to
+# 16 before any drops; a wide one grows Name up to 40 and gives the rest to the note.
 COLUMNS = (
-    ("mark", "", 1),
-    ("id", "ID", 5),
-    ("name", "Name", 24),
-    ("status", "Status", 13),
-    ("step", "Step", 11),
-    ("best", "Best", 6),
-    ("last", "Last", 6),
-    ("eval", "Eval", 6),
-    ("device", "Device", 8),
-    ("prec", "Prec", 4),
-    ("ms", "ms/step", 7),
-    ("started", "Started", 9),
-    ("tags", "Tags", 14),
+    Col("mark", "", 1),
+    Col("id", "ID", 5),
+    Col("name", "Name", 24, min=16, grow=40),
+    Col("status", "Status", 13),
+    Col("step", "Step", 11, min=9),
+    Col("best", "Best", 6),
+    Col("last", "Last", 6, drop=6),
+    Col("eval", "Eval", 6),
+    Col("device", "Device", 8, drop=2),
+    Col("prec", "Prec", 4, drop=1),
+    Col("ms", "ms/step", 7, drop=3),
+    Col("started", "Started", 9, drop=5),
+    Col("tags", "Tags", 14, min=8, drop=4),
+    Col("note", "Note", 12, drop=4, grow=-1),
 )
-SORTABLE = [key for key, _, _ in COLUMNS if key != "mark"]
+SORTABLE = [c.key for c in COLUMNS if c.key != "mark"]
 
 
 def _value(r: RunSummary, col: str):
@@ -57,6 +61,7 @@ def _value(r: RunSummary, col: str):
         "ms": r.ms_per_step,
         "started": r.started,
         "tags": " ".join(run_tags(r.info)) or None,
+        "note": (r.info.note if r.info else None) or None,
     }[col]
 
 
@@ -67,7 +72,9 @@ class RunsScreen(BaseScreen):
         "Every run folder under the results dir, updated live. Runs started "
         "elsewhere (a shell, a cluster node) appear by themselves. The filter takes "
         "words, +TAG and KEY=VALUE on any preset key (noise.type=poisson). Click a "
-        "column header (or press o) to sort by it, again to reverse."
+        "column header (or press o) to sort by it, again to reverse. Eval is a run's best "
+        "snapshot at one noise level, named in its header: each run's own validation "
+        "level, or the level E picks."
     )
     BINDINGS = [
         Binding("enter", "open", "Open"),
@@ -82,6 +89,7 @@ class RunsScreen(BaseScreen):
         Binding("d", "delete", "Delete"),
         Binding("w", "sweeps", "Sweeps"),
         Binding("o", "sort", "Sort", show=False),
+        Binding("E", "eval_level", "Eval level", show=False),
         Binding("t", "tag", "Tags", show=False),
         Binding("n", "note", "Note", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
@@ -95,16 +103,19 @@ class RunsScreen(BaseScreen):
         self.order = SortOrder()
         self._presets: dict[Path, dict] = {}  # resolved presets never change: read once
         # Cells per run, kept while its row is the same object (the index keeps it so
-        # while nothing changed) and its age reads the same: a change in one of 10,000
-        # runs formats one row.
-        self._cell_cache: dict[str, tuple[RunSummary, str, tuple]] = {}
+        # while nothing changed), its age reads the same and the Eval heading is the
+        # same: a change in one of 10,000 runs formats one row.
+        self._cell_cache: dict[str, tuple[RunSummary, tuple, tuple]] = {}
+        self.eval_level: float | None = None  # None: each run's validation level
+        self._eval_heading: tuple[str, bool] = ("", False)
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(
             placeholder="filter: name, status, +tag, noise.type=poisson…  (/)", id="runs-filter"
         )
-        yield RunsTable(flex="name", min_flex=12, id="runs-table")
+        yield RunsTable(id="runs-table")
+        yield Static("", id="runs-detail", classes="info-line")
         yield Static("", id="runs-info", classes="info-line")
         yield Footer()
 
@@ -137,11 +148,21 @@ class RunsScreen(BaseScreen):
         return self._presets[path]
 
     def _headers(self) -> None:
-        table = self.query_one(RunsTable)
-        table.reset_columns()
-        for key, label, width in COLUMNS:
-            table.add_column(self.order.label(key, label), width=width, key=key)
-        table.fit_columns()
+        cols = [replace(c, label=self.order.label(c.key, str(c.label))) for c in COLUMNS]
+        self._eval_heading = ("", False)
+        self.query_one(RunsTable).set_columns(cols)
+
+    def _eval_header(self, rows: list[RunSummary]) -> bool:
+        """Name the level of the Eval column (each cell names it when runs differ)."""
+        heading = eval_heading(rows)
+        if heading != self._eval_heading:
+            self._eval_heading = heading
+            level, per_cell = heading
+            label = f"Eval {level}" if level else "Eval (level)" if per_cell else "Eval"
+            self.query_one(RunsTable).set_label(
+                "eval", self.order.label("eval", label), max(len(label), 12 if per_cell else 6)
+            )
+        return heading[1]
 
     @on(RunsTable.HeaderSelected)
     def _header(self, event: RunsTable.HeaderSelected) -> None:
@@ -149,6 +170,16 @@ class RunsScreen(BaseScreen):
             self.order.toggle(event.column_key.value)
             self._headers()
             self._rows_changed(self.app.rows)
+
+    def action_eval_level(self) -> None:
+        """Eval at each run's validation level, then at each level some run was evaluated at."""
+        levels = sorted({lv for r in self.app.rows for _, lv in r.values.eval_levels()})
+        choices: list[float | None] = [None, *levels]
+        i = choices.index(self.eval_level) if self.eval_level in choices else 0
+        self.eval_level = choices[(i + 1) % len(choices)]
+        what = "each run's validation level" if self.eval_level is None else f"{self.eval_level:g}"
+        self.notify(f"Eval at {what}", title="Eval level", timeout=2)
+        self._rows_changed(self.app.rows)
 
     def action_sort(self) -> None:
         self.order.next_column(SORTABLE)
@@ -168,30 +199,50 @@ class RunsScreen(BaseScreen):
             fmt.steps(r.step, r.total_steps),
             best,
             fmt.psnr(r.last_psnr),
-            fmt.psnr(r.eval_psnr),
+            eval_cell(r, self._eval_heading[1]),
             dev,
             r.precision if r.info is not None else fmt.DASH,
             fmt.ms(r.ms_per_step),
             fmt.age(r.started, now),
             Text(" ".join(run_tags(r.info))),
+            Text(" ".join(((r.info.note if r.info else None) or "").split())),
         )
 
     def _rows_changed(self, rows: list[RunSummary]) -> None:
         now = self.app.clock()
-        visible = self._visible(rows)
+        visible = [r.at_level(self.eval_level) for r in self._visible(rows)]
         # Newest first: the run you just started is at the top.
         visible = self.order.apply(list(reversed(visible)), _value)
+        self._eval_header(visible)
         table = self.query_one(RunsTable)
         cache = self._cell_cache
         out = []
         for r in visible:
             hit = cache.get(r.path.name)
-            age = fmt.age(r.started, now)
-            if hit is None or hit[0] is not r or hit[1] != age:
-                hit = cache[r.path.name] = (r, age, self._cells(r, now))
+            key = (fmt.age(r.started, now), self._eval_heading)
+            if hit is None or hit[0] is not r or hit[1] != key:
+                hit = cache[r.path.name] = (r, key, self._cells(r, now))
             out.append((r.path.name, hit[2]))
         table.sync(out)
         self._update_info(rows, visible)
+        self._update_detail()
+
+    @on(RunsTable.RowHighlighted, "#runs-table")
+    def _update_detail(self) -> None:
+        """The run under the cursor: its note and tags in full (the table has no room)."""
+        row = self.selected()
+        box = self.query_one("#runs-detail", Static)
+        note = (row.info.note or "").strip() if row and row.info else ""
+        tags = " ".join(run_tags(row.info)) if row else ""
+        box.display = bool(note or tags)
+        if row and (note or tags):
+            t = Text(f"{row.path.name}", style="bold")
+            if note:
+                t.append("  note: ")
+                t.append(" ".join(note.split()), style="italic")  # one line, however typed
+            if tags:
+                t.append(f"  tags: {tags}")
+            box.update(t)
 
     def _update_info(self, rows: list[RunSummary], visible: list[RunSummary]) -> None:
         info = self.query_one("#runs-info", Static)
@@ -206,6 +257,10 @@ class RunsScreen(BaseScreen):
             parts.append(f"{running} running")
         if len(visible) != len(rows):
             parts.append(f"{len(visible)} shown")
+        unknown = RunQuery.parse(self.filter_text).unknown_keys()
+        if unknown:  # a typo matches no run: say so, as `runs --where` does
+            keys = ", ".join(unknown)
+            parts.insert(0, f"filter: {keys}: unknown key (not a preset key)")
         if self.marked:
             parts.append(f"{len(self.marked)} marked (c: compare)")
         parts.append(f"results: {self.app.results_dir}")

@@ -29,7 +29,7 @@ from ..models.snapshots import (
     list_snapshots,
     validation_line,
 )
-from ..widgets.common import ConfirmModal, PathModal, RunsTable
+from ..widgets.common import Col, ConfirmModal, PathModal, RunsTable
 from .base import BaseScreen
 from .pictures import PicturesScreen
 
@@ -96,7 +96,7 @@ class SnapshotsScreen(BaseScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(Text(f"snapshots of {self.run_dir}"), id="snap-title", classes="info-line")
-        yield RunsTable(flex="Validated", min_flex=16, id="snap-table")
+        yield RunsTable(id="snap-table")
         yield Static("", id="snap-result", classes="result-box")
         yield Footer()
 
@@ -104,17 +104,17 @@ class SnapshotsScreen(BaseScreen):
         self.title = "snapshots"
         self.sub_title = self.run_dir.name
         table = self.query_one(RunsTable)
-        # Size last: an 80-column terminal cuts it off first.
-        for label, width in (
-            ("Snapshot", 31),  # room for the mark: "● snapshot-00000050.safetensors"
-            ("Step", 7),
-            ("PSNR", 6),
-            ("Validated", 30),
-            ("Written", 9),
-            ("Size", 8),
-        ):
-            table.add_column(label, width=width, key=label)
-        table.fit_columns()
+        # A narrow terminal drops Size, then Written; Validated takes what is left.
+        table.set_columns(
+            [
+                Col("Snapshot", "Snapshot", 31),  # room for "● snapshot-00000050.safetensors"
+                Col("Step", "Step", 7),
+                Col("PSNR", "PSNR", 6),
+                Col("Validated", "Validated", 30, min=16, grow=-1),
+                Col("Written", "Written", 9, drop=2),
+                Col("Size", "Size", 8, drop=1),
+            ]
+        )
         self.query_one("#snap-result", Static).display = False
         self.reload()
         self.set_interval(AGES_S, lambda: self._show(self.snaps))
@@ -243,22 +243,11 @@ class SnapshotsScreen(BaseScreen):
     def _store(self, snap: Snapshot, dataset: str, data: dict[str, Any]) -> str:
         """The result as an eval record in the run's metrics.jsonl; says where it went."""
 
-        def num(key: str) -> float | None:
-            v = data.get(key)
-            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
         # A live run's log belongs to its trainer (a resume may rewrite it).
         if effective_status(read_run_info(self.run_dir)) == "running":
             return "not stored in metrics.jsonl while the run is training"
-        rec = EvalRecord(
-            step=snap.step,
-            time=self.app.clock(),
-            snapshot=snap.name,
-            dataset=dataset,
-            noise=data.get("noise") if isinstance(data.get("noise"), str) else None,
-            psnr=num("psnr"),
-            input_psnr=num("input_psnr"),
-            images=data.get("images") if isinstance(data.get("images"), int) else None,
+        rec = EvalRecord.of_validation(
+            data, step=snap.step, time=self.app.clock(), snapshot=snap.name, dataset=dataset
         )
         try:
             with MetricsWriter(RunPaths(self.run_dir).metrics) as w:

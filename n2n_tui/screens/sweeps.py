@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -18,27 +19,29 @@ from n2n_core.sweeps.view import PointView, SweepView
 from ..models.procs import run_core, start_detached
 from ..models.sorting import SortOrder
 from ..models.sweepindex import SweepIndex
-from ..widgets.common import ConfirmModal, ErrorModal, RunsTable
+from ..widgets.common import Col, ConfirmModal, ErrorModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
 
+# Narrow terminals drop columns in the stated order (1 first); Name and Run take what a
+# wide one leaves.
 SWEEP_COLUMNS = (
-    ("id", "ID", 5),
-    ("name", "Name", 24),
-    ("status", "Status", 13),
-    ("progress", "Done", 9),
-    ("running", "Running", 7),
-    ("failed", "Failed", 6),
-    ("executor", "Executor", 8),
-    ("created", "Created", 9),
+    Col("id", "ID", 5),
+    Col("name", "Name", 24, min=10, grow=48),
+    Col("status", "Status", 13),
+    Col("progress", "Done", 9),
+    Col("running", "Running", 7, drop=2),
+    Col("failed", "Failed", 6, drop=3),
+    Col("executor", "Executor", 8, drop=1),
+    Col("created", "Created", 9, drop=1),
 )
 POINT_TAIL = (
-    ("status", "Status", 13),
-    ("step", "Step", 11),
-    ("best", "Best", 6),
-    ("last", "Last", 6),
-    ("job", "Job", 14),
-    ("run", "Run", 22),
+    Col("status", "Status", 13),
+    Col("step", "Step", 11, min=9),
+    Col("best", "Best", 6),
+    Col("last", "Last", 6, drop=2),
+    Col("job", "Job", 14, drop=1),
+    Col("run", "Run", 22, min=14, grow=-1),
 )
 
 
@@ -82,9 +85,9 @@ class SweepsScreen(BaseScreen):
         Binding("escape", "back", "Back"),
         Binding("enter", "open", "Open"),
         Binding("o", "sort", "Sort"),
-        Binding("x", "cancel_sweep", "Cancel sweep"),
+        Binding("x", "cancel_sweep", "Stop sweep"),
         Binding("r", "resume_sweep", "Resume sweep"),
-        Binding("tab", "focus_next", "Switch table", show=False),
+        Binding("tab", "app.focus_next", "Switch table", show=False),
     ]
 
     def __init__(self) -> None:
@@ -95,6 +98,8 @@ class SweepsScreen(BaseScreen):
         self.sweep_order = SortOrder()
         self.point_order = SortOrder()
         self._point_columns: tuple[str, ...] = ()
+        self._point_cursor: dict[str, str] = {}  # sweep -> the point its cursor was on
+        self._points_of: str | None = None  # the sweep whose points the table shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -156,10 +161,9 @@ class SweepsScreen(BaseScreen):
         sweep = self.current_sweep()
         table = self.query_one("#points-table", RunsTable)
         columns = ("#",) + tuple(f"grid:{k}" for k in (sweep.grid_keys if sweep else ()))
-        columns += tuple(c for c, _, _ in POINT_TAIL)
+        columns += tuple(c.key for c in POINT_TAIL)
         if columns != self._point_columns:
             self._point_columns = columns
-            table.reset_columns()
             self._point_headers(table)
         if sweep is None:
             table.sync([])
@@ -167,6 +171,11 @@ class SweepsScreen(BaseScreen):
             return
         points = self.point_order.apply(list(sweep.points), _point_value)
         table.sync([(p.key, self._point_cells(p)) for p in points])
+        if self._points_of != sweep.key:  # back to a sweep: its cursor where it was left
+            self._points_of = sweep.key
+            keys = [p.key for p in points]
+            left = self._point_cursor.get(sweep.key)
+            table.move_cursor(row=keys.index(left) if left in keys else 0, animate=False)
         msg = f"{sweep.path}: {sweep.status}"
         if sweep.message:
             msg += f" — {sweep.message}"
@@ -189,30 +198,27 @@ class SweepsScreen(BaseScreen):
 
     def _sweep_headers(self) -> None:
         table = self.query_one("#sweeps-table", RunsTable)
-        table.reset_columns()
-        for key, label, width in SWEEP_COLUMNS:
-            table.add_column(self.sweep_order.label(key, label), width=width, key=key)
+        table.set_columns(
+            [replace(c, label=self.sweep_order.label(c.key, str(c.label))) for c in SWEEP_COLUMNS]
+        )
         if self.sweeps:
             self._show(self.sweeps)
 
     def _point_headers(self, table: RunsTable) -> None:
-        widths = {c: w for c, _, w in POINT_TAIL}
-        labels = {c: label for c, label, _ in POINT_TAIL}
-        for col in self._point_columns:
-            label = "#" if col == "#" else col[5:] if col.startswith("grid:") else labels[col]
-            width = (
-                3
-                if col == "#"
-                else max(8, min(len(label), 20))
-                if col.startswith("grid:")
-                else widths[col]
-            )
-            table.add_column(self.point_order.label(col, label), width=width, key=col)
+        tail = {c.key: c for c in POINT_TAIL}
+        cols = []
+        for key in self._point_columns:
+            if key == "#":
+                col = Col("#", "#", 3)
+            elif key.startswith("grid:"):
+                col = Col(key, key[5:], max(8, min(len(key) - 5, 20)), min=8)
+            else:
+                col = tail[key]
+            cols.append(replace(col, label=self.point_order.label(key, str(col.label))))
+        table.set_columns(cols)
 
     def _resort_points(self) -> None:
-        table = self.query_one("#points-table", RunsTable)
-        table.reset_columns()
-        self._point_headers(table)
+        self._point_headers(self.query_one("#points-table", RunsTable))
         self._show_points()
 
     @on(DataTable.HeaderSelected)
@@ -227,7 +233,7 @@ class SweepsScreen(BaseScreen):
 
     def action_sort(self) -> None:
         if self.focused and self.focused.id == "sweeps-table":
-            self.sweep_order.next_column([c for c, _, _ in SWEEP_COLUMNS])
+            self.sweep_order.next_column([c.key for c in SWEEP_COLUMNS])
             self._sweep_headers()
         else:
             self.point_order.next_column(list(self._point_columns))
@@ -241,6 +247,12 @@ class SweepsScreen(BaseScreen):
         if key and key != self.chosen:
             self.chosen = key
             self._show_points()
+
+    @on(DataTable.RowHighlighted, "#points-table")
+    def _point_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key else None
+        if key and self._points_of is not None:
+            self._point_cursor[self._points_of] = key
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -281,7 +293,7 @@ class SweepsScreen(BaseScreen):
             self.notify(f"{sweep.key} is {sweep.status}", title="Nothing to cancel")
             return
         body = (
-            f"Cancel {sweep.path}?\n\nRunning points stop cleanly (each writes a snapshot); "
+            f"Stop {sweep.path}?\n\nRunning points stop cleanly (each writes a snapshot); "
             "pending points are not started. `r` resumes it later."
         )
 
@@ -289,7 +301,10 @@ class SweepsScreen(BaseScreen):
             if yes:
                 self.cancel_sweep(sweep.path)
 
-        self.app.push_screen(ConfirmModal("Cancel sweep", body, yes="Cancel sweep"), done)
+        self.app.push_screen(
+            ConfirmModal("Stop the sweep?", body, yes="Stop the sweep", no="Keep it running"),
+            done,
+        )
 
     @work(thread=True, exclusive=True, group="sweep-cancel", exit_on_error=False, name="cancel")
     def cancel_sweep(self, path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -84,3 +85,12 @@ def test_killed_after_snapshot_then_resumed_shows_the_same_everywhere(
             assert xs == sorted(set(xs)), f"{name}: a step shown twice: {xs}"
     assert feed.state.series["psnr"].points() == replayed.state.series["psnr"].points()
     assert feed.state.series["psnr"].points()[0] == [10, 20, 30, 40, 50, 60, 70, 80]
+    # The log's last word says both clocks: training over both sessions, wall since the start.
+    log = (run / "log.txt").read_text()
+    assert re.search(
+        r"finished 80 steps in \d+:\d\d this session; \d+:\d\d of training over 2 sessions, "
+        r"\d+:\d\d wall time since the run started",
+        log,
+    ), log[-600:]
+    (last,) = [e for e in v.events if e.msg.startswith("finished in")]
+    assert "of training over 2 sessions" in last.msg

@@ -111,3 +111,34 @@ async def test_runs_table_shows_the_evaluation_psnr(make_app, results):
         await wait_for(pilot, lambda: table.row_count >= 2)
         assert str(table.get_cell(RUNS[0], "eval")) == "31.25"
         assert str(table.get_cell(RUNS[1], "eval")) == "—"
+
+
+async def test_pictures_compare_the_same_kind_of_model_and_say_which(
+    make_app, results: Path, monkeypatch
+):
+    from n2n_tui.widgets.common import PathModal
+
+    (results / RUNS[0] / "snapshots" / "final.onnx").write_bytes(b"onnx")  # frozen later
+    jobs: list = []
+
+    def denoise_each(image, each):
+        jobs.extend(each)
+        return "stop here"  # shown as an error: no picture to draw
+
+    monkeypatch.setattr("n2n_tui.models.snapshots.denoise_each", denoise_each)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(CompareScreen([results / name for name in RUNS]))
+        await pilot.pause()
+        await pilot.press("p")
+        modal = app.screen
+        assert isinstance(modal, PathModal)
+        assert ".safetensors" in modal.hint
+        assert "00000-gauss-baseline: final.safetensors" in modal.hint
+        assert "00001-poisson-8gpu: snapshot-00100000.safetensors" in modal.hint
+        image = results / "input.png"
+        image.write_bytes(b"")
+        modal.query_one("Input").value = str(image)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(jobs) == 2)
+        assert [snap.suffix for snap, _ in jobs] == [".safetensors", ".safetensors"]

@@ -110,24 +110,6 @@ async def test_launch_checks_overrides_and_shows_every_problem(make_app, monkeyp
 # -- Also: launch remembers, relaunch with changes, devices, cores -----------------------
 
 
-async def test_launch_remembers_the_last_values(make_app):
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        app.push_screen(LaunchScreen())
-        await pilot.pause()
-        app.screen.query_one("#launch-preset").value = "presets/quick.yaml"
-        await pilot.pause()
-        app.screen.query_one("#launch-name", Input).value = "again"
-        app.screen.query_one("#launch-overrides", Input).value = "train.steps=30"
-        await pilot.pause()
-        await pilot.press("escape")
-        app.push_screen(LaunchScreen())
-        await pilot.pause()
-        assert app.screen.query_one("#launch-preset").value == "presets/quick.yaml"
-        assert app.screen.query_one("#launch-name", Input).value == "again"
-        assert app.screen.query_one("#launch-overrides", Input).value == "train.steps=30"
-
-
 async def test_relaunch_a_run_with_changes(make_app, results: Path):
     run = results / "00000-gauss-baseline"
     (run / "preset.yaml").write_text(Path("presets/quick.yaml").read_text())

@@ -49,8 +49,6 @@ async def test_sample_history_steps_back_and_follows_again(make_app, sampled):
         assert "step 1,000 (1/3" in str(panel.border_title)
         await pilot.press("right_square_bracket", "right_square_bracket")
         assert panel.current == 3000 and panel.pinned is None  # following the newest again
-        await pilot.press("p")
-        assert app.screen.has_class("-pictures") and not app.screen.query_one("#dash-log").display
 
 
 async def test_replay_shows_only_samples_up_to_its_position(make_app, sampled):
@@ -212,3 +210,84 @@ async def test_two_marked_snapshots_denoise_one_image_side_by_side(make_app, res
         ]
         outs = [Path(c[c.index("--out") + 1]) for c in calls]
         assert outs[0] == run / "samples" / "infer-noisy-snapshot-00005000.png"
+
+
+def _second_image(sampled: Path, size=(192, 64)) -> None:
+    """A second validation image at every step: coffee beside astronaut."""
+    for step in (1000, 2000, 3000):
+        Image.new("RGB", size, (10, step // 20, 90)).save(
+            sampled / "samples" / f"step-{step:08d}-coffee.png"
+        )
+
+
+async def test_every_sample_image_of_a_step_can_be_shown(make_app, sampled):
+    _second_image(sampled)
+    app = make_app(replay=sampled, speed=0, images="halfblock")
+    async with app.run_test(size=SIZE) as pilot:
+        await _replayed(pilot)
+        panel = app.screen.query_one(SamplePanel)
+        assert panel.current_path().name == "step-00003000-astronaut.png"
+        assert "image 1/2 astronaut" in str(panel.border_title)
+        await pilot.press("greater_than_sign")
+        assert panel.current_path().name == "step-00003000-coffee.png"
+        assert "image 2/2 coffee" in str(panel.border_title)
+        pixel = panel.query_one(".picture-image").image.getpixel((0, 0))
+        assert pixel == (10, 150, 90)
+        await pilot.press("left_square_bracket")  # an older step keeps the image
+        assert panel.current_path().name == "step-00002000-coffee.png"
+        await pilot.press("greater_than_sign")  # wraps around
+        assert panel.current_path().name == "step-00002000-astronaut.png"
+        await pilot.press("less_than_sign")
+        assert panel.current_path().name == "step-00002000-coffee.png"
+
+
+async def test_p_opens_the_strip_at_1_to_1_and_z_pans_on_the_dashboard(make_app, sampled):
+    big = sampled / "samples" / "step-00003000-astronaut.png"
+    Image.effect_noise((600, 200), 40).convert("RGB").save(big)  # wider than the pane
+    app = make_app(replay=sampled, speed=0, images="halfblock")
+    async with app.run_test(size=SIZE) as pilot:
+        await _replayed(pilot)
+        panel = app.screen.query_one(SamplePanel)
+        await pilot.press("z")  # in place: a 1:1 crop of the strip
+        x0, y0, x1, y1 = panel.box
+        shown = panel.query_one(".picture-image").image.size
+        assert shown == (x1 - x0, y1 - y0) and x1 - x0 == panel.view_pixels()[0] < 600
+        await pilot.press("l")
+        assert panel.box[0] > x0
+        await pilot.press("z")
+        assert panel.box is None and panel.query_one(".picture-image").image.size == (600, 200)
+        await pilot.press("p")
+        screen = app.screen
+        assert isinstance(screen, PicturesScreen) and screen.zoomed
+        await pilot.pause(0.2)
+        pane = screen.query(Picture).first()
+        x0, y0, x1, y1 = screen.box
+        assert pane.query_one(".picture-image").image.size == (x1 - x0, y1 - y0)
+        assert x1 - x0 == pane.content_size.width < 600  # one pixel a column: 1:1
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_the_browser_view_opens_the_real_image_in_a_tab(make_app, sampled, monkeypatch):
+    """Served (--serve), the page's terminal draws half-blocks: o sends the picture itself
+    to the browser, which opens it in a tab at full resolution."""
+    from n2n_tui.app import N2NApp
+
+    delivered = []
+    app = make_app(replay=sampled, speed=0, images="halfblock")
+    async with app.run_test(size=SIZE) as pilot:
+        await _replayed(pilot)
+        assert app.screen.check_action("open_picture", ()) is False  # a terminal: no such key
+        monkeypatch.setattr(N2NApp, "is_web", property(lambda self: True))
+        monkeypatch.setattr(
+            N2NApp, "deliver_binary", lambda self, path, **kw: delivered.append((path, kw))
+        )
+        app.screen.refresh_bindings()
+        await pilot.press("o")
+        ((path, kw),) = delivered
+        assert path.name == "step-00003000-astronaut.png" and path.is_file()
+        assert kw["open_method"] == "browser" and kw["mime_type"] == "image/png"
+        await pilot.press("p")  # the strip's own screen offers it too
+        await pilot.pause(0.2)
+        await pilot.press("o")
+        assert [p.name for p, _ in delivered] == ["step-00003000-astronaut.png"] * 2

@@ -371,3 +371,23 @@ async def test_help_lists_the_keys_of_the_screen(make_app):
         assert "Delete" in body and "Compare" in body
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
+
+
+async def test_help_names_keys_as_the_keyboard_shows_them(make_app, results: Path):
+    from tui_helpers import FIXTURES
+
+    run = results / "00004-sampled"
+    shutil.copytree(FIXTURES / "pictures" / "00000-sampled", run)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        app.push_screen(DashboardScreen(run))
+        await pilot.pause()
+        await wait_for(pilot, lambda: app.screen.query_one("SamplePanel").has_samples)
+        await pilot.press("question_mark")
+        lines = app.screen.body.plain.splitlines()
+        assert any(ln.split() == ["[", "Older", "sample", "step"] for ln in lines), lines
+        assert any(ln.split() == ["]", "Newer", "sample", "step"] for ln in lines), lines
+        assert any(ln.split()[:2] == ["<", "Previous"] for ln in lines), lines
+        keys = [ln.split()[0] for ln in lines if ln.startswith("  ")]
+        assert not [k for k in keys if "_" in k], keys  # no left_square_bracket, no equals_sign

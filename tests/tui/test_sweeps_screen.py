@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from textual.widgets import Input
+from textual.widgets import Button, Input
 from tui_helpers import SIZE, wait_for
 
 from n2n_core.runs.info import update_run_info
@@ -15,7 +15,7 @@ from n2n_tui.models.sorting import SortOrder
 from n2n_tui.screens.dashboard import DashboardScreen
 from n2n_tui.screens.runs import RunsScreen
 from n2n_tui.screens.sweeps import SweepsScreen
-from n2n_tui.widgets.common import InputModal, RunsTable
+from n2n_tui.widgets.common import ConfirmModal, InputModal, RunsTable
 
 
 def _keys(table: RunsTable) -> list[str]:
@@ -26,7 +26,7 @@ def _cells(table: RunsTable, key: str) -> list[str]:
     return [str(c) for c in table.get_row(key)]
 
 
-def make_sweep(results: Path) -> Path:
+def make_sweep(results: Path, status: str = "failed") -> Path:
     """A finished point, a running one and a failed one (the recorded runs)."""
     sweep_dir = results / "sweeps" / "00000-lr"
     (sweep_dir / "points").mkdir(parents=True)
@@ -50,7 +50,7 @@ def make_sweep(results: Path) -> Path:
         slots=None,
         devices=None,
         points=points,
-        status="failed",
+        status=status,
         message="1 of 3 points failed",
     )
     write_sweep(sweep_dir, sweep)
@@ -158,3 +158,49 @@ async def test_runs_filter_tags_keys_and_sort(make_app, results: Path):
         await wait_for(
             pilot, lambda: json.loads(run_json.read_text()).get("tags") == ["best", "paper"]
         )
+
+
+async def test_stopping_a_sweep_asks_in_words(make_app, results: Path):
+    make_sweep(results, status="running")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        await pilot.press("w")
+        sweeps = app.screen.query_one("#sweeps-table", RunsTable)
+        await wait_for(pilot, lambda: _keys(sweeps) == ["00000-lr"])
+        await pilot.press("x")
+        modal = app.screen
+        assert isinstance(modal, ConfirmModal)
+        labels = [str(b.label) for b in modal.query(Button)]
+        assert labels == ["Stop the sweep (y)", "Keep it running (n)"]
+        await pilot.press("n")
+        assert isinstance(app.screen, SweepsScreen)
+
+
+async def test_tab_down_enter_opens_a_point_and_cursors_stay_put(make_app, results: Path):
+    import shutil
+
+    sweep_dir = make_sweep(results)
+    shutil.copytree(sweep_dir, sweep_dir.parent / "00001-again")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.rows_loaded)
+        await pilot.press("w")
+        screen = app.screen
+        sweeps = screen.query_one("#sweeps-table", RunsTable)
+        points = screen.query_one("#points-table", RunsTable)
+        await wait_for(pilot, lambda: sweeps.row_count == 2 and points.row_count == 3)
+        await pilot.press("down")  # the second sweep: 00000-lr
+        await pilot.press("tab", "down", "down")
+        assert app.focused is points and points.cursor_row == 2
+        # Switching tables keeps both cursors.
+        await pilot.press("shift+tab")
+        assert app.focused is sweeps and sweeps.current_key() == "00000-lr"
+        await pilot.press("up")  # the other sweep, then back: its point is still chosen
+        await pilot.pause()
+        await pilot.press("down", "tab")
+        await pilot.pause()
+        assert app.focused is points and points.cursor_row == 2
+        await pilot.press("enter")  # the first enter opens it
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.screen.run_dir.name == points.current_key()

@@ -1,4 +1,15 @@
 from .modals import ConfirmModal, ErrorModal, InputModal, PathModal, TextModal
-from .table import RunsTable
+from .table import Col, RunsTable
+from .toggles import MarkedRadioButton, WordSwitch
 
-__all__ = ["ConfirmModal", "ErrorModal", "InputModal", "PathModal", "RunsTable", "TextModal"]
+__all__ = [
+    "Col",
+    "ConfirmModal",
+    "ErrorModal",
+    "InputModal",
+    "MarkedRadioButton",
+    "PathModal",
+    "RunsTable",
+    "TextModal",
+    "WordSwitch",
+]

@@ -22,9 +22,12 @@ class ConfirmModal(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, title: str, body: str, yes: str = "Yes", danger: bool = False):
+    def __init__(
+        self, title: str, body: str, yes: str = "Yes", danger: bool = False, no: str = "Cancel"
+    ):
         super().__init__(classes="dialog")
         self.title_text, self.body, self.yes, self.danger = title, body, yes, danger
+        self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
@@ -35,7 +38,7 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Button(
                     f"{self.yes} (y)", variant="error" if self.danger else "primary", id="yes"
                 )
-                yield Button("Cancel (n)", id="no")
+                yield Button(f"{self.no} (n)", id="no")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
@@ -83,8 +86,8 @@ class TextModal(ModalScreen[None]):
         self.title_text, self.body = title, body
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-box -wide"):
-            yield Label(self.title_text, classes="dialog-title")
+        with Vertical(classes="dialog-box -wide -text"):
+            yield Label(f"{self.title_text}   (escape closes)", classes="dialog-title")
             with VerticalScroll(classes="dialog-scroll"):
                 yield Static(self.body)
             with Horizontal(classes="dialog-buttons"):
@@ -92,9 +95,12 @@ class TextModal(ModalScreen[None]):
 
     def on_resize(self) -> None:
         # The text gets the window's height before it scrolls (a fixed cap made a long
-        # help scroll inside a mostly empty window); the rest is the box's chrome.
-        chrome = 11
-        rows = max(3, int(self.size.height * 0.9) - chrome)
+        # help scroll inside a mostly empty window); the rest is the box's chrome. A
+        # short terminal drops the padding and the button (escape closes, as it says).
+        short = self.size.height < 32
+        self.set_class(short, "-short")
+        chrome = 6 if short else 11
+        rows = max(3, int(self.size.height * (1.0 if short else 0.9)) - chrome)
         self.query_one(".dialog-scroll").styles.max_height = rows
 
     @on(Button.Pressed)

@@ -27,7 +27,8 @@ def progress_bar(frac: float, width: int) -> Text:
 
 
 class RunHeader(Static):
-    """Name, status, where it runs, progress and ETA."""
+    """Name, status, where it runs, its note; progress, time and ETA. Two lines, each cut
+    to the width (never wrapped into a third)."""
 
     def show(
         self,
@@ -37,11 +38,15 @@ class RunHeader(Static):
         v: runstate.RunValues,
         now: float,
         note: str = "",
+        replayed: bool = False,
     ) -> None:
+        """``now``: the wall clock, or in a replay the replayed moment (``replayed``: the
+        run is shown as it was then, so its end is not known yet)."""
         app = self.app
         info = info or RunInfo()
         total = info.total_steps
-        t = Text()
+        width = self.content_size.width or 80
+        t = Text(no_wrap=True, overflow="ellipsis")
         t.append(title, style="bold")
         t.append("  ")
         t.append_text(status_text(app, status, info.exit_code))
@@ -49,6 +54,9 @@ class RunHeader(Static):
             t.append(f"   {info.device}×{info.world_size or 1}  {info.precision or ''}")
         if info.host:
             t.append(f"  @{info.host}", style="dim")
+        if info.note and info.note.strip():
+            t.append("  “" + " ".join(info.note.split()) + "”", style="italic")
+        t.truncate(width, overflow="ellipsis")
         t.append("\n")
         # The progress bar takes what the numbers leave, so the ETA is never cut off.
         rest = Text()
@@ -57,24 +65,41 @@ class RunHeader(Static):
             rest.append(f"  step {v.step:,} / {total:,}  {frac:6.1%}")
         else:
             rest.append(f"step {v.step:,}")
-        started, ended = info.started, info.ended
-        if started is not None:
-            end = ended if ended is not None and status != "running" else None
-            if end is None and status == "running":
-                end = now
-            if end is not None:
-                # Training time: a stop and a later resume leave their gap out.
-                took = v.elapsed_s(end)
-                rest.append(f"   elapsed {fmt.duration(end - started if took is None else took)}")
+        rest.append_text(time_text(status, info, v, now, replayed))
         if status == "running":
             rest.append(f"   ETA {fmt.duration(v.remaining_s(total, now))}")
         if note:
             rest.append(f"   {note}", style="italic")
+        bar = min(40, max(width - rest.cell_len, 0)) if total else 0
         if total:
-            width = self.content_size.width or 80
-            t.append_text(progress_bar(v.step / total, min(40, max(width - rest.cell_len, 0))))
+            t.append_text(progress_bar(v.step / total, bar))
+        rest.truncate(max(width - bar, 1), overflow="ellipsis")
         t.append_text(rest)
         update_if_changed(self, t)
+
+
+def time_text(
+    status: str, info: RunInfo, v: runstate.RunValues, now: float, replayed: bool = False
+) -> Text:
+    """``elapsed 2m 03s``; after a stop and a resume both clocks: ``trained 2m 03s · wall
+    4m 10s`` (training time without the stopped gap, wall time since the run started)."""
+    started = info.started
+    if started is None:
+        return Text()
+    ended = None if replayed else info.ended
+    end = ended if ended is not None and status != "running" else None
+    if end is None and status == "running":
+        end = now
+    if end is None:
+        return Text()
+    # Training time: a stop and a later resume leave their gap out.
+    took = v.elapsed_s(end)
+    wall = end - started
+    if took is None:
+        return Text(f"   elapsed {fmt.duration(wall)}")
+    if v.sessions > 1:
+        return Text(f"   trained {fmt.duration(took)} · wall {fmt.duration(wall)}")
+    return Text(f"   elapsed {fmt.duration(took)}")
 
 
 class RunValues(Static):
@@ -172,7 +197,11 @@ class ReplayBar(Static):
         t.append(f"   speed {speed:g}×" if speed > 0 else "   final state")
         if t0 is not None and t1 is not None and t1 > t0:
             frac = (pos - t0) / (t1 - t0)
-            t.append("   ")
-            t.append_text(progress_bar(frac, 30))
-            t.append(f"  {fmt.duration(pos - t0)} / {fmt.duration(t1 - t0)}")
+            times = f"  {fmt.duration(pos - t0)} / {fmt.duration(t1 - t0)}"
+            # The bar takes what the words leave (at most 30): the times are never cut.
+            room = (self.content_size.width or 80) - t.cell_len - 3 - len(times)
+            if room >= 5:
+                t.append("   ")
+                t.append_text(progress_bar(frac, min(30, room)))
+            t.append(times)
         update_if_changed(self, t)

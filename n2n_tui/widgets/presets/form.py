@@ -16,6 +16,7 @@ from textual.widgets import Input, Label, Select, Static, Switch
 from n2n_core.config.schema import Preset
 
 from ...models import presetform as pf
+from ..common.toggles import WordSwitch
 
 
 class FieldRow(Horizontal):
@@ -46,7 +47,7 @@ class FieldRow(Horizontal):
                 classes="field-editor",
             )
         elif spec.kind == "bool":
-            yield Switch(value=bool(self.value), id=wid, classes="field-switch")
+            yield WordSwitch(value=bool(self.value), id=wid, classes="field-switch")
         else:
             placeholder = {"range": "min, max", "int": "integer", "float": "number"}.get(
                 spec.kind if spec.kind == "range" else spec.number, ""
@@ -152,6 +153,10 @@ class PresetForm(VerticalScroll):
             before = pf.get_path(self.base.to_dict(), spec.path)
             if isinstance(before, str) and isinstance(value, str) and value == pf.to_text(before):
                 value = before  # an Input cannot show the newlines of a YAML block; that is no edit
+        if spec.key in self.values and _same(self.values[spec.key], value):
+            # Each editor says its first value when it mounts: that is no edit, and
+            # validating the whole preset once per field made the editor slow to open.
+            return
         self.values[spec.key] = value
         if spec.key == "noise.type" and value != self.noise_type and isinstance(value, str):
             # A new noise model: its parameters start at their defaults.
@@ -203,13 +208,17 @@ class PresetForm(VerticalScroll):
         self.preset, self.errors = pf.validate(self.data())
         sections = {s for s, _ in pf.sections(self.base)}
         shown: set[str] = set()
+        # One walk of the form for every message box (a query per field was quadratic).
+        boxes = {w.id: w for w in self.query(".field-error").results(Static) if w.id}
         for wid, spec in self.specs.items():
-            for err in self.query(f"#err-{wid}").results(Static):
+            err = boxes.get(f"err-{wid}")
+            if err is not None:
                 msg = self.errors.get(spec.key, "")
                 err.update(Text(msg))
                 if msg:
                     shown.add(spec.key)
-                err.parent.set_class(bool(msg), "-invalid")
+                if err.parent is not None:
+                    err.parent.set_class(bool(msg), "-invalid")
         for section in sections:
             msgs = [
                 m
@@ -220,7 +229,7 @@ class PresetForm(VerticalScroll):
                     or (section == "general" and k.split(".")[0] not in sections)
                 )
             ]
-            box = self.query_one(f"#err-sec-{section}", Static)
+            box = boxes[f"err-sec-{section}"]
             box.update(Text("\n".join(msgs)))
             box.display = bool(msgs)
         self.post_message(self.Changed(self, self.preset, self.errors))
@@ -244,3 +253,20 @@ class PresetForm(VerticalScroll):
 
 def widget_live(form: Widget, spec: pf.FieldSpec) -> bool:
     return bool(form.query(f"#{spec.widget_id}"))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether an editor's value is the one the form holds: the same value, or the text
+    an Input shows for it (``"3"`` for 3, ``"0.0, 50.0"`` for a range)."""
+    if isinstance(b, str) and not isinstance(a, str):
+        return a is not None and pf.to_text(a) == b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        return (
+            bool(a == b) and type(a) in (type(b), int, float) and type(b) in (type(a), int, float)
+        )
+    except Exception:  # noqa: BLE001 - values of any kind compared
+        return False

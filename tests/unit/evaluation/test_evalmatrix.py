@@ -137,7 +137,12 @@ def test_run_dir_all_snapshots_marks_best_and_stores_eval_records(tmp_path, val_
     assert evals[0].colour_shift == cells[0]["colour_shift"]
     s = summarize_run(run)
     assert len(s.evals) == 4
-    assert s.eval_psnr == pytest.approx(out["best"]["mean_psnr"], abs=0.006)
+    # the matrix ranks snapshots by their mean over every cell ...
+    assert s.values.eval_psnr == pytest.approx(out["best"]["mean_psnr"], abs=0.006)
+    # ... a run's Eval is one level (its validation level, sigma 25: not evaluated here)
+    assert (s.eval_level, s.eval_psnr) == (25.0, None)
+    at15 = max(c["psnr"] for c in cells if c["level"] == 15)
+    assert s.at_level(15).eval_psnr == pytest.approx(at15, abs=0.006)
     # evaluating again replaces, not adds, the cells a summary shows
     assert _cli(capsys, "evaluate", run, "--dataset-dir", val_dir, "--levels", "15").code == 0
     assert len(summarize_run(run).evals) == 4
@@ -233,3 +238,25 @@ def test_progress_counts_every_image_scored(snap, val_dir):
     p = plan([snap], [str(val_dir)], None, [15.0, 50.0], ["noisy"])
     run_matrix(p, tick=lambda: ticks.append(1))
     assert len(ticks) == p.total_images() == 2 * 2 * 2
+
+
+def test_a_validation_is_stored_in_the_shape_evaluate_stores(tmp_path, val_dir, capsys):
+    """One record shape whoever validates: `validate --json` (what the TUI runs and stores)
+    says its level, and the record made of it has every field of evaluate's own record."""
+    run = _run_dir(tmp_path, [(3, 1)])
+    final = run / "snapshots" / "final.safetensors"
+    r = _cli(capsys, "validate", "--snapshot", final, "--dataset-dir", val_dir, "--json")
+    result = json.loads(r.out)
+    assert result["level"] == 25.0 and result["noise"] == "gaussian"
+    mine = EvalRecord.of_validation(
+        result, step=3, time=time.time(), snapshot=final.name, dataset=str(val_dir)
+    )
+    assert _cli(capsys, "evaluate", run, "--dataset-dir", val_dir).code == 0
+    theirs = [rec for rec in read_metrics(run / "metrics.jsonl") if isinstance(rec, EvalRecord)]
+    # evaluate's record adds only what a matrix has: baselines, per-column seconds, best
+    shared = set(theirs[-1].to_json()) - {"baselines", "seconds", "best"}
+    assert shared <= set(mine.to_json())
+    for key in ("noise", "level", "images", "colour_shift", "colour_shift_worst_image"):
+        assert getattr(mine, key) == getattr(theirs[-1], key), key
+    assert mine.psnr == pytest.approx(theirs[-1].psnr, abs=0.006)  # validate prints 2 decimals
+    assert mine.key == theirs[-1].key  # the same cell: a newer one replaces it
