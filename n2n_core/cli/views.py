@@ -313,3 +313,51 @@ class download_bar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _clipped(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def presets_table(
+    rows: list[dict], builtin_dir: str, local_dir: str, console: Console | None = None
+) -> None:
+    """``n2n-core presets``: every preset a name finds, with where it comes from."""
+    console = console or _console()
+    t = Table(title="presets (n2n-core run NAME)", header_style="bold")
+    for col in ("name", "source", "task", "noise", "steps", "description"):
+        t.add_column(col, justify="right" if col == "steps" else "left")
+    for r in rows:
+        source = r["source"] + (" (overrides built-in)" if r["overrides_builtin"] else "")
+        if "error" in r:
+            t.add_row(data(r["name"]), data(source), "", "", "", data(r["error"], "bold red"))
+            continue
+        t.add_row(
+            data(r["name"]),
+            data(source),
+            data(r["task"]),
+            data(r["noise"]),
+            f"{r['steps']:,}",
+            data(_clipped(r["description"])),
+        )
+    console.print(t)
+    console.print(data(f"built-in: {builtin_dir}"))
+    console.print(data(f"local:    {local_dir} (--presets-dir DIR for another folder)"))
+
+
+def models_table(models, console: Console | None = None) -> None:
+    """``n2n-core models``: the trained models in the box, with what they measured."""
+    console = console or _console()
+    if not models:
+        console.print("no built-in models in this install")
+        return
+    t = Table(title="built-in models (--snapshot builtin:NAME)", header_style="bold")
+    for col in ("name", "preset", "steps", "scores (sigma 25: PSNR dB, colour shift)", "commit"):
+        t.add_column(col, justify="right" if col == "steps" else "left")
+    for m in models:
+        scores = "\n".join(
+            f"{s.dataset}: {fmt.psnr(s.psnr)}, shift {fmt.colour_shift(s.colour_shift, None)}"
+            for s in m.scores
+        )
+        t.add_row(data(m.spec), data(m.preset), f"{m.steps:,}", data(scores), data(m.commit[:10]))
+    console.print(t)
