@@ -352,11 +352,12 @@ def models_table(models, console: Console | None = None) -> None:
         console.print("no built-in models in this install")
         return
     t = Table(title="built-in models (--snapshot builtin:NAME)", header_style="bold")
-    for col in ("name", "preset", "steps", "scores (sigma 25: PSNR dB, colour shift)", "commit"):
+    for col in ("name", "preset", "steps", "measured (PSNR dB, colour shift)", "commit"):
         t.add_column(col, justify="right" if col == "steps" else "left")
     for m in models:
         scores = "\n".join(
-            f"{s.dataset}: {fmt.psnr(s.psnr)}, shift {fmt.colour_shift(s.colour_shift, None)}"
+            f"{s.dataset} ({s.noise}{'' if s.level is None else f' {s.level:g}'}): "
+            f"{fmt.psnr(s.psnr)}, shift {fmt.colour_shift(s.colour_shift, None)}"
             for s in m.scores
         )
         t.add_row(data(m.spec), data(m.preset), f"{m.steps:,}", data(scores), data(m.commit[:10]))

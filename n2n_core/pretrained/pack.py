@@ -28,9 +28,10 @@ from n2n_core.runs.layout import RunPaths
 TRAINING_ONLY = ("optim_groups", "rng_numpy", "rng_python", "scaler")
 
 
-def score_snapshot(path: str | Path, dataset: str, seed: int = 0) -> Score:
+def score_snapshot(path: str | Path, dataset: str, label: str = "", seed: int = 0) -> Score:
     """PSNR and colour shift of a snapshot on ``dataset`` at its own validation noise,
-    computed as ``n2n-core validate`` computes it (CPU, full fp32 math)."""
+    computed as ``n2n-core validate`` computes it (CPU, full fp32 math); recorded
+    under ``label`` (default: the data set as given)."""
     from n2n_core.data.sources import open_val
     from n2n_core.engine.device import compute_device
     from n2n_core.engine.noise import default_level, validation_noise
@@ -45,7 +46,7 @@ def score_snapshot(path: str | Path, dataset: str, seed: int = 0) -> Score:
     res = validate(torch_runner(net, device), open_val(dataset, snap.in_channels), noise, seed)
     kind = str(snap.meta.get("noise") or "gaussian")
     return Score(
-        dataset=dataset,
+        dataset=label or dataset,
         psnr=res.psnr,
         input_psnr=res.input_psnr,
         colour_shift=res.colour.mean_abs if res.colour else None,
@@ -83,11 +84,11 @@ def pack_run(
     out: str | Path,
     commit: str,
     retrain: str,
-    datasets: tuple[str, ...] = (),
+    datasets: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """Write ``run_dir``'s final snapshot as the built-in model ``out``; returns its record.
 
-    Scored on :data:`HOLDOUT` and on each of ``datasets``; the file is written only
+    Scored on :data:`HOLDOUT` and on each of ``datasets`` ((label, folder) pairs); the file is written only
     once every score is measured, and read back and re-scored on the holdout photo
     to check that the stored weights give the recorded number.
     """
@@ -112,7 +113,8 @@ def pack_run(
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / f"{name}.safetensors"
         draft.write_bytes(_file_bytes(tensors, snap.raw_meta, record))
-        scores = [score_snapshot(draft, d) for d in (HOLDOUT, *datasets)]
+        scores = [score_snapshot(draft, HOLDOUT)]
+        scores += [score_snapshot(draft, spec, label) for label, spec in datasets]
     record["scores"] = [s.to_json() for s in scores]
     atomic_write_bytes(out, _file_bytes(tensors, snap.raw_meta, record))
     again = score_snapshot(out, HOLDOUT)
