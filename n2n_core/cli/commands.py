@@ -161,8 +161,9 @@ def cmd_presets(a: argparse.Namespace) -> int:
     from n2n_core.config.loader import read_preset_data
     from n2n_core.config.schema import validate_preset
 
+    local = local_dir(a.presets_dir)
     rows = []
-    for entry in list_presets(a.presets_dir):
+    for entry in list_presets(local):
         row = entry.to_json()
         try:
             preset = validate_preset(read_preset_data(entry.path), str(entry.path))
@@ -176,7 +177,7 @@ def cmd_presets(a: argparse.Namespace) -> int:
                 description=" ".join(preset.description.split()),
             )
         rows.append(row)
-    folders = {"builtin_dir": str(builtin_dir()), "local_dir": str(local_dir(a.presets_dir))}
+    folders = {"builtin_dir": str(builtin_dir()), "local_dir": str(local)}
     if a.json:
         print(json.dumps({**folders, "presets": rows}))
         return 0

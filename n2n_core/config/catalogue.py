@@ -84,18 +84,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def list_presets(presets_dir: str | Path | None = None) -> list[PresetFile]:
-    """Every preset a name finds, by name: the local folder's, then the built-ins it leaves.
+def list_presets(local: Path = LOCAL_DIR) -> list[PresetFile]:
+    """Every preset a name finds, by name: the ``local`` folder's (none when it is not
+    there), then the built-ins it leaves.
 
     A local file that is the built-in one itself (the clone's ``presets/``, which the
     package links to) counts as built-in.
     """
     builtin = _yaml_files(builtin_dir())
-    local = _yaml_files(local_dir(presets_dir))
+    local_files = _yaml_files(local)
     found: dict[str, PresetFile] = {
         name: PresetFile(name, path, "builtin") for name, path in builtin.items()
     }
-    for name, path in local.items():
+    for name, path in local_files.items():
         if name in builtin and _same_file(path, builtin[name]):
             continue
         found[name] = PresetFile(name, path, "local", overrides_builtin=name in builtin)
@@ -113,20 +114,23 @@ def is_preset_name(spec: str) -> bool:
 
 
 def find_preset(spec: str | Path, presets_dir: str | Path | None = None) -> Path:
-    """The file ``spec`` names: a path as given, a bare name from the local folder or the built-ins.
+    """The file ``spec`` names: a path as given, a bare name from the local folder
+    (``presets_dir``, checked to be a folder, else ``./presets``) or the built-ins.
 
     An unknown name is a ``UserError`` listing the names there are; a bare name that
     is no preset but an existing file is that file.
     """
     text = str(spec)
+    local = local_dir(presets_dir)
     if not is_preset_name(text):
         return Path(text)
-    for entry in list_presets(presets_dir):
+    found = list_presets(local)
+    for entry in found:
         if entry.name == text:
             return entry.path
     if Path(text).is_file():
         return Path(text)
-    names = ", ".join(e.name for e in list_presets(presets_dir))
+    names = ", ".join(e.name for e in found)
     raise UserError(
         f"{_short(text)}: no such preset (a name: {names}; or a path to a .yaml file; "
         "`n2n-core presets` lists them)"

@@ -30,6 +30,17 @@ def presets(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.fixture(autouse=True)
+def builtin_presets(monkeypatch) -> Path:
+    """The built-in presets the TUI tests see: one fixture file, so that the screens'
+    pictures do not change whenever the package's presets do."""
+    from n2n_core.config import catalogue
+
+    folder = FIXTURES / "builtin-presets"
+    monkeypatch.setattr(catalogue, "builtin_dir", lambda: folder)
+    return folder
+
+
 @pytest.fixture
 def make_app(results: Path, presets: Path, monkeypatch) -> Callable[..., N2NApp]:
     # Relative paths, as a user types them, so that snapshots do not contain tmp dirs.
