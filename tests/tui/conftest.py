@@ -41,6 +41,26 @@ def builtin_presets(monkeypatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_builtin_models(monkeypatch, tmp_path_factory) -> None:
+    """No built-in models unless a test asks for them (``shipped_models``): the screens'
+    pictures stay the same when the shipped models are remade."""
+    import n2n_core.pretrained as pretrained
+
+    empty = tmp_path_factory.mktemp("no-models")
+    monkeypatch.setattr(pretrained, "models_dir", lambda: empty)
+
+
+@pytest.fixture
+def shipped_models(monkeypatch) -> Path:
+    """The built-in models this install ships."""
+    import n2n_core.pretrained as pretrained
+
+    folder = Path(pretrained.__file__).resolve().parent
+    monkeypatch.setattr(pretrained, "models_dir", lambda: folder)
+    return folder
+
+
 @pytest.fixture
 def make_app(results: Path, presets: Path, monkeypatch) -> Callable[..., N2NApp]:
     # Relative paths, as a user types them, so that snapshots do not contain tmp dirs.
