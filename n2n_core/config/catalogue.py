@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from n2n_core.config.schema import NAME_PATTERN, _short
+from n2n_core.config.schema import NAME_PATTERN
 from n2n_core.errors import UserError
 
 Source = Literal["builtin", "local"]
@@ -132,6 +132,6 @@ def find_preset(spec: str | Path, presets_dir: str | Path | None = None) -> Path
         return Path(text)
     names = ", ".join(e.name for e in found)
     raise UserError(
-        f"{_short(text)}: no such preset (a name: {names}; or a path to a .yaml file; "
+        f"{text}: no such preset (a name: {names}; or a path to a .yaml file; "
         "`n2n-core presets` lists them)"
     )
