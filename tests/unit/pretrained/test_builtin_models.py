@@ -4,6 +4,8 @@ takes a snapshot takes ``builtin:NAME``."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -103,6 +105,13 @@ def test_an_unknown_builtin_model_is_one_error_line(tmp_path):
     assert r.code == 2 and "builtin:nope: no such built-in model" in r.err
 
 
-def test_list_models_reads_no_weights():
-    """The TUI lists the models without torch: metadata only."""
+def test_the_tui_lists_the_models_without_torch():
+    """Listing reads each file's metadata only: the TUI never loads torch for it."""
     assert [m.name for m in list_models()] == model_names()
+    code = (
+        "import sys; from n2n_tui.models.snapshots import builtin_models\n"
+        "names = [s.name for s in builtin_models()]\n"
+        "print(names, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"{[f'builtin:{n}' for n in model_names()]} False"
