@@ -32,11 +32,31 @@ def _score(text: str) -> tuple[str, str]:
     return label, folder
 
 
+def _differs_from_builtin(run_dir: str, preset: str) -> list[str]:
+    """The keys (name and description aside) in which the run's resolved preset differs
+    from the one ``n2n-core run PRESET`` would train now."""
+    from n2n_core.config.catalogue import find_preset
+    from n2n_core.config.diff import preset_diff
+    from n2n_core.config.preset import load_preset
+    from n2n_core.runs.layout import RunPaths
+
+    run = load_preset(RunPaths(run_dir).preset).model_dump(mode="json")
+    now = load_preset(find_preset(preset)).model_dump(mode="json")
+    for d in (run, now):
+        d.pop("name"), d.pop("description")
+    return [key for key, _, _ in preset_diff(run, now)]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="a finished run folder")
     p.add_argument("--name", required=True, help="the model's name: builtin:NAME")
     p.add_argument("--commit", required=True, help="the code commit the run was trained from")
+    p.add_argument(
+        "--preset",
+        help="the preset the run trained, by name (default: the run's preset name; a run "
+        "started with --name has that name instead)",
+    )
     p.add_argument(
         "--retrain", help="the command that retrains it (default: n2n-core run PRESET --name NAME)"
     )
@@ -48,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         from n2n_core.config.loader import read_preset_data
         from n2n_core.runs.layout import RunPaths
 
-        preset = read_preset_data(RunPaths(a.run_dir).preset).get("name", a.name)
+        preset = a.preset or str(read_preset_data(RunPaths(a.run_dir).preset).get("name"))
+        differ = _differs_from_builtin(a.run_dir, preset)
+        if differ:
+            print(f"note: the run's preset differs from {preset} in {', '.join(differ)}")
         retrain = a.retrain or f"n2n-core run {preset} --name {a.name}"
-        record = pack_run(a.run_dir, a.name, out, a.commit, retrain, tuple(a.score))
+        record = pack_run(a.run_dir, a.name, out, preset, a.commit, retrain, tuple(a.score))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

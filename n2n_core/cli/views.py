@@ -355,10 +355,15 @@ def models_table(models, console: Console | None = None) -> None:
     for col in ("name", "preset", "steps", "measured (PSNR dB, colour shift)", "commit"):
         t.add_column(col, justify="right" if col == "steps" else "left")
     for m in models:
-        scores = "\n".join(
-            f"{s.dataset} ({s.noise}{'' if s.level is None else f' {s.level:g}'}): "
-            f"{fmt.psnr(s.psnr)}, shift {fmt.colour_shift(s.colour_shift, None)}"
-            for s in m.scores
-        )
-        t.add_row(data(m.spec), data(m.preset), f"{m.steps:,}", data(scores), data(m.commit[:10]))
+        first = (data(m.spec), data(m.preset), f"{m.steps:,}")
+        for i, s in enumerate(m.scores or [None]):
+            score = "" if s is None else (
+                f"{s.dataset} ({s.noise}{'' if s.level is None else f' {s.level:g}'}): "
+                f"{fmt.psnr(s.psnr)}, shift {fmt.colour_shift(s.colour_shift, None)}"
+            )  # fmt: skip
+            t.add_row(
+                *(first if i == 0 else ("", "", "")),
+                data(score),
+                data(m.commit[:10]) if i == 0 else "",
+            )
     console.print(t)

@@ -82,15 +82,17 @@ def pack_run(
     run_dir: str | Path,
     name: str,
     out: str | Path,
+    preset: str,
     commit: str,
     retrain: str,
     datasets: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
-    """Write ``run_dir``'s final snapshot as the built-in model ``out``; returns its record.
+    """Write ``run_dir``'s final snapshot as the built-in model ``out``; returns its record
+    (``preset``: the name of the preset it was trained with, as ``n2n-core run`` finds it).
 
-    Scored on :data:`HOLDOUT` and on each of ``datasets`` ((label, folder) pairs); the file is written only
-    once every score is measured, and read back and re-scored on the holdout photo
-    to check that the stored weights give the recorded number.
+        Scored on :data:`HOLDOUT` and on each of ``datasets`` ((label, folder) pairs); the file is written only
+        once every score is measured, and read back and re-scored on the holdout photo
+        to check that the stored weights give the recorded number.
     """
     from n2n_core.engine.snapshots import read_snapshot
 
@@ -101,7 +103,7 @@ def pack_run(
     tensors = _fp16_weights(snap)
     record: dict[str, Any] = {
         "name": name,
-        "preset": str(snap.preset.get("name") or ""),
+        "preset": preset,
         "steps": snap.step,
         "commit": commit,
         "retrain": retrain,

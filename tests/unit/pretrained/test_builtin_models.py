@@ -27,8 +27,8 @@ def test_photo_and_quickstart_ship_compactly_with_their_record():
         with safe_open(str(m.path), framework="numpy") as f:
             assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}
             meta = f.metadata()
-        assert json.loads(meta["preset"])["name"] == m.preset
-        assert json.loads(meta["step"]) == m.steps > 0
+        assert m.preset == name  # trained with the preset of its name
+        assert json.loads(meta["step"]) == m.steps == json.loads(meta["preset"])["train"]["steps"]
         assert len(m.commit) == 40 and int(m.commit, 16) >= 0
         assert m.retrain.startswith("n2n-core run ")
         assert m.score(HOLDOUT) is not None

@@ -21,8 +21,8 @@ def test_pack_stores_fp16_weights_and_the_score_they_give(tmp_path, snapshot):
     RunPaths(run).snapshots.mkdir(parents=True)
     shutil.copy(snapshot, RunPaths(run).final_snapshot)
     out = tmp_path / "tiny.safetensors"
-    record = pack_run(run, "tiny", out, "c" * 40, "n2n-core run tiny")
-    assert record["steps"] == 1 and record["commit"] == "c" * 40
+    record = pack_run(run, "tiny", out, "tiny", "c" * 40, "n2n-core run tiny")
+    assert record["steps"] == 1 and record["commit"] == "c" * 40 and record["preset"] == "tiny"
     assert record["source_run"] == "00003-tiny" and record["dtype"] == "float16"
     with safe_open(str(out), framework="pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
@@ -40,5 +40,5 @@ def test_pack_stores_fp16_weights_and_the_score_they_give(tmp_path, snapshot):
 
 def test_pack_refuses_a_run_without_a_final_snapshot(tmp_path):
     with pytest.raises(UserError, match="no snapshots/final.safetensors"):
-        pack_run(tmp_path, "x", tmp_path / "x.safetensors", "c", "r")
+        pack_run(tmp_path, "x", tmp_path / "x.safetensors", "x", "c", "r")
     assert not (tmp_path / "x.safetensors").exists()
