@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format bench bench-manager clean
+.PHONY: setup demo test test-fast lint format bench bench-manager wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 # One concept's tests are one folder: `$(BIN)/python -m pytest tests/unit/runs`.
-# tests/e2e (real processes, training for a while) and tests/tui run in `make test`.
+# tests/e2e (real processes, training for a while) and tests/tui run in `make test`;
+# tests/e2e/test_installed.py builds the wheel, installs it into a fresh virtual
+# environment (no network: the installed dependencies are reused) and runs
+# `n2n-core run quickstart`, `presets`, `infer` and the TUI from an empty folder.
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit tests/test_layering.py
 
@@ -45,5 +48,9 @@ bench: setup
 bench-manager: setup
 	$(BIN)/python benchmarks/bench_manager.py $(if $(BASELINE),--baseline-python $(BASELINE))
 
+# The wheel (built-in presets and models inside) into dist/: `pip install dist/n2n-*.whl`.
+wheel: setup
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --no-index -w dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

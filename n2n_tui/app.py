@@ -22,6 +22,7 @@ from textual.worker import Worker
 
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.summary import RunSummary
+from n2n_core.version import package_version
 
 from .models.alerts import Alert, AlertWatch
 from .models.procs import Started, probe_devices
@@ -197,11 +198,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="n2n-tui",
         description="Terminal experiment manager for n2n: presets, launch, live runs, replay.",
     )
+    p.add_argument("--version", action="version", version=f"n2n-tui {package_version()}")
     p.add_argument(
         "--results-dir", default="results", help="folder of run folders (default: results)"
     )
     p.add_argument(
-        "--presets-dir", default="presets", help="folder of preset .yaml files (default: presets)"
+        "--presets-dir",
+        default="presets",
+        help="local presets: add to and override the built-in ones; edited presets are "
+        "saved here (default: presets)",
     )
     p.add_argument(
         "--replay", metavar="RUN_DIR", help="play a finished run's log through the dashboard"

@@ -51,14 +51,14 @@ PACKAGES = ("n2n_core", "n2n_tui")
 # (the most specific entry wins): the PSNR protocol sits below the tasks that
 # validate with it; the benchmark's plain port is built from nothing of ours.
 CORE_LAYERS = [
-    {"errors", "formatting", "files", "bench.plain_unet", "runs.layout"},
-    {"process", "config"},
+    {"errors", "formatting", "files", "version", "bench.plain_unet", "runs.layout"},
+    {"process", "config", "pretrained"},
     {"data"},
     {"runs"},
     {"engine"},
     {"evaluation.protocol"},
     {"tasks"},
-    {"evaluation"},
+    {"evaluation", "pretrained.pack"},
     {"training"},
     {"sweeps", "bench"},
     {"cli"},

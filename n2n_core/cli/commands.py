@@ -22,13 +22,15 @@ from n2n_core.runs.layout import RunPaths
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
+    from n2n_core.config.catalogue import find_preset
     from n2n_core.config.loader import read_preset_data
     from n2n_core.config.overrides import apply_overrides, set_key
     from n2n_core.config.schema import check_data_paths, check_name, validate_preset
 
     if a.name is not None:
         check_name(a.name, "--name")
-    data = read_preset_data(a.preset)
+    preset_file = find_preset(a.preset, a.presets_dir)
+    data = read_preset_data(preset_file)
     data = apply_overrides(data, a.overrides)
     # The flags set their keys the way `--set runtime.KEY=...` does (an empty
     # `runtime:` section included).
@@ -44,7 +46,7 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
             set_key(data, ["runtime", key], val, f"--{key.replace('_', '-')}")
     if a.name is not None:
         data["name"] = a.name
-    preset = validate_preset(data, a.preset)
+    preset = validate_preset(data, str(preset_file))
     check_data_paths(preset, fetch_hint)
     from n2n_core.training.launch import start_run
 
@@ -100,12 +102,17 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 def cmd_infer(a: argparse.Namespace) -> int:
     from n2n_core.data.images import image_jobs
+    from n2n_core.pretrained import DEFAULT_MODEL, PREFIX, resolve_snapshot
 
+    snapshot = a.snapshot
+    if snapshot is None:
+        snapshot = PREFIX + DEFAULT_MODEL
+        print(f"note: no --snapshot: denoising with {snapshot}", file=sys.stderr, flush=True)
     # Checked before torch loads: a wrong --out is an answer in a fraction of a second.
-    jobs = image_jobs(a.image, a.out, a.snapshot)
+    jobs = image_jobs(a.image, a.out, str(resolve_snapshot(snapshot)))
     from n2n_core.evaluation.infer import denoise_files, make_runner_for_snapshot
 
-    runner, channels = make_runner_for_snapshot(a.snapshot, a.device, a.engine, a.math)
+    runner, channels = make_runner_for_snapshot(snapshot, a.device, a.engine, a.math)
     for src, dst in denoise_files(runner, jobs, channels, tile=a.tile):
         print(f"{printable(str(src))} -> {printable(str(dst))}")
     return 0
@@ -149,6 +156,50 @@ def cmd_dataset(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(a: argparse.Namespace) -> int:
+    from n2n_core.config.catalogue import builtin_dir, list_presets, local_dir
+    from n2n_core.config.loader import read_preset_data
+    from n2n_core.config.schema import validate_preset
+
+    local = local_dir(a.presets_dir)
+    rows = []
+    for entry in list_presets(local):
+        row = entry.to_json()
+        try:
+            preset = validate_preset(read_preset_data(entry.path), str(entry.path))
+        except UserError as e:
+            row.update(error=str(e))
+        else:
+            row.update(
+                task=preset.task,
+                noise=preset.noise.type,
+                steps=preset.train.steps,
+                description=" ".join(preset.description.split()),
+            )
+        rows.append(row)
+    folders = {"builtin_dir": str(builtin_dir()), "local_dir": str(local)}
+    if a.json:
+        print(json.dumps({**folders, "presets": rows}))
+        return 0
+    from n2n_core.cli.views import presets_table
+
+    presets_table(rows, **folders)
+    return 0
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    from n2n_core.pretrained import list_models
+
+    models = list_models()
+    if a.json:
+        print(json.dumps({"models": [m.to_json() for m in models]}))
+        return 0
+    from n2n_core.cli.views import models_table
+
+    models_table(models)
+    return 0
+
+
 def cmd_runs(a: argparse.Namespace) -> int:
     from n2n_core.runs.query import RunQuery
     from n2n_core.runs.summary import list_runs
@@ -188,8 +239,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
 def cmd_freeze(a: argparse.Namespace) -> int:
     from n2n_core.evaluation.onnx import freeze
     from n2n_core.files.output import check_output
+    from n2n_core.pretrained import resolve_snapshot
 
-    check_output(a.out, "the ONNX model", inputs=(a.snapshot,))
+    check_output(a.out, "the ONNX model", inputs=(resolve_snapshot(a.snapshot),))
     out = freeze(a.snapshot, a.out)
     print(f"frozen model: {printable(str(out))}")
     return 0

@@ -43,6 +43,8 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         "tag": lambda: c.cmd_tag(a),
         "note": lambda: c.cmd_note(a),
         "devices": lambda: c.cmd_devices(a),
+        "presets": lambda: c.cmd_presets(a),
+        "models": lambda: c.cmd_models(a),
     }
     return table[a.cmd]()
 

@@ -12,7 +12,9 @@ from typing import get_args
 from n2n_core.config.schema import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from n2n_core.data.fetch import CATALOGUE
 from n2n_core.errors import UserError
+from n2n_core.pretrained import DEFAULT_MODEL, PREFIX
 from n2n_core.runs.curves import XAxis
+from n2n_core.version import package_version
 
 DEFAULT_RESULTS = "results"
 
@@ -81,16 +83,27 @@ def _math_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _presets_dir_flag(p: argparse.ArgumentParser) -> None:
+    """The same --presets-dir for every command that finds a preset by name."""
+    p.add_argument(
+        "--presets-dir",
+        metavar="DIR",
+        help="local presets: add to and override the built-in ones (default: ./presets)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     devices = list(get_args(Device))
     # what --noise can name: every noise.type but `none` (own data has no model to score with)
     noises = [n for n in NOISE_TYPES if n != "none"]
     p = _Parser(prog="n2n-core", description="Noise2Noise denoising engine (headless).")
+    p.add_argument("--version", action="version", version=f"n2n-core {package_version()}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    r = sub.add_parser("run", help="train a preset into a new run folder")
-    r.add_argument("preset")
+    r = sub.add_parser("run", help="train a preset (a name, or a .yaml file) into a new run folder")
+    r.add_argument("preset", metavar="PRESET", help="a preset name (n2n-core presets) or a file")
+    _presets_dir_flag(r)
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--nproc", type=int)
     r.add_argument("--nnodes", type=int)
@@ -110,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--rdzv-endpoint", help=argparse.SUPPRESS)
 
     v = sub.add_parser("validate", help="PSNR of a snapshot on a folder of clean images")
-    v.add_argument("--snapshot", required=True)
+    v.add_argument("--snapshot", required=True, help="a snapshot file or builtin:NAME")
     v.add_argument("--dataset-dir", required=True)
     v.add_argument("--noise", choices=noises)
     v.add_argument("--seed", type=_seed, default=0)
@@ -120,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true")
 
     i = sub.add_parser("infer", help="denoise an image (or a folder of images) with a snapshot")
-    i.add_argument("--snapshot", required=True)
+    i.add_argument(
+        "--snapshot",
+        help=f"a snapshot file or builtin:NAME (default: {PREFIX}{DEFAULT_MODEL}, n2n-core models)",
+    )
     i.add_argument("--image", required=True)
     i.add_argument("--out", required=True)
     i.add_argument("--device", default="cpu", choices=devices)
@@ -131,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _math_flag(i)
 
     f = sub.add_parser("freeze", help="export a snapshot to ONNX")
-    f.add_argument("--snapshot", required=True)
+    f.add_argument("--snapshot", required=True, help="a snapshot file or builtin:NAME")
     f.add_argument("--out", required=True)
 
     vf = sub.add_parser(
@@ -181,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a download larger than this (default 8 GiB; the largest set is 4.5 GB)",
     )
 
+    ps = sub.add_parser(
+        "presets", help="the presets a name finds: built-in ones and the local folder's"
+    )
+    _presets_dir_flag(ps)
+    ps.add_argument("--json", action="store_true")
+
+    mo = sub.add_parser("models", help="the trained models in the box (builtin:NAME)")
+    mo.add_argument("--json", action="store_true")
+
     ru = sub.add_parser("runs", help="list run folders")
     ru.add_argument("--results-dir", default=DEFAULT_RESULTS)
     ru.add_argument("--json", action="store_true")
@@ -216,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate", help="PSNR matrix: snapshots x data sets x noise levels, beside baselines"
     )
-    ev.add_argument("target", metavar="SNAPSHOT|RUN_DIR")
+    ev.add_argument(
+        "target", metavar="SNAPSHOT|RUN_DIR", help="a snapshot, a run folder or builtin:NAME"
+    )
     ev.add_argument(
         "--dataset-dir", dest="dataset_dirs", action="append", required=True, metavar="DIR"
     )
@@ -263,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, default=1)
     sw.add_argument("--name")
     sw.add_argument("--results-dir", default=DEFAULT_RESULTS)
+    _presets_dir_flag(sw)
     sw.add_argument("--slots", type=int)
     sw.add_argument("--devices", metavar="LIST", help="accelerator ids to use, e.g. 0,1,2,3")
     sw.add_argument("--executor", choices=get_args(Executor), default="local")

@@ -55,7 +55,9 @@ def start(a: argparse.Namespace, argv: list[str]) -> int:
 
     if a.json:
         raise UserError("sweep PRESET: --json is for sweep status")
-    plan = plan_sweep(a.target, a.grid, a.overrides, a.seeds)
+    from n2n_core.config.catalogue import find_preset
+
+    plan = plan_sweep(find_preset(a.target, a.presets_dir), a.grid, a.overrides, a.seeds)
     for preset in plan.presets:
         check_data_paths(preset, fetch_hint)
     name = a.name or plan.presets[0].name

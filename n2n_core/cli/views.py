@@ -390,3 +390,57 @@ class download_bar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _clipped(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def presets_table(
+    rows: list[dict], builtin_dir: str, local_dir: str, console: Console | None = None
+) -> None:
+    """``n2n-core presets``: every preset a name finds, with where it comes from."""
+    console = console or _console()
+    t = Table(title="presets (n2n-core run NAME)", header_style="bold")
+    for col in ("name", "source", "task", "noise", "steps", "description"):
+        t.add_column(col, justify="right" if col == "steps" else "left")
+    for r in rows:
+        source = r["source"] + (" (overrides built-in)" if r["overrides_builtin"] else "")
+        if "error" in r:
+            t.add_row(data(r["name"]), data(source), "", "", "", data(r["error"], "bold red"))
+            continue
+        t.add_row(
+            data(r["name"]),
+            data(source),
+            data(r["task"]),
+            data(r["noise"]),
+            f"{r['steps']:,}",
+            data(_clipped(r["description"])),
+        )
+    console.print(t)
+    console.print(data(f"built-in: {builtin_dir}"))
+    console.print(data(f"local:    {local_dir} (--presets-dir DIR for another folder)"))
+
+
+def models_table(models, console: Console | None = None) -> None:
+    """``n2n-core models``: the trained models in the box, with what they measured."""
+    console = console or _console()
+    if not models:
+        console.print("no built-in models in this install")
+        return
+    t = Table(title="built-in models (--snapshot builtin:NAME)", header_style="bold")
+    for col in ("name", "preset", "steps", "measured (PSNR dB, colour shift)", "commit"):
+        t.add_column(col, justify="right" if col == "steps" else "left")
+    for m in models:
+        first = (data(m.spec), data(m.preset), f"{m.steps:,}")
+        for i, s in enumerate(m.scores or [None]):
+            score = "" if s is None else (
+                f"{s.dataset} ({s.noise}{'' if s.level is None else f' {s.level:g}'}): "
+                f"{fmt.psnr(s.psnr)}, shift {fmt.colour_shift(s.colour_shift, None)}"
+            )  # fmt: skip
+            t.add_row(
+                *(first if i == 0 else ("", "", "")),
+                data(score),
+                data(m.commit[:10]) if i == 0 else "",
+            )
+    console.print(t)

@@ -30,6 +30,7 @@ from n2n_core.config.schema import PADDINGS, Preset
 from n2n_core.errors import UserError
 from n2n_core.files.atomic import atomic_write_bytes
 from n2n_core.files.checks import looks_pickled, read_head
+from n2n_core.pretrained import resolve_snapshot
 from n2n_core.runs.layout import SNAPSHOT_RE, RunPaths
 
 FORMAT = "n2n-snapshot/1"
@@ -140,8 +141,9 @@ class Snapshot:
 
 
 def read_snapshot(path: str | Path, weights_only: bool = True) -> Snapshot:
-    """Read a snapshot; any problem with the file is a ``UserError`` naming it."""
-    p = Path(path)
+    """Read a snapshot (a file, or ``builtin:NAME``); any problem with it is a ``UserError``
+    naming it."""
+    p = resolve_snapshot(path)
     head = read_head(p, "snapshot", "a .safetensors snapshot")
     # A safetensors file is an 8-byte header length, then a JSON header: "{" at byte 8.
     if head[8:9] != b"{" and looks_pickled(head):
@@ -210,6 +212,7 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "scaler": (dict,),
     "rng_numpy": (list,),
     "rng_python": (list,),
+    "builtin": (dict,),
 }
 _PRESET_SECTIONS = ("noise", "data", "network", "train", "runtime", "mri")
 

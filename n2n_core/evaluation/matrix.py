@@ -84,8 +84,14 @@ class Matrix:
 def resolve_snapshots(path: str | Path, all_snapshots: bool) -> tuple[Path | None, list[Path]]:
     """(run folder or None, snapshot files) for ``evaluate SNAPSHOT|RUN_DIR``."""
     from n2n_core.engine.snapshots import list_snapshots, read_snapshot
+    from n2n_core.pretrained import is_builtin, resolve_snapshot
     from n2n_core.runs.folders import resolve_run_dir
 
+    if is_builtin(path):
+        resolve_snapshot(path)  # an unknown name is an error here, before any work
+        if all_snapshots:
+            raise UserError(f"--all-snapshots: needs a run folder; {path} is one built-in model")
+        return None, [Path(path)]
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: snapshot or run folder not found")

@@ -1,4 +1,5 @@
-"""The preset files of a folder, each validated (or with the error that names its key)."""
+"""The presets the TUI offers: the built-in ones and the local folder's, each validated
+(or with the error that names its key), each with where it comes from."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from n2n_core.config.catalogue import Source, list_presets
 from n2n_core.config.loader import read_preset_data
 from n2n_core.config.schema import Preset, validate_preset
 from n2n_core.errors import UserError
@@ -17,18 +19,22 @@ class PresetEntry:
     data: dict[str, Any] | None
     preset: Preset | None
     error: str | None
+    source: Source = "local"
+    overrides_builtin: bool = False
+
+    @property
+    def source_label(self) -> str:
+        return "local, over built-in" if self.overrides_builtin else self.source
 
 
 def load_presets(folder: Path) -> list[PresetEntry]:
-    try:
-        files = sorted(p for p in folder.glob("*.yaml") if p.is_file())
-    except OSError:
-        return []
+    """Every preset by name: the local ``folder``'s (it need not exist), then the built-ins."""
     out = []
-    for p in files:
+    for f in list_presets(folder):
         try:
-            data = read_preset_data(p)
-            out.append(PresetEntry(p, data, validate_preset(data, p.name), None))
+            data = read_preset_data(f.path)
+            preset, error = validate_preset(data, f.path.name), None
         except UserError as e:
-            out.append(PresetEntry(p, None, None, str(e)))
+            data, preset, error = None, None, str(e)
+        out.append(PresetEntry(f.path, data, preset, error, f.source, f.overrides_builtin))
     return out

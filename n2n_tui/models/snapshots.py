@@ -1,5 +1,6 @@
 """A run's snapshots (and ONNX models frozen from them) with the PSNR measured at their step,
-the latest validation of each, and the log line for results."""
+the latest validation of each, and the log line for results; beside them the built-in
+models (``builtin:NAME``), to denoise with or to compare a run against."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from n2n_core import formatting as fmt
+from n2n_core.errors import UserError
 from n2n_core.files.safe import open_append
 from n2n_core.runs.layout import RunPaths
 from n2n_core.runs.records import EvalRecord
@@ -29,10 +31,16 @@ class Snapshot:
     size: int
     mtime: float
     validated: EvalRecord | None = None  # the latest validation of this file
+    builtin: str | None = None  # "builtin:photo" for a model shipped with n2n
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.builtin or self.path.name
+
+    @property
+    def ref(self) -> Path:
+        """What the commands are given: the file, or ``builtin:NAME``."""
+        return Path(self.builtin) if self.builtin else self.path
 
     @property
     def onnx(self) -> bool:
@@ -67,6 +75,39 @@ def list_snapshots(run_dir: Path) -> list[Snapshot]:
         out.append(Snapshot(p, step, psnr, st.st_size, st.st_mtime, latest.get(p.name)))
     # By step, each ONNX model right after the weights it was frozen from.
     out.sort(key=lambda s: (s.path.stem == "final", s.step or 0, s.onnx, s.name))
+    return out
+
+
+def builtin_models() -> list[Snapshot]:
+    """The models shipped with n2n, each with the score recorded when it was made
+    (on ``builtin:photos-holdout``) as its validation."""
+    from n2n_core.pretrained import HOLDOUT, list_models
+
+    try:
+        models = list_models()
+    except UserError:
+        return []
+    out = []
+    for m in models:
+        score = m.score(HOLDOUT)
+        try:
+            mtime = m.path.stat().st_mtime
+        except OSError:
+            continue
+        rec = None
+        if score is not None:
+            rec = EvalRecord(
+                step=m.steps,
+                time=mtime,
+                snapshot=m.spec,
+                dataset=score.dataset,
+                noise=score.noise,
+                level=score.level,
+                psnr=score.psnr,
+                input_psnr=score.input_psnr,
+                images=score.images,
+            )
+        out.append(Snapshot(m.path, m.steps, None, m.size, mtime, rec, builtin=m.spec))
     return out
 
 
@@ -122,7 +163,7 @@ KIND_NAMES = {".safetensors": "weights (.safetensors, run by PyTorch)", ".onnx":
 def infer_out(run_dir: Path, image: Path, snapshot: Path) -> Path:
     """Where the TUI writes a denoised image: the run's samples/ (a folder for a folder)."""
     samples = RunPaths(run_dir).samples
-    tag = snapshot.stem + ("-onnx" if snapshot.suffix == ".onnx" else "")
+    tag = snapshot.stem.replace(":", "-") + ("-onnx" if snapshot.suffix == ".onnx" else "")
     if image.is_dir():
         return samples / f"infer-{tag}"
     return samples / f"infer-{image.stem}-{tag}.png"

@@ -146,9 +146,11 @@ class LaunchScreen(BaseScreen):
         self.launching = False
         self._defaults_of: str | None = None
         self._pending: dict[str, Any] | None = None
+        self._listed: set[Path] = set()
 
     def _entries(self) -> list[PresetEntry]:
         entries = [e for e in load_presets(self.app.presets_dir) if e.preset is not None]
+        self._listed = {e.path for e in entries}
         memory = self.app.launch_memory
         if self.initial is None and memory:
             # What was launched last, a run's own preset.yaml (relaunch) included.
@@ -163,14 +165,17 @@ class LaunchScreen(BaseScreen):
                 pass
         return [e for e in entries if e.preset is not None]
 
+    def _label(self, e: PresetEntry) -> str:
+        """A preset's file name and where it comes from; a file from elsewhere (a run's
+        preset.yaml) by its path."""
+        if e.path == self.initial and e.path not in self._listed:
+            return str(e.path)
+        return f"{e.path.name} ({e.source_label})"
+
     def compose(self) -> ComposeResult:
         self.entries = self._entries()
         options = [
-            (
-                f"{e.path.name if e.path.parent == self.app.presets_dir else e.path}  —  "
-                f"{e.preset.description.strip() or e.preset.name}",
-                str(e.path),
-            )
+            (f"{self._label(e)}  —  {e.preset.description.strip() or e.preset.name}", str(e.path))
             for e in self.entries
         ]
         values = [v for _, v in options]
@@ -268,7 +273,10 @@ class LaunchScreen(BaseScreen):
         self.sub_title = f"results: {self.app.results_dir}"
         if not self.entries:
             self.query_one("#launch-error", Static).update(
-                Text(f"no valid presets in {self.app.presets_dir}; create one in Presets (p)")
+                Text(
+                    f"no valid presets (built-in or in {self.app.presets_dir}); "
+                    "create one in Presets (p)"
+                )
             )
         self._apply_preset_defaults()
         self.query_one("#launch-preset", Select).focus()

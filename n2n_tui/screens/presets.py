@@ -1,4 +1,5 @@
-"""Presets: the YAML files in the presets dir, and the editor that saves new ones."""
+"""Presets: the built-in presets and the local folder's, and the editor that saves new ones
+(always into the local folder)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ class PresetsScreen(BaseScreen):
     """The preset files; edit one (saved as a new file) or launch it."""
 
     HELP = (
-        "Preset files (YAML) in the presets dir. e opens the editor, which checks "
-        "every field against the schema as you type and saves a new preset after "
-        "showing the diff. l opens Launch with the preset selected."
+        "The built-in presets (shipped with n2n) and the preset files (YAML) of the "
+        "local presets folder, which add to them and override a built-in one of the "
+        "same name (Source). e opens the editor, which checks every field against the "
+        "schema as you type and saves a new preset into the local folder after showing "
+        "the diff. l opens Launch with the preset selected."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -50,13 +53,14 @@ class PresetsScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.title = "presets"
-        self.sub_title = f"files in {self.app.presets_dir}/"
+        self.sub_title = f"built-in and {self.app.presets_dir}/"
         table = self.query_one(RunsTable)
         # A narrow terminal drops Name (the file's own name says it), Task and Targets,
         # then Steps; the description takes whatever is left.
         table.set_columns(
             [
                 Col("File", "File", 22, min=18),
+                Col("Source", "Source", 8, min=6),
                 Col("Name", "Name", 20, min=10, drop=1),
                 Col("Task", "Task", 5, drop=1),
                 Col("Noise", "Noise", 10, min=8),
@@ -91,6 +95,7 @@ class PresetsScreen(BaseScreen):
             if e.preset is None:
                 cells = (
                     e.path.name,
+                    e.source_label,
                     Text("invalid", style=err_style),
                     "",
                     "",
@@ -102,6 +107,7 @@ class PresetsScreen(BaseScreen):
                 p = e.preset
                 cells = (
                     e.path.name,
+                    e.source_label,
                     p.name,
                     p.task,
                     p.noise.type,
@@ -155,7 +161,7 @@ class PresetsScreen(BaseScreen):
                 e.error or "invalid preset", title="Cannot edit", severity="error", markup=False
             )
             return
-        self.app.push_screen(PresetEditorScreen(e.path, e.data, e.preset))
+        self.app.push_screen(PresetEditorScreen(e.path, e.data, e.preset, self.app.presets_dir))
 
     def action_launch(self) -> None:
         from .launch import LaunchScreen
@@ -170,16 +176,19 @@ class PresetEditorScreen(BaseScreen):
     HELP = (
         "Every key of the preset schema. Messages appear beside a field as soon as "
         "its value is wrong. ctrl+s saves a new preset file (the original is never "
-        "overwritten) after showing the diff from the original."
+        "overwritten) into the local presets folder after showing the diff from the original."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "save", "Save as new"),
     ]
 
-    def __init__(self, path: Path, data: dict[str, Any], preset: Preset):
+    def __init__(self, path: Path, data: dict[str, Any], preset: Preset, folder: Path):
         super().__init__()
         self.path, self.data, self.preset = path, data, preset
+        self.folder = (
+            folder  # the local presets folder: new presets go there, never beside a built-in
+        )
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -240,14 +249,16 @@ class PresetEditorScreen(BaseScreen):
         default_name = (
             form.preset.name if form.preset.name != self.preset.name else f"{self.path.stem}-2"
         )
-        target = self.path.parent / f"{default_name}.yaml"
+        target = self.folder / f"{default_name}.yaml"
 
         def saved(path: Path | None) -> None:
             if path:
                 self.notify(f"saved {path}", title="Preset saved", markup=False)
                 self.app.pop_screen()
 
-        self.app.push_screen(SavePresetModal(self.path, self.data, new_data, target), saved)
+        self.app.push_screen(
+            SavePresetModal(self.path, self.data, new_data, target, self.folder), saved
+        )
 
 
 def _one_line(text: Any) -> str:
@@ -259,9 +270,17 @@ class SavePresetModal(ModalScreen[Path | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, original: Path, old: dict[str, Any], new: dict[str, Any], target: Path):
+    def __init__(
+        self,
+        original: Path,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        target: Path,
+        folder: Path,
+    ):
         super().__init__(classes="dialog")
         self.original, self.old, self.new, self.target = original, old, new, target
+        self.folder = folder
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box -wide"):
@@ -306,7 +325,7 @@ class SavePresetModal(ModalScreen[Path | None]):
         if path.suffix not in (".yaml", ".yml"):
             path = path.with_name(path.name + ".yaml")
         if not path.is_absolute() and path.parent == Path("."):
-            path = self.original.parent / path
+            path = self.folder / path
         return path
 
     def new_data(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Snapshots of a run: step and PSNR; validate on a data set, freeze to ONNX, infer an image."""
+"""Snapshots of a run: step and PSNR; validate on a data set, freeze to ONNX, infer an image.
+The built-in models are listed below them: validate or denoise with one beside the run's own."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..models.procs import run_core
 from ..models.snapshots import (
     Snapshot,
     append_log,
+    builtin_models,
     colour_text,
     denoise_each,
     infer_out,
@@ -74,7 +76,10 @@ class SnapshotsScreen(BaseScreen):
         "model beside the snapshot (asking before replacing one); infer denoises an "
         "image (or a folder) into the run's samples/ and shows it beside the input — "
         "with every marked snapshot (space) when some are marked, so two snapshots "
-        "are compared crop for crop."
+        "are compared crop for crop. The built-in models (builtin:photo, "
+        "builtin:quickstart) are listed last, with the score recorded when they were "
+        "made: mark one beside the run's snapshot to compare them on the same image, or "
+        "validate it on the run's validation set (shown, never stored in this run)."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -124,7 +129,7 @@ class SnapshotsScreen(BaseScreen):
         thread=True, exclusive=True, group="snap-list", exit_on_error=False, name="list snapshots"
     )
     def reload(self) -> None:
-        snaps = list_snapshots(self.run_dir)
+        snaps = list_snapshots(self.run_dir) + builtin_models()
         self.app.call_from_thread(self._show, snaps)
 
     def _show(self, snaps: list[Snapshot]) -> None:
@@ -138,7 +143,7 @@ class SnapshotsScreen(BaseScreen):
                     f"{s.step:,}" if s.step is not None else fmt.DASH,
                     fmt.psnr(s.psnr),
                     _validated(s.validated),
-                    fmt.age(s.mtime, now),
+                    "built-in" if s.builtin else fmt.age(s.mtime, now),
                     _size(s.size),
                 ),
             )
@@ -146,7 +151,8 @@ class SnapshotsScreen(BaseScreen):
         ]
         self.query_one(RunsTable).sync(rows)
         title = self.query_one("#snap-title", Static)
-        if not snaps:
+        own = [s for s in snaps if not s.builtin]
+        if not own:
             title.update(
                 Text(
                     f"{self.run_dir}: no snapshots yet "
@@ -156,7 +162,7 @@ class SnapshotsScreen(BaseScreen):
         else:
             title.update(
                 Text(
-                    f"{len(snaps)} file{'s' if len(snaps) > 1 else ''} "
+                    f"{len(own)} file{'s' if len(own) > 1 else ''} "
                     f"in {RunPaths(self.run_dir).snapshots}"
                 )
             )
@@ -213,20 +219,24 @@ class SnapshotsScreen(BaseScreen):
         if snap.onnx:
             args = ["validate-frozen", "--model", str(snap.path)]
         else:
-            args = ["validate", "--snapshot", str(snap.path)]
+            args = ["validate", "--snapshot", str(snap.ref)]
         res = run_core([*args, "--dataset-dir", dataset, "--json"])
         data = res.json() if res.ok else None
         if not res.ok or data is None:
             msg = res.error_line() if not res.ok else f"n2n-core {args[0]} printed no JSON result"
             self.app.call_from_thread(self._result, f"validate failed: {msg}", True)
             return
-        where = [self._store(snap, dataset, data)]
-        try:
-            append_log(self.run_dir, validation_line(snap.path, dataset, data, self.app.clock()))
-            where.append("appended to log.txt")
-        except (OSError, UserError) as e:
-            why = e.strerror if isinstance(e, OSError) and e.strerror else e
-            where.append(f"could not append to log.txt: {why}")
+        if snap.builtin:  # not this run's model: its records stay the run's own
+            where = [f"{snap.builtin} is not this run's model: not stored in it"]
+        else:
+            where = [self._store(snap, dataset, data)]
+            try:
+                line = validation_line(snap.path, dataset, data, self.app.clock())
+                append_log(self.run_dir, line)
+                where.append("appended to log.txt")
+            except (OSError, UserError) as e:
+                why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                where.append(f"could not append to log.txt: {why}")
         psnr, inp = data.get("psnr"), data.get("input_psnr")
         t = Text()
         t.append(f"PSNR {fmt.psnr(psnr)} dB", style="bold")
@@ -264,6 +274,14 @@ class SnapshotsScreen(BaseScreen):
             return
         if snap.onnx:
             self.notify(f"{snap.name} is already an ONNX model", title="Freeze")
+            return
+        if snap.builtin:  # its file lives in the installed package, which is not ours to write
+            self.notify(
+                f"freeze it where you want it: n2n-core freeze --snapshot {snap.builtin} "
+                "--out MODEL.onnx",
+                title="Freeze",
+                markup=False,
+            )
             return
         out = snap.path.with_suffix(".onnx")
 
@@ -307,7 +325,7 @@ class SnapshotsScreen(BaseScreen):
             if not path:
                 return
             self.last_image = str(path)
-            jobs = [(s.path, infer_out(self.run_dir, path, s.path)) for s in chosen_snaps]
+            jobs = [(s.ref, infer_out(self.run_dir, path, s.ref)) for s in chosen_snaps]
             self._result(f"denoising {path} with {names} …")
             self.infer(path, jobs)
 

@@ -30,6 +30,37 @@ def presets(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.fixture(autouse=True)
+def builtin_presets(monkeypatch) -> Path:
+    """The built-in presets the TUI tests see: one fixture file, so that the screens'
+    pictures do not change whenever the package's presets do."""
+    from n2n_core.config import catalogue
+
+    folder = FIXTURES / "builtin-presets"
+    monkeypatch.setattr(catalogue, "builtin_dir", lambda: folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_builtin_models(monkeypatch, tmp_path_factory) -> None:
+    """No built-in models unless a test asks for them (``shipped_models``): the screens'
+    pictures stay the same when the shipped models are remade."""
+    import n2n_core.pretrained as pretrained
+
+    empty = tmp_path_factory.mktemp("no-models")
+    monkeypatch.setattr(pretrained, "models_dir", lambda: empty)
+
+
+@pytest.fixture
+def shipped_models(monkeypatch) -> Path:
+    """The built-in models this install ships."""
+    import n2n_core.pretrained as pretrained
+
+    folder = Path(pretrained.__file__).resolve().parent
+    monkeypatch.setattr(pretrained, "models_dir", lambda: folder)
+    return folder
+
+
 @pytest.fixture
 def make_app(results: Path, presets: Path, monkeypatch) -> Callable[..., N2NApp]:
     # Relative paths, as a user types them, so that snapshots do not contain tmp dirs.

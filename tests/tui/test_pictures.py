@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tui_helpers import FIXTURES, SIZE, wait_for
+from tui_helpers import FIXTURES, SIZE, text_of, wait_for
 
 from n2n_tui.app import main
 from n2n_tui.images import crop_box, mode_from_env
@@ -291,3 +291,72 @@ async def test_the_browser_view_opens_the_real_image_in_a_tab(make_app, sampled,
         await pilot.pause(0.2)
         await pilot.press("o")
         assert [p.name for p, _ in delivered] == ["step-00003000-astronaut.png"] * 2
+
+
+async def test_a_run_is_compared_with_a_builtin_model_on_one_image(
+    make_app, results, shipped_models, monkeypatch
+):
+    """The built-in models are listed below a run's snapshots with their recorded score;
+    marked beside the run's final snapshot, both denoise the same image side by side, and
+    validating one shows the result without storing it in the run."""
+    from n2n_core.pretrained import HOLDOUT, read_model
+    from n2n_tui.models.procs import CoreResult
+    from n2n_tui.screens.snapshots import SnapshotsScreen
+
+    calls = []
+
+    def fake_run_core(args, timeout=None):  # what `n2n-core infer` / `validate` leave behind
+        calls.append(args)
+        if args[0] == "validate":
+            return CoreResult(args, 0, '{"psnr": 29.5, "input_psnr": 20.2, "images": 3}', "")
+        out = Path(args[args.index("--out") + 1])
+        Image.new("RGB", (120, 80), (len(calls) * 60, 0, 0)).save(out)
+        return CoreResult(args, 0, "", "")
+
+    monkeypatch.setattr("n2n_tui.models.snapshots.run_core", fake_run_core)
+    monkeypatch.setattr("n2n_tui.screens.snapshots.run_core", fake_run_core)
+    run = results / "00000-gauss-baseline"
+    metrics = (run / "metrics.jsonl").read_bytes()
+    noisy = results.parent / "noisy.png"
+    Image.new("RGB", (120, 80), (9, 9, 9)).save(noisy)
+    app = make_app(images="halfblock")
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(SnapshotsScreen(run))
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.snaps) == 6)
+        names = [s.name for s in screen.snaps]
+        assert names[-2:] == ["builtin:photo", "builtin:quickstart"]
+        photo = screen.snaps[-2]
+        assert photo.validated.dataset == HOLDOUT
+        assert photo.validated.psnr == read_model("photo").score(HOLDOUT).psnr
+        screen.query_one("RunsTable").move_cursor(row=3)  # final.safetensors
+        await pilot.press("space", "down", "space")
+        assert screen.marked == {"final.safetensors", "builtin:photo"}
+        await pilot.press("i")
+        app.screen.query_one("Input").value = str(noisy)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PicturesScreen))
+        await pilot.pause(0.2)
+        assert [c[2] for c in calls] == [
+            str(run / "snapshots" / "final.safetensors"),
+            "builtin:photo",
+        ]
+        panes = list(app.screen.query(Picture))
+        assert [str(p.border_title) for p in panes] == [
+            "input · noisy.png",
+            "denoised · final.safetensors",
+            "denoised · builtin:photo",
+        ]
+        assert Path(calls[1][calls[1].index("--out") + 1]) == (
+            run / "samples" / "infer-noisy-builtin-photo.png"
+        )
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("v")
+        app.screen.query_one("Input").value = "builtin:photos-val"
+        await pilot.press("enter")
+        result = screen.query_one("#snap-result")
+        await wait_for(pilot, lambda: "29.50" in text_of(result))
+        assert calls[-1][:3] == ["validate", "--snapshot", "builtin:photo"]
+        assert "not this run's model: not stored" in text_of(result)
+    assert (run / "metrics.jsonl").read_bytes() == metrics

@@ -196,10 +196,11 @@ async def test_presets_list_and_editor_validate_as_you_type(make_app, presets: P
         screen = app.screen
         assert isinstance(screen, PresetsScreen)
         await wait_for(pilot, lambda: screen.entries)
-        assert [e.path.name for e in screen.entries] == [
-            "broken.yaml",
-            "poisson-long.yaml",
-            "quick.yaml",
+        assert [(e.path.name, e.source) for e in screen.entries] == [
+            ("broken.yaml", "local"),
+            ("poisson-long.yaml", "local"),
+            ("quick.yaml", "local"),
+            ("tiny.yaml", "builtin"),
         ]
         broken = screen.entries[0]
         assert broken.preset is None and "train.crop" in broken.error
@@ -253,6 +254,49 @@ async def test_presets_list_and_editor_validate_as_you_type(make_app, presets: P
         saved = (presets / "quick-poisson.yaml").read_text()
         assert "crop: 96" in saved and "type: poisson" in saved
         assert (presets / "quick.yaml").read_text().count("crop: 64") == 1  # original untouched
+
+
+async def test_presets_lists_builtin_ones_and_saves_an_edited_one_locally(
+    make_app, presets: Path, builtin_presets: Path
+):
+    """A built-in preset is listed with its source; a local file of the same name overrides
+    it; an edited built-in one is saved into the local folder, never beside the original."""
+    (presets / "broken.yaml").unlink()
+    shipped = (builtin_presets / "tiny.yaml").read_text()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.entries)
+        rows = [(e.path.name, e.source_label) for e in screen.entries]
+        assert rows == [
+            ("poisson-long.yaml", "local"),
+            ("quick.yaml", "local"),
+            ("tiny.yaml", "builtin"),
+        ]
+        screen.query_one(RunsTable).move_cursor(row=2)
+        await pilot.press("e")
+        editor = app.screen
+        assert isinstance(editor, PresetEditorScreen)
+        await pilot.pause()
+        editor.query_one("#f-train-steps", Input).value = "600"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        modal = app.screen
+        assert isinstance(modal, SavePresetModal)
+        assert modal.query_one("#save-path", Input).value == str(Path("presets") / "tiny-2.yaml")
+        modal.query_one("#save-path", Input).value = "tiny"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (presets / "tiny.yaml").exists())
+        await pilot.pause(0.2)
+        assert "steps: 600" in (presets / "tiny.yaml").read_text()
+        assert (builtin_presets / "tiny.yaml").read_text() == shipped
+        assert sorted(builtin_presets.iterdir()) == [builtin_presets / "tiny.yaml"]
+        # The local file of the same name now overrides the built-in one.
+        await wait_for(pilot, lambda: any(e.overrides_builtin for e in screen.entries))
+        tiny = next(e for e in screen.entries if e.path.name == "tiny.yaml")
+        assert tiny.path == Path("presets/tiny.yaml") and tiny.preset.train.steps == 600
+        assert tiny.source_label == "local, over built-in"
 
 
 # -- launch --------------------------------------------------------------------------
