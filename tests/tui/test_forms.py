@@ -34,7 +34,7 @@ async def test_radio_buttons_and_switches_read_without_colour(make_app, presets:
         await pilot.press("p")
         await wait_for(pilot, lambda: getattr(app.screen, "entries", None))
         entry = next(e for e in app.screen.entries if e.preset is not None)
-        app.push_screen(PresetEditorScreen(entry.path, entry.data, entry.preset))
+        app.push_screen(PresetEditorScreen(entry.path, entry.data, entry.preset, app.presets_dir))
         await wait_for(pilot, lambda: app.screen.query(Switch))
         switches = list(app.screen.query(Switch))
         for s in switches:
@@ -156,7 +156,7 @@ async def test_opening_the_preset_editor_validates_nothing_until_an_edit(
         await pilot.press("p")
         await wait_for(pilot, lambda: getattr(app.screen, "entries", None))
         entry = next(e for e in app.screen.entries if e.path.name == "quick.yaml")
-        app.push_screen(PresetEditorScreen(entry.path, entry.data, entry.preset))
+        app.push_screen(PresetEditorScreen(entry.path, entry.data, entry.preset, app.presets_dir))
         await wait_for(pilot, lambda: app.screen.query("#f-train-crop"))
         await pilot.pause(0.3)
         assert calls == []

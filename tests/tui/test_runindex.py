@@ -50,7 +50,12 @@ def test_cold_runs_still_show_every_change(tmp_path, monkeypatch):
     with open(run / "metrics.jsonl", "a") as f:
         f.write(
             EvalRecord(
-                step=1900, snapshot="final.safetensors", dataset="kodak", level=25.0, psnr=33.3
+                step=1900,
+                snapshot="final.safetensors",
+                dataset="kodak",
+                noise="gaussian",
+                level=25.0,
+                psnr=33.3,
             ).to_line()
         )
     rows = scan_until(

@@ -48,7 +48,12 @@ def test_any_change_to_a_run_reads_it_again(tmp_path):
     with open(metrics, "a") as f:
         f.write(
             EvalRecord(
-                step=2800, snapshot="final.safetensors", dataset="kodak", level=25.0, psnr=31.5
+                step=2800,
+                snapshot="final.safetensors",
+                dataset="kodak",
+                noise="gaussian",
+                level=25.0,
+                psnr=31.5,
             ).to_line()
         )
     got = listing(tmp_path, cache=True)
