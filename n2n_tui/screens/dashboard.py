@@ -186,7 +186,9 @@ class DashboardScreen(BaseScreen):
         if self.replay:
             r = self.replay
             replay_key = (round(r.position(), 1), r.speed, r.paused, r.done)
-        key = (feed.version, feed.log_version, info_key, replay_key)
+        # The log wraps at its pane's width, which changes when the pictures pane appears.
+        log_width = self.query_one(Log).scrollable_content_region.width
+        key = (feed.version, feed.log_version, info_key, replay_key, log_width)
         self._draw_charts(feed, info.total_steps)
         if self._drawn is not None and key == self._drawn[0]:
             if tick != self._drawn[1]:
