@@ -32,7 +32,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -180,11 +179,19 @@ def _preset(batch: int, crop: int, device: torch.device, precision: str = "fp32"
 class EngineTrainer:
     """Training steps exactly as a run takes them: :func:`n2n_core.training.step.train_step` on its parts."""
 
-    def __init__(self, batch, crop, device, precision="fp32", compiled=False, seed=0):
+    def __init__(
+        self, batch, crop, device, precision="fp32", compiled=False, seed=0, kept_bf16=None
+    ):
         from n2n_core.engine.device import AUTOCAST_DTYPES, apply_math_mode
         from n2n_core.engine.network import UNet
         from n2n_core.tasks.image import ImageTask
-        from n2n_core.training.step import ADAM_BETAS, ADAM_EPS, StepParts
+        from n2n_core.training.step import (
+            ADAM_BETAS,
+            ADAM_EPS,
+            StepParts,
+            bf16_parts,
+            keep_bf16_weights,
+        )
 
         preset = _preset(batch, crop, device, precision)
         apply_math_mode(device, preset.runtime.math)
@@ -211,6 +218,10 @@ class EngineTrainer:
         self.parts = StepParts(
             self.task, self.model, opt, scaler, AUTOCAST_DTYPES[precision], device
         )
+        # As a run decides (kept_bf16=None); True/False to compare the two bf16 paths.
+        keep = keep_bf16_weights(device, precision, 1, compiled) if kept_bf16 is None else kept_bf16
+        if keep:
+            self.parts = bf16_parts(self.net, self.parts)
         self.device = device
         self.step_no = 0
         self.loss_sum = torch.zeros((), device=device)
@@ -477,17 +488,15 @@ def bench_memory(s: Sizes, device: torch.device) -> dict:
 
 
 def machine_info(device: torch.device) -> dict:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from n2n_core.engine.device import cpu_flags, cpu_model
+
+    cpu = cpu_model()
     info = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host": platform.node(),
         "platform": platform.platform(),
         "cpu": cpu,
+        "cpu_bf16": sorted(f for f in cpu_flags() if "bf16" in f or f.startswith("amx")),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

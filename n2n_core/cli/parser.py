@@ -12,6 +12,7 @@ from typing import get_args
 from n2n_core.config.schema import LEVEL_PARAM, NOISE_TYPES, Device, Executor, MathMode, Precision
 from n2n_core.data.fetch import CATALOGUE
 from n2n_core.errors import UserError
+from n2n_core.evaluation.engines import ENGINES
 from n2n_core.pretrained import DEFAULT_MODEL, PREFIX
 from n2n_core.runs.curves import XAxis
 from n2n_core.version import package_version
@@ -143,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--tile", type=int, default=0, help="tile size for large images (0: whole image)"
     )
-    i.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto")
+    i.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="auto: the fastest this machine measured (n2n-core bench), see README",
+    )
     _math_flag(i)
 
     f = sub.add_parser("freeze", help="export a snapshot to ONNX")

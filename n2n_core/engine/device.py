@@ -133,6 +133,20 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what the platform says)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 in hardware (so autocast to it is a speed-up)."""
     if device.type == "cpu":

@@ -97,36 +97,199 @@ class UNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        def act(t: torch.Tensor) -> torch.Tensor:
-            return F.leaky_relu(t, 0.1)
+        def conv(name: str, t: torch.Tensor, act: bool = True) -> torch.Tensor:
+            y = getattr(self, name)(t)
+            return F.leaky_relu(y, 0.1) if act else y
 
-        def up(t: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(t, scale_factor=2.0, mode="nearest")
+        def cat_conv(name: str, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+            return conv(name, torch.cat([up, skip], dim=1))
 
-        pool = F.max_pool2d
-        x0 = x
-        x = act(self.enc_conv0(x))
-        p1 = pool(act(self.enc_conv1(x)), 2)
-        p2 = pool(act(self.enc_conv2(p1)), 2)
-        p3 = pool(act(self.enc_conv3(p2)), 2)
-        p4 = pool(act(self.enc_conv4(p3)), 2)
-        x = pool(act(self.enc_conv5(p4)), 2)
-        x = act(self.enc_conv6(x))
+        return unet_graph(x, conv, cat_conv, self.residual)
 
-        x = torch.cat([up(x), p4], dim=1)
-        x = act(self.dec_conv5b(act(self.dec_conv5(x))))
-        x = torch.cat([up(x), p3], dim=1)
-        x = act(self.dec_conv4b(act(self.dec_conv4(x))))
-        x = torch.cat([up(x), p2], dim=1)
-        x = act(self.dec_conv3b(act(self.dec_conv3(x))))
-        x = torch.cat([up(x), p1], dim=1)
-        x = act(self.dec_conv2b(act(self.dec_conv2(x))))
-        x = torch.cat([up(x), x0], dim=1)
-        x = act(self.dec_conv1a(x))
-        x = act(self.dec_conv1b(x))
-        out = self.dec_conv1(x)
-        return x0 + out if self.residual else out
+
+# The decoder's convolutions that read a concatenation [upsampled, skip], with the
+# channels of the upsampled part: a low-precision path computes each as two
+# convolutions on the two parts (the same sum, without the concatenation's copies).
+CONCAT_CONVS = {
+    "dec_conv5": 48,
+    "dec_conv4": 96,
+    "dec_conv3": 96,
+    "dec_conv2": 96,
+    "dec_conv1a": 96,
+}
+
+
+def _up(t: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(t, scale_factor=2.0, mode="nearest")
+
+
+def unet_graph(x: torch.Tensor, conv, cat_conv, residual: bool) -> torch.Tensor:
+    """The U-Net's wiring, the one place it is written down.
+
+    ``conv(name, t, act=True)`` is one named convolution (then LeakyReLU(0.1) when
+    ``act``); ``cat_conv(name, up, skip)`` the convolution of the concatenation
+    [up, skip] and its LeakyReLU. :class:`UNet` computes them with its modules;
+    :class:`Bf16Weights` (training) and :class:`FusedBf16` (inference) with bf16
+    copies of the same weights.
+    """
+    pool = F.max_pool2d
+    x0 = x
+    x = conv("enc_conv0", x)
+    p1 = pool(conv("enc_conv1", x), 2)
+    p2 = pool(conv("enc_conv2", p1), 2)
+    p3 = pool(conv("enc_conv3", p2), 2)
+    p4 = pool(conv("enc_conv4", p3), 2)
+    x = pool(conv("enc_conv5", p4), 2)
+    x = conv("enc_conv6", x)
+
+    x = conv("dec_conv5b", cat_conv("dec_conv5", _up(x), p4))
+    x = conv("dec_conv4b", cat_conv("dec_conv4", _up(x), p3))
+    x = conv("dec_conv3b", cat_conv("dec_conv3", _up(x), p2))
+    x = conv("dec_conv2b", cat_conv("dec_conv2", _up(x), p1))
+    x = cat_conv("dec_conv1a", _up(x), x0)
+    x = conv("dec_conv1b", x)
+    out = conv("dec_conv1", x, act=False)
+    return x0 + out if residual else out
+
+
+def _convs(net: UNet):
+    return [(n, m) for n, m in net.named_children() if isinstance(m, nn.Conv2d)]
+
+
+def _pad(t: torch.Tensor, padding: str) -> tuple[torch.Tensor, int]:
+    """(input to convolve, the convolution's own zero padding) for a 3x3 convolution."""
+    if padding == "zeros":
+        return t, 1
+    return F.pad(t, (1, 1, 1, 1), mode=padding), 0
+
+
+class Bf16Weights:
+    """Training in bf16 on bf16 copies of the weights that live between steps.
+
+    Autocast casts every weight to bf16 in each forward and each weight gradient
+    back in each backward, and the concatenations of the decoder copy whole
+    feature maps forward and (as sliced gradients) backward. Here the network runs
+    on channels-last bf16 copies of its weights, refreshed after each optimizer
+    step (:meth:`refresh`); the fp32 weights stay the master copy the optimizer
+    updates and snapshots save (:meth:`grads_to_master` hands it the gradients).
+    Each convolution of a concatenation runs as two convolutions on the two parts
+    of its weight (:data:`CONCAT_CONVS`), so nothing is concatenated. Without that
+    split the arithmetic is autocast's to the bit (a test holds it): the same bf16
+    operands, fp32 accumulation inside oneDNN; the split rounds the two partial
+    sums to bf16 before adding them.
+
+    One process only: DDP reduces the gradients of the module's own parameters.
+    """
+
+    def __init__(self, net: UNet, split: bool = True):
+        self.net = net
+        self.split = split
+        self._parts: dict[str, tuple[list[torch.Tensor], torch.Tensor, nn.Conv2d]] = {}
+        for name, m in _convs(net):
+            n = len(self._split(name, m.weight))
+            parts = [torch.empty(0) for _ in range(n)]
+            self._parts[name] = (parts, torch.empty(0), m)
+        self.refresh()
+
+    def _split(self, name: str, w: torch.Tensor) -> list[torch.Tensor]:
+        c = CONCAT_CONVS.get(name) if self.split else None
+        return [w] if c is None else [w[:, :c], w[:, c:]]
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """bf16 copies of the current fp32 weights (after each optimizer step)."""
+        for name, (parts, _, m) in self._parts.items():
+            for k, w in enumerate(self._split(name, m.weight)):
+                parts[k] = (
+                    w.to(torch.bfloat16)
+                    .contiguous(memory_format=torch.channels_last)
+                    .requires_grad_()
+                )
+            self._parts[name] = (parts, m.bias.to(torch.bfloat16).requires_grad_(), m)
+
+    def grads_to_master(self) -> None:
+        """The bf16 copies' gradients, in fp32, onto the network's own weights."""
+        for parts, b, m in self._parts.values():
+            g = parts[0].grad if len(parts) == 1 else torch.cat([p.grad for p in parts], dim=1)
+            m.weight.grad = g.float()
+            m.bias.grad = b.grad.float()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        padding = self.net.padding
+
+        def conv(name: str, t: torch.Tensor, act: bool = True) -> torch.Tensor:
+            (w,), b, _ = self._parts[name]
+            t, pad = _pad(t.to(torch.bfloat16), padding)
+            y = F.conv2d(t, w, b, padding=pad)
+            return F.leaky_relu(y, 0.1) if act else y
+
+        def cat_conv(name: str, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+            if not self.split:
+                return conv(name, torch.cat([up, skip.to(torch.bfloat16)], dim=1))
+            (wu, ws), b, _ = self._parts[name]
+            up, pad = _pad(up, padding)
+            skip, _ = _pad(skip.to(torch.bfloat16), padding)
+            y = F.conv2d(up, wu, b, padding=pad) + F.conv2d(skip, ws, None, padding=pad)
+            return F.leaky_relu(y, 0.1)
+
+        out = unet_graph(x, conv, cat_conv, self.net.residual)
+        return out.float()
+
+    # The training loop treats the network through this object like the module itself.
+    def __getattr__(self, name):
+        return getattr(self.net, name)
 
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+def fused_bf16_available() -> bool:
+    """Whether this PyTorch has oneDNN's convolution with fused activation (x86 builds)."""
+    return torch.backends.mkldnn.is_available() and hasattr(
+        torch.ops.mkldnn, "_convolution_pointwise"
+    )
+
+
+class FusedBf16:
+    """Inference in bf16 with oneDNN's fused kernels: the engine ``torch-bf16``.
+
+    Each convolution and its LeakyReLU are one oneDNN call (a post-op, no second pass
+    over the map), the weights are bf16 and channels-last once, and a convolution of
+    a concatenation is two convolutions, the second adding the first's output as a
+    binary post-op, so nothing is concatenated. The output layer's result is taken to
+    fp32 before the residual addition, as under autocast.
+    """
+
+    def __init__(self, net: UNet):
+        self.net = net
+        self.w: dict[str, tuple[torch.Tensor, ...]] = {}
+        with torch.no_grad():
+            for name, m in _convs(net):
+                w = m.weight.detach().to(torch.bfloat16)
+                c = CONCAT_CONVS.get(name)
+                ws = [w] if c is None else [w[:, :c], w[:, c:]]
+                cl = [x.contiguous(memory_format=torch.channels_last) for x in ws]
+                self.w[name] = (*cl, m.bias.detach().to(torch.bfloat16))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        pw = torch.ops.mkldnn._convolution_pointwise
+        one, padding = [1, 1], self.net.padding
+
+        def conv(name: str, t: torch.Tensor, act: bool = True) -> torch.Tensor:
+            w, b = self.w[name]
+            t, pad = _pad(t.to(torch.bfloat16), padding)
+            attr, scalars = ("leaky_relu", [0.1]) if act else ("none", [])
+            return pw.default(t, w, b, [pad, pad], one, one, 1, attr, scalars, "")
+
+        def cat_conv(name: str, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+            wu, ws, b = self.w[name]
+            skip, pad = _pad(skip.to(torch.bfloat16), padding)
+            up, _ = _pad(up, padding)
+            y = pw.default(skip, ws, None, [pad, pad], one, one, 1, "none", [], "")
+            # oneDNN fuses an add but not an add followed by leaky_relu: one in-place pass.
+            y = pw.binary(up, y, wu, b, [pad, pad], one, one, 1, "add", None, None, [], None)
+            return F.leaky_relu_(y, 0.1)
+
+        x = x.contiguous(memory_format=torch.channels_last)
+        return unet_graph(x, conv, cat_conv, self.net.residual).float()

@@ -25,18 +25,11 @@ def denoise_array(run: Runner, img_u8: np.ndarray, tile: int = 0) -> np.ndarray:
 def make_runner_for_snapshot(
     snapshot: str, device: str = "cpu", engine: str = "auto", math: str = "high_precision"
 ):
-    """(runner, channels) for a snapshot.
-
-    ``engine="auto"`` picks onnxruntime on the CPU and PyTorch on accelerators.
-    benchmarks/bench_infer.py, 2-core CPU shared with other jobs, torch 2.13,
-    onnxruntime 1.32, same weights and threads, median of 5 alternating rounds:
-    768x512 PyTorch 4385 ms (channels_last; NCHW 5186 ms) vs onnxruntime 2433 ms
-    (1.80x); 256x256 1225 ms vs 496 ms (2.47x). Without onnxruntime installed
-    ``auto`` falls back to PyTorch.
-    """
+    """(runner, channels) for a snapshot, on ``engine`` (``evaluation.engines``: ``auto``
+    is what this machine measured fastest, or the rule without a measurement)."""
     from n2n_core.engine.device import compute_device
     from n2n_core.engine.snapshots import load_network
-    from n2n_core.evaluation.protocol import torch_runner
+    from n2n_core.evaluation.engines import auto_engine, engine_runner
 
     dev = compute_device(device, math)
     net, snap = load_network(snapshot, dev)
@@ -45,20 +38,8 @@ def make_runner_for_snapshot(
             f"{snapshot}: an MRI snapshot reconstructs k-space; use `n2n-core validate` on MRI slices"
         )
     if engine == "auto":
-        engine = "onnx" if dev.type == "cpu" and _have_onnxruntime() else "torch"
-    if engine == "onnx":
-        from n2n_core.evaluation.onnx import onnx_runner_for_net
-
-        return onnx_runner_for_net(net, snap.in_channels, dev.type), snap.in_channels
-    return torch_runner(net, dev), snap.in_channels
-
-
-def _have_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        engine = auto_engine(dev.type)
+    return engine_runner(net, snap.in_channels, dev, engine), snap.in_channels
 
 
 def denoise_files(run: Runner, jobs: list[tuple[Path, Path]], channels: int, tile: int = 0):

@@ -57,7 +57,14 @@ from n2n_core.runs.writer import MetricsWriter, drop_metrics_after
 from n2n_core.tasks.base import Task
 from n2n_core.tasks.registry import make_task
 from n2n_core.training.output import RunOutput, quietly
-from n2n_core.training.step import ADAM_BETAS, ADAM_EPS, StepParts, train_step
+from n2n_core.training.step import (
+    ADAM_BETAS,
+    ADAM_EPS,
+    StepParts,
+    bf16_parts,
+    keep_bf16_weights,
+    train_step,
+)
 
 
 @dataclass
@@ -382,6 +389,8 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
             out = RunOutput(run_dir, preset, writer, con, tb)
 
         parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[precision], device)
+        if keep_bf16_weights(device, precision, d.world_size, rt.compile):
+            parts = bf16_parts(net, parts)
         status = train_loop(parts, net, preset, d, start, stop, out, progress, mon)
         reason = progress.reason
         exit_code = {"finished": 0, "stopped": EXIT_STOPPED}.get(status, 1)

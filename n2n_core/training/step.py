@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from n2n_core.engine.network import Bf16Weights, UNet
 from n2n_core.engine.sysmon import SysMonitor
 from n2n_core.tasks.base import Task
 
@@ -25,6 +26,27 @@ class StepParts:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     device: torch.device
+    # bf16 weights kept between steps (the CPU's one-process bf16 path, see
+    # keep_bf16_weights); ``model`` is then this object, and autocast is off.
+    bf16: Bf16Weights | None = None
+
+
+def keep_bf16_weights(
+    device: torch.device, precision: str, world_size: int, compiled: bool
+) -> bool:
+    """Whether a run trains on :class:`Bf16Weights` instead of under autocast.
+
+    Measured on the CPU only (benchmarks/RESULTS.md, "The matrix engine"); DDP needs
+    the module's own parameters to carry the gradients, and torch.compile traces the
+    module, so both keep autocast.
+    """
+    return device.type == "cpu" and precision == "bf16" and world_size == 1 and not compiled
+
+
+def bf16_parts(net: UNet, parts: StepParts) -> StepParts:
+    """``parts`` with the network run on kept bf16 weights."""
+    bf16 = Bf16Weights(net)
+    return StepParts(parts.task, bf16, parts.optimizer, parts.scaler, None, parts.device, bf16)
 
 
 def train_step(p: StepParts, step: int, mon: SysMonitor | None = None) -> torch.Tensor:
@@ -37,6 +59,10 @@ def train_step(p: StepParts, step: int, mon: SysMonitor | None = None) -> torch.
     loss = p.task.loss(pred, target, step)
     p.optimizer.zero_grad(set_to_none=True)
     p.scaler.scale(loss).backward()
+    if p.bf16 is not None:
+        p.bf16.grads_to_master()
     p.scaler.step(p.optimizer)
     p.scaler.update()
+    if p.bf16 is not None:
+        p.bf16.refresh()
     return loss.detach()
