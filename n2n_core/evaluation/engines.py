@@ -76,10 +76,11 @@ def machine_key() -> dict:
     }
 
 
-def record_choice(ms: dict[str, float], path: Path = CHOICE_FILE) -> str:
+def record_choice(ms: dict[str, float], path: Path | None = None) -> str:
     """Record the fastest of the measured engines (ms per image) for ``auto``; its name."""
     from n2n_core.files.atomic import atomic_write_text
 
+    path = path or CHOICE_FILE
     best = min(ms, key=ms.get)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"machine": machine_key(), "ms": ms, "choice": best}
@@ -87,8 +88,9 @@ def record_choice(ms: dict[str, float], path: Path = CHOICE_FILE) -> str:
     return best
 
 
-def recorded_choice(path: Path = CHOICE_FILE) -> str | None:
+def recorded_choice(path: Path | None = None) -> str | None:
     """The engine ``n2n-core bench`` chose on this machine, if the record still holds."""
+    path = path or CHOICE_FILE
     try:
         if path.is_symlink() or path.stat().st_size > 65536:
             return None

@@ -18,8 +18,9 @@ from n2n_core.bench import measure as bench
 
 
 @pytest.mark.slow
-def test_bench_quick_json_has_every_field():
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def test_bench_quick_json_has_every_field(tmp_path):
+    # HOME elsewhere: a quick bench measures nothing worth recording for `infer --engine auto`.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
     exe = Path(sys.executable).parent / "n2n-core"
     out = subprocess.run(
         [str(exe), "bench", "--quick", "--json"],
@@ -43,10 +44,20 @@ def test_bench_quick_json_has_every_field():
         if "ms" in row:
             assert row["ms"] > 0 and row["gflops"] > 0 and 0 < row["matmul_fraction"]
             assert row["speedup"] > 0
+        # Each row is a fraction of its own precision's matmul rate, measured beside it.
+        if "ms" in row:
+            key = f"{row['precision']}_gflops"
+            assert key in r["matmul"] and row["matmul_gflops"] > 0
+            assert 0 < row["data_share"] and row["data_ms"] > 0
+    assert sum(bool(row.get("default")) for row in r["train"] if row["setting"] == "paper") == 1
     inf = {row["impl"]: row for row in r["infer"]["rows"]}
-    assert {"engine fp32", "plain"} <= set(inf)
+    assert {"torch", "plain"} <= set(inf)
+    assert r["infer"]["infer_default"] in inf  # what `infer --engine auto` runs was measured
+    assert set(r["infer"]["engines_ms"]) <= set(inf)
     assert inf["plain"]["speedup"] == 1.0
     assert r["infer"]["gflop"] > 0
+    assert r["infer"]["recorded"] is False
+    assert not (tmp_path / ".cache" / "n2n" / "infer-engine.json").exists()
 
     data = {row["impl"]: row["crops_per_s"] for row in r["data"]["rows"]}
     assert {"engine crops+noise", "engine crops (uint8)", "plain crops+noise"} <= set(data)
