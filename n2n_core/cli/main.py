@@ -15,10 +15,11 @@ import sys
 from n2n_core.cli import commands as c
 from n2n_core.cli.parser import build_parser
 from n2n_core.errors import EXIT_STOPPED, EXIT_USER, UserError, error_line
-from n2n_core.process import ompenv
+from n2n_core.process import memory, ompenv
 
 # Commands whose convolutions run on OpenMP threads: how those threads wait is
-# decided before torch loads (process/ompenv.py); torchrun ranks and sweep slots inherit it.
+# decided before torch loads (process/ompenv.py), and freed memory is kept for the
+# next step (process/memory.py); torchrun ranks and sweep slots inherit both.
 COMPUTE_COMMANDS = frozenset({"run", "resume", "sweep", "validate", "infer", "bench", "evaluate"})
 
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             a.cmd == "sweep" and a.target in ("status", "cancel")
         ):
             ompenv.apply()
+            memory.keep_freed_memory()
         code = dispatch(a, argv)
     except UserError as e:
         if debug:
