@@ -301,8 +301,11 @@ def code_section() -> tuple[dict[str, Any], bytes | None]:
         names = "".join(f"#   {n}\n" for n in untracked[:200])
         more = f"#   ... and {len(untracked) - 200} more\n" if len(untracked) > 200 else ""
         trailer += f"\n# n2n: untracked files (not in the diff):\n{names}{more}".encode()
-    section.update(diff_cut=cut, untracked=len(untracked))
-    return section, body + trailer
+    text = body + trailer
+    # Two dirty checkouts of one commit differ by their diffs: the hash tells them apart.
+    section.update(diff_sha256=hashlib.sha256(text).hexdigest(), diff_cut=cut)
+    section["untracked"] = len(untracked)
+    return section, text
 
 
 # ---------------------------------------------------------------------------
@@ -427,12 +430,16 @@ def collect(
     return prov, diff
 
 
-def record_provenance(run_dir: str | Path, preset) -> dict[str, Any]:
-    """Collect this process's provenance for ``preset`` and record it in ``run_dir``
-    (run.json's ``provenance``; ``code.diff`` when the checkout is dirty)."""
+def record_provenance(
+    run_dir: str | Path, preset, collected: tuple[dict[str, Any], bytes | None] | None = None
+) -> dict[str, Any]:
+    """Collect this process's provenance for ``preset`` (or take ``collected``, what
+    :func:`collect` gave) and record it in ``run_dir`` (run.json's ``provenance``;
+    ``code.diff`` when the checkout is dirty)."""
     from n2n_core.runs.info import update_run_info
 
-    prov, diff = collect(preset.data.train, preset.data.val)
+    prov, diff = collected if collected is not None else collect(preset.data.train, preset.data.val)
+    prov = {**prov, "code": dict(prov["code"])}
     paths = RunPaths(run_dir)
     if diff is not None:
         atomic_write_bytes(paths.code_diff, diff)
