@@ -28,6 +28,7 @@ from typing import Any
 
 from n2n_core.config.diff import ABSENT, flat_keys
 from n2n_core.files.atomic import atomic_write_bytes
+from n2n_core.files.checks import is_regular_file
 from n2n_core.process.ompenv import cpu_cores
 from n2n_core.runs.layout import RunPaths
 from n2n_core.version import package_version
@@ -168,6 +169,8 @@ def _dist_version(names: tuple[str, ...]) -> str | None:
             return version(name)
         except PackageNotFoundError:
             continue
+        except Exception:  # a damaged install's metadata: unknown, not a failed run
+            return None
     return None
 
 
@@ -347,25 +350,34 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 
 def data_identity(spec: str) -> dict[str, Any]:
     """What names the data ``spec`` (a preset's ``data.train``/``data.val``) points at:
-    its path, how many images, and a hash (``hash_of`` says of what)."""
+    its path, how many images, and a hash (``hash_of`` says of what); as much of it as
+    can be read (a folder it may not enter, say, leaves ``hash`` None)."""
+    out: dict[str, Any] = {"spec": spec, "path": None, "images": None}
+    out.update(hash=None, hash_of=None)
+    try:
+        _identify(spec, out)
+    except OSError:
+        pass
+    return out
+
+
+def _identify(spec: str, out: dict[str, Any]) -> None:
     from n2n_core.config.schema import DataSpec
 
     ds = DataSpec.parse(spec)
-    out: dict[str, Any] = {"spec": spec, "path": None, "images": None}
-    out.update(hash=None, hash_of=None)
     if ds.kind == "builtin":
         from n2n_core.data.builtin import builtin_files
 
         try:
             files = builtin_files(ds.value)
         except Exception:  # not a photo set (MRI phantoms: the name is their recipe)
-            return out
+            return
         out.update(path=str(files[0].parent) if files else None, images=len(files))
         out.update(hash=_listing_hash([(f.name, _size(f)) for f in files]), hash_of="listing")
-        return out
+        return
     p = ds.path
     if p is None or not p.exists():
-        return out
+        return
     out["path"] = str(p.resolve())
     if p.is_dir():
         files, cut = _walk(p)
@@ -373,26 +385,25 @@ def data_identity(spec: str) -> dict[str, Any]:
         out.update(hash=_listing_hash(files), hash_of="listing", files=len(files))
         if cut:
             out["listing_cut"] = True
-        return out
+        return
     from n2n_core.data.packed import MAGIC
 
-    try:
-        with open(p, "rb") as f:
-            head = f.read(len(MAGIC) + 8)
-            if head[: len(MAGIC)] == MAGIC and len(head) == len(MAGIC) + 8:
-                # A packed set: its header lists every image's name, shape and offset.
-                hlen = int.from_bytes(head[len(MAGIC) :], "little")
-                header = f.read(min(hlen, 64 << 20))
-                out.update(hash=hashlib.sha256(head + header).hexdigest(), hash_of="header")
-                out["images"] = header.count(b'"offset"')
-            else:
-                # Another file (MRI slices): its size and first MiB.
-                body = head + f.read(HEAD_BYTES - len(head))
-                out.update(hash=hashlib.sha256(body).hexdigest(), hash_of="first MiB")
-        out["bytes"] = p.stat().st_size
-    except OSError:
-        pass
-    return out
+    if not is_regular_file(p):  # a FIFO would block the open
+        return
+    with open(p, "rb") as f:
+        head = f.read(len(MAGIC) + 8)
+        if head[: len(MAGIC)] == MAGIC and len(head) == len(MAGIC) + 8:
+            # A packed set: its header lists every image's name, shape and offset (a
+            # name's quotes are escaped in it, so each image has one '"offset"').
+            hlen = int.from_bytes(head[len(MAGIC) :], "little")
+            header = f.read(min(hlen, 64 << 20))
+            out.update(hash=hashlib.sha256(head + header).hexdigest(), hash_of="header")
+            out["images"] = header.count(b'"offset"')
+        else:
+            # Another file (MRI slices): its first MiB, beside its size.
+            body = head + f.read(HEAD_BYTES - len(head))
+            out.update(hash=hashlib.sha256(body).hexdigest(), hash_of="first MiB")
+    out["bytes"] = p.stat().st_size
 
 
 def _size(p: Path) -> int:
@@ -430,21 +441,37 @@ def collect(
     return prov, diff
 
 
-def record_provenance(
-    run_dir: str | Path, preset, collected: tuple[dict[str, Any], bytes | None] | None = None
-) -> dict[str, Any]:
-    """Collect this process's provenance for ``preset`` (or take ``collected``, what
-    :func:`collect` gave) and record it in ``run_dir`` (run.json's ``provenance``;
-    ``code.diff`` when the checkout is dirty)."""
+def preset_provenance(preset) -> tuple[dict[str, Any], bytes | None]:
+    """:func:`collect` for a preset's data."""
+    return collect(preset.data.train, preset.data.val)
+
+
+def save_code_diff(run_dir: str | Path, collected: tuple[dict[str, Any], bytes | None]) -> dict:
+    """Write a dirty checkout's diff into ``run_dir`` (``code.diff``); the provenance to
+    record, naming it."""
+    prov, diff = collected
+    prov = {**prov, "code": dict(prov["code"])}
+    if diff is not None:
+        path = RunPaths(run_dir).code_diff
+        atomic_write_bytes(path, diff)
+        prov["code"]["diff"] = path.name
+    return prov
+
+
+def record_provenance(run_dir: str | Path, preset) -> dict[str, Any]:
+    """Collect this process's provenance for ``preset`` and record it in ``run_dir``
+    (run.json's ``provenance``, ``code.diff``): for a run folder made earlier (a sweep's
+    queued point) that starts now. ``prepare_run`` records a new run's."""
+    from n2n_core.errors import UserError
     from n2n_core.runs.info import update_run_info
 
-    prov, diff = collected if collected is not None else collect(preset.data.train, preset.data.val)
-    prov = {**prov, "code": dict(prov["code"])}
-    paths = RunPaths(run_dir)
-    if diff is not None:
-        atomic_write_bytes(paths.code_diff, diff)
-        prov["code"]["diff"] = paths.code_diff.name
-    update_run_info(run_dir, edit=lambda info: {"provenance": _merged(info.provenance, prov)})
+    try:
+        prov = save_code_diff(run_dir, preset_provenance(preset))
+        update_run_info(run_dir, edit=lambda info: {"provenance": _merged(info.provenance, prov)})
+    except OSError as e:
+        raise UserError(
+            f"{run_dir}: cannot record the run's provenance ({e.strerror or e})"
+        ) from None
     return prov
 
 

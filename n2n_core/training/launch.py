@@ -33,7 +33,7 @@ from n2n_core.process.signals import StopFlag
 from n2n_core.runs.folders import prepare_run, resolve_run_dir
 from n2n_core.runs.info import read_run_info, update_run_info
 from n2n_core.runs.layout import RunPaths
-from n2n_core.runs.provenance import record_provenance
+from n2n_core.runs.provenance import preset_provenance, record_provenance
 from n2n_core.runs.records import TrainRecord, ValRecord, read_metrics
 
 
@@ -327,10 +327,15 @@ def start_run(
     that ``n2n-core rerun`` repeats; ``collected``: its provenance, already collected."""
 
     with FolderLock() as lock:
-        run_dir = prepare_run(preset, results_dir, name, command, lock=lock)
-        if rerun_of is not None:
-            update_run_info(run_dir, rerun_of=rerun_of)
-        record_provenance(run_dir, preset, collected)
+        run_dir = prepare_run(
+            preset,
+            results_dir,
+            name,
+            command,
+            lock=lock,
+            provenance=collected or preset_provenance(preset),
+            rerun_of=rerun_of,
+        )
         return launch(run_dir, preset, resume=False, lock=lock)
 
 
@@ -346,7 +351,7 @@ def rerun(
     from n2n_core.config.schema import check_data_paths, validate_preset
     from n2n_core.data.fetch import fetch_hint
     from n2n_core.runs.layout import is_run_folder
-    from n2n_core.runs.provenance import collect, compared_now, diff_lines
+    from n2n_core.runs.provenance import compared_now, diff_lines
 
     src = Path(run)
     if not src.is_dir() or not is_run_folder(src):
@@ -365,7 +370,7 @@ def rerun(
     print(f"rerun of {src}")
     for line in diff_lines(preset_diff(original, data)):
         print(f"  changed: {line}")
-    now = collect(preset.data.train, preset.data.val)
+    now = preset_provenance(preset)
     if not isinstance(recorded, dict):
         print("warning: the original recorded no provenance; nothing to compare", file=sys.stderr)
     else:

@@ -76,3 +76,41 @@ def test_rerun_refuses_what_is_not_a_run_folder(tmp_path):
     run.mkdir()
     (run / "run.json").write_text("{}")
     assert_user_error(n2n_in_process("rerun", run), "preset.yaml")
+
+
+def test_a_queued_point_records_provenance_when_it_starts(tmp_path):
+    from n2n_core.config.schema import validate_preset
+    from n2n_core.runs.folders import prepare_run
+
+    preset = validate_preset(
+        {
+            "name": "q",
+            "data": {"train": "builtin:photos", "val": None, "samples": 0},
+            "train": {"steps": 2, "batch": 1, "crop": 32, "val_every": 0, "snapshot_every": 0},
+            "runtime": {"device": "cpu", "precision": "fp32"},
+        }
+    )
+    run = prepare_run(preset, tmp_path, None, ["test"], queued=True)
+    assert read_run_info(run).provenance is None  # a sweep's scheduler may run it elsewhere
+    r = n2n_in_process("resume", run)
+    assert r.code == 0, r.err
+    p = read_run_info(run).provenance
+    assert set(p) == {"code", "versions", "host", "knobs", "data", "torch"}
+    assert p["data"]["train"]["images"] == 6 and p["torch"]["device"] == "cpu"
+
+
+def test_a_relative_data_path_is_the_one_the_original_read(tmp_path, monkeypatch):
+    from n2n_core.training.launch import _same_data
+
+    (tmp_path / "imgs").mkdir()
+    recorded = {"data": {"train": {"path": str(tmp_path / "imgs")}, "val": None}}
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    data = _same_data({"data": {"train": "noisy:imgs", "val": None}}, recorded, [])
+    assert data["data"]["train"] == f"noisy:{tmp_path / 'imgs'}"
+    # --set data.train names other data: left alone
+    data = _same_data({"data": {"train": "imgs"}}, recorded, ["data.train=imgs"])
+    assert data["data"]["train"] == "imgs"
+    monkeypatch.chdir(tmp_path)  # from the original's folder: nothing to change
+    assert _same_data({"data": {"train": "imgs"}}, recorded, [])["data"]["train"] == "imgs"
