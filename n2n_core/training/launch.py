@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from n2n_core.config.preset import load_preset
-from n2n_core.errors import EXIT_STOPPED, EXIT_USER, UserError
+from n2n_core.errors import EXIT_STOPPED, EXIT_USER, UserError, printable
 from n2n_core.process.identity import (
     children_of,
     holds_removed_lock,
@@ -367,16 +367,17 @@ def rerun(
     preset = validate_preset(data, str(paths.preset))
     check_data_paths(preset, fetch_hint)
 
-    print(f"rerun of {src}")
+    # Paths and values come from files: never terminal control sequences.
+    print(f"rerun of {printable(str(src))}")
     for line in diff_lines(preset_diff(original, data)):
-        print(f"  changed: {line}")
+        print(f"  changed: {printable(line)}")
     now = preset_provenance(preset)
     if not isinstance(recorded, dict):
         print("warning: the original recorded no provenance; nothing to compare", file=sys.stderr)
     else:
         rows = compared_now(recorded, now[0])
         for line in diff_lines(rows):
-            print(f"warning: differs from the original: {line}", file=sys.stderr)
+            print(f"warning: differs from the original: {printable(line)}", file=sys.stderr)
         if not rows:
             print("  same code, versions, machine, knobs and data as the original")
     sys.stdout.flush()
