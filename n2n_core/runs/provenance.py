@@ -77,6 +77,7 @@ PACKAGES = {
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "sve", "bf16")
 # The ones that mean bf16 matrix math in hardware: `auto` precision is bf16 there (engine.device).
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+INFO_FILE = "ascend_toolkit_install.info"
 GIT_TIMEOUT_S = 2.0
 # A dirty checkout's diff is saved up to this many bytes (a diff larger than that is a
 # checkout nobody reproduces from a file anyway; its head still says what was changed).
@@ -115,11 +116,11 @@ def cpu_flags() -> set[str]:
     return _cpuinfo()[1]
 
 
-def _nvidia_gpus() -> tuple[list[str], str | None]:
+def _nvidia_gpus(proc: Path = Path("/proc/driver/nvidia")) -> tuple[list[str], str | None]:
     """(model of each NVIDIA GPU, driver version) from the driver's /proc files: no
     library loaded, no process started."""
     models = []
-    root = Path("/proc/driver/nvidia/gpus")
+    root = proc / "gpus"
     try:
         for gpu in sorted(root.iterdir()):
             try:
@@ -132,7 +133,7 @@ def _nvidia_gpus() -> tuple[list[str], str | None]:
         pass
     driver = None
     try:
-        text = Path("/proc/driver/nvidia/version").read_text(errors="replace")[:4096]
+        text = (proc / "version").read_text(errors="replace")[:4096]
         m = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9.]+)", text)
         driver = m.group(1) if m else None
     except OSError:
@@ -192,16 +193,22 @@ def _torch_build() -> dict[str, str | None]:
 
 
 def _cann_version(environ: Mapping[str, str]) -> str | None:
-    """The CANN toolkit's version (Ascend), from the install's own info file."""
+    """The CANN toolkit's version (Ascend), from the install's own info file
+    (``version=7.0.RC1``), where the toolkit's environment script or the default
+    install put it."""
     homes = [environ.get("ASCEND_TOOLKIT_HOME"), "/usr/local/Ascend/ascend-toolkit/latest"]
     for home in filter(None, homes):
-        for name in ("version.cfg", "ascend_toolkit_install.info"):
-            p = Path(home) / name
+        root = Path(home)
+        try:
+            found = [root / INFO_FILE, *sorted(root.glob(f"*-linux/{INFO_FILE}"))]
+        except OSError:
+            continue
+        for p in found:
             try:
                 text = p.read_text(errors="replace")[:8192]
             except OSError:
                 continue
-            m = re.search(r"^\s*(?:toolkit_installed_)?version\s*=\s*\[?([^\]\s:]+)", text, re.M)
+            m = re.search(r"^\s*version\s*=\s*(\S+)", text, re.M)
             if m:
                 return m.group(1)
     return None

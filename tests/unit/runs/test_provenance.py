@@ -165,3 +165,38 @@ def test_knobs_and_the_difference_of_two_provenances():
     assert prov.diff_lines([("code.commit", "c1", "c2")]) == ['code.commit: "c1" -> "c2"']
     # a run of an older version, without provenance, differs in everything it lacks
     assert ("code.commit", ABSENT, "c1") in prov.provenance_diff(None, a)
+
+
+def test_accelerator_and_toolkit_versions_from_their_own_files(tmp_path, monkeypatch):
+    # The NVIDIA driver's /proc files (as on an H100 machine)
+    nv = tmp_path / "nvidia"
+    (nv / "gpus" / "0000:18:00.0").mkdir(parents=True)
+    (nv / "gpus" / "0000:18:00.0" / "information").write_text(
+        "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 17\n"
+    )
+    (nv / "version").write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n"
+    )
+    assert prov._nvidia_gpus(nv) == (["NVIDIA H100 80GB HBM3"], "550.54.15")
+    assert prov._nvidia_gpus(tmp_path / "none") == ([], None)
+    # CANN's install info, where its set_env.sh points
+    home = tmp_path / "cann"
+    (home / "aarch64-linux").mkdir(parents=True)
+    (home / "aarch64-linux" / "ascend_toolkit_install.info").write_text(
+        "package_name=Ascend-cann-toolkit\nversion=8.0.RC2\ninnerversion=V100R001C18\n"
+    )
+    assert prov._cann_version({"ASCEND_TOOLKIT_HOME": str(home)}) == "8.0.RC2"
+    # the CUDA torch was built for, read from torch/version.py without importing torch
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "version.py").write_text(
+        "cuda: Optional[str] = '12.4'\nhip: Optional[str] = None\n"
+    )
+
+    class Dist:
+        def locate_file(self, name):
+            return tmp_path / name
+
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Dist())
+    assert prov._torch_build() == {"cuda": "12.4", "hip": None}
