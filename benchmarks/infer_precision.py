@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 
 from n2n_core.data.sources import open_val
-from n2n_core.engine.device import cpu_model
 from n2n_core.engine.noise import validation_noise
 from n2n_core.engine.snapshots import load_network
 from n2n_core.evaluation.engines import CPU_ENGINES, engine_runner, installed
 from n2n_core.evaluation.protocol import validate
 from n2n_core.pretrained import PREFIX, resolve_snapshot
+from n2n_core.runs.provenance import cpu_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

@@ -536,7 +536,7 @@ def bench_memory(s: Sizes, device: torch.device) -> dict:
 
 
 def machine_info(device: torch.device) -> dict:
-    from n2n_core.engine.device import cpu_flags, cpu_model
+    from n2n_core.runs.provenance import cpu_flags, cpu_model
 
     cpu = cpu_model()
     info = {

@@ -53,6 +53,12 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
     return start_run(preset, a.results_dir, a.name, ["n2n-core", *argv])
 
 
+def cmd_rerun(a: argparse.Namespace, argv: list[str]) -> int:
+    from n2n_core.training.launch import rerun
+
+    return rerun(a.run_dir, a.overrides, a.results_dir, ["n2n-core", *argv])
+
+
 def cmd_resume(a: argparse.Namespace) -> int:
     from n2n_core.training.launch import resume_run
 
@@ -318,30 +324,31 @@ def _run_preset(path: str) -> dict:
 
 def cmd_diff(a: argparse.Namespace) -> int:
     from n2n_core.config.diff import ABSENT, preset_diff, show_value
+    from n2n_core.runs.info import read_run_info
+    from n2n_core.runs.provenance import provenance_diff
 
     rows = preset_diff(_run_preset(a.run_a), _run_preset(a.run_b))
+    infos = [read_run_info(r) for r in (a.run_a, a.run_b)]
+    prov = provenance_diff(*(i.provenance if i is not None else None for i in infos))
+
+    def listed(rows: list) -> list[dict]:
+        return [
+            {"key": k, "a": None if va is ABSENT else va, "b": None if vb is ABSENT else vb}
+            for k, va, vb in rows
+        ]
+
     if a.json:
-        print(
-            json.dumps(
-                {
-                    "a": a.run_a,
-                    "b": a.run_b,
-                    "differ": [
-                        {
-                            "key": k,
-                            "a": None if va is ABSENT else va,
-                            "b": None if vb is ABSENT else vb,
-                        }
-                        for k, va, vb in rows
-                    ],
-                }
-            )
-        )
+        out = {"a": a.run_a, "b": a.run_b, "differ": listed(rows), "provenance": listed(prov)}
+        print(json.dumps(out))
         return 0
     if not rows:
         print("no preset keys differ")
     for key, va, vb in rows:
         print(f"{printable(key)}: {printable(show_value(va))} -> {printable(show_value(vb))}")
+    # What produced each run, below what it was asked to do (runs/provenance.py).
+    print("provenance:" if prov else "provenance: no differences")
+    for key, va, vb in prov:
+        print(f"  {printable(key)}: {printable(show_value(va))} -> {printable(show_value(vb))}")
     return 0
 
 

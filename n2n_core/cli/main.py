@@ -20,13 +20,16 @@ from n2n_core.process import memory, ompenv
 # Commands whose convolutions run on OpenMP threads: how those threads wait is
 # decided before torch loads (process/ompenv.py), and freed memory is kept for the
 # next step (process/memory.py); torchrun ranks and sweep slots inherit both.
-COMPUTE_COMMANDS = frozenset({"run", "resume", "sweep", "validate", "infer", "bench", "evaluate"})
+COMPUTE_COMMANDS = frozenset(
+    {"run", "rerun", "resume", "sweep", "validate", "infer", "bench", "evaluate"}
+)
 
 
 def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
     table = {
         "run": lambda: c.cmd_run(a, argv),
         "resume": lambda: c.cmd_resume(a),
+        "rerun": lambda: c.cmd_rerun(a, argv),
         "validate": lambda: c.cmd_validate(a),
         "infer": lambda: c.cmd_infer(a),
         "freeze": lambda: c.cmd_freeze(a),

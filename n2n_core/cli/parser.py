@@ -267,10 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
     _math_flag(ev)
     ev.add_argument("--json", action="store_true")
 
-    df = sub.add_parser("diff", help="the preset keys that differ between two runs")
+    df = sub.add_parser(
+        "diff", help="the preset keys, then the provenance, that differ between two runs"
+    )
     df.add_argument("run_a")
     df.add_argument("run_b")
     df.add_argument("--json", action="store_true")
+
+    rr = sub.add_parser(
+        "rerun",
+        help="a new run with a run's preset, seed and data (--set on top); "
+        "says first what differs from the original's provenance",
+    )
+    rr.add_argument("run_dir", metavar="RUN")
+    rr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rr.add_argument("--results-dir", help="where the new run goes (default: beside RUN)")
 
     ex = sub.add_parser(
         "export", help="runs as CSV (every record), a plot of their curves, a Markdown table"

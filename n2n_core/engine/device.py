@@ -16,6 +16,11 @@ from n2n_core.errors import UserError
 # Its home is torch-free: the CLI needs it before torch loads.
 from n2n_core.process.ompenv import cpu_cores as cpu_cores
 
+# CPU feature flags that mean bf16 matrix math in hardware (without them oneDNN emulates
+# bf16 with fp32 and conversions, slower than fp32); /proc/cpuinfo is read in one place,
+# the run's provenance, which records them too.
+from n2n_core.runs.provenance import BF16_CPU_FLAGS, cpu_flags
+
 BACKENDS = {"cpu": "gloo", "cuda": "nccl", "npu": "hccl", "mps": "gloo"}
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -114,37 +119,6 @@ def set_rank_device(device: torch.device) -> None:
 
 def backend_for(device: torch.device) -> str:
     return BACKENDS.get(device.type, "gloo")
-
-
-# CPU feature flags (Linux /proc/cpuinfo names) that mean bf16 matrix math in hardware;
-# without them oneDNN emulates bf16 with fp32 and conversions, slower than fp32.
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux reports them; empty where they cannot be read."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; else what the platform says)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def native_bf16(device: torch.device) -> bool:

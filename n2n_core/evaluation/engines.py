@@ -63,7 +63,7 @@ def machine_key() -> dict:
     """What a recorded choice was measured on: any difference and it is measured again."""
     import torch
 
-    from n2n_core.engine.device import cpu_flags, cpu_model
+    from n2n_core.runs.provenance import cpu_flags, cpu_model
 
     flags = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512")))
     return {

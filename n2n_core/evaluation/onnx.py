@@ -255,21 +255,38 @@ def validate_frozen(
     return validate(fm.runner, images, validation_noise(noise, fm.meta, str(model)), seed)
 
 
-def openvino_runner_for_net(net, channels: int, precision: str) -> Runner:
+def openvino_runner_for_net(net, channels: int, precision: str, shapes: int = 4) -> Runner:
     """A runner for an in-memory network through OpenVINO's CPU plugin (``--engine openvino``),
     from the same ONNX graph as onnxruntime's. ``precision`` ``bf16`` runs on the CPU's bf16
-    units (AMX, AVX-512 BF16); ``fp32`` keeps fp32 math."""
+    units (AMX, AVX-512 BF16); ``fp32`` keeps fp32 math.
+
+    The graph is compiled for each input shape it meets (the last ``shapes`` kept):
+    OpenVINO's kernels for a static shape are faster than its dynamic-shape ones, and a
+    folder of photos from one camera is one shape.
+    """
+    from collections import OrderedDict
+
     import openvino as ov
 
     core = ov.Core()
-    model = core.read_model(export_bytes(net, channels), b"")
-    hint = {"bf16": "bf16", "fp32": "f32"}[precision]
-    request = core.compile_model(
-        model, "CPU", {"INFERENCE_PRECISION_HINT": hint}
-    ).create_infer_request()
+    onnx_model = export_bytes(net, channels)
+    config = {"INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp32": "f32"}[precision]}
+    requests: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def request_for(shape: tuple[int, ...]):
+        if shape in requests:
+            requests.move_to_end(shape)
+            return requests[shape]
+        model = core.read_model(onnx_model, b"")
+        model.reshape(list(shape))
+        requests[shape] = core.compile_model(model, "CPU", config).create_infer_request()
+        while len(requests) > shapes:
+            requests.popitem(last=False)
+        return requests[shape]
 
     def run(batch: np.ndarray) -> np.ndarray:
-        out = request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        out = request_for(batch.shape).infer({0: batch})[0]
         return np.array(out)  # the request reuses its output buffer on the next call
 
     return run

@@ -23,6 +23,7 @@ from n2n_core.process.identity import launch_identity, own_identity
 from n2n_core.process.locks import FolderLock, is_held
 from n2n_core.runs.info import RunInfo, effective_status, read_run_info, update_run_info
 from n2n_core.runs.layout import SAMPLE_RE, SCHEDULER_LOCK, SWEEPS_DIR, RunPaths
+from n2n_core.runs.provenance import save_code_diff
 
 RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 # Validation sample strips (noisy | denoised | clean) in samples/: ``step-00002000-<image>.png``.
@@ -140,6 +141,8 @@ def prepare_run(
     queued: bool = False,
     sweep: str | None = None,
     params: dict | None = None,
+    provenance: tuple | None = None,
+    rerun_of: str | None = None,
 ) -> Path:
     """Allocate the run folder and write preset.yaml and run.json.
 
@@ -147,7 +150,9 @@ def prepare_run(
     run that a scheduler starts later with ``n2n-core resume`` (a sweep's
     points, which also name their ``sweep`` and ``params``). With ``lock``, the
     folder is locked for this process before anything is written in it, so no
-    other writer can ever see it running and unlocked.
+    other writer can ever see it running and unlocked. ``provenance``: what
+    :func:`n2n_core.runs.provenance.collect` gave for a run that starts now;
+    ``rerun_of``: the run folder ``n2n-core rerun`` repeats.
     """
 
     run_dir = allocate_run_dir(results_dir, name or preset.name)
@@ -158,6 +163,9 @@ def prepare_run(
     who = {"pid": None, "host": own_identity().host} if queued else launch_identity()
     try:
         (RunPaths(run_dir).preset).write_text(dump_preset(preset), encoding="utf-8")
+        more = {"rerun_of": rerun_of} if rerun_of is not None else {}
+        if provenance is not None:
+            more["provenance"] = save_code_diff(run_dir, provenance)
         update_run_info(
             run_dir,
             status="queued" if queued else "running",
@@ -173,6 +181,7 @@ def prepare_run(
             exit_code=None,
             sweep=sweep,
             params=params,
+            **more,
         )
     except OSError as e:
         import shutil

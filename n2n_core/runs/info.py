@@ -61,6 +61,9 @@ class RunInfo:
     ranks: list | None = None
     # Why a run failed (or a stop could not be saved, or no rank was left to say), one line.
     reason: str | None = None
+    # What produced the run (runs/provenance.py): code, versions, host, knobs, data, torch.
+    provenance: dict[str, Any] | None = None
+    rerun_of: str | None = None  # n2n-core rerun: the run folder it reran
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod

@@ -3,7 +3,7 @@
 ::
 
     results/00042-name/
-      preset.yaml  run.json  metrics.jsonl  log.txt  .lock
+      preset.yaml  run.json  metrics.jsonl  log.txt  .lock  code.diff (a dirty checkout's)
       snapshots/snapshot-00002000.safetensors ... final.safetensors
       samples/step-00002000-<image>.png
       tensorboard/
@@ -29,11 +29,13 @@ SAMPLES_DIR = "samples"
 TENSORBOARD_DIR = "tensorboard"
 FINAL_SNAPSHOT = "final.safetensors"
 LOCK_FILE = ".lock"
+# A dirty checkout's `git diff HEAD` at the run's start (runs/provenance.py).
+CODE_DIFF = "code.diff"
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{8})\.safetensors$")
 SAMPLE_RE = re.compile(r"^step-(\d{8})-(.+)\.png$")
 # What the run folder itself holds; none is ever written by anyone but the run.
 OWN_NAMES = frozenset(
-    {PRESET_FILE, RUN_JSON, METRICS_FILE, LOG_FILE, LOCK_FILE}
+    {PRESET_FILE, RUN_JSON, METRICS_FILE, LOG_FILE, LOCK_FILE, CODE_DIFF}
     | {SNAPSHOTS_DIR, SAMPLES_DIR, TENSORBOARD_DIR}
 )
 
@@ -71,6 +73,10 @@ class RunPaths:
         return self.root / LOG_FILE
 
     @property
+    def code_diff(self) -> Path:
+        return self.root / CODE_DIFF
+
+    @property
     def snapshots(self) -> Path:
         return self.root / SNAPSHOTS_DIR
 
@@ -102,7 +108,7 @@ def run_file_owner(path: str | Path) -> Path | None:
     """The run folder whose own file ``path`` is (after links), or None.
 
     A run's own files: those named in its folder (preset.yaml, run.json,
-    metrics.jsonl, log.txt, .lock and the snapshots/ samples/ tensorboard/
+    metrics.jsonl, log.txt, .lock, code.diff and the snapshots/ samples/ tensorboard/
     folders), its snapshots (``snapshot-*.safetensors``, ``final.safetensors``),
     its validation samples (``step-*.png``) and its TensorBoard events. What
     other commands add beside them (an ONNX model frozen from a snapshot, a

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from n2n_core.config.preset import load_preset
-from n2n_core.errors import EXIT_STOPPED, EXIT_USER, UserError
+from n2n_core.errors import EXIT_STOPPED, EXIT_USER, UserError, printable
 from n2n_core.process.identity import (
     children_of,
     holds_removed_lock,
@@ -33,6 +33,7 @@ from n2n_core.process.signals import StopFlag
 from n2n_core.runs.folders import prepare_run, resolve_run_dir
 from n2n_core.runs.info import read_run_info, update_run_info
 from n2n_core.runs.layout import RunPaths
+from n2n_core.runs.provenance import preset_provenance, record_provenance
 from n2n_core.runs.records import TrainRecord, ValRecord, read_metrics
 
 
@@ -258,6 +259,8 @@ def resume_run(
         update_run_info(
             run_dir, status="running", **launch_identity(), ended=None, exit_code=None, **changes
         )
+        if queued:  # a sweep's point starts here, maybe on another node: what runs it is here
+            record_provenance(run_dir, preset)
         return launch(run_dir, preset, resume=not queued, lock=lock, discard_empty=not queued)
 
 
@@ -311,10 +314,96 @@ def wait_for_old_processes(run_dir: Path, info, wait_s: float = 5.0) -> None:
         time.sleep(0.1)
 
 
-def start_run(preset, results_dir: str | Path, name: str | None, command: list[str]) -> int:
+def start_run(
+    preset,
+    results_dir: str | Path,
+    name: str | None,
+    command: list[str],
+    rerun_of: str | None = None,
+    collected: tuple | None = None,
+) -> int:
     """``n2n-core run``: a new run folder for ``preset``, locked by this process for its
-    whole life (one writer per run folder), then trained."""
+    whole life (one writer per run folder), then trained. ``rerun_of``: the run folder
+    that ``n2n-core rerun`` repeats; ``collected``: its provenance, already collected."""
 
     with FolderLock() as lock:
-        run_dir = prepare_run(preset, results_dir, name, command, lock=lock)
+        run_dir = prepare_run(
+            preset,
+            results_dir,
+            name,
+            command,
+            lock=lock,
+            provenance=collected or preset_provenance(preset),
+            rerun_of=rerun_of,
+        )
         return launch(run_dir, preset, resume=False, lock=lock)
+
+
+def rerun(
+    run: str | Path, overrides: list[str], results_dir: str | Path | None, argv: list[str]
+) -> int:
+    """``n2n-core rerun``: a new run of ``run``'s resolved preset (its seed, its data),
+    ``overrides`` on top, in ``results_dir`` (default: beside ``run``). What differs from
+    the original's provenance is said, as warnings, before it starts."""
+    from n2n_core.config.diff import preset_diff
+    from n2n_core.config.loader import read_preset_data
+    from n2n_core.config.overrides import apply_overrides
+    from n2n_core.config.schema import check_data_paths, validate_preset
+    from n2n_core.data.fetch import fetch_hint
+    from n2n_core.runs.layout import is_run_folder
+    from n2n_core.runs.provenance import compared_now, diff_lines
+
+    src = Path(run)
+    if not src.is_dir() or not is_run_folder(src):
+        raise UserError(f"{src}: not a run folder (expected a folder with run.json)")
+    paths = RunPaths(src)
+    if not paths.preset.is_file():
+        raise UserError(f"{paths.preset}: missing; cannot rerun this run")
+    original = read_preset_data(paths.preset)
+    info = read_run_info(src)
+    recorded = info.provenance if info is not None else None
+    data = _same_data(read_preset_data(paths.preset), recorded, overrides)
+    data = apply_overrides(data, overrides)
+    preset = validate_preset(data, str(paths.preset))
+    check_data_paths(preset, fetch_hint)
+
+    # Paths and values come from files: never terminal control sequences.
+    print(f"rerun of {printable(str(src))}")
+    for line in diff_lines(preset_diff(original, data)):
+        print(f"  changed: {printable(line)}")
+    now = preset_provenance(preset)
+    if not isinstance(recorded, dict):
+        print("warning: the original recorded no provenance; nothing to compare", file=sys.stderr)
+    else:
+        rows = compared_now(recorded, now[0])
+        for line in diff_lines(rows):
+            print(f"warning: differs from the original: {printable(line)}", file=sys.stderr)
+        if not rows:
+            print("  same code, versions, machine, knobs and data as the original")
+    sys.stdout.flush()
+    where = results_dir if results_dir is not None else src.resolve().parent
+    return start_run(preset, where, None, argv, rerun_of=str(src.resolve()), collected=now)
+
+
+def _same_data(data: dict, recorded, overrides: list[str]) -> dict:
+    """The preset with each relative data path the original resolved replaced by the
+    absolute one it recorded: a rerun from another working folder reads the same data
+    (unless ``--set data.KEY=...`` names other data)."""
+    from n2n_core.config.schema import DataSpec
+
+    section = data.get("data")
+    prov = recorded.get("data") if isinstance(recorded, dict) else None
+    if not isinstance(section, dict) or not isinstance(prov, dict):
+        return data
+    for key in ("train", "val"):
+        spec, ident = section.get(key), prov.get(key)
+        if any(o.split("=", 1)[0].strip() == f"data.{key}" for o in overrides):
+            continue
+        if not isinstance(spec, str) or not isinstance(ident, dict):
+            continue
+        ds, path = DataSpec.parse(spec), ident.get("path")
+        if ds.path is None or ds.path.is_absolute() or not isinstance(path, str):
+            continue
+        if ds.path.resolve() != Path(path) and Path(path).exists():
+            section[key] = path if ds.kind == "path" else f"{ds.kind}:{path}"
+    return data

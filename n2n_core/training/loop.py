@@ -52,6 +52,7 @@ from n2n_core.process.identity import own_identity, pid_alive
 from n2n_core.process.signals import StopFlag
 from n2n_core.runs.info import read_run_info, update_run_info
 from n2n_core.runs.layout import FINAL_SNAPSHOT, RunPaths
+from n2n_core.runs.provenance import record_torch_state
 from n2n_core.runs.summary import run_state
 from n2n_core.runs.writer import MetricsWriter, drop_metrics_after
 from n2n_core.tasks.base import Task
@@ -325,6 +326,8 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
             status="running",
             **extra,
         )
+        if not resume:  # what this process computes with, beside the launcher's provenance
+            record_torch_state(run_dir, torch, device)
         for folder in (run_dir, RunPaths(run_dir).snapshots, RunPaths(run_dir).samples):
             remove_orphan_temps(folder, pid_alive)  # half-written files of a writer that was killed
     if stop is None:

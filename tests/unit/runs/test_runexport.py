@@ -102,10 +102,14 @@ def test_diff_prints_the_differing_dotted_keys(runs, capsys):
     a, b = runs
     r = _cli(capsys, "diff", a, b)
     assert r.code == 0
-    assert r.out.splitlines() == ["train.lr: 0.001 -> 0.0003", 'description: (absent) -> "x"']
+    assert r.out.splitlines() == [
+        "train.lr: 0.001 -> 0.0003",
+        'description: (absent) -> "x"',
+        "provenance: no differences",
+    ]
     r = _cli(capsys, "diff", a, b, "--json")
     assert json.loads(r.out)["differ"][0] == {"key": "train.lr", "a": 0.001, "b": 0.0003}
-    assert _cli(capsys, "diff", a, a).out.strip() == "no preset keys differ"
+    assert _cli(capsys, "diff", a, a).out.splitlines()[0] == "no preset keys differ"
 
 
 def test_diff_bad_input(runs, tmp_path, capsys):
