@@ -186,11 +186,10 @@ class EngineTrainer:
         from n2n_core.engine.network import UNet
         from n2n_core.tasks.image import ImageTask
         from n2n_core.training.step import (
-            ADAM_BETAS,
-            ADAM_EPS,
             StepParts,
             bf16_parts,
             keep_bf16_weights,
+            make_optimizer,
         )
 
         preset = _preset(batch, crop, device, precision)
@@ -200,13 +199,9 @@ class EngineTrainer:
         self.net = UNet(3).to(device)
         if preset.runtime.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(
-            self.net.parameters(),
-            lr=preset.train.lr,
-            betas=ADAM_BETAS,
-            eps=ADAM_EPS,
-            fused=device.type == "cuda",
-        )
+        # As a run decides (kept_bf16=None); True/False to compare the two bf16 paths.
+        keep = keep_bf16_weights(device, precision, 1, compiled) if kept_bf16 is None else kept_bf16
+        opt = make_optimizer(self.net, preset.train.lr, device, keep)
         self.model = self.net
         self.compile_error: str | None = None
         self.compile_s: float | None = None
@@ -218,8 +213,6 @@ class EngineTrainer:
         self.parts = StepParts(
             self.task, self.model, opt, scaler, AUTOCAST_DTYPES[precision], device
         )
-        # As a run decides (kept_bf16=None); True/False to compare the two bf16 paths.
-        keep = keep_bf16_weights(device, precision, 1, compiled) if kept_bf16 is None else kept_bf16
         if keep:
             self.parts = bf16_parts(self.net, self.parts)
         self.device = device

@@ -59,11 +59,10 @@ from n2n_core.tasks.base import Task
 from n2n_core.tasks.registry import make_task
 from n2n_core.training.output import RunOutput, quietly
 from n2n_core.training.step import (
-    ADAM_BETAS,
-    ADAM_EPS,
     StepParts,
     bf16_parts,
     keep_bf16_weights,
+    make_optimizer,
     train_step,
 )
 
@@ -351,10 +350,8 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
         ).to(device)
         if rt.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        # CUDA: one fused kernel for the whole update instead of a launch per tensor op.
-        optimizer = torch.optim.Adam(
-            net.parameters(), lr=t.lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=device.type == "cuda"
-        )
+        kept_bf16 = keep_bf16_weights(device, precision, d.world_size, rt.compile)
+        optimizer = make_optimizer(net, t.lr, device, kept_bf16)
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
         start = 0
@@ -392,7 +389,7 @@ def train_worker(run_dir: Path, resume: bool = False, stop: StopFlag | None = No
             out = RunOutput(run_dir, preset, writer, con, tb)
 
         parts = StepParts(task, model, optimizer, scaler, AUTOCAST_DTYPES[precision], device)
-        if keep_bf16_weights(device, precision, d.world_size, rt.compile):
+        if kept_bf16:
             parts = bf16_parts(net, parts)
         status = train_loop(parts, net, preset, d, start, stop, out, progress, mon)
         reason = progress.reason

@@ -159,3 +159,39 @@ def test_a_bf16_run_snapshots_fp32_master_weights(make_preset, tmp_path):
     w = [p for p in net.parameters()]
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in w)
     assert np.isfinite(sum(float(p.detach().abs().sum()) for p in w))
+
+
+def test_kept_bf16_training_resumes_from_a_snapshot_to_the_bit(tmp_path):
+    """Stop after 2 steps, resume from the snapshot, take 2 more: the same weights as 4 at once
+    (the bf16 copies are remade from the fp32 master weights the snapshot holds)."""
+    from n2n_core.engine.snapshots import read_snapshot, restore_training_state, save_snapshot
+    from n2n_core.training.step import make_optimizer
+
+    def setup():
+        torch.manual_seed(0)
+        net = UNet(3, residual=True).to(memory_format=torch.channels_last)
+        return net, make_optimizer(net, 1e-3, CPU, kept_bf16=True)
+
+    def steps(net, opt, first, n):
+        bf = Bf16Weights(net)
+        for k in range(first, first + n):
+            g = torch.Generator().manual_seed(k)
+            x = torch.randn(2, 3, 64, 64, generator=g).contiguous(memory_format=torch.channels_last)
+            loss = F.mse_loss(bf(x), x + 0.1 * torch.randn(2, 3, 64, 64, generator=g))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            bf.grads_to_master()
+            opt.step()
+            bf.refresh()
+
+    net, opt = setup()
+    steps(net, opt, 0, 4)
+    whole = [p.detach().clone() for p in net.parameters()]
+
+    net, opt = setup()
+    steps(net, opt, 0, 2)
+    save_snapshot(tmp_path / "s.safetensors", net, {"step": 2}, opt)
+    net, opt = setup()
+    restore_training_state(read_snapshot(tmp_path / "s.safetensors", weights_only=False), net, opt)
+    steps(net, opt, 2, 2)
+    assert all(torch.equal(a, b) for a, b in zip(whole, net.parameters(), strict=True))
