@@ -211,7 +211,8 @@ class Bf16Weights:
         """The bf16 copies' gradients, in fp32, onto the network's own weights."""
         for parts, b, m in self._parts.values():
             g = parts[0].grad if len(parts) == 1 else torch.cat([p.grad for p in parts], dim=1)
-            m.weight.grad = g.float()
+            # In the master weight's own layout: a fused Adam would copy it there otherwise.
+            m.weight.grad = torch.empty_like(m.weight).copy_(g)
             m.bias.grad = b.grad.float()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
