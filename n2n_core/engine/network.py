@@ -163,6 +163,71 @@ def _pad(t: torch.Tensor, padding: str) -> tuple[torch.Tensor, int]:
     return F.pad(t, (1, 1, 1, 1), mode=padding), 0
 
 
+SLOPE = 0.1  # LeakyReLU's negative slope, the paper's
+
+
+def _conv_back(g, x, w, pad: int, bias: bool, need_x: bool):
+    """(grad of x, of w, of the bias) of a 3x3 convolution, by ATen's own kernel."""
+    return torch.ops.aten.convolution_backward(
+        g,
+        x,
+        w,
+        [w.shape[0]] if bias else None,
+        [1, 1],
+        [pad, pad],
+        [1, 1],
+        False,
+        [0, 0],
+        1,
+        [need_x, True, bias],
+    )
+
+
+class _ConvLeaky(torch.autograd.Function):
+    """LeakyReLU(conv(x)) as one oneDNN call forward (the activation a post-op, no second
+    pass over the map); backward by ATen's kernels, the activation's from its output."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, pad: int):
+        y = torch.ops.mkldnn._convolution_pointwise.default(
+            x, w, b, [pad, pad], [1, 1], [1, 1], 1, "leaky_relu", [SLOPE], ""
+        )
+        ctx.save_for_backward(x, w, y)
+        ctx.pad = pad
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w, y = ctx.saved_tensors
+        g = torch.ops.aten.leaky_relu_backward(gy, y, SLOPE, True)
+        gx, gw, gb = _conv_back(g, x, w, ctx.pad, True, ctx.needs_input_grad[0])
+        return gx, gw, gb, None
+
+
+class _CatConvLeaky(torch.autograd.Function):
+    """LeakyReLU(conv(cat(up, skip))) as conv(up) + conv(skip): the second convolution
+    adds the first's output as a oneDNN post-op; then the activation in place."""
+
+    @staticmethod
+    def forward(ctx, up, skip, wu, ws, b, pad: int):
+        pw = torch.ops.mkldnn._convolution_pointwise
+        one = [1, 1]
+        s = pw.default(skip, ws, None, [pad, pad], one, one, 1, "none", [], "")
+        y = pw.binary(up, s, wu, b, [pad, pad], one, one, 1, "add", None, None, [], None)
+        y = F.leaky_relu_(y, SLOPE)
+        ctx.save_for_backward(up, skip, wu, ws, y)
+        ctx.pad = pad
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        up, skip, wu, ws, y = ctx.saved_tensors
+        g = torch.ops.aten.leaky_relu_backward(gy, y, SLOPE, True)
+        gu, gwu, gb = _conv_back(g, up, wu, ctx.pad, True, ctx.needs_input_grad[0])
+        gs, gws, _ = _conv_back(g, skip, ws, ctx.pad, False, ctx.needs_input_grad[1])
+        return gu, gs, gwu, gws, gb, None
+
+
 class Bf16Weights:
     """Training in bf16 on bf16 copies of the weights that live between steps.
 
@@ -181,9 +246,11 @@ class Bf16Weights:
     One process only: DDP reduces the gradients of the module's own parameters.
     """
 
-    def __init__(self, net: UNet, split: bool = True):
+    def __init__(self, net: UNet, split: bool = True, fused: bool | None = None):
         self.net = net
         self.split = split
+        # oneDNN's fused convolution + LeakyReLU forward (where this PyTorch has it).
+        self.fused = split and (fused_bf16_available() if fused is None else fused)
         self._parts: dict[str, tuple[list[torch.Tensor], torch.Tensor, nn.Conv2d]] = {}
         for name, m in _convs(net):
             n = len(self._split(name, m.weight))
@@ -218,11 +285,15 @@ class Bf16Weights:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         padding = self.net.padding
 
+        fused = self.fused
+
         def conv(name: str, t: torch.Tensor, act: bool = True) -> torch.Tensor:
             (w,), b, _ = self._parts[name]
             t, pad = _pad(t.to(torch.bfloat16), padding)
+            if act and fused:
+                return _ConvLeaky.apply(t, w, b, pad)
             y = F.conv2d(t, w, b, padding=pad)
-            return F.leaky_relu(y, 0.1) if act else y
+            return F.leaky_relu(y, SLOPE) if act else y
 
         def cat_conv(name: str, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
             if not self.split:
@@ -230,8 +301,10 @@ class Bf16Weights:
             (wu, ws), b, _ = self._parts[name]
             up, pad = _pad(up, padding)
             skip, _ = _pad(skip.to(torch.bfloat16), padding)
+            if fused:
+                return _CatConvLeaky.apply(up, skip, wu, ws, b, pad)
             y = F.conv2d(up, wu, b, padding=pad) + F.conv2d(skip, ws, None, padding=pad)
-            return F.leaky_relu(y, 0.1)
+            return F.leaky_relu(y, SLOPE)
 
         out = unet_graph(x, conv, cat_conv, self.net.residual)
         return out.float()

@@ -195,3 +195,40 @@ def test_kept_bf16_training_resumes_from_a_snapshot_to_the_bit(tmp_path):
     restore_training_state(read_snapshot(tmp_path / "s.safetensors", weights_only=False), net, opt)
     steps(net, opt, 2, 2)
     assert all(torch.equal(a, b) for a, b in zip(whole, net.parameters(), strict=True))
+
+
+@pytest.mark.skipif(not fused_bf16_available(), reason="this PyTorch has no oneDNN fusion")
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_fused_training_kernels_give_autograds_gradients(padding):
+    """The hand-written backward of the fused convolutions, in fp32 (where the two are
+    the same arithmetic up to summation order), against autograd of the plain ops."""
+    from n2n_core.engine.network import _CatConvLeaky, _ConvLeaky, _pad
+
+    g = torch.Generator().manual_seed(0)
+
+    def t(*shape):
+        x = torch.randn(*shape, generator=g)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.requires_grad_()
+
+    x, w, b = t(2, 8, 16, 16), t(6, 8, 3, 3), t(6)
+    up, skip, wu, ws = t(2, 8, 16, 16), t(2, 4, 16, 16), t(6, 8, 3, 3), t(6, 4, 3, 3)
+    gy = torch.randn(2, 6, 16, 16, generator=g)
+
+    def grads(out, inputs):
+        return torch.autograd.grad(out, inputs, gy, retain_graph=True)
+
+    xp, pad = _pad(x, padding)
+    mine = grads(_ConvLeaky.apply(xp, w, b, pad), (x, w, b))
+    ref = grads(F.leaky_relu(F.conv2d(xp, w, b, padding=pad), 0.1), (x, w, b))
+    for a, r in zip(mine, ref, strict=True):
+        assert torch.allclose(a, r, atol=1e-4, rtol=1e-4)
+
+    (upp, pad), (skp, _) = _pad(up, padding), _pad(skip, padding)
+    ins = (up, skip, wu, ws, b)
+    mine = grads(_CatConvLeaky.apply(upp, skp, wu, ws, b, pad), ins)
+    w_cat = torch.cat([wu, ws], dim=1)
+    ref = grads(F.leaky_relu(F.conv2d(torch.cat([upp, skp], 1), w_cat, b, padding=pad), 0.1), ins)
+    for a, r in zip(mine, ref, strict=True):
+        assert torch.allclose(a, r, atol=1e-4, rtol=1e-4)
