@@ -32,9 +32,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="*", default=[str(SHARED / "kodak"), str(SHARED / "cbsd68")])
     ap.add_argument("--models", default="photo,quickstart")
+    ap.add_argument("--engines", default=",".join(CPU_ENGINES), help="fp32's onnx always runs")
     a = ap.parse_args()
     cpu = torch.device("cpu")
-    engines = [e for e in CPU_ENGINES if installed(e)]
+    engines = [e for e in a.engines.split(",") if e in CPU_ENGINES and installed(e)]
     print(f"CPU: {cpu_model()}, torch threads {torch.get_num_threads()}; engines: {engines}")
     print("| model | data | engine | PSNR | minus fp32 (onnx) | s per image |")
     print("|---|---|---|---:|---:|---:|")
