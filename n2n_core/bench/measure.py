@@ -459,9 +459,18 @@ def bench_data(s: Sizes, plain) -> dict:
         t = interleaved({k: repeat(f, per[k]) for k, f in fns.items()}, 5, cpu)
     rates = {k: batch * per[k] / sec for k, sec in t.items()}
     plain_rate = rates.get("plain crops+noise")
+    # What bounds it: a Noise2Noise pair draws two Gaussian samples per value of a crop, and
+    # that draw alone (torch's normal_, the step's generator) allows at most this many.
+    buf32 = torch.empty(batch * crop * crop * 3)
+    gen = torch.Generator().manual_seed(0)
+    with num_threads(1):
+        normal = interleaved({"normal": lambda: buf32.normal_(generator=gen)}, 5, cpu)["normal"]
+    normals_per_s = buf32.numel() / normal
     return {
         "crop": crop,
         "threads": 1,
+        "normal_per_s": round(normals_per_s),
+        "noise_bound_crops_per_s": round(normals_per_s / (2 * crop * crop * 3), 1),
         "rows": [
             {
                 "impl": k,
@@ -713,6 +722,10 @@ def to_markdown(r: dict) -> str:
     ]
     for row in d["rows"]:
         lines.append(f"| {row['impl']} | {row['crops_per_s']:.0f} | {_f(row['speedup'])} |")
+    lines.append(
+        f"\nThe Gaussian draw alone: {d['normal_per_s'] / 1e6:.0f} M samples/s on one thread, "
+        f"at most {d['noise_bound_crops_per_s']:.0f} noisy pairs/s at this crop."
+    )
     p = r["profile"]
     lines += [
         "",

@@ -62,6 +62,7 @@ def test_bench_quick_json_has_every_field(tmp_path):
     data = {row["impl"]: row["crops_per_s"] for row in r["data"]["rows"]}
     assert {"engine crops+noise", "engine crops (uint8)", "plain crops+noise"} <= set(data)
     assert all(v > 0 for v in data.values())
+    assert r["data"]["noise_bound_crops_per_s"] > 0 and r["data"]["normal_per_s"] > 0
 
     assert r["profile"]["top"] and r["profile"]["top"][0]["self_ms_per_step"] > 0
     mem = r["memory"]
