@@ -34,6 +34,7 @@ from n2n_core.runs.info import read_run_info
 from n2n_core.sweeps.driver import SweepLog, finish, run_sweep
 from n2n_core.sweeps.plan import params_text
 from n2n_core.sweeps.store import (
+    ENDED,
     Point,
     SchedulerLock,
     Sweep,
@@ -229,7 +230,7 @@ def reconcile(sweep_dir: Path, sweep: Sweep) -> list[Point]:
     """
     alive = []
     for p in sweep.points:
-        if p.status in ("finished", "failed"):
+        if p.status in ENDED:
             continue
         status = run_status(sweep_dir, p)
         if status in ("finished", "failed"):
@@ -280,6 +281,15 @@ class LocalBackend:
 
     def announce(self) -> None:
         todo = sum(p.status in ("pending", "running") for p in self.sweep.points)
+        if self.sweep.search is not None:
+            cfg = self.sweep.search
+            self.log(
+                f"scheduler started: {cfg['sampler']} search of {cfg['trials']} trials "
+                f"({len(self.sweep.points)} asked, {todo} to run), {len(self.slots)} slot(s)"
+            )
+            for line in self._adopted_lines:
+                self.log(line)
+            return
         self.log(
             f"scheduler started: {todo} of {len(self.sweep.points)} points to run, "
             f"{len(self.slots)} slot(s)"
@@ -289,6 +299,20 @@ class LocalBackend:
 
     def busy(self) -> bool:
         return bool(self.children or self.adopted)
+
+    def room(self) -> int:
+        return len(self.free)
+
+    def prune(self, index: int) -> None:
+        if index in self.children:
+            self._stop_point(index, self.children[index][0])
+            return
+        from n2n_core.runs.stop import signal_run
+
+        try:  # adopted from an earlier scheduler: its verified identity or nothing
+            signal_run(point_dir(self.sweep_dir, self.sweep.points[index]), signal.SIGTERM)
+        except (UserError, ProcessLookupError) as e:
+            self.log(f"point {index}: not stopped ({e})")
 
     def _take_slot(self, devices: list[str] | None) -> Slot | None:
         for slot in self.free:

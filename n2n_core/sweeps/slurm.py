@@ -32,6 +32,7 @@ from n2n_core.process.ompenv import undecided
 from n2n_core.runs.layout import RunPaths
 from n2n_core.sweeps.driver import SweepLog, finish, run_sweep
 from n2n_core.sweeps.store import (
+    ENDED,
     Point,
     SchedulerLock,
     Sweep,
@@ -189,14 +190,21 @@ class SlurmBackend:
         self.presets = {
             p.index: load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points
         }
-        self.cluster = slurm_config(self.presets[0]).cluster
+        if sweep.search is not None:  # points come later; they share the base's slurm: keys
+            from n2n_core.config.schema import validate_preset
+
+            base = validate_preset(dict(sweep.base), f"{sweep_dir}/sweep.json base")
+        else:
+            base = self.presets[0]
+        self.cluster = slurm_config(base).cluster
         self.folder = own_folder(sweep_dir / "slurm", "the sweep's job folder", create=True)
         self.poll_s = POLL_S[self.cluster]
-        self.limit = sweep.slots or len(sweep.points)
+        # A search asks for its next trial when a job ends: one at a time unless --slots.
+        self.limit = sweep.slots or (1 if sweep.search is not None else len(sweep.points))
 
     def prepare(self) -> dict[str, Any]:
         for p in self.sweep.points:
-            if p.status in ("finished", "failed"):
+            if p.status in ENDED:
                 continue
             job = _reattach(self.submitit, self.folder, self.cluster, p)
             if job is not None:
@@ -215,6 +223,10 @@ class SlurmBackend:
         for p in self.sweep.points:
             if p.status != "pending" or len(self.jobs) >= self.limit:
                 continue
+            if p.index not in self.presets:  # a search's point, made after we started
+                from n2n_core.config.preset import load_preset
+
+                self.presets[p.index] = load_preset(RunPaths(point_dir(self.sweep_dir, p)).preset)
             ex = self.submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
             ex.update_parameters(**executor_parameters(self.presets[p.index]))
             nodes = slurm_config(self.presets[p.index]).nodes
@@ -244,6 +256,20 @@ class SlurmBackend:
 
     def busy(self) -> bool:
         return bool(self.jobs)
+
+    def room(self) -> int:
+        return self.limit - len(self.jobs)
+
+    def prune(self, index: int) -> None:
+        """Cancel the point's job as :meth:`stop` does (the run stops with a snapshot)."""
+        job = self.jobs.get(index)
+        if job is None:
+            return
+        if self.cluster == "slurm":
+            scancel(str(job.job_id))
+        else:
+            job.cancel(check=False)
+        self.sweep.points[index].job_state = "CANCELLED"
 
 
 def run_slurm(sweep_dir: Path, sweep: Sweep, echo: bool) -> int:
@@ -314,7 +340,7 @@ def cancel_jobs(sweep_dir: Path, sweep: Sweep) -> None:
     log = SweepLog(sweep_dir, echo=True)
     try:
         for p in sweep.points:
-            if p.status in ("finished", "failed"):
+            if p.status in ENDED:
                 continue
             if p.job_id and p.job_state not in ENDED_STATES:
                 if (sweep.scheduler or {}).get("cluster") == "slurm":
