@@ -579,4 +579,6 @@ def final_status(sweep: Sweep, why: str) -> tuple[SweepStatus, str]:
         )
     if c.get("failed"):
         return "failed", f"{c['failed']} of {n} points failed{pruned}"
-    return "finished", f"{n} points finished{pruned}"
+    if c.get("pruned"):
+        return "finished", f"{n} points ended: {c.get('finished', 0)} finished{pruned}"
+    return "finished", f"{n} points finished"
