@@ -47,6 +47,7 @@ STATUS_STYLE = {
     "pending": "dim",
     "cancelled": "yellow",
     "refused": "bold red",
+    "pruned": "yellow",
 }
 
 

@@ -271,7 +271,8 @@ class SweepView:
 
     @property
     def total(self) -> int:
-        return len(self.points)
+        """The points to run: a search's trials count before they are asked."""
+        return max(len(self.points), self.search.trials if self.search is not None else 0)
 
     @property
     def finished(self) -> int:
@@ -286,8 +287,12 @@ class SweepView:
         return self.counts.get("running", 0)
 
     @property
+    def pruned(self) -> int:
+        return self.counts.get("pruned", 0)
+
+    @property
     def done(self) -> int:
-        return self.finished + self.failed
+        return self.finished + self.failed + self.pruned
 
     def to_json(self) -> dict[str, Any]:
         """What ``sweep status --json`` prints."""
