@@ -338,5 +338,5 @@ def _search_flags(sw: argparse.ArgumentParser) -> None:
         type=int,
         default=2,
         metavar="N",
-        help="median: no pruning until N trials completed (asha: per rung)",
+        help="median: no pruning until N trials completed (2)",
     )

@@ -97,10 +97,9 @@ def _pruner(optuna, cfg: dict[str, Any]):
             n_startup_trials=int(cfg.get("prune_startup", 2)), n_warmup_steps=warmup
         )
     if cfg["prune"] == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=warmup if warmup > 0 else "auto",
-            bootstrap_count=int(cfg.get("prune_startup", 0)),
-        )
+        # No bootstrap_count: Optuna cannot suspend a trial, so a trial waiting for
+        # competitors at its rung would be pruned, the first trials of a search among them.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup if warmup > 0 else "auto")
     return optuna.pruners.NopPruner()
 
 

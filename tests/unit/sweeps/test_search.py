@@ -208,3 +208,58 @@ def test_importances_once_enough_trials_completed_and_in_status_and_markdown(mak
     assert js["search"]["best"]["trial"] == best.trial and js["search"]["importances"] == imp
     md = search_markdown(view)
     assert "| parameter | importance |" in md and f"best: trial {best.trial} " in md
+
+
+class _Backend:
+    """What the scheduler's pruning asks of a backend: stop this point (recorded here)."""
+
+    def __init__(self):
+        self.pruned: list[int] = []
+
+    def prune(self, index: int) -> None:
+        self.pruned.append(index)
+
+
+def _validations(run_dir: Path, psnrs: dict[int, float]) -> None:
+    with MetricsWriter(run_dir / "metrics.jsonl") as w:
+        for step, p in psnrs.items():
+            w.write(ValRecord(step=step, time=float(step), psnr=p, input_psnr=20.0, dataset="v"))
+
+
+@pytest.mark.parametrize("pruner", ["median", "asha"])
+def test_scheduler_reports_validations_and_prunes_after_the_warmup(make_preset, tmp_path, pruner):
+    from n2n_core.sweeps.search import Search
+
+    sweep_dir = _search_sweep(
+        tmp_path,
+        make_preset(),
+        ["train.lr=loguniform(1e-4,1e-2)"],
+        prune=pruner,
+        prune_warmup=10,
+        prune_startup=1,
+        trials=2,
+    )
+    results = sweep_dir.parent.parent
+    sweep = read_sweep(sweep_dir)
+    search, backend = Search(sweep_dir, sweep, _Log()), _Backend()
+    search.fill(2)
+    first, second = sweep.points
+    first.status = second.status = "running"
+    _validations(results / first.run, {5: 10.0, 10: 12.0, 15: 14.0})
+    search.observe(backend)  # the first trial: reported, never pruned (nothing to beat)
+    _finish(results / first.run, [])
+    first.status = "finished"
+    _validations(results / second.run, {5: 7.0})
+    search.observe(backend)  # below the first at step 5, but inside the warm-up
+    assert backend.pruned == [] and second.status == "running"
+    _validations(results / second.run, {10: 7.0})
+    search.observe(backend)
+    assert backend.pruned == [second.index]  # stopped through the backend, once
+    trials = search.study.trials
+    assert trials[0].intermediate_values == {5: 10.0, 10: 12.0, 15: 14.0}
+    assert trials[0].state == optuna.trial.TrialState.COMPLETE and trials[0].value == 14.0
+    assert trials[1].state == optuna.trial.TrialState.PRUNED and trials[1].value == 7.0
+    second.status = "stopped"  # how the stopped run ends
+    search.observe(backend)
+    assert second.status == "pruned" and second.value == 7.0 and backend.pruned == [1]
+    assert read_sweep(sweep_dir).points[1].status == "pruned"
