@@ -320,7 +320,12 @@ def _search_flags(sw: argparse.ArgumentParser) -> None:
         metavar="KEY=DIST",
         help="loguniform(a,b), uniform(a,b), int(a,b) or choice(v1,v2,...)",
     )
-    g.add_argument("--objective", choices=("best_psnr", "last_psnr"), default="best_psnr")
+    g.add_argument(
+        "--objective",
+        default="best_psnr",
+        metavar="best_psnr|last_psnr|eval:DATASET",
+        help="what a trial scores (eval: n2n-core evaluate of its final snapshot on DATASET)",
+    )
     g.add_argument("--search-seed", type=int, help="the sampler's seed (default: train.seed)")
     g.add_argument(
         "--startup", type=int, default=10, help="tpe: random trials before the model (10)"

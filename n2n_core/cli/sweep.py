@@ -61,6 +61,7 @@ def start(a: argparse.Namespace, argv: list[str]) -> int:
     if a.search is not None:
         return start_search(a, argv)
     given = [f for f, on in (("--space", a.space), ("--trials", a.trials is not None)) if on]
+    given += ["--objective"] * (a.objective != "best_psnr")
     given += [f"--prune {a.prune}"] * (a.prune != "none")
     if given:
         raise UserError(f"{given[0]}: only with --search tpe|random|grid")
@@ -94,7 +95,7 @@ def start_search(a: argparse.Namespace, argv: list[str]) -> int:
     from n2n_core.data.fetch import fetch_hint
     from n2n_core.sweeps.local import parse_devices
     from n2n_core.sweeps.plan import MAX_POINTS
-    from n2n_core.sweeps.search import open_study, optuna_module
+    from n2n_core.sweeps.search import check_objective, open_study, optuna_module
     from n2n_core.sweeps.space import grid_points, plan_search, sampled_preset, space_text
     from n2n_core.sweeps.store import create_search_sweep
 
@@ -109,6 +110,7 @@ def start_search(a: argparse.Namespace, argv: list[str]) -> int:
     ):
         if value < 0:
             raise UserError(f"{flag} {value}: must be >= 0")
+    objective = check_objective(a.objective)
     plan = plan_search(find_preset(a.target, a.presets_dir), a.space, a.overrides)
     if a.search == "grid":
         points = grid_points(plan.space)
@@ -146,7 +148,7 @@ def start_search(a: argparse.Namespace, argv: list[str]) -> int:
         "sampler": a.search,
         "trials": trials,
         "space": space_text(plan.space),
-        "objective": a.objective,
+        "objective": objective,
         "seed": plan.preset.train.seed if a.search_seed is None else a.search_seed,
         "startup": a.startup,
         "prune": a.prune,

@@ -36,6 +36,9 @@ class Backend(Protocol):
 
     executor: str
     poll_s: float
+    # A search's step after a point's training finished (an evaluation): the
+    # ``n2n-core`` arguments to run in the same slot or job, or None.
+    then: Callable[[Any], list[str] | None] | None
 
     def prepare(self) -> dict[str, Any]:
         """Bring the points up to date (reattach what still runs); the scheduler's own
@@ -98,6 +101,7 @@ def run_sweep(
 
             search = Search(sweep_dir, sweep, log)
             search.prepare()
+            backend.then = search.after_training
         sweep.status, sweep.message, sweep.ended = "running", "", None
         sweep.scheduler = {
             "pid": os.getpid(),

@@ -53,7 +53,8 @@ from n2n_core.sweeps.store import (
 STUDY_FILE = "study.journal"
 STUDY_NAME = "n2n"
 SAMPLERS = ("tpe", "random", "grid")
-OBJECTIVES = ("best_psnr", "last_psnr")
+OBJECTIVES = ("best_psnr", "last_psnr")  # or eval:DATASET
+EVAL = "eval:"
 PRUNERS = ("none", "median", "asha")
 # Parameter importances are computed once this many trials have completed: fewer say
 # nothing about which setting mattered.
@@ -128,9 +129,35 @@ def open_study(sweep_dir: Path, cfg: dict[str, Any]):
     return study
 
 
+def check_objective(objective: str) -> str:
+    """``best_psnr``, ``last_psnr`` or ``eval:DATASET`` (a folder of clean images, or a
+    built-in set, that ``n2n-core evaluate`` scores each finished trial's final snapshot on)."""
+    if objective in OBJECTIVES:
+        return objective
+    if objective.startswith(EVAL):
+        dataset = objective[len(EVAL) :]
+        if not dataset:
+            raise UserError("--objective eval:DATASET: the data set is missing")
+        if not dataset.startswith("builtin:") and not Path(dataset).is_dir():
+            raise UserError(f"--objective {objective}: folder {dataset} not found")
+        return objective
+    raise UserError(f"--objective {objective}: one of best_psnr, last_psnr, eval:DATASET")
+
+
 def objective_of(run_dir: Path, objective: str) -> float | None:
+    """A finished trial's value: its best or last validation PSNR, or for ``eval:DATASET`` the
+    mean PSNR of its evaluation's best snapshot over the cells of that data set."""
+    from n2n_core.runs.state import best_mean
+
     s = summarize_run(run_dir)
-    value = s.best_psnr if objective == "best_psnr" else s.last_psnr
+    if objective.startswith(EVAL):
+        dataset = objective[len(EVAL) :]
+        best = best_mean(
+            (e.snapshot, e.psnr) for e in s.evals if e.dataset == dataset and e.psnr is not None
+        )
+        value = None if best is None else best[1]
+    else:
+        value = s.best_psnr if objective == "best_psnr" else s.last_psnr
     return None if value is None or not math.isfinite(value) else float(value)
 
 
@@ -207,6 +234,27 @@ class Search:
         write_sweep(self.sweep_dir, self.sweep)
 
     # -- each round ------------------------------------------------------------------
+
+    def after_training(self, p) -> list[str] | None:
+        """What a point runs once its training finished, in the same slot or job: for an
+        ``eval:DATASET`` objective, ``n2n-core evaluate`` of its run (the eval records it
+        appends are the trial's value); None otherwise."""
+        if not self.objective.startswith(EVAL):
+            return None
+        from n2n_core.config.preset import load_preset
+        from n2n_core.runs.layout import RunPaths
+
+        run_dir = point_dir(self.sweep_dir, p)
+        device = load_preset(RunPaths(run_dir).preset).runtime.device
+        return [
+            "evaluate",
+            "--dataset-dir",
+            self.objective[len(EVAL) :],
+            "--device",
+            device,
+            "--",
+            str(run_dir.resolve()),
+        ]
 
     def more(self) -> bool:
         """Whether trials are left to ask."""

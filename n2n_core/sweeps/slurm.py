@@ -134,11 +134,12 @@ class PointJob:
     the run folder and the node count), so the job needs n2n installed.
     """
 
-    def __init__(self, run_dir: str, nodes: int):
+    def __init__(self, run_dir: str, nodes: int, then: list[str] | None = None):
         # Absolute: the job starts wherever Slurm puts it, and a path that starts with
         # "/" is never read as an option of `resume`.
         self.run_dir = os.path.abspath(run_dir)
         self.nodes = nodes
+        self.then = then  # n2n-core arguments run on node 0 after training (a search's evaluation)
 
     def command(self, node: int, head: str) -> list[str]:
         cmd = [sys.executable, "-m", "n2n_core.cli", "resume", self.run_dir]
@@ -167,6 +168,14 @@ class PointJob:
         )
         if code not in (0, 130):
             raise RuntimeError(f"n2n-core resume {self.run_dir} exited with status {code}")
+        if code == 0 and self.then and node == 0:
+            then = subprocess.call(
+                [sys.executable, "-m", "n2n_core.cli", *self.then],
+                stdin=subprocess.DEVNULL,
+                env=undecided(os.environ),
+            )
+            if then != 0:
+                print(f"n2n-core {self.then[0]} exited with status {then}", file=sys.stderr)
         return code
 
 
@@ -187,6 +196,7 @@ class SlurmBackend:
         self.submitit = _submitit()
         self.sweep_dir, self.sweep, self.log = sweep_dir, sweep, log
         self.jobs: dict[int, Any] = {}
+        self.then = None  # see driver.Backend.then
         self.presets = {
             p.index: load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points
         }
@@ -230,7 +240,8 @@ class SlurmBackend:
             ex = self.submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
             ex.update_parameters(**executor_parameters(self.presets[p.index]))
             nodes = slurm_config(self.presets[p.index]).nodes
-            job = ex.submit(PointJob(str(point_dir(self.sweep_dir, p)), nodes))
+            then = self.then(p) if self.then is not None else None
+            job = ex.submit(PointJob(str(point_dir(self.sweep_dir, p)), nodes, then))
             self.jobs[p.index] = job
             p.status, p.job_id, p.job_state = "running", str(job.job_id), "SUBMITTED"
             p.started, p.ended = time.time(), None
