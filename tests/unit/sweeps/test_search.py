@@ -82,6 +82,11 @@ def _finish(run_dir: Path, psnrs: list[float]) -> None:
         ),
         (["--space", "train.lr=uniform(0.1,0.2)", "--grid", "train.batch=1,2"], ["--grid"]),
         (["--space", "train.lr=uniform(0.1,0.2)", "--prune-warmup", "-1"], ["--prune-warmup"]),
+        (["--space", "train.lr=uniform(0.1,0.2)", "--objective", "loss"], ["--objective loss"]),
+        (
+            ["--space", "train.lr=uniform(0.1,0.2)", "--objective", "eval:/no/such/set"],
+            ["--objective eval:/no/such/set", "not found"],
+        ),
     ],
 )
 def test_bad_space_is_one_error_line_and_nothing_written(make_preset, tmp_path, flags, needles):
