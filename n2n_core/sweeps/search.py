@@ -123,9 +123,13 @@ def open_study(sweep_dir: Path, cfg: dict[str, Any]):
         direction="maximize",
         load_if_exists=True,
     )
-    if STUDY_NAME not in names and cfg["sampler"] == "grid":
+    if cfg["sampler"] == "grid":
+        # Every combination enqueued once, in order (those a killed enqueue left out too):
+        # ask() takes them first in, first out.
+        have = [t.system_attrs.get("fixed_params") or t.params for t in study.trials]
         for params in grid_points(read_space(cfg["space"]))[: int(cfg["trials"])]:
-            study.enqueue_trial(params)
+            if params not in have:
+                study.enqueue_trial(params)
     return study
 
 
@@ -308,6 +312,10 @@ class Search:
             elif p.status in ("finished", "failed") and self._running(p.trial):
                 self.tails.pop(p.index, None)
                 self._tell(p)
+            elif p.value is None and self._trials[p.trial].value is not None:
+                # Told before a crash, its value not yet in sweep.json.
+                p.value = self._trials[p.trial].value
+                write_sweep(self.sweep_dir, self.sweep)
 
     def _report(self, p, backend) -> None:
         if p.index in self.pruning:

@@ -178,6 +178,35 @@ def test_resume_settles_every_crash_window(make_preset, tmp_path):
     assert len(trials) == 4 and not resumed.more()  # 4 trials asked: no fifth
     runs = [d.name for d in (sweep_dir.parent.parent).iterdir() if d.name != "sweeps"]
     assert sorted(runs) == sorted(p.run for p in after.points)
+    # (4) told, killed before sweep.json had the value: the study's is taken.
+    after.points[0].value = None
+    write_sweep(sweep_dir, after)
+    Search(sweep_dir, read_sweep(sweep_dir), _Log()).prepare()
+    assert read_sweep(sweep_dir).points[0].value == 12.5
+
+
+def test_grid_search_enqueues_each_combination_once_in_order(make_preset, tmp_path):
+    from n2n_core.sweeps.search import open_study
+    from n2n_core.sweeps.space import distributions, read_space
+
+    sweep_dir = _search_sweep(
+        tmp_path,
+        make_preset(),
+        ["train.lr=choice(1e-3,3e-4)", "train.batch=choice(2,4)"],
+        sampler="grid",
+        trials=3,
+    )
+    cfg = read_sweep(sweep_dir).search
+    study = open_study(sweep_dir, cfg)
+    open_study(sweep_dir, cfg)  # opened again (a resume): nothing enqueued twice
+    dists = distributions(read_space(cfg["space"]))
+    asked = [study.ask(dists).params for _ in range(3)]
+    assert asked == [
+        {"train.lr": 1e-3, "train.batch": 2},
+        {"train.lr": 1e-3, "train.batch": 4},
+        {"train.lr": 3e-4, "train.batch": 2},
+    ]
+    assert len(study.trials) == 3
 
 
 def test_importances_once_enough_trials_completed_and_in_status_and_markdown(make_preset, tmp_path):
