@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser(
         "sweep",
-        help="run a preset over a grid of values (sweep PRESET) or manage a sweep "
+        help="run a preset over a grid of values or an Optuna search (sweep PRESET) or manage a sweep "
         "(sweep resume|status|cancel SWEEP_DIR)",
     )
     sw.add_argument("target", metavar="PRESET|resume|status|cancel")
