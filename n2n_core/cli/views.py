@@ -368,7 +368,7 @@ def sweep_table(view: SweepView, console: Console | None = None) -> None:
         sv = view.search
         console.print(data(sv.header()))
         console.print(data(sv.best_line(), "bold"))
-        for line in sv.curve_lines(width=max(10, min(60, console.width - 30))):
+        for line in sv.curve_lines(width=max(10, min(60, console.width - 52))):
             console.print(data(line))
         console.print(data(sv.importance_line()))
 

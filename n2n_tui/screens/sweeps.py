@@ -203,7 +203,7 @@ class SweepsScreen(BaseScreen):
         text.append(sv.best_line(), style="bold")
         text.append("\n" + sv.importance_line())
         if not self.has_class("-short"):
-            for line in sv.curve_lines(width=max(10, self.size.width - 40)):
+            for line in sv.curve_lines(width=max(10, self.size.width - 56)):
                 text.append("\n" + line)
         info.update(text)
         lines = [
