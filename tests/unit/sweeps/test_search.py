@@ -242,6 +242,10 @@ def test_importances_once_enough_trials_completed_and_in_status_and_markdown(mak
     assert js["search"]["best"]["trial"] == best.trial and js["search"]["importances"] == imp
     md = search_markdown(view)
     assert "| parameter | importance |" in md and f"best: trial {best.trial} " in md
+    r = n2n_in_process("export", "--markdown", sweep_dir)  # a sweep folder: its runs, its search
+    assert r.code == 0, r.err
+    assert all(f"| {p.run} | finished |" in r.out for p in sweep.points)
+    assert r.out.endswith(md) and "## Search s" in r.out
 
 
 class _Backend:
