@@ -37,10 +37,14 @@ def test_tui_does_not_import_torch_or_training():
     mods = _modules_after(
         "import n2n_tui.app\n"
         "import n2n_tui.screens.runs, n2n_tui.screens.dashboard, n2n_tui.screens.launch\n"
-        "import n2n_tui.screens.presets, n2n_tui.screens.snapshots, n2n_tui.screens.compare"
+        "import n2n_tui.screens.presets, n2n_tui.screens.snapshots, n2n_tui.screens.compare\n"
+        "import n2n_tui.screens.sweeps\n"
+        "from n2n_core.sweeps.view import search_view; search_view({'space': {}}, ())"
     )
     assert "torch" not in mods
     assert "n2n_core.training.loop" not in mods
+    # A search's view comes from sweep.json: showing one never loads Optuna (the scheduler's).
+    assert "optuna" not in mods
 
 
 ROOT = Path(__file__).resolve().parents[1]

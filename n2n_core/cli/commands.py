@@ -355,8 +355,10 @@ def cmd_diff(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from n2n_core.files.output import check_output
     from n2n_core.runs.export import markdown, summaries, write_csv, write_plot
+    from n2n_core.sweeps.view import expand_sweeps
 
-    dirs, runs = summaries(a.run_dirs)
+    run_dirs, searches = expand_sweeps(a.run_dirs)  # a sweep folder: its points, its search
+    dirs, runs = summaries(run_dirs)
     for path, what in ((a.csv, "the CSV file"), (a.plot, "the plot")):
         if path:  # refused before writing anything; never into a run it reads
             check_output(path, what, input_folders=tuple(dirs))
@@ -367,7 +369,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         plot = printable(str(write_plot(dirs, a.plot, a.x)))
         print(f"plot: {plot}", file=sys.stderr if a.markdown else sys.stdout)
     if a.markdown or not (a.csv or a.plot):
-        sys.stdout.write(markdown([r.at_level(a.eval_level) for r in runs]))
+        sys.stdout.write(markdown([r.at_level(a.eval_level) for r in runs]) + searches)
     return 0
 
 

@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser(
         "sweep",
-        help="run a preset over a grid of values (sweep PRESET) or manage a sweep "
+        help="run a preset over a grid of values or an Optuna search (sweep PRESET) or manage a sweep "
         "(sweep resume|status|cancel SWEEP_DIR)",
     )
     sw.add_argument("target", metavar="PRESET|resume|status|cancel")
@@ -313,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--executor", choices=get_args(Executor), default="local")
     sw.add_argument("--detach", action="store_true", help="run the scheduler in the background")
     sw.add_argument("--json", action="store_true")
+    _search_flags(sw)
 
     tg = sub.add_parser("tag", help="add (+TAG) or remove (-TAG) tags of a run")
     tg.add_argument("run_dir")
@@ -322,3 +323,42 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("run_dir")
     nt.add_argument("text", nargs="+", metavar="TEXT")
     return p
+
+
+def _search_flags(sw: argparse.ArgumentParser) -> None:
+    """``sweep PRESET --search ...`` (issue 30): trials chosen by Optuna, pruned early."""
+    g = sw.add_argument_group("search (instead of --grid; needs optuna: pip install 'n2n[search]')")
+    g.add_argument("--search", choices=("tpe", "random", "grid"))
+    g.add_argument("--trials", type=int, help="how many points to run (grid: all by default)")
+    g.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="KEY=DIST",
+        help="loguniform(a,b), uniform(a,b), int(a,b) or choice(v1,v2,...)",
+    )
+    g.add_argument(
+        "--objective",
+        default="best_psnr",
+        metavar="best_psnr|last_psnr|eval:DATASET",
+        help="what a trial scores (eval: n2n-core evaluate of its final snapshot on DATASET)",
+    )
+    g.add_argument("--search-seed", type=int, help="the sampler's seed (default: train.seed)")
+    g.add_argument(
+        "--startup", type=int, default=10, help="tpe: random trials before the model (10)"
+    )
+    g.add_argument("--prune", choices=("none", "median", "asha"), default="none")
+    g.add_argument(
+        "--prune-warmup",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="no trial is pruned before this training step (asha: its first rung)",
+    )
+    g.add_argument(
+        "--prune-startup",
+        type=int,
+        default=2,
+        metavar="N",
+        help="median: no pruning until N trials completed (2)",
+    )

@@ -35,7 +35,7 @@ from n2n_core.runs.summary import (
     replay_records,
     summarize_run,
 )
-from n2n_core.sweeps.view import SweepView
+from n2n_core.sweeps.view import SweepView, search_param
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -47,6 +47,7 @@ STATUS_STYLE = {
     "pending": "dim",
     "cancelled": "yellow",
     "refused": "bold red",
+    "pruned": "yellow",
 }
 
 
@@ -344,7 +345,9 @@ def sweep_table(view: SweepView, console: Console | None = None) -> None:
     for p in view.points:
         total = f"/{p.total_steps}" if p.total_steps else ""
         row = [str(p.index)]
-        row += [data(_param(p.params.get(k, "—"))) for k in keys]
+        # A search's values are drawn, not typed: four significant digits say enough.
+        show = _param if view.search is None else search_param
+        row += [data(show(p.params.get(k, "—"))) for k in keys]
         row += [
             data(p.status, STATUS_STYLE.get(p.status, "")),
             f"{p.step}{total}",
@@ -361,6 +364,13 @@ def sweep_table(view: SweepView, console: Console | None = None) -> None:
             console.print(data(f"point {p.index}: refused: {p.refused}", "bold red"))
     if view.message:
         console.print(data(view.message))
+    if view.search is not None:
+        sv = view.search
+        console.print(data(sv.header()))
+        console.print(data(sv.best_line(), "bold"))
+        for line in sv.curve_lines(width=max(10, min(60, console.width - 52))):
+            console.print(data(line))
+        console.print(data(sv.importance_line()))
 
 
 class download_bar:

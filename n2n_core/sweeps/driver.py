@@ -36,6 +36,9 @@ class Backend(Protocol):
 
     executor: str
     poll_s: float
+    # A search's step after a point's training finished (an evaluation): the
+    # ``n2n-core`` arguments to run in the same slot or job, or None.
+    then: Callable[[Any], list[str] | None] | None
 
     def prepare(self) -> dict[str, Any]:
         """Bring the points up to date (reattach what still runs); the scheduler's own
@@ -55,6 +58,12 @@ class Backend(Protocol):
 
     def busy(self) -> bool:
         """Whether any point is still followed by this scheduler."""
+
+    def room(self) -> int:
+        """How many more points could start now (free slots, jobs below the limit)."""
+
+    def prune(self, index: int) -> None:
+        """Stop a running point that its search's pruner rejected (as :meth:`stop` does)."""
 
 
 class SweepLog:
@@ -86,6 +95,13 @@ def run_sweep(
     try:
         backend = backend_for(log)
         own = backend.prepare()
+        search = None
+        if sweep.search is not None:
+            from n2n_core.sweeps.search import Search
+
+            search = Search(sweep_dir, sweep, log)
+            search.prepare()
+            backend.then = search.after_training
         sweep.status, sweep.message, sweep.ended = "running", "", None
         sweep.scheduler = {
             "pid": os.getpid(),
@@ -96,15 +112,19 @@ def run_sweep(
         }
         write_sweep(sweep_dir, sweep)
         backend.announce()
-        why = drive(sweep_dir, sweep, backend, log)
+        why = drive(sweep_dir, sweep, backend, log, search)
         return finish(sweep_dir, sweep, why, log)
     finally:
         log.close()
         lock.release()
 
 
-def drive(sweep_dir: Path, sweep: Sweep, backend: Backend, log: SweepLog) -> str:
-    """Schedule until done; why it ended: ``done``, ``stopped`` or ``cancelled``."""
+def drive(sweep_dir: Path, sweep: Sweep, backend: Backend, log: SweepLog, search=None) -> str:
+    """Schedule until done; why it ended: ``done``, ``stopped`` or ``cancelled``.
+
+    A search (:class:`~n2n_core.sweeps.search.Search`) makes its points on demand: each
+    round it reports the running points' validations (and prunes), and asks the study
+    for as many new points as there is room for, until it has asked for all its trials."""
     why: str | None = None
     flag = StopFlag(SCHEDULER_SIGNALS, on_second_sigint=None).install()
     try:
@@ -115,11 +135,17 @@ def drive(sweep_dir: Path, sweep: Sweep, backend: Backend, log: SweepLog) -> str
             if flag.requested and why is None:
                 why = "stopped"
             backend.poll()
+            if search is not None:
+                search.observe(backend)
             if why:
                 backend.stop()
             else:
+                if search is not None:
+                    waiting = sum(p.status == "pending" for p in sweep.points)
+                    search.fill(backend.room() - waiting)
                 backend.start_pending()
             pending = any(p.status == "pending" for p in sweep.points)
+            pending = pending or (search is not None and not why and search.more())
             if not backend.busy() and (why or not pending):
                 break
             time.sleep(backend.poll_s)
@@ -129,6 +155,8 @@ def drive(sweep_dir: Path, sweep: Sweep, backend: Backend, log: SweepLog) -> str
             (sweep_dir / CANCEL_FILE).unlink()
         except OSError:
             pass
+    if search is not None:
+        search.observe(None)  # the points that ended while stopping
     if why == "cancelled":
         for p in sweep.points:
             if p.status == "pending":

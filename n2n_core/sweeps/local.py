@@ -34,6 +34,8 @@ from n2n_core.runs.info import read_run_info
 from n2n_core.sweeps.driver import SweepLog, finish, run_sweep
 from n2n_core.sweeps.plan import params_text
 from n2n_core.sweeps.store import (
+    ENDED,
+    POINTS_DIR,
     Point,
     SchedulerLock,
     Sweep,
@@ -229,7 +231,7 @@ def reconcile(sweep_dir: Path, sweep: Sweep) -> list[Point]:
     """
     alive = []
     for p in sweep.points:
-        if p.status in ("finished", "failed"):
+        if p.status in ENDED:
             continue
         status = run_status(sweep_dir, p)
         if status in ("finished", "failed"):
@@ -262,6 +264,8 @@ class LocalBackend:
         self.adopted: dict[int, Slot | None] = {}
         self._stop_sent: float | None = None
         self._adopted_lines: list[str] = []
+        self.then = None  # see driver.Backend.then
+        self.evaluating: set[int] = set()
 
     def save(self) -> None:
         write_sweep(self.sweep_dir, self.sweep)
@@ -280,6 +284,15 @@ class LocalBackend:
 
     def announce(self) -> None:
         todo = sum(p.status in ("pending", "running") for p in self.sweep.points)
+        if self.sweep.search is not None:
+            cfg = self.sweep.search
+            self.log(
+                f"scheduler started: {cfg['sampler']} search of {cfg['trials']} trials "
+                f"({len(self.sweep.points)} asked, {todo} to run), {len(self.slots)} slot(s)"
+            )
+            for line in self._adopted_lines:
+                self.log(line)
+            return
         self.log(
             f"scheduler started: {todo} of {len(self.sweep.points)} points to run, "
             f"{len(self.slots)} slot(s)"
@@ -289,6 +302,20 @@ class LocalBackend:
 
     def busy(self) -> bool:
         return bool(self.children or self.adopted)
+
+    def room(self) -> int:
+        return len(self.free)
+
+    def prune(self, index: int) -> None:
+        if index in self.children:
+            self._stop_point(index, self.children[index][0])
+            return
+        from n2n_core.runs.stop import signal_run
+
+        try:  # adopted from an earlier scheduler: its verified identity or nothing
+            signal_run(point_dir(self.sweep_dir, self.sweep.points[index]), signal.SIGTERM)
+        except (UserError, ProcessLookupError) as e:
+            self.log(f"point {index}: not stopped ({e})")
 
     def _take_slot(self, devices: list[str] | None) -> Slot | None:
         for slot in self.free:
@@ -321,18 +348,7 @@ class LocalBackend:
                 return
             slot, claim = claimed
             run_dir = point_dir(self.sweep_dir, p)
-            log_path = point_log(self.sweep_dir, p)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", **slot.env()}
-            with open_append(log_path, "the point's log", binary=True) as out:
-                proc = subprocess.Popen(
-                    point_command(run_dir),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=dies_with(os.getpid(), signal.SIGTERM),
-                    env=env,
-                )
+            proc = self._spawn(p, slot, point_command(run_dir))
             self.children[p.index] = (proc, slot, claim)
             p.status, p.devices, p.started, p.ended, p.exit_code = (
                 "running",
@@ -346,18 +362,56 @@ class LocalBackend:
                 f"point {p.index} ({params_text(p.params)}) started: run {p.run} on {slot.describe()}"
             )
 
+    def _spawn(self, p: Point, slot: Slot, command: list[str]) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **slot.env()}
+        with open_append(point_log(self.sweep_dir, p), "the point's log", binary=True) as out:
+            return subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=dies_with(os.getpid(), signal.SIGTERM),
+                env=env,
+            )
+
+    def _then(self, index: int, slot: Slot, claim: DeviceClaim, code: int) -> bool:
+        """Start what follows a point's finished training in its slot (a search's
+        evaluation); True when started (the point runs on)."""
+        p = self.sweep.points[index]
+        if index in self.evaluating:
+            self.evaluating.discard(index)
+            if code != 0:
+                self.log(f"point {index}: evaluation failed (exit {code}); see {POINTS_DIR}/")
+            return False
+        if self.then is None or self._stop_sent is not None:
+            return False
+        if point_outcome(self.sweep_dir, p, code) != "finished":
+            return False
+        args = self.then(p)
+        if not args:
+            return False
+        proc = self._spawn(p, slot, [sys.executable, "-m", "n2n_core.cli", *args])
+        self.children[index] = (proc, slot, claim)
+        self.evaluating.add(index)
+        self.log(f"point {index}: trained; {' '.join(args[:3])}")
+        return True
+
     def poll(self) -> None:
         for index, (proc, slot, claim) in list(self.children.items()):
             code = proc.poll()
             if code is None:
                 continue
             del self.children[index]
+            evaluated = index in self.evaluating
+            if self._then(index, slot, claim, code):
+                continue
             claim.release()
             self.free.append(slot)
             self.free.sort(key=lambda s: s.index)
             p = self.sweep.points[index]
-            p.status = point_outcome(self.sweep_dir, p, code)
-            p.ended, p.exit_code = time.time(), code
+            p.status = point_outcome(self.sweep_dir, p, 0 if evaluated else code)
+            p.ended, p.exit_code = time.time(), 0 if evaluated else code
             self.save()
             self.log(f"point {index}: {p.status} (exit {code}), run {p.run}")
         for index, slot in list(self.adopted.items()):

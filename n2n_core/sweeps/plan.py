@@ -124,6 +124,42 @@ def _unknown_prefix(key: str, message: str) -> str | None:
     return None
 
 
+def value_problems(
+    data: dict[str, Any], key: str, values: list[Any], texts: list[str], flag: str
+) -> list[str]:
+    """Why each of ``values`` of ``key`` (typed as ``texts``) makes no valid preset on its
+    own; ``flag`` (``--grid``, ``--space``) names where it was given."""
+    problems: list[str] = []
+    try:  # the key itself first: a path through a value is said once, not once per value
+        _with(data, {key: None}, f"{flag} {key}")
+    except UserError as e:
+        return [str(e)]
+    for value, text in zip(values, texts, strict=True):
+        what = f"{flag} {key}={text}"
+        try:
+            validate_preset(_with(data, {key: value}, what), what)
+        except UserError as e:
+            unknown = _unknown_prefix(key, str(e))
+            if unknown is not None:  # about the key (or its section): say it once
+                problems.append(f"{flag} {key}: {unknown}: unknown key (not a preset key)")
+                break
+            section = key.rpartition(".")[0]
+            if key.endswith(".type") and "unknown key" in str(e):
+                # The other kind's parameters stay behind: the whole section must change.
+                kinds = ",".join(f"{{type: {t}}}" for t in texts)
+                problems.append(
+                    f"{e}; to change the kind, grid the whole section: --grid '{section}={kinds}'"
+                )
+                continue
+            problems.append(str(e))
+    return problems
+
+
+def point_preset(base: dict[str, Any], params: dict[str, Any], what: str) -> Preset:
+    """The preset of one point: ``base`` with ``params`` set, validated (a :class:`UserError`)."""
+    return validate_preset(_with(base, params, what), what)
+
+
 def plan_sweep(
     preset_path: str | Path, grid_items: list[str], sets: list[str], seeds: int
 ) -> SweepPlan:
@@ -173,30 +209,7 @@ def plan_sweep(
             )
     # Each value on its own first, so a bad value is named once, not once per point.
     for key, values in grid.items():
-        try:  # the key itself first: a path through a value is said once, not once per value
-            _with(data, {key: None}, f"--grid {key}")
-        except UserError as e:
-            problems.append(str(e))
-            continue
-        for value, text in zip(values, raw[key], strict=True):
-            what = f"--grid {key}={text}"
-            try:
-                validate_preset(_with(data, {key: value}, what), what)
-            except UserError as e:
-                unknown = _unknown_prefix(key, str(e))
-                if unknown is not None:  # about the key (or its section): say it once
-                    problems.append(f"--grid {key}: {unknown}: unknown key (not a preset key)")
-                    break
-                section = key.rpartition(".")[0]
-                if key.endswith(".type") and "unknown key" in str(e):
-                    # The other kind's parameters stay behind: the whole section must change.
-                    kinds = ",".join(f"{{type: {t}}}" for t in raw[key])
-                    problems.append(
-                        f"{e}; to change the kind, grid the whole section: "
-                        f"--grid '{section}={kinds}'"
-                    )
-                    continue
-                problems.append(str(e))
+        problems += value_problems(data, key, values, raw[key], "--grid")
     if problems:
         raise UserError.collected(problems)
 

@@ -32,6 +32,7 @@ from n2n_core.process.ompenv import undecided
 from n2n_core.runs.layout import RunPaths
 from n2n_core.sweeps.driver import SweepLog, finish, run_sweep
 from n2n_core.sweeps.store import (
+    ENDED,
     Point,
     SchedulerLock,
     Sweep,
@@ -133,11 +134,12 @@ class PointJob:
     the run folder and the node count), so the job needs n2n installed.
     """
 
-    def __init__(self, run_dir: str, nodes: int):
+    def __init__(self, run_dir: str, nodes: int, then: list[str] | None = None):
         # Absolute: the job starts wherever Slurm puts it, and a path that starts with
         # "/" is never read as an option of `resume`.
         self.run_dir = os.path.abspath(run_dir)
         self.nodes = nodes
+        self.then = then  # n2n-core arguments run on node 0 after training (a search's evaluation)
 
     def command(self, node: int, head: str) -> list[str]:
         cmd = [sys.executable, "-m", "n2n_core.cli", "resume", self.run_dir]
@@ -166,6 +168,14 @@ class PointJob:
         )
         if code not in (0, 130):
             raise RuntimeError(f"n2n-core resume {self.run_dir} exited with status {code}")
+        if code == 0 and self.then and node == 0:
+            then = subprocess.call(
+                [sys.executable, "-m", "n2n_core.cli", *self.then],
+                stdin=subprocess.DEVNULL,
+                env=undecided(os.environ),
+            )
+            if then != 0:
+                print(f"n2n-core {self.then[0]} exited with status {then}", file=sys.stderr)
         return code
 
 
@@ -186,17 +196,25 @@ class SlurmBackend:
         self.submitit = _submitit()
         self.sweep_dir, self.sweep, self.log = sweep_dir, sweep, log
         self.jobs: dict[int, Any] = {}
+        self.then = None  # see driver.Backend.then
         self.presets = {
             p.index: load_preset(RunPaths(point_dir(sweep_dir, p)).preset) for p in sweep.points
         }
-        self.cluster = slurm_config(self.presets[0]).cluster
+        if sweep.search is not None:  # points come later; they share the base's slurm: keys
+            from n2n_core.config.schema import validate_preset
+
+            base = validate_preset(dict(sweep.base), f"{sweep_dir}/sweep.json base")
+        else:
+            base = self.presets[0]
+        self.cluster = slurm_config(base).cluster
         self.folder = own_folder(sweep_dir / "slurm", "the sweep's job folder", create=True)
         self.poll_s = POLL_S[self.cluster]
-        self.limit = sweep.slots or len(sweep.points)
+        # A search asks for its next trial when a job ends: one at a time unless --slots.
+        self.limit = sweep.slots or (1 if sweep.search is not None else len(sweep.points))
 
     def prepare(self) -> dict[str, Any]:
         for p in self.sweep.points:
-            if p.status in ("finished", "failed"):
+            if p.status in ENDED:
                 continue
             job = _reattach(self.submitit, self.folder, self.cluster, p)
             if job is not None:
@@ -215,10 +233,15 @@ class SlurmBackend:
         for p in self.sweep.points:
             if p.status != "pending" or len(self.jobs) >= self.limit:
                 continue
+            if p.index not in self.presets:  # a search's point, made after we started
+                from n2n_core.config.preset import load_preset
+
+                self.presets[p.index] = load_preset(RunPaths(point_dir(self.sweep_dir, p)).preset)
             ex = self.submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
             ex.update_parameters(**executor_parameters(self.presets[p.index]))
             nodes = slurm_config(self.presets[p.index]).nodes
-            job = ex.submit(PointJob(str(point_dir(self.sweep_dir, p)), nodes))
+            then = self.then(p) if self.then is not None else None
+            job = ex.submit(PointJob(str(point_dir(self.sweep_dir, p)), nodes, then))
             self.jobs[p.index] = job
             p.status, p.job_id, p.job_state = "running", str(job.job_id), "SUBMITTED"
             p.started, p.ended = time.time(), None
@@ -244,6 +267,20 @@ class SlurmBackend:
 
     def busy(self) -> bool:
         return bool(self.jobs)
+
+    def room(self) -> int:
+        return self.limit - len(self.jobs)
+
+    def prune(self, index: int) -> None:
+        """Cancel the point's job as :meth:`stop` does (the run stops with a snapshot)."""
+        job = self.jobs.get(index)
+        if job is None:
+            return
+        if self.cluster == "slurm":
+            scancel(str(job.job_id))
+        else:
+            job.cancel(check=False)
+        self.sweep.points[index].job_state = "CANCELLED"
 
 
 def run_slurm(sweep_dir: Path, sweep: Sweep, echo: bool) -> int:
@@ -314,7 +351,7 @@ def cancel_jobs(sweep_dir: Path, sweep: Sweep) -> None:
     log = SweepLog(sweep_dir, echo=True)
     try:
         for p in sweep.points:
-            if p.status in ("finished", "failed"):
+            if p.status in ENDED:
                 continue
             if p.job_id and p.job_state not in ENDED_STATES:
                 if (sweep.scheduler or {}).get("cluster") == "slurm":

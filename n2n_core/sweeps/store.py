@@ -56,9 +56,12 @@ FORMAT = "n2n-sweep/1"
 # sweep.json of MAX_POINTS points is a few MB; anything far bigger is not ours.
 MAX_SWEEP_BYTES = 64 << 20
 
-PointStatus = Literal["pending", "running", "finished", "failed", "stopped", "cancelled"]
+# ``pruned``: a search's trial that its pruner stopped early (its snapshot kept; it is not
+# run again by ``sweep resume``, though its run can be resumed by hand).
+PointStatus = Literal["pending", "running", "finished", "failed", "stopped", "cancelled", "pruned"]
 SweepStatus = Literal["pending", "running", "finished", "failed", "stopped", "cancelled"]
 DONE = ("finished", "failed")
+ENDED = ("finished", "failed", "pruned")  # a point's ends that no scheduler continues
 
 # A Slurm job id (``12345``, an array task ``12345_7``): the only shape that is ever
 # handed to scancel or sacct. submitit's local executor's ids are pids (digits too);
@@ -124,6 +127,8 @@ POINT_TYPES: _Types = {
     "started": (_or_null(_number), "a time or null"),
     "ended": (_or_null(_number), "a time or null"),
     "exit_code": (_or_null(_int), "a whole number or null"),
+    "trial": (_or_null(lambda v: _int(v) and v >= 0), "a trial number or null"),
+    "value": (_or_null(_number), "a number or null"),
 }
 SWEEP_TYPES: _Types = {
     "name": (_str, "a string"),
@@ -142,6 +147,7 @@ SWEEP_TYPES: _Types = {
     "ended": (_or_null(_number), "a time or null"),
     "scheduler": (_or_null(_object), "an object or null"),
     "format": (_str, "a string"),
+    "search": (_or_null(_object), "an object or null"),
 }
 
 
@@ -189,6 +195,8 @@ class Point:
     started: float | None = None
     ended: float | None = None
     exit_code: int | None = None
+    trial: int | None = None  # a search's Optuna trial number
+    value: float | None = None  # the objective the study was told (a search's)
 
     # Keys this version does not know (written by a newer one): kept on rewrite.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -226,6 +234,9 @@ class Sweep:
     ended: float | None = None
     scheduler: dict[str, Any] | None = None
     format: str = FORMAT
+    # A search (issue 30): sampler, trials, space, objective, pruner, and what the scheduler
+    # last learnt from the study (best trial, importances); None for a grid.
+    search: dict[str, Any] | None = None
 
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # unknown keys, kept
 
@@ -439,6 +450,82 @@ def create_sweep(
     return sweep_dir
 
 
+def create_search_sweep(
+    plan,
+    results_dir: str | Path,
+    name: str,
+    executor: str,
+    slots: int | None,
+    devices: list[str] | None,
+    search: dict[str, Any],
+) -> Path:
+    """Write a search's sweep folder, no point yet: its scheduler asks the study for each
+    point when a slot is free (:func:`add_point`). ``plan``: a ``space.SearchPlan``."""
+    sweep_dir = allocate_run_dir(Path(results_dir) / SWEEPS_DIR, name)
+    (sweep_dir / POINTS_DIR).mkdir()
+    sweep = Sweep(
+        name=name,
+        preset=plan.preset_path,
+        base=plan.base,
+        grid={},
+        sets=plan.sets,
+        seeds=1,
+        executor=executor,
+        slots=slots,
+        devices=devices,
+        points=[],
+        search=search,
+    )
+    write_sweep(sweep_dir, sweep)
+    return sweep_dir
+
+
+def add_point(sweep_dir: Path, sweep: Sweep, params: dict[str, Any], preset, trial: int) -> Point:
+    """A search's new point: its run folder (queued), then its entry in ``sweep.json``.
+
+    In that order: a scheduler killed between the two leaves a folder that names this
+    sweep, the params and (in its name) the trial, which the next scheduler adopts
+    (:func:`find_trial_run`) instead of making a second one."""
+    argv = list((sweep.search or {}).get("argv") or ["n2n-core", "sweep"])
+    run_dir = prepare_run(
+        preset,
+        results_dir_of(sweep_dir),
+        trial_run_name(sweep, trial),
+        argv,
+        queued=True,
+        sweep=sweep_ref(sweep_dir),
+        params=params,
+    )
+    return record_point(sweep_dir, sweep, params, run_dir.name, trial)
+
+
+def record_point(
+    sweep_dir: Path, sweep: Sweep, params: dict[str, Any], run: str, trial: int
+) -> Point:
+    point = Point(index=len(sweep.points), params=params, run=run, trial=trial)
+    sweep.points.append(point)
+    write_sweep(sweep_dir, sweep)
+    return point
+
+
+def trial_run_name(sweep: Sweep, trial: int) -> str:
+    return f"{sweep.name}-t{trial:03d}"
+
+
+def find_trial_run(sweep_dir: Path, sweep: Sweep, trial: int, params: dict[str, Any]) -> str | None:
+    """The run folder a killed scheduler made for ``trial`` before recording it: named for the
+    trial, naming this sweep and these params, and no point's yet."""
+    taken = {p.run for p in sweep.points}
+    suffix = "-" + trial_run_name(sweep, trial)
+    for d in list_run_dirs(results_dir_of(sweep_dir)):
+        if d.name in taken or not d.name.endswith(suffix) or not d.name[: -len(suffix)].isdigit():
+            continue
+        probe = Point(index=len(sweep.points), params=params, run=d.name, trial=trial)
+        if point_problem(sweep_dir, probe) is None:
+            return d.name
+    return None
+
+
 # ---------------------------------------------------------------------------
 # the lock
 
@@ -474,17 +561,24 @@ def run_status(sweep_dir: Path, point: Point) -> str:
 
 def final_status(sweep: Sweep, why: str) -> tuple[SweepStatus, str]:
     """How a sweep ended once no point runs: finished, failed (with the count), or
-    ``why`` (stopped / cancelled) while some points are left to do."""
+    ``why`` (stopped / cancelled) while some points are left to do (a search's trials
+    not yet asked count as left)."""
     c = sweep.counts()
     n = len(sweep.points)
-    left = n - c.get("finished", 0) - c.get("failed", 0)
+    if sweep.search is not None:
+        n = max(n, int(sweep.search.get("trials", n)))
+    left = n - c.get("finished", 0) - c.get("failed", 0) - c.get("pruned", 0)
+    pruned = f", {c['pruned']} pruned" if c.get("pruned") else ""
     if left:
         status: SweepStatus = "cancelled" if why == "cancelled" else "stopped"
         failed = f", {c['failed']} failed" if c.get("failed") else ""
         return (
             status,
-            f"{left} of {n} points not finished{failed}; continue with `n2n-core sweep resume`",
+            f"{left} of {n} points not finished{failed}{pruned}; continue with "
+            "`n2n-core sweep resume`",
         )
     if c.get("failed"):
-        return "failed", f"{c['failed']} of {n} points failed"
+        return "failed", f"{c['failed']} of {n} points failed{pruned}"
+    if c.get("pruned"):
+        return "finished", f"{n} points ended: {c.get('finished', 0)} finished{pruned}"
     return "finished", f"{n} points finished"

@@ -18,8 +18,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from n2n_core.errors import UserError
 from n2n_core.runs.summary import RunSummary, summarize_run
 from n2n_core.sweeps.store import (
+    SWEEP_FILE,
     UNREAD,
     Sweep,
     point_problem,
@@ -29,6 +31,7 @@ from n2n_core.sweeps.store import (
 )
 
 REFUSED = "refused"
+BARS = "▁▂▃▄▅▆▇█"
 
 
 def _round(v: float | None) -> float | None:
@@ -51,6 +54,8 @@ class PointView:
     job_id: str | None = None
     job_state: str | None = None
     refused: str | None = None  # why the folder sweep.json names is not this point's
+    trial: int | None = None  # a search's trial number
+    value: float | None = None  # the objective its study was told (a pruned trial's last)
 
     @property
     def key(self) -> str:
@@ -75,7 +80,159 @@ class PointView:
             "job_id": self.job_id,
             "job_state": self.job_state,
             "refused": self.refused,
+            "trial": self.trial,
+            "value": _round(self.value),
         }
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    """One ended trial on the best-so-far curve: its own value and the best up to it."""
+
+    trial: int
+    index: int  # the point's
+    status: str  # finished | pruned | failed
+    value: float | None
+    best: float | None  # the best completed value up to and including this trial
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "point": self.index,
+            "status": self.status,
+            "value": _round(self.value),
+            "best": _round(self.best),
+        }
+
+
+@dataclass(frozen=True)
+class SearchView:
+    """What a search has learnt: its best trial, the best-so-far curve over trials (pruned
+    ones marked), and which parameter mattered (Optuna's importances, once
+    ``MIN_IMPORTANCE_TRIALS`` trials have completed; the scheduler computes them)."""
+
+    sampler: str
+    trials: int
+    asked: int
+    objective: str
+    prune: str
+    space: dict[str, str] = field(compare=False, hash=False)
+    best: PointView | None
+    curve: tuple[TrialPoint, ...]
+    importances: dict[str, float] | None = field(compare=False, hash=False)
+    importances_note: str
+
+    @property
+    def pruned(self) -> int:
+        return sum(t.status == "pruned" for t in self.curve)
+
+    @property
+    def completed(self) -> int:
+        return sum(t.status == "finished" and t.value is not None for t in self.curve)
+
+    def best_line(self) -> str:
+        b = self.best
+        if b is None or b.value is None:
+            return "best: none yet (no trial has completed)"
+        params = " ".join(f"{k}={search_param(v)}" for k, v in b.params.items())
+        return f"best: trial {b.trial} {b.value:.2f} dB ({self.objective}) {params}, run {b.run}"
+
+    def importance_line(self) -> str:
+        if not self.importances:
+            return self.importances_note
+        return "importance: " + "  ".join(f"{k} {v:.2f}" for k, v in self.importances.items())
+
+    def header(self) -> str:
+        prune = f", pruner {self.prune}" if self.prune != "none" else ""
+        done = f"{self.completed} completed" + (f", {self.pruned} pruned" if self.pruned else "")
+        return (
+            f"{self.sampler} search: {self.asked}/{self.trials} trials asked ({done}), "
+            f"objective {self.objective}{prune}"
+        )
+
+    def curve_lines(self, width: int = 60) -> list[str]:
+        """The last ``width`` ended trials as two lines of bars on one scale: the best so far,
+        and each trial's own value (``×`` pruned, ``!`` failed)."""
+        tail = self.curve[-width:]
+        values = [v for t in tail for v in (t.value, t.best) if v is not None]
+        if not values:
+            return []
+        lo, hi = min(values), max(values)
+
+        def bar(v: float | None) -> str:
+            if v is None:
+                return " "
+            k = 0 if hi <= lo else round((v - lo) / (hi - lo) * (len(BARS) - 1))
+            return BARS[k]
+
+        best = "".join(bar(t.best) for t in tail)
+        own = "".join({"pruned": "×", "failed": "!"}.get(t.status) or bar(t.value) for t in tail)
+        last = tail[-1].best
+        shown = "—" if last is None else f"{last:.2f} dB"
+        return [
+            f"best so far {best} {shown}",
+            f"each trial  {own} ({lo:.2f}..{hi:.2f} dB; × pruned, ! failed)",
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sampler": self.sampler,
+            "trials": self.trials,
+            "asked": self.asked,
+            "objective": self.objective,
+            "prune": self.prune,
+            "space": self.space,
+            "best": None if self.best is None else self.best.to_json(),
+            "curve": [t.to_json() for t in self.curve],
+            "completed": self.completed,
+            "pruned": self.pruned,
+            "importances": self.importances,
+            "importances_note": self.importances_note,
+        }
+
+
+def search_param(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def search_view(search: dict[str, Any], points: tuple[PointView, ...]) -> SearchView:
+    from n2n_core.sweeps.search import MIN_IMPORTANCE_TRIALS
+
+    ended = sorted(
+        (p for p in points if p.trial is not None and p.status in ("finished", "pruned", "failed")),
+        key=lambda p: p.trial,
+    )
+    curve, best, best_point = [], None, None
+    for p in ended:
+        if p.status == "finished" and p.value is not None and (best is None or p.value > best):
+            best, best_point = p.value, p
+        curve.append(TrialPoint(p.trial, p.index, p.status, p.value, best))
+    completed = sum(t.status == "finished" and t.value is not None for t in curve)
+    importances = search.get("importances")
+    if not isinstance(importances, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) for k, v in importances.items()
+    ):
+        importances = None
+    note = ""
+    if importances is None:
+        note = (
+            f"importance: needs {MIN_IMPORTANCE_TRIALS} completed trials ({completed} so far)"
+            if completed < MIN_IMPORTANCE_TRIALS
+            else "importance: not computed yet"
+        )
+    space = search.get("space")
+    return SearchView(
+        sampler=str(search.get("sampler", "")),
+        trials=int(search.get("trials", 0) or 0),
+        asked=sum(p.trial is not None for p in points),
+        objective=str(search.get("objective", "best_psnr")),
+        prune=str(search.get("prune", "none")),
+        space={str(k): str(v) for k, v in space.items()} if isinstance(space, dict) else {},
+        best=best_point,
+        curve=tuple(curve),
+        importances=importances,
+        importances_note=note,
+    )
 
 
 @dataclass(frozen=True)
@@ -92,6 +249,7 @@ class SweepView:
     created: float | None
     ended: float | None
     points: tuple[PointView, ...]
+    search: SearchView | None = None
 
     @property
     def key(self) -> str:
@@ -99,6 +257,9 @@ class SweepView:
 
     @property
     def grid_keys(self) -> tuple[str, ...]:
+        """The keys that vary between points: the grid's, or a search's space."""
+        if self.search is not None:
+            return tuple(self.search.space)
         return tuple(self.grid) + (("train.seed",) if self.seeds > 1 else ())
 
     @cached_property  # a view never changes; the TUI asks for each count on every redraw
@@ -110,7 +271,8 @@ class SweepView:
 
     @property
     def total(self) -> int:
-        return len(self.points)
+        """The points to run: a search's trials count before they are asked."""
+        return max(len(self.points), self.search.trials if self.search is not None else 0)
 
     @property
     def finished(self) -> int:
@@ -125,8 +287,12 @@ class SweepView:
         return self.counts.get("running", 0)
 
     @property
+    def pruned(self) -> int:
+        return self.counts.get("pruned", 0)
+
+    @property
     def done(self) -> int:
-        return self.finished + self.failed
+        return self.finished + self.failed + self.pruned
 
     def to_json(self) -> dict[str, Any]:
         """What ``sweep status --json`` prints."""
@@ -144,6 +310,7 @@ class SweepView:
             "ended": self.ended,
             "counts": self.counts,
             "points": [p.to_json() for p in self.points],
+            "search": None if self.search is None else self.search.to_json(),
         }
 
 
@@ -156,8 +323,11 @@ def view_of(
 ) -> SweepView:
     """The view of ``sweep``; ``runs``: the points' run summaries by folder name."""
     keys = tuple(sweep.grid) + (("train.seed",) if sweep.seeds > 1 else ())
+    if sweep.search is not None and isinstance(sweep.search.get("space"), dict):
+        keys = tuple(sweep.search["space"])
     points = []
     results_real = os.path.realpath(results_dir_of(sweep_dir))
+    show = _text if sweep.search is None else search_param
     for p in sweep.points:
         s = runs.get(p.run)
         refused = point_problem(sweep_dir, p, s.info if s is not None else UNREAD, results_real)
@@ -172,7 +342,7 @@ def view_of(
             PointView(
                 index=p.index,
                 params=p.params,
-                params_text=tuple(_text(p.params.get(k, "")) for k in keys),
+                params_text=tuple(show(p.params.get(k, "")) for k in keys),
                 status=status,
                 run=p.run,
                 run_dir=None if refused is not None else results_dir_of(sweep_dir) / p.run,
@@ -184,6 +354,8 @@ def view_of(
                 job_id=p.job_id,
                 job_state=p.job_state,
                 refused=refused,
+                trial=p.trial,
+                value=p.value,
             )
         )
     status = sweep.status
@@ -202,6 +374,7 @@ def view_of(
         created=sweep.created,
         ended=sweep.ended,
         points=tuple(points),
+        search=None if sweep.search is None else search_view(sweep.search, tuple(points)),
     )
 
 
@@ -216,3 +389,53 @@ def read_view(sweep_dir: str | Path) -> SweepView:
         if point_problem(sweep_dir, p) is None and run_dir.is_dir():
             runs[p.run] = summarize_run(run_dir)
     return view_of(sweep_dir, sweep, runs, scheduler_alive(sweep_dir))
+
+
+def search_markdown(view: SweepView) -> str:
+    """A search sweep as Markdown (``export --markdown SWEEP_DIR``): its best trial, every
+    ended trial with the best so far, and the parameter importances."""
+    sv = view.search
+    if sv is None:
+        return ""
+    from n2n_core.runs.export import _md as esc
+
+    keys = list(sv.space)
+    out = [f"## Search {esc(view.name)}", "", esc(sv.header()), "", esc(sv.best_line()), ""]
+    out += [
+        "| trial | status | "
+        + " | ".join(esc(k) for k in keys)
+        + " | value (dB) | best so far (dB) |",
+        "|---:|---|" + "---|" * len(keys) + "---:|---:|",
+    ]
+    by_index = {p.index: p for p in view.points}
+    for t in sv.curve:
+        params = by_index[t.index].params
+        cells = [esc(search_param(params.get(k, ""))) for k in keys]
+        value = "" if t.value is None else f"{t.value:.2f}"
+        best = "" if t.best is None else f"{t.best:.2f}"
+        out.append(f"| {t.trial} | {t.status} | " + " | ".join(cells) + f" | {value} | {best} |")
+    out.append("")
+    if sv.importances:
+        out += ["| parameter | importance |", "|---|---:|"]
+        out += [f"| {esc(k)} | {v:.2f} |" for k, v in sv.importances.items()]
+    else:
+        out.append(esc(sv.importances_note))
+    return "\n".join(out) + "\n"
+
+
+def expand_sweeps(paths: list[str]) -> tuple[list[str], str]:
+    """``export``'s arguments with each sweep folder replaced by its points' run folders,
+    and the Markdown of the searches among them (to print after the runs' table)."""
+    out: list[str] = []
+    sections: list[str] = []
+    for path in paths:
+        if not (Path(path) / SWEEP_FILE).is_file():
+            out.append(path)
+            continue
+        view = read_view(path)
+        out += [str(p.run_dir) for p in view.points if p.run_dir is not None and p.run_dir.is_dir()]
+        if view.search is not None:
+            sections.append(search_markdown(view))
+    if not out:
+        raise UserError(f"{paths[0]}: the sweep has no run folder yet")
+    return out, "".join("\n" + s for s in sections)

@@ -19,6 +19,8 @@ from n2n_core.sweeps.view import PointView, SweepView
 from ..models.procs import run_core, start_detached
 from ..models.sorting import SortOrder
 from ..models.sweepindex import SweepIndex
+from ..widgets.charts import Chart, Line
+from ..widgets.charts.chart import theme_colour
 from ..widgets.common import Col, ConfirmModal, ErrorModal, RunsTable
 from ..widgets.common.status import status_text
 from .base import BaseScreen
@@ -77,7 +79,9 @@ class SweepsScreen(BaseScreen):
 
     HELP = (
         "Every sweep under the results dir (n2n-core sweep). Choose one to see its "
-        "points: one column per grid key, status, step, best and last PSNR. Click a "
+        "points: one column per grid key (a search's: per searched key), status, step, "
+        "best and last PSNR; a search also shows its best trial, the best so far over "
+        "trials (pruned trials marked) and which key mattered. Click a "
         "column header (or press o) to sort by it, again to reverse. enter on a point "
         "opens its dashboard."
     )
@@ -107,6 +111,8 @@ class SweepsScreen(BaseScreen):
         yield Static("", id="sweeps-info", classes="info-line")
         yield RunsTable(id="points-table")
         yield Static("", id="points-info", classes="info-line")
+        yield Static("", id="search-info", classes="info-line")
+        yield Chart("best so far", id="search-chart", empty="no trial has ended yet")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -168,6 +174,7 @@ class SweepsScreen(BaseScreen):
         if sweep is None:
             table.sync([])
             self.query_one("#points-info", Static).update("")
+            self._show_search(None)
             return
         points = self.point_order.apply(list(sweep.points), _point_value)
         table.sync([(p.key, self._point_cells(p)) for p in points])
@@ -180,6 +187,48 @@ class SweepsScreen(BaseScreen):
         if sweep.message:
             msg += f" — {sweep.message}"
         self.query_one("#points-info", Static).update(Text(msg))
+        self._show_search(sweep)
+
+    def _show_search(self, sweep: SweepView | None) -> None:
+        """A search's best trial and importances (text, every size) and its best-so-far
+        curve over trials with pruned trials marked (a chart, where there is room)."""
+        info = self.query_one("#search-info", Static)
+        chart = self.query_one("#search-chart", Chart)
+        sv = sweep.search if sweep is not None else None
+        self.set_class(sv is not None, "-search")
+        if sv is None:
+            info.update("")
+            return
+        text = Text(sv.header() + "\n")
+        text.append(sv.best_line(), style="bold")
+        text.append("\n" + sv.importance_line())
+        if not self.has_class("-short"):
+            for line in sv.curve_lines(width=max(10, self.size.width - 56)):
+                text.append("\n" + line)
+        info.update(text)
+        lines = [
+            Line(
+                [t.trial for t in sv.curve if t.best is not None],
+                [t.best for t in sv.curve if t.best is not None],
+                theme_colour(self.app, "success"),
+                "best so far",
+            ),
+            Line(
+                [t.trial for t in sv.curve if t.status == "finished" and t.value is not None],
+                [t.value for t in sv.curve if t.status == "finished" and t.value is not None],
+                theme_colour(self.app, "primary"),
+                "trial",
+                dashed=True,
+            ),
+        ]
+        # Each pruned trial its own dot: pruned values are not joined into a line.
+        lines += [
+            Line([t.trial], [t.value], theme_colour(self.app, "error"), "pruned")
+            for t in sv.curve
+            if t.status == "pruned" and t.value is not None
+        ]
+        chart.border_subtitle = "━ best so far  ╌ each trial  • pruned (dB by trial)"
+        chart.set_lines(lines)
 
     def _point_cells(self, p: PointView) -> tuple:
         best = Text(fmt.psnr(p.best_psnr), style="bold") if p.best_psnr is not None else fmt.DASH

@@ -152,6 +152,17 @@ async def _sweeps(pilot) -> None:
     await pilot.pause(0.3)
 
 
+async def _sweeps_search(pilot) -> None:
+    from test_sweeps_screen import make_search_sweep
+
+    make_search_sweep(pilot.app.results_dir)
+    await _loaded(pilot)
+    await pilot.press("w")
+    points = pilot.app.screen.query_one("#points-table", RunsTable)
+    await wait_for(pilot, lambda: points.row_count == 8)  # the newest sweep, the search
+    await pilot.pause(0.3)
+
+
 async def _presets(pilot) -> None:
     await _loaded(pilot)
     await pilot.press("p")
@@ -195,6 +206,7 @@ SCREENS = {
     "snapshots": _snapshots,
     "pictures": _pictures,
     "sweeps": _sweeps,
+    "sweeps_search": _sweeps_search,
     "presets": _presets,
     "preset_editor": _editor,
     "launch": _launch,
@@ -235,7 +247,9 @@ async def test_runs_at_80_columns_drop_columns_in_their_order(make_app, world):
         assert table.columns["note"].width > 30  # type: ignore[index]  # the room left
 
 
-@pytest.mark.parametrize("before", [_compare, _dashboard, _machine, _launch, _sweeps, _editor])
+@pytest.mark.parametrize(
+    "before", [_compare, _dashboard, _machine, _launch, _sweeps, _sweeps_search, _editor]
+)
 async def test_at_80x24_every_footer_key_and_pane_is_on_screen(make_app, world, before):
     app = make_app(images="halfblock")
     async with app.run_test(size=(80, 24)) as pilot:

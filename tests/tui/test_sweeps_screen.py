@@ -57,6 +57,62 @@ def make_sweep(results: Path, status: str = "failed") -> Path:
     return sweep_dir
 
 
+def make_search_sweep(results: Path) -> Path:
+    """A finished TPE search of 8 trials: 5 completed, 2 pruned, 1 failed, importances
+    computed. Its points' run folders are not there (what sweep.json says is shown)."""
+    sweep_dir = results / "sweeps" / "00001-search"
+    (sweep_dir / "points").mkdir(parents=True)
+    values = [24.1, None, 26.3, 25.0, None, 27.9, 27.2, None]
+    status = ["finished", "pruned", "finished", "finished", "pruned", "finished", "finished"]
+    status.append("failed")
+    points = []
+    for i, (v, st) in enumerate(zip(values, status, strict=True)):
+        params = {"train.lr": round(1e-4 * (i + 1) ** 1.7, 7), "train.batch": 1 + i % 3}
+        value = v if st == "finished" else (21.5 + i / 10 if st == "pruned" else None)
+        points.append(Point(i, params, f"{i + 10:05d}-search-t{i:03d}", st, trial=i, value=value))
+    sweep = Sweep(
+        name="search",
+        preset="presets/quickstart.yaml",
+        base={},
+        grid={},
+        sets=[],
+        seeds=1,
+        executor="local",
+        slots=None,
+        devices=None,
+        points=points,
+        status="finished",
+        message="8 points ended: 5 finished, 2 pruned, 1 failed",
+        search={
+            "sampler": "tpe",
+            "trials": 8,
+            "space": {"train.lr": "loguniform(1e-4,1e-2)", "train.batch": "int(1,3)"},
+            "objective": "best_psnr",
+            "prune": "median",
+            "importances": {"train.lr": 0.83, "train.batch": 0.17},
+        },
+    )
+    write_sweep(sweep_dir, sweep)
+    return sweep_dir
+
+
+async def test_search_sweep_shows_best_curve_pruned_and_importances(make_app, results):
+    make_search_sweep(results)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("w")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#points-table").row_count == 8)
+        info = str(screen.query_one("#search-info").render())
+        assert "best: trial 5 27.90 dB" in info
+        assert "importance: train.lr 0.83  train.batch 0.17" in info
+        assert "×" in info  # the pruned trials, marked on the curve
+        points = screen.query_one("#points-table", RunsTable)
+        assert "pruned" in " ".join(_cells(points, "00011-search-t001"))
+        assert "8/8" in " ".join(_cells(screen.query_one("#sweeps-table"), "00001-search"))
+        assert screen.query_one("#search-chart").display  # room for the chart here
+
+
 def test_sort_order_puts_missing_values_last():
     rows = [{"v": 2.0}, {"v": None}, {"v": 10.0}]
     order = SortOrder()

@@ -15,6 +15,7 @@ _ROLE = {
     "interrupted": "warning",
     "corrupt run.json": "error",
     "refused": "error",  # a sweep point whose folder is not its own
+    "pruned": "warning",  # a search's trial its pruner stopped early
 }
 
 
@@ -25,7 +26,9 @@ def status_text(app: App, status: str, exit_code: int | None = None) -> Text:
     word = status
     if status == "failed" and exit_code not in (None, 0):
         word = f"failed ({exit_code})"
-    mark = {"running": "● ", "finished": "✓ ", "failed": "✗ ", "stopped": "■ "}.get(status, "· ")
+    mark = {"running": "● ", "finished": "✓ ", "failed": "✗ ", "stopped": "■ ", "pruned": "✂ "}.get(
+        status, "· "
+    )
     return Text(mark + word, style=f"bold {colour}" if role else colour)
 
 
