@@ -99,7 +99,7 @@ def main() -> None:
             for name, py in order if r % 2 == 0 else order[::-1]:
                 res[name].append(child(py, case))
         med = {
-            k: {f: statistics.median(x[f] for x in v) for f in ("ms", "fraction")}
+            k: {f: statistics.median(x[f] for x in v) for f in ("ms", "cpu_ms", "fraction")}
             for k, v in res.items()
         }
         print(
