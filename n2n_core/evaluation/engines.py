@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,7 +93,10 @@ def recorded_choice(path: Path | None = None) -> str | None:
     """The engine ``n2n-core bench`` chose on this machine, if the record still holds."""
     path = path or CHOICE_FILE
     try:
-        if path.is_symlink() or path.stat().st_size > 65536:
+        st = path.lstat()
+        # Only a plain file of ours: a link, a FIFO (which would block the read) or a
+        # huge file is no record.
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 65536:
             return None
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
