@@ -139,9 +139,13 @@ class SweepsScreen(BaseScreen):
             self.chosen = table.current_key() or ordered[0].key
         info = self.query_one("#sweeps-info", Static)
         if not rows:
+            # The folder's name is the user's: shown as text, never read as markup.
             info.update(
-                f"no sweeps in {self.app.results_dir / 'sweeps'} — start one with "
-                "`n2n-core sweep PRESET --grid KEY=V1,V2` or from Launch"
+                Text(
+                    f"no sweeps in {self.app.results_dir / 'sweeps'} — start one with "
+                    "`n2n-core sweep PRESET --grid KEY=V1,V2` (or `--search tpe --trials N "
+                    "--space KEY=DIST`) or from Launch"
+                )
             )
         else:
             running = sum(r.status == "running" for r in rows)
