@@ -87,7 +87,7 @@ async def _open_sample_in_a_tab(port: int, token: str, timeout: float = 90) -> b
 
     url = f"http://localhost:{port}/ws?width=120&height=40&token={token}"
     origin = {"Origin": f"http://localhost:{port}"}
-    seen, sent = "", []
+    seen, sent, retry_at = "", [], 0.0
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url, headers=origin) as ws:
             deadline = time.monotonic() + timeout
@@ -110,8 +110,12 @@ async def _open_sample_in_a_tab(port: int, token: str, timeout: float = 90) -> b
                             return await r.read()
                 elif msg is not None:
                     break
-                if "Noise2Noise" in seen and "enter" not in sent:
+                # The run list fills after the first frame: enter once the run's row is
+                # drawn (its name), and again if no dashboard came (on a busy machine a key
+                # can land before the table has the row).
+                if "sampled" in seen and "samples" not in seen and time.monotonic() >= retry_at:
                     sent.append("enter")
+                    retry_at = time.monotonic() + 10
                     await ws.send_str(json.dumps(["stdin", "\r"]))  # open the only run
                 if "samples" in seen and "o" not in sent:
                     sent.append("o")
