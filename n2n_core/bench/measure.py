@@ -588,8 +588,8 @@ def goals(report: dict) -> list[dict]:
     crops = row(report["data"]["rows"], impl="engine crops+noise")
     bf16 = "bf16_gflops" in report["matmul"]
     if dev == "cpu":
-        # On a CPU with native bf16, the matrix engine's rate is the limit (issue 33);
-        # elsewhere fp32's (issue 27's goals, kept).
+        # On a CPU with native bf16, the matrix engine's rate is the limit: the tiles are what
+        # bf16 steps run on (docs/ARCHITECTURE.md, "The matrix engine"); elsewhere fp32's.
         out += [
             _goal("CPU train step >= 1.5x plain port", fp32 and fp32["speedup"], 1.5),
             _goal(

@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _search_flags(sw: argparse.ArgumentParser) -> None:
-    """``sweep PRESET --search ...`` (issue 30): trials chosen by Optuna, pruned early."""
+    """``sweep PRESET --search ...``: trials chosen by Optuna, pruned early (README, "Searching instead of a grid")."""
     g = sw.add_argument_group("search (instead of --grid; needs optuna: pip install 'n2n[search]')")
     g.add_argument("--search", choices=("tpe", "random", "grid"))
     g.add_argument("--trials", type=int, help="how many points to run (grid: all by default)")

@@ -234,7 +234,7 @@ class Sweep:
     ended: float | None = None
     scheduler: dict[str, Any] | None = None
     format: str = FORMAT
-    # A search (issue 30): sampler, trials, space, objective, pruner, and what the scheduler
+    # A search (docs/ARCHITECTURE.md, sweeps): sampler, trials, space, objective, pruner, and what the scheduler
     # last learnt from the study (best trial, importances); None for a grid.
     search: dict[str, Any] | None = None
 
